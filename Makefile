@@ -1,0 +1,60 @@
+# playersessions operator. `make run` and `make test` are the two commands a newcomer needs.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+CONTROLLER_GEN ?= go tool controller-gen
+IMG ?= playersessions/manager:dev
+# Extra arguments for go test, e.g. make test GOTEST_ARGS='-run TestCapacity -v'.
+GOTEST_ARGS ?=
+
+.PHONY: all
+all: build
+
+##@ Development
+
+.PHONY: manifests
+manifests: ## Generate the CRDs and the RBAC role from the markers.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." \
+		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+.PHONY: generate
+generate: ## Generate the deepcopy functions.
+	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths="./api/..."
+
+.PHONY: fmt
+fmt: ## go fmt the code.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## go vet the code.
+	go vet ./...
+
+.PHONY: verify
+verify: ## Fail if generated files are stale or code is not gofmt-ed.
+	hack/verify.sh
+
+.PHONY: envtest
+envtest: ## Build (once, cached outside the repo) kube-apiserver and etcd from their Go modules.
+	hack/envtest-binaries.sh >/dev/null
+
+.PHONY: test
+test: verify vet envtest ## Run every test (unit, envtest integration) with the race detector.
+	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go test -race -count=1 -timeout 40m $(GOTEST_ARGS) ./...
+
+.PHONY: bench
+bench: envtest ## Run the timeout-lateness benchmark against a local control plane (see docs/benchmarks.md).
+	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go run ./hack/bench $(BENCH_ARGS)
+
+##@ Build and run
+
+.PHONY: build
+build: ## Build the manager binary into bin/.
+	go build -o bin/manager ./cmd/manager
+
+.PHONY: run
+run: envtest ## Run the manager on an embedded local control plane (or on $KUBECONFIG's cluster if set).
+	hack/run.sh
+
+.PHONY: help
+help: ## Show the targets.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)

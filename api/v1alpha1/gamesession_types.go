@@ -1,0 +1,254 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// PlayerSessionCreationPolicy says whether a game session accepts new player sessions.
+// +kubebuilder:validation:Enum=ACCEPT_ALL;DENY_ALL
+type PlayerSessionCreationPolicy string
+
+const (
+	// PlayerSessionCreationPolicyAcceptAll accepts new player sessions while seats are free.
+	PlayerSessionCreationPolicyAcceptAll PlayerSessionCreationPolicy = "ACCEPT_ALL"
+	// PlayerSessionCreationPolicyDenyAll refuses every new player session.
+	PlayerSessionCreationPolicyDenyAll PlayerSessionCreationPolicy = "DENY_ALL"
+)
+
+// GameSessionStatusValue is the lifecycle state of a game session, as GameLift names it.
+// +kubebuilder:validation:Enum=ACTIVATING;ACTIVE;TERMINATING;TERMINATED;ERROR
+type GameSessionStatusValue string
+
+const (
+	// GameSessionActivating: created, waiting for its game server (an endpoint) before accepting players.
+	GameSessionActivating GameSessionStatusValue = "ACTIVATING"
+	// GameSessionActive: accepting player sessions.
+	GameSessionActive GameSessionStatusValue = "ACTIVE"
+	// GameSessionTerminating: shutting down; no new player sessions.
+	GameSessionTerminating GameSessionStatusValue = "TERMINATING"
+	// GameSessionTerminated: ended; its player sessions are completed. Terminal.
+	GameSessionTerminated GameSessionStatusValue = "TERMINATED"
+	// GameSessionError: the game server failed; no new player sessions.
+	GameSessionError GameSessionStatusValue = "ERROR"
+)
+
+// GameSession condition types and reasons.
+const (
+	// GameSessionReadyCondition is True while the game session is ACTIVE and accepting player sessions.
+	GameSessionReadyCondition = "Ready"
+
+	// GameSessionActiveReason: the game session is ACTIVE.
+	GameSessionActiveReason = "Active"
+	// WaitingForEndpointReason: ACTIVATING until spec or a game server provides an endpoint.
+	WaitingForEndpointReason = "WaitingForEndpoint"
+	// GameSessionEndedReason: the game session is TERMINATED.
+	GameSessionEndedReason = "GameSessionEnded"
+	// GameSessionNotActiveReason: TERMINATING or ERROR.
+	GameSessionNotActiveReason = "GameSessionNotActive"
+
+	// GameSessionFinalizer ends a deleted game session's player sessions before the object goes.
+	GameSessionFinalizer = "game.playersessions.dev/end-player-sessions"
+)
+
+// GameProperty is a key/value pair passed to the game server.
+type GameProperty struct {
+	// key of the property.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=32
+	Key string `json:"key"`
+
+	// value of the property.
+	// +required
+	// +kubebuilder:validation:MaxLength=96
+	Value string `json:"value"`
+}
+
+// GameSessionSpec is the desired state of a game session: what a game backend or a GitOps tree declares.
+// +kubebuilder:validation:XValidation:rule="!has(self.port) || has(self.ipAddress) || has(self.dnsName)",message="port needs ipAddress or dnsName"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.fleetId) || self.fleetId == oldSelf.fleetId",message="fleetId is immutable"
+type GameSessionSpec struct {
+	// fleetId is the GameLift fleet the game session belongs to.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[a-z]*fleet-[a-zA-Z0-9\-]+$`
+	FleetID string `json:"fleetId"`
+
+	// maximumPlayerSessionCount is the number of seats: RESERVED plus ACTIVE player sessions never exceed it.
+	// +required
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=200
+	MaximumPlayerSessionCount int32 `json:"maximumPlayerSessionCount"`
+
+	// playerSessionCreationPolicy says whether new player sessions are accepted.
+	// +optional
+	// +kubebuilder:default=ACCEPT_ALL
+	PlayerSessionCreationPolicy PlayerSessionCreationPolicy `json:"playerSessionCreationPolicy,omitempty"`
+
+	// name is a descriptive label of the game session.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	Name string `json:"name,omitempty"`
+
+	// gameProperties are passed to the game server.
+	// +optional
+	// +listType=map
+	// +listMapKey=key
+	// +kubebuilder:validation:MaxItems=16
+	GameProperties []GameProperty `json:"gameProperties,omitempty"`
+
+	// gameSessionData is free-form data passed to the game server.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	GameSessionData string `json:"gameSessionData,omitempty"`
+
+	// ipAddress is the game server's address, for game servers not managed by another controller.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[0-9A-Fa-f:.]+$`
+	IPAddress string `json:"ipAddress,omitempty"`
+
+	// dnsName is the game server's DNS name.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$`
+	DNSName string `json:"dnsName,omitempty"`
+
+	// port is the game server's port.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=60000
+	Port int32 `json:"port,omitempty"`
+}
+
+// SeatHolder is a player session holding one of a game session's seats.
+type SeatHolder struct {
+	// name of the PlayerSession object, in the game session's namespace.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// GameSessionStatus is the observed state of a game session. The operator writes it; a game server may
+// set status to ACTIVE (with an endpoint) or TERMINATED.
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.gameSessionId) || (has(self.gameSessionId) && self.gameSessionId == oldSelf.gameSessionId)",message="gameSessionId is immutable once set"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || has(self.status)",message="status cannot be removed once set"
+type GameSessionStatus struct {
+	// gameSessionId is the GameLift-style identifier, arn:aws:gamelift:<region>::gamesession/<fleetId>/<id>,
+	// unique cluster-wide and stable for the life of the object.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	GameSessionID string `json:"gameSessionId,omitempty"`
+
+	// status is the lifecycle state: ACTIVATING, ACTIVE, TERMINATING, TERMINATED or ERROR.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="oldSelf != 'TERMINATED' || self == 'TERMINATED'",message="a TERMINATED game session cannot change status"
+	Status GameSessionStatusValue `json:"status,omitempty"`
+
+	// statusReason explains a TERMINATED or ERROR status (INTERRUPTED, TRIGGERED_ON_PROCESS_TERMINATE, FORCE_TERMINATED).
+	// +optional
+	// +kubebuilder:validation:Enum=INTERRUPTED;TRIGGERED_ON_PROCESS_TERMINATE;FORCE_TERMINATED
+	StatusReason string `json:"statusReason,omitempty"`
+
+	// currentPlayerSessionCount is the number of RESERVED and ACTIVE player sessions (seats taken).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=200
+	CurrentPlayerSessionCount int32 `json:"currentPlayerSessionCount"`
+
+	// seats is the seat ledger: the player sessions holding a seat. The operator grants a seat by adding a
+	// player session here, under optimistic concurrency, before the player session becomes RESERVED, and
+	// frees it after the player session ends.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=200
+	Seats []SeatHolder `json:"seats,omitempty"`
+
+	// creationTime is when the game session was created.
+	// +optional
+	CreationTime *metav1.MicroTime `json:"creationTime,omitempty"`
+
+	// terminationTime is when the game session ended.
+	// +optional
+	TerminationTime *metav1.MicroTime `json:"terminationTime,omitempty"`
+
+	// ipAddress is the game server's address.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	IPAddress string `json:"ipAddress,omitempty"`
+
+	// dnsName is the game server's DNS name.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	DNSName string `json:"dnsName,omitempty"`
+
+	// port is the game server's port.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=60000
+	Port int32 `json:"port,omitempty"`
+
+	// conditions describe the game session's state (Ready).
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// observedGeneration is the spec generation the status was last computed from.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+}
+
+// GameSession is a game in progress on a game server, with a fixed number of player seats.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:validation:XValidation:rule="!has(self.status) || !has(self.status.seats) || size(self.status.seats) <= self.spec.maximumPlayerSessionCount || (has(oldSelf.status) && has(oldSelf.status.seats) && size(self.status.seats) <= size(oldSelf.status.seats))",message="status.seats may only grow up to spec.maximumPlayerSessionCount"
+// +kubebuilder:resource:shortName=gsess,categories=gamesessions
+// +kubebuilder:selectablefield:JSONPath=".spec.fleetId"
+// +kubebuilder:selectablefield:JSONPath=".status.status"
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=".status.status"
+// +kubebuilder:printcolumn:name="Fleet",type=string,JSONPath=".spec.fleetId"
+// +kubebuilder:printcolumn:name="Players",type=integer,JSONPath=".status.currentPlayerSessionCount"
+// +kubebuilder:printcolumn:name="Max",type=integer,JSONPath=".spec.maximumPlayerSessionCount"
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
+// +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=".status.ipAddress",priority=1
+// +kubebuilder:printcolumn:name="Port",type=integer,JSONPath=".status.port",priority=1
+// +kubebuilder:printcolumn:name="GameSessionId",type=string,JSONPath=".status.gameSessionId",priority=1
+type GameSession struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// metadata is the standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired state of the game session.
+	// +required
+	Spec GameSessionSpec `json:"spec"`
+
+	// status is the observed state of the game session.
+	// +optional
+	Status GameSessionStatus `json:"status,omitempty"`
+}
+
+// GameSessionList is a list of GameSessions.
+//
+// +kubebuilder:object:root=true
+type GameSessionList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []GameSession `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&GameSession{}, &GameSessionList{})
+}

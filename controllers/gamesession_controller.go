@@ -1,0 +1,297 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+)
+
+// GameSessionReconciler owns a game session's status and its seat ledger. It is the only writer of the
+// ledger, and the workqueue never runs two reconciles of one game session at once, so admission is
+// serialised per game session; every ledger write is guarded by the resourceVersion it was computed from.
+type GameSessionReconciler struct {
+	client.Client
+	// APIReader reads from the API server, bypassing the cache, to confirm a decision is not based on a stale object.
+	APIReader client.Reader
+	Clock     clock.PassiveClock
+	Recorder  events.EventRecorder
+	Options
+}
+
+// +kubebuilder:rbac:groups=game.playersessions.dev,resources=gamesessions,verbs=get;list;watch;update;patch;delete
+// +kubebuilder:rbac:groups=game.playersessions.dev,resources=gamesessions/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=game.playersessions.dev,resources=gamesessions/finalizers,verbs=update
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+
+// Reconcile moves one game session through its lifecycle.
+func (r *GameSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	defer observeDuration("gamesession", time.Now())
+	gs := &gamev1.GameSession{}
+	if err := r.Get(ctx, req.NamespacedName, gs); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	before := gs.DeepCopy()
+	released := false
+	defer func() {
+		if released {
+			return
+		}
+		if retErr == nil {
+			gs.Status.ObservedGeneration = gs.Generation
+		}
+		if err := patchStatus(ctx, r.Client, before, gs); err != nil {
+			if apierrors.IsConflict(err) && retErr == nil {
+				// A newer version is on its way through the cache and will trigger another reconcile.
+				ctrl.LoggerFrom(ctx).V(1).Info("Game session changed while reconciling; retrying", "gameSession", klog.KObj(gs))
+				result = ctrl.Result{RequeueAfter: time.Second}
+				return
+			}
+			retErr = kerrors.NewAggregate([]error{retErr, client.IgnoreNotFound(err)})
+		}
+	}()
+
+	var players gamev1.PlayerSessionList
+	if err := r.List(ctx, &players, client.InNamespace(gs.Namespace), client.MatchingFields{IndexPlayerSessionGameSessionName: gs.Name}); err != nil {
+		return ctrl.Result{}, err
+	}
+
+	if !gs.DeletionTimestamp.IsZero() {
+		done, err := r.reconcileDelete(ctx, before, gs, players.Items)
+		released = done
+		return ctrl.Result{}, err
+	}
+	if controllerutil.AddFinalizer(gs, gamev1.GameSessionFinalizer) {
+		// Patch the finalizer before anything else, so no game session with player sessions lacks it.
+		if err := r.Patch(ctx, gs, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+			released = true
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+		before = gs.DeepCopy()
+	}
+
+	r.reconcileIdentity(gs)
+	r.reconcileActivation(ctx, gs)
+	r.reconcileTermination(ctx, gs)
+	recheck, err := r.reconcileSeats(ctx, gs, players.Items)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	expire, deleted, err := r.reconcileRetention(ctx, gs)
+	if deleted || err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: earliest(recheck, expire)}, nil
+}
+
+// reconcileIdentity mints the game session's id and creation time once.
+func (r *GameSessionReconciler) reconcileIdentity(gs *gamev1.GameSession) {
+	if gs.Status.GameSessionID == "" {
+		gs.Status.GameSessionID = r.GameSessionID(gs)
+	}
+	if gs.Status.CreationTime == nil {
+		t := metav1.NewMicroTime(gs.CreationTimestamp.Time)
+		gs.Status.CreationTime = &t
+	}
+	if gs.Status.Status == "" {
+		gs.Status.Status = gamev1.GameSessionActivating
+	}
+}
+
+// reconcileActivation copies the spec's endpoint into status and activates the game session once it has one.
+// A game session without a spec endpoint stays ACTIVATING until its game server (or the controller that
+// manages it) sets status to ACTIVE with an endpoint.
+func (r *GameSessionReconciler) reconcileActivation(ctx context.Context, gs *gamev1.GameSession) {
+	if gs.Status.Status == gamev1.GameSessionTerminated {
+		return
+	}
+	if gs.Spec.Port != 0 {
+		gs.Status.IPAddress, gs.Status.DNSName, gs.Status.Port = gs.Spec.IPAddress, gs.Spec.DNSName, gs.Spec.Port
+	}
+	if gs.Status.Status == gamev1.GameSessionActivating && gs.Status.Port != 0 {
+		gs.Status.Status = gamev1.GameSessionActive
+		ctrl.LoggerFrom(ctx).Info("Game session activated", "gameSession", klog.KObj(gs))
+		r.Recorder.Eventf(gs, nil, corev1.EventTypeNormal, "Activated", "Activate", "Game session is ACTIVE at %s", endpoint(gs.Status.IPAddress, gs.Status.DNSName, gs.Status.Port))
+	}
+	cond := metav1.Condition{Type: gamev1.GameSessionReadyCondition, ObservedGeneration: gs.Generation}
+	switch gs.Status.Status {
+	case gamev1.GameSessionActive:
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, gamev1.GameSessionActiveReason, "Game session accepts player sessions"
+	case gamev1.GameSessionActivating:
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, gamev1.WaitingForEndpointReason, "Waiting for an endpoint: set spec.port with spec.ipAddress or spec.dnsName, or let the game server activate it"
+	default:
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, gamev1.GameSessionNotActiveReason, fmt.Sprintf("Game session is %s", gs.Status.Status)
+	}
+	meta.SetStatusCondition(&gs.Status.Conditions, cond)
+}
+
+// reconcileTermination stamps the end of a game session that its game server (or the deletion) TERMINATED.
+// Its player sessions see the stamp and complete themselves.
+func (r *GameSessionReconciler) reconcileTermination(ctx context.Context, gs *gamev1.GameSession) {
+	if gs.Status.Status != gamev1.GameSessionTerminated || gs.Status.TerminationTime != nil {
+		return
+	}
+	now := metav1.NewMicroTime(r.Clock.Now())
+	gs.Status.TerminationTime = &now
+	meta.SetStatusCondition(&gs.Status.Conditions, metav1.Condition{
+		Type: gamev1.GameSessionReadyCondition, Status: metav1.ConditionFalse, Reason: gamev1.GameSessionEndedReason,
+		Message: "Game session ended", ObservedGeneration: gs.Generation,
+	})
+	ctrl.LoggerFrom(ctx).Info("Game session terminated", "gameSession", klog.KObj(gs))
+	r.Recorder.Eventf(gs, nil, corev1.EventTypeNormal, "Terminated", "Terminate", "Game session ended; its player sessions are completed")
+}
+
+// reconcileSeats runs one admission pass: frees the seats of ended player sessions, grants free seats to
+// waiting ones in creation order, and refuses those that cannot get one. It returns when to look again.
+func (r *GameSessionReconciler) reconcileSeats(ctx context.Context, gs *gamev1.GameSession, players []gamev1.PlayerSession) (time.Duration, error) {
+	now := r.Clock.Now()
+	plan := planSeats(gs, players, now, r.PlayerSessionTimeout)
+	gs.Status.Seats = plan.seats
+	gs.Status.CurrentPlayerSessionCount = int32(len(plan.seats))
+	if len(plan.admitted) > 0 || len(plan.released) > 0 {
+		ctrl.LoggerFrom(ctx).V(1).Info("Seats changed", "gameSession", klog.KObj(gs), "admitted", plan.admitted, "released", plan.released, "seats", len(plan.seats))
+	}
+	var recheck time.Duration
+	if !plan.recheckAt.IsZero() {
+		recheck = plan.recheckAt.Sub(now)
+	}
+	if len(plan.refusals) == 0 {
+		return recheck, nil
+	}
+	// Refusals are final: make sure the ledger they were decided against is the one the API server holds.
+	var live gamev1.GameSession
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(gs), &live); err != nil {
+		return 0, err
+	}
+	if live.ResourceVersion != gs.ResourceVersion {
+		return earliest(recheck, time.Second), nil
+	}
+	for _, ref := range plan.refusals {
+		if err := r.refuse(ctx, ref); err != nil {
+			return 0, err
+		}
+	}
+	return recheck, nil
+}
+
+// refuse records a final refusal on a player session.
+func (r *GameSessionReconciler) refuse(ctx context.Context, ref refusal) error {
+	ps := ref.ps.DeepCopy()
+	if !setRefused(ps, r.Clock.Now(), ref.reason, ref.message) {
+		return nil
+	}
+	if err := patchStatus(ctx, r.Client, ref.ps, ps); err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			return nil // It changed or went; the next pass decides again.
+		}
+		return err
+	}
+	recordRefusal(ctx, r.Recorder, ps, ref.reason, ref.message)
+	return nil
+}
+
+// reconcileRetention deletes a TERMINATED game session once the retention period after its end has passed.
+func (r *GameSessionReconciler) reconcileRetention(ctx context.Context, gs *gamev1.GameSession) (time.Duration, bool, error) {
+	if gs.Status.Status != gamev1.GameSessionTerminated || gs.Status.TerminationTime == nil {
+		return 0, false, nil
+	}
+	if wait := gs.Status.TerminationTime.Add(r.Retention).Sub(r.Clock.Now()); wait > 0 {
+		return wait, false, nil
+	}
+	ctrl.LoggerFrom(ctx).Info("Deleting game session after retention", "gameSession", klog.KObj(gs))
+	if err := r.Delete(ctx, gs, client.Preconditions{UID: &gs.UID}); client.IgnoreNotFound(err) != nil {
+		return 0, false, err
+	}
+	return 0, false, nil
+}
+
+// reconcileDelete handles a deleted game session: it becomes TERMINATED (if it was not already), its player
+// sessions complete and stamp its end on themselves, and then the finalizer lets the object go. It reports
+// whether the finalizer was removed. before is the object as read, which the API server holds.
+func (r *GameSessionReconciler) reconcileDelete(ctx context.Context, before, gs *gamev1.GameSession, players []gamev1.PlayerSession) (bool, error) {
+	if !controllerutil.ContainsFinalizer(gs, gamev1.GameSessionFinalizer) {
+		return true, nil
+	}
+	if gs.Status.Status != gamev1.GameSessionTerminated {
+		gs.Status.Status = gamev1.GameSessionTerminated
+		if gs.Status.StatusReason == "" {
+			gs.Status.StatusReason = "FORCE_TERMINATED"
+		}
+	}
+	r.reconcileIdentity(gs)
+	r.reconcileTermination(ctx, gs)
+	if _, err := r.reconcileSeats(ctx, gs, players); err != nil {
+		return false, err
+	}
+	// Let go only once the end is persisted and every player session has recorded it; their updates bring us back.
+	if before.Status.TerminationTime == nil || !allPlayerSessionsReleased(before, players) {
+		return false, nil
+	}
+	controllerutil.RemoveFinalizer(gs, gamev1.GameSessionFinalizer)
+	patch := client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})
+	if err := r.Patch(ctx, gs, patch); err != nil {
+		return false, client.IgnoreNotFound(err)
+	}
+	ctrl.LoggerFrom(ctx).Info("Game session released its player sessions", "gameSession", klog.KObj(gs))
+	return true, nil
+}
+
+// allPlayerSessionsReleased reports whether every player session of gs has recorded the game session's end
+// (or never got a seat), so that they can outlive the object.
+func allPlayerSessionsReleased(gs *gamev1.GameSession, players []gamev1.PlayerSession) bool {
+	for i := range players {
+		ps := &players[i]
+		switch {
+		case isRefused(ps):
+		case ps.Status.GameSessionID != "" && ps.Status.GameSessionID != gs.Status.GameSessionID:
+		case ps.Status.Status == "":
+			return false // Refused in this pass; wait to see it.
+		case ps.Status.GameSessionTerminationTime == nil || !ps.Status.Status.IsTerminal():
+			return false
+		}
+	}
+	return true
+}
+
+// SetupWithManager registers the controller: it watches game sessions and the player sessions naming them.
+func (r *GameSessionReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&gamev1.GameSession{}).
+		Watches(&gamev1.PlayerSession{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			ps := o.(*gamev1.PlayerSession)
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: ps.Namespace, Name: ps.Spec.GameSessionName}}}
+		})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
+		Named("gamesession").
+		Complete(r)
+}
+
+func endpoint(ip, dns string, port int32) string {
+	host := ip
+	if host == "" {
+		host = dns
+	}
+	return fmt.Sprintf("%s:%d", host, port)
+}
+
+func observeDuration(controller string, start time.Time) {
+	reconcileDuration.WithLabelValues(controller).Observe(time.Since(start).Seconds())
+}

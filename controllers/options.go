@@ -1,0 +1,51 @@
+// Package controllers holds the reconcilers of GameSession and PlayerSession.
+package controllers
+
+import (
+	"fmt"
+	"time"
+
+	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+)
+
+// Options configure both reconcilers.
+type Options struct {
+	// PlayerSessionTimeout is how long a RESERVED player session waits for its game server to accept the
+	// player before it becomes TIMEDOUT. It is also how long a new player session waits for a missing or
+	// ACTIVATING game session before it is refused.
+	PlayerSessionTimeout time.Duration
+	// Retention is how long player sessions and ended game sessions are kept after their game session ended.
+	Retention time.Duration
+	// Region and AccountID appear in the GameLift-style ARNs the operator mints.
+	Region    string
+	AccountID string
+	// MaxConcurrentReconciles per controller.
+	MaxConcurrentReconciles int
+}
+
+// DefaultOptions are GameLift's: 60 s to accept a reservation, 30 days of retention.
+func DefaultOptions() Options {
+	return Options{
+		PlayerSessionTimeout:    60 * time.Second,
+		Retention:               30 * 24 * time.Hour,
+		Region:                  "local",
+		AccountID:               "000000000000",
+		MaxConcurrentReconciles: 4,
+	}
+}
+
+// GameSessionID mints the GameLift-style id of a game session: unique cluster-wide (it embeds the object UID)
+// and stable for the object's life.
+func (o Options) GameSessionID(gs *gamev1.GameSession) string {
+	return fmt.Sprintf("arn:aws:gamelift:%s::gamesession/%s/gsess-%s", o.Region, gs.Spec.FleetID, gs.UID)
+}
+
+// FleetArn is the ARN of a fleet.
+func (o Options) FleetArn(fleetID string) string {
+	return fmt.Sprintf("arn:aws:gamelift:%s:%s:fleet/%s", o.Region, o.AccountID, fleetID)
+}
+
+// PlayerSessionID mints the GameLift-style id of a player session from its UID.
+func PlayerSessionID(ps *gamev1.PlayerSession) string {
+	return "psess-" + string(ps.UID)
+}

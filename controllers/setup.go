@@ -1,0 +1,42 @@
+package controllers
+
+import (
+	"context"
+
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Setup registers the field indexes, the metrics and both reconcilers with mgr.
+func Setup(ctx context.Context, mgr ctrl.Manager, clk clock.PassiveClock, opts Options) error {
+	if err := SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	RegisterMetrics(mgr.GetCache())
+	if err := (&GameSessionReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: clk,
+		Recorder: mgr.GetEventRecorder("gamesession-controller"), Options: opts,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return (&PlayerSessionReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: clk,
+		Recorder: mgr.GetEventRecorder("playersession-controller"), Options: opts,
+	}).SetupWithManager(mgr)
+}
+
+// StripForCache is the cache transform: it drops what no reader of the cache needs (managedFields and the
+// last-applied-configuration annotation), which is most of a small object's memory.
+func StripForCache(obj any) (any, error) {
+	if o, ok := obj.(client.Object); ok {
+		o.SetManagedFields(nil)
+		if a := o.GetAnnotations(); a != nil {
+			if _, ok := a["kubectl.kubernetes.io/last-applied-configuration"]; ok {
+				delete(a, "kubectl.kubernetes.io/last-applied-configuration")
+				o.SetAnnotations(a)
+			}
+		}
+	}
+	return obj, nil
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# make run: the manager on an embedded local control plane, or on the cluster $KUBECONFIG points at.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+go build -o bin/manager ./cmd/manager
+args=(--leader-election-namespace=default --metrics-bind-address="${METRICS_ADDR:-127.0.0.1:8080}" --health-probe-bind-address="${PROBE_ADDR:-127.0.0.1:8081}")
+if [[ -n "${KUBECONFIG:-}" ]]; then
+  echo "run: KUBECONFIG is set; installing the CRDs into that cluster and running the manager against it"
+  kubectl apply -k config/crd
+  exec bin/manager "${args[@]}" "$@"
+fi
+KUBEBUILDER_ASSETS=$(hack/envtest-binaries.sh)
+export KUBEBUILDER_ASSETS
+state=${LOCAL_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/playersessions}
+exec bin/manager "${args[@]}" --local-control-plane="$state" "$@"

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Fails when the committed generated files (deepcopy, CRDs, RBAC) are stale, or Go files are not gofmt-ed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+generated() { find api config/crd/bases config/rbac -type f \( -name 'zz_generated*' -o -name '*.yaml' \) -print0 | sort -z | xargs -0 sha256sum; }
+before=$(generated)
+make --no-print-directory generate manifests >/dev/null
+after=$(generated)
+if [[ "$before" != "$after" ]]; then
+  diff <(echo "$before") <(echo "$after") || true
+  echo "verify: generated files were stale; run 'make generate manifests' and commit the result" >&2
+  exit 1
+fi
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go') 2>/dev/null || true)
+if [[ -n "$unformatted" ]]; then
+  echo "verify: not gofmt-ed:" >&2; echo "$unformatted" >&2
+  exit 1
+fi
+echo "verify: generated files are up to date"
