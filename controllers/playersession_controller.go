@@ -72,10 +72,10 @@ func (r *PlayerSessionReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	timeout := r.reconcileTimeout(ctx, ps, now)
 	if err := r.reconcileGameSessionEnd(ctx, ps, gs, now); err != nil {
 		return ctrl.Result{}, err
 	}
+	timeout := r.reconcileTimeout(ctx, ps, now)
 	r.reconcileEnded(ctx, ps, gs, now)
 	expire, gone, err := r.reconcileRetention(ctx, ps, now)
 	if gone || err != nil {

@@ -74,7 +74,6 @@ type PlayerSessionSpec struct {
 
 // PlayerSessionStatus is the observed state of a player session. The operator writes it, except that a game
 // server moves status from RESERVED to ACTIVE when the player connects and to COMPLETED when the player leaves.
-// +kubebuilder:validation:XValidation:rule="has(oldSelf.status) || !has(self.status) || self.status == 'RESERVED'",message="a player session starts as RESERVED"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || has(self.status)",message="status cannot be removed once set"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.playerSessionId) || (has(self.playerSessionId) && self.playerSessionId == oldSelf.playerSessionId)",message="playerSessionId is immutable once set"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.gameSessionId) || (has(self.gameSessionId) && self.gameSessionId == oldSelf.gameSessionId)",message="gameSessionId is immutable once set"
@@ -155,6 +154,7 @@ type PlayerSessionStatus struct {
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
+// +kubebuilder:validation:XValidation:rule="(has(oldSelf.status) && has(oldSelf.status.status)) || !has(self.status) || !has(self.status.status) || self.status.status == 'RESERVED'",message="a player session starts as RESERVED"
 // +kubebuilder:resource:shortName=psess,categories=gamesessions
 // +kubebuilder:selectablefield:JSONPath=".spec.playerId"
 // +kubebuilder:selectablefield:JSONPath=".spec.gameSessionName"

@@ -1,0 +1,171 @@
+package controllers
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+)
+
+var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+
+func gameSession(status gamev1.GameSessionStatusValue, max int32, seats ...string) *gamev1.GameSession {
+	gs := &gamev1.GameSession{
+		ObjectMeta: metav1.ObjectMeta{Name: "gs", Namespace: "ns", UID: "gs-uid", CreationTimestamp: metav1.NewTime(t0)},
+		Spec:       gamev1.GameSessionSpec{FleetID: "fleet-1", MaximumPlayerSessionCount: max, PlayerSessionCreationPolicy: gamev1.PlayerSessionCreationPolicyAcceptAll},
+		Status:     gamev1.GameSessionStatus{GameSessionID: "gsid", Status: status},
+	}
+	for _, s := range seats {
+		gs.Status.Seats = append(gs.Status.Seats, gamev1.SeatHolder{Name: s})
+	}
+	return gs
+}
+
+func playerSession(name string, created time.Time, status gamev1.PlayerSessionStatusValue) gamev1.PlayerSession {
+	ps := gamev1.PlayerSession{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", UID: types.UID("uid-" + name), CreationTimestamp: metav1.NewTime(created), Generation: 1},
+		Spec:       gamev1.PlayerSessionSpec{GameSessionName: "gs", PlayerID: "p-" + name},
+	}
+	if status != "" {
+		ps.Status.Status = status
+		ps.Status.GameSessionID = "gsid"
+	}
+	return ps
+}
+
+
+func refused(ps gamev1.PlayerSession) gamev1.PlayerSession {
+	setRefused(&ps, t0, gamev1.GameSessionFullReason, "full")
+	return ps
+}
+
+func TestPlanSeats(t *testing.T) {
+	window := time.Minute
+	deny := gameSession(gamev1.GameSessionActive, 5)
+	deny.Spec.PlayerSessionCreationPolicy = gamev1.PlayerSessionCreationPolicyDenyAll
+	deleting := gameSession(gamev1.GameSessionActive, 5)
+	deleting.DeletionTimestamp = &metav1.Time{Time: t0}
+	otherIncarnation := playerSession("old", t0, gamev1.PlayerSessionActive)
+	otherIncarnation.Status.GameSessionID = "previous-gsid"
+
+	tests := []struct {
+		name         string
+		gs           *gamev1.GameSession
+		players      []gamev1.PlayerSession
+		now          time.Time
+		wantSeats    []string
+		wantAdmitted []string
+		wantReleased []string
+		wantRefused  map[string]string
+		wantRecheck  time.Time
+	}{{
+		name:         "admits in creation order up to the maximum; no refusal before the ledger is committed",
+		gs:           gameSession(gamev1.GameSessionActive, 2),
+		players:      []gamev1.PlayerSession{playerSession("c", t0.Add(2*time.Second), ""), playerSession("a", t0, ""), playerSession("b", t0.Add(time.Second), "")},
+		now:          t0,
+		wantSeats:    []string{"a", "b"},
+		wantAdmitted: []string{"a", "b"},
+	}, {
+		name:        "full and committed: refuses the rest",
+		gs:          gameSession(gamev1.GameSessionActive, 2, "a", "b"),
+		players:     []gamev1.PlayerSession{playerSession("a", t0, ""), playerSession("b", t0, gamev1.PlayerSessionReserved), playerSession("c", t0, "")},
+		now:         t0,
+		wantSeats:   []string{"a", "b"},
+		wantRefused: map[string]string{"c": gamev1.GameSessionFullReason},
+	}, {
+		name:         "releases seats of ended, refused, deleted and foreign player sessions, then admits",
+		gs:           gameSession(gamev1.GameSessionActive, 3, "done", "late", "gone", "old", "live"),
+		players:      []gamev1.PlayerSession{playerSession("done", t0, gamev1.PlayerSessionCompleted), playerSession("late", t0, gamev1.PlayerSessionTimedOut), otherIncarnation, playerSession("live", t0, gamev1.PlayerSessionActive), playerSession("new", t0, "")},
+		now:          t0,
+		wantSeats:    []string{"live", "new"},
+		wantAdmitted: []string{"new"},
+		wantReleased: []string{"done", "late", "gone", "old"},
+	}, {
+		name:      "a refused player session never gets a seat",
+		gs:        gameSession(gamev1.GameSessionActive, 3),
+		players:   []gamev1.PlayerSession{refused(playerSession("r", t0, ""))},
+		now:       t0,
+		wantSeats: nil,
+	}, {
+		name:        "DENY_ALL refuses",
+		gs:          deny,
+		players:     []gamev1.PlayerSession{playerSession("a", t0, "")},
+		now:         t0,
+		wantRefused: map[string]string{"a": gamev1.PlayerSessionCreationDeniedReason},
+	}, {
+		name:        "TERMINATED refuses",
+		gs:          gameSession(gamev1.GameSessionTerminated, 3),
+		players:     []gamev1.PlayerSession{playerSession("a", t0, "")},
+		now:         t0,
+		wantRefused: map[string]string{"a": gamev1.InvalidGameSessionStatusReason},
+	}, {
+		name:        "ERROR refuses",
+		gs:          gameSession(gamev1.GameSessionError, 3),
+		players:     []gamev1.PlayerSession{playerSession("a", t0, "")},
+		now:         t0,
+		wantRefused: map[string]string{"a": gamev1.InvalidGameSessionStatusReason},
+	}, {
+		name:        "deleting refuses",
+		gs:          deleting,
+		players:     []gamev1.PlayerSession{playerSession("a", t0, "")},
+		now:         t0,
+		wantRefused: map[string]string{"a": gamev1.InvalidGameSessionStatusReason},
+	}, {
+		name:        "ACTIVATING: waits until the window closes",
+		gs:          gameSession(gamev1.GameSessionActivating, 3),
+		players:     []gamev1.PlayerSession{playerSession("a", t0, ""), playerSession("b", t0.Add(10*time.Second), "")},
+		now:         t0.Add(30 * time.Second),
+		wantRecheck: t0.Add(window),
+	}, {
+		name:        "ACTIVATING: refuses once the window closed",
+		gs:          gameSession(gamev1.GameSessionActivating, 3),
+		players:     []gamev1.PlayerSession{playerSession("a", t0, ""), playerSession("b", t0.Add(10*time.Second), "")},
+		now:         t0.Add(window),
+		wantRefused: map[string]string{"a": gamev1.InvalidGameSessionStatusReason},
+		wantRecheck: t0.Add(10*time.Second + window),
+	}, {
+		name:         "zero seats: everything refused",
+		gs:           gameSession(gamev1.GameSessionActive, 0),
+		players:      []gamev1.PlayerSession{playerSession("a", t0, "")},
+		now:          t0,
+		wantRefused:  map[string]string{"a": gamev1.GameSessionFullReason},
+		wantAdmitted: nil,
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			plan := planSeats(tt.gs, tt.players, tt.now, window)
+			var seats []string
+			for _, s := range plan.seats {
+				seats = append(seats, s.Name)
+			}
+			if !slices.Equal(seats, tt.wantSeats) {
+				t.Errorf("seats = %v, want %v", seats, tt.wantSeats)
+			}
+			if !slices.Equal(plan.admitted, tt.wantAdmitted) {
+				t.Errorf("admitted = %v, want %v", plan.admitted, tt.wantAdmitted)
+			}
+			if !slices.Equal(plan.released, tt.wantReleased) {
+				t.Errorf("released = %v, want %v", plan.released, tt.wantReleased)
+			}
+			got := map[string]string{}
+			for _, r := range plan.refusals {
+				got[r.ps.Name] = r.reason
+			}
+			if len(got) != len(tt.wantRefused) {
+				t.Errorf("refusals = %v, want %v", got, tt.wantRefused)
+			}
+			for n, reason := range tt.wantRefused {
+				if got[n] != reason {
+					t.Errorf("refusal of %s = %q, want %q", n, got[n], reason)
+				}
+			}
+			if !plan.recheckAt.Equal(tt.wantRecheck) {
+				t.Errorf("recheckAt = %v, want %v", plan.recheckAt, tt.wantRecheck)
+			}
+		})
+	}
+}
