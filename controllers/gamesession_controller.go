@@ -12,12 +12,14 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -275,13 +277,44 @@ func allPlayerSessionsReleased(gs *gamev1.GameSession, players []gamev1.PlayerSe
 func (r *GameSessionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&gamev1.GameSession{}).
-		Watches(&gamev1.PlayerSession{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
-			ps := o.(*gamev1.PlayerSession)
-			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: ps.Namespace, Name: ps.Spec.GameSessionName}}}
-		})).
+		Watches(&gamev1.PlayerSession{}, r.playerSessionEvents()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Named("gamesession").
 		Complete(r)
+}
+
+// playerSessionEvents enqueues the game session of a player session that was created or deleted, ended,
+// was refused or recorded the game session's end: the changes that can alter the ledger. Reservation and
+// acceptance (RESERVED, ACTIVE) change nothing there. The game session is enqueued BatchWindow later, so that
+// a burst of player session changes costs one ledger write, not one each.
+func (r *GameSessionReconciler) playerSessionEvents() handler.EventHandler {
+	enqueue := func(o client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		if ps, ok := o.(*gamev1.PlayerSession); ok {
+			q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ps.Namespace, Name: ps.Spec.GameSessionName}}, r.BatchWindow)
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(e.Object, q)
+		},
+		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(e.Object, q)
+		},
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			old, okOld := e.ObjectOld.(*gamev1.PlayerSession)
+			ps, okNew := e.ObjectNew.(*gamev1.PlayerSession)
+			if okOld && okNew && playerSessionChangeMattersToGameSession(old, ps) {
+				enqueue(ps, q)
+			}
+		},
+	}
+}
+
+func playerSessionChangeMattersToGameSession(old, ps *gamev1.PlayerSession) bool {
+	return ps.Status.Status.IsTerminal() != old.Status.Status.IsTerminal() ||
+		isRefused(ps) != isRefused(old) ||
+		(ps.Status.GameSessionTerminationTime == nil) != (old.Status.GameSessionTerminationTime == nil) ||
+		!ps.DeletionTimestamp.Equal(old.DeletionTimestamp)
 }
 
 func endpoint(ip, dns string, port int32) string {

@@ -21,6 +21,9 @@ type Options struct {
 	AccountID string
 	// MaxConcurrentReconciles per controller.
 	MaxConcurrentReconciles int
+	// BatchWindow is how long a game session waits after a change of one of its player sessions before it
+	// reconciles, so that the changes of a burst are decided, and written, together.
+	BatchWindow time.Duration
 }
 
 // DefaultOptions are GameLift's: 60 s to accept a reservation, 30 days of retention.
@@ -30,7 +33,8 @@ func DefaultOptions() Options {
 		Retention:               30 * 24 * time.Hour,
 		Region:                  "local",
 		AccountID:               "000000000000",
-		MaxConcurrentReconciles: 4,
+		MaxConcurrentReconciles: 16,
+		BatchWindow:             100 * time.Millisecond,
 	}
 }
 

@@ -292,19 +292,32 @@ func (r *PlayerSessionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 // playerSessionsOf maps a game session to those of its player sessions a change of it can affect: waiting
-// ones, seat holders, and ended ones that have not yet recorded the game session's end.
+// ones it granted a seat, seat holders whose endpoint it changed, and, once it ended, bound ones that have
+// not yet recorded its end. Mapping every player session on every ledger change would make each admission
+// cost a reconcile per seat.
 func (r *PlayerSessionReconciler) playerSessionsOf(ctx context.Context, o client.Object) []reconcile.Request {
-	var list gamev1.PlayerSessionList
-	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{IndexPlayerSessionGameSessionName: o.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Listing player sessions of game session", "gameSession", klog.KObj(o))
+	gs, ok := o.(*gamev1.GameSession)
+	if !ok {
 		return nil
 	}
+	var list gamev1.PlayerSessionList
+	if err := r.List(ctx, &list, client.InNamespace(gs.Namespace), client.MatchingFields{IndexPlayerSessionGameSessionName: gs.Name}, client.UnsafeDisableDeepCopy); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing player sessions of game session", "gameSession", klog.KObj(gs))
+		return nil
+	}
+	ended := gs.Status.Status == gamev1.GameSessionTerminated || !gs.DeletionTimestamp.IsZero()
 	var reqs []reconcile.Request
 	for i := range list.Items {
 		ps := &list.Items[i]
-		if isPending(ps) || ps.Status.Status.HoldsSeat() || (ps.Status.GameSessionID != "" && ps.Status.GameSessionTerminationTime == nil) {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(ps)})
+		bound := ps.Status.GameSessionID != "" && ps.Status.GameSessionID == gs.Status.GameSessionID
+		switch {
+		case isPending(ps) && hasSeat(gs, ps.Name):
+		case bound && ended && ps.Status.GameSessionTerminationTime == nil:
+		case bound && ps.Status.Status.HoldsSeat() && (ps.Status.IPAddress != gs.Status.IPAddress || ps.Status.DNSName != gs.Status.DNSName || ps.Status.Port != gs.Status.Port):
+		default:
+			continue
 		}
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(ps)})
 	}
 	return reqs
 }

@@ -167,8 +167,7 @@ type GameSessionStatus struct {
 	// player session here, under optimistic concurrency, before the player session becomes RESERVED, and
 	// frees it after the player session ends.
 	// +optional
-	// +listType=map
-	// +listMapKey=name
+	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=200
 	Seats []SeatHolder `json:"seats,omitempty"`
 

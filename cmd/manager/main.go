@@ -46,6 +46,11 @@ func run() error {
 	flag.StringVar(&opts.Region, "region", opts.Region, "Region written into the GameLift-style ARNs.")
 	flag.StringVar(&opts.AccountID, "account-id", opts.AccountID, "Account id written into fleet ARNs.")
 	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", opts.MaxConcurrentReconciles, "Workers per controller.")
+	flag.DurationVar(&opts.BatchWindow, "batch-window", opts.BatchWindow, "How long a game session waits after a player session change before deciding seats, so a burst costs one write.")
+	var qps float64
+	var burst int
+	flag.Float64Var(&qps, "kube-api-qps", 200, "Client-side QPS limit towards kube-apiserver (every player session transition is a write).")
+	flag.IntVar(&burst, "kube-api-burst", 400, "Client-side burst towards kube-apiserver.")
 	flag.StringVar(&localDir, "local-control-plane", "", "Start an embedded local control plane (etcd and kube-apiserver from KUBEBUILDER_ASSETS) and write its kubeconfig into this folder.")
 	flag.StringVar(&crdDir, "crd-dir", "config/crd/bases", "CRDs to install into the local control plane.")
 	zapOpts := zap.Options{Development: true}
@@ -66,7 +71,9 @@ func run() error {
 		fmt.Printf("\nLocal control plane is up. In another shell:\n\n  export KUBECONFIG=%s\n  kubectl get gamesessions,playersessions -A\n\n", cp.Kubeconfig)
 		cfg = func() *rest.Config { return cp.Config }
 	}
-	return runManager(ctx, cfg(), opts, managerFlags{metricsAddr, probeAddr, leaderNamespace, leaderElect})
+	restCfg := cfg()
+	restCfg.QPS, restCfg.Burst = float32(qps), burst
+	return runManager(ctx, restCfg, opts, managerFlags{metricsAddr, probeAddr, leaderNamespace, leaderElect})
 }
 
 type managerFlags struct {
