@@ -37,7 +37,6 @@ func playerSession(name string, created time.Time, status gamev1.PlayerSessionSt
 	return ps
 }
 
-
 func refused(ps gamev1.PlayerSession) gamev1.PlayerSession {
 	setRefused(&ps, t0, gamev1.GameSessionFullReason, "full")
 	return ps

@@ -237,7 +237,7 @@ func TestIntegrationRetention(t *testing.T) {
 	g.Expect(time.Now()).To(BeTemporally(">=", end.Add(opts.Retention)), "deleted no earlier than retention after the game session ended")
 	g.Eventually(func() bool {
 		return apierrors.IsNotFound(c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "gs"}, &gamev1.GameSession{}))
-	}).WithTimeout(20 * time.Second).Should(BeTrue(), "the ended game session is deleted after retention too")
+	}).WithTimeout(20*time.Second).Should(BeTrue(), "the ended game session is deleted after retention too")
 }
 
 // TestIntegrationCapacityUnderConcurrency: 100 concurrent creates against a 10-seat game session, with two
