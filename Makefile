@@ -14,12 +14,16 @@ all: build
 
 .PHONY: manifests
 manifests: ## Generate the CRDs and the RBAC role from the markers.
-	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." \
-		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) crd paths="./api/..." output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=manager-role paths="./controllers/..." output:rbac:artifacts:config=config/rbac
 
 .PHONY: generate
-generate: ## Generate the deepcopy functions.
-	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths="./api/..."
+generate: ## Generate the deepcopy functions and the query API's OpenAPI definitions.
+	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths="./api/...;./internal/query/v1alpha1/..."
+	go tool openapi-gen --output-dir internal/query/openapi --output-pkg github.com/playersessions/operator/internal/query/openapi \
+		--output-file zz_generated.openapi.go --go-header-file hack/boilerplate.go.txt --report-filename /dev/null \
+		k8s.io/apimachinery/pkg/apis/meta/v1 k8s.io/apimachinery/pkg/runtime k8s.io/apimachinery/pkg/version \
+		github.com/playersessions/operator/api/v1alpha1 github.com/playersessions/operator/internal/query/v1alpha1
 
 .PHONY: fmt
 fmt: ## go fmt the code.

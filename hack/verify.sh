@@ -2,7 +2,7 @@
 # Fails when the committed generated files (deepcopy, CRDs, RBAC) are stale, or Go files are not gofmt-ed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-generated() { find api config/crd/bases config/rbac -type f \( -name 'zz_generated*' -o -name '*.yaml' \) -print0 | sort -z | xargs -0 sha256sum; }
+generated() { find api internal config/crd/bases config/rbac -type f \( -name 'zz_generated*' -o -path 'config/*.yaml' \) -print0 | sort -z | xargs -0 sha256sum; }
 before=$(generated)
 make --no-print-directory generate manifests >/dev/null
 after=$(generated)

@@ -1,27 +1,22 @@
 // Command manager runs the playersessions operator: the GameSession and PlayerSession controllers (on the
-// elected leader only), sharing one informer cache with its field indexes.
+// elected leader only) and the query API server (on every replica), sharing one informer cache with its
+// field indexes.
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
+	"time"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/controllers"
 	"github.com/playersessions/operator/internal/localcp"
+	"github.com/playersessions/operator/internal/manager"
 )
 
 func main() {
@@ -32,25 +27,31 @@ func main() {
 }
 
 func run() error {
-	opts := controllers.DefaultOptions()
+	o := manager.Options{Controllers: controllers.DefaultOptions()}
+	c := &o.Controllers
 	var (
-		metricsAddr, probeAddr, leaderNamespace, localDir, crdDir string
-		leaderElect                                               bool
+		localDir, crdDir, queryBind, tokenKeyFile string
+		qps                                       float64
+		burst                                     int
 	)
-	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint (0 disables it).")
-	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health probes.")
-	flag.BoolVar(&leaderElect, "leader-elect", true, "Elect a leader: only the leader runs the controllers.")
-	flag.StringVar(&leaderNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease (required outside a cluster).")
-	flag.DurationVar(&opts.PlayerSessionTimeout, "player-session-timeout", opts.PlayerSessionTimeout, "How long a RESERVED player session waits to be accepted before it is TIMEDOUT.")
-	flag.DurationVar(&opts.Retention, "retention", opts.Retention, "How long player sessions and ended game sessions are kept after their game session ended.")
-	flag.StringVar(&opts.Region, "region", opts.Region, "Region written into the GameLift-style ARNs.")
-	flag.StringVar(&opts.AccountID, "account-id", opts.AccountID, "Account id written into fleet ARNs.")
-	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", opts.MaxConcurrentReconciles, "Workers per controller.")
-	flag.DurationVar(&opts.BatchWindow, "batch-window", opts.BatchWindow, "How long a game session waits after a player session change before deciding seats, so a burst costs one write.")
-	var qps float64
-	var burst int
+	flag.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint (0 disables it).")
+	flag.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address of the health probes.")
+	flag.BoolVar(&o.LeaderElect, "leader-elect", true, "Elect a leader: only the leader runs the controllers.")
+	flag.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease (required outside a cluster).")
+	flag.DurationVar(&c.PlayerSessionTimeout, "player-session-timeout", c.PlayerSessionTimeout, "How long a RESERVED player session waits to be accepted before it is TIMEDOUT.")
+	flag.DurationVar(&c.Retention, "retention", c.Retention, "How long player sessions and ended game sessions are kept after their game session ended.")
+	flag.StringVar(&c.Region, "region", c.Region, "Region written into the GameLift-style ARNs.")
+	flag.StringVar(&c.AccountID, "account-id", c.AccountID, "Account id written into fleet ARNs.")
+	flag.IntVar(&c.MaxConcurrentReconciles, "max-concurrent-reconciles", c.MaxConcurrentReconciles, "Workers per controller.")
+	flag.DurationVar(&c.BatchWindow, "batch-window", c.BatchWindow, "How long a game session waits after a player session change before deciding seats, so a burst costs one write.")
 	flag.Float64Var(&qps, "kube-api-qps", 200, "Client-side QPS limit towards kube-apiserver (every player session transition is a write).")
 	flag.IntVar(&burst, "kube-api-burst", 400, "Client-side burst towards kube-apiserver.")
+	flag.IntVar(&o.QueryPort, "query-port", 8443, "HTTPS port of the query API server (query.playersessions.dev); 0 disables it.")
+	flag.StringVar(&queryBind, "query-bind-address", "0.0.0.0", "Address of the query API server.")
+	flag.StringVar(&o.QueryCertDir, "query-cert-dir", "/tmp/playersessions-query", "Folder with the query API server's tls.crt and tls.key (self-signed ones are generated when missing).")
+	flag.StringVar(&o.QueryKubeconfig, "query-kubeconfig", os.Getenv("KUBECONFIG"), "Kubeconfig for the query API server's delegated authentication and authorization (empty: in-cluster).")
+	flag.StringVar(&tokenKeyFile, "query-token-key-file", "", "File with the key that signs continue tokens; replicas must share it (random when unset).")
+	flag.DurationVar(&o.QuerySnapshotWindow, "query-snapshot-window", 5*time.Minute, "How long a paged list's snapshot stays readable; older continue tokens get 410 Expired.")
 	flag.StringVar(&localDir, "local-control-plane", "", "Start an embedded local control plane (etcd and kube-apiserver from KUBEBUILDER_ASSETS) and write its kubeconfig into this folder.")
 	flag.StringVar(&crdDir, "crd-dir", "config/crd/bases", "CRDs to install into the local control plane.")
 	zapOpts := zap.Options{Development: true}
@@ -59,54 +60,33 @@ func run() error {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 	ctx := ctrl.SetupSignalHandler()
+	o.QueryBindAddress = net.ParseIP(queryBind)
+	if tokenKeyFile != "" {
+		key, err := os.ReadFile(tokenKeyFile)
+		if err != nil {
+			return err
+		}
+		o.QueryTokenKey = key
+	}
 
-	var cfg = ctrl.GetConfigOrDie
+	getConfig := ctrl.GetConfigOrDie
 	if localDir != "" {
-		cp, err := localcp.Start(localcp.Options{CRDDirectoryPaths: []string{crdDir}, Dir: localDir})
+		cp, err := localcp.Start(localcp.Options{CRDDirectoryPaths: []string{crdDir}, Dir: localDir, QueryPort: o.QueryPort})
 		if err != nil {
 			return err
 		}
 		defer func() { _ = cp.Stop() }()
+		o.QueryKubeconfig, o.QueryCertDir = cp.Kubeconfig, cp.ServingCertDir
 		log.Info("Local control plane is up", "kubeconfig", cp.Kubeconfig)
 		fmt.Printf("\nLocal control plane is up. In another shell:\n\n  export KUBECONFIG=%s\n  kubectl get gamesessions,playersessions -A\n\n", cp.Kubeconfig)
-		cfg = func() *rest.Config { return cp.Config }
+		getConfig = func() *rest.Config { return cp.Config }
 	}
-	restCfg := cfg()
-	restCfg.QPS, restCfg.Burst = float32(qps), burst
-	return runManager(ctx, restCfg, opts, managerFlags{metricsAddr, probeAddr, leaderNamespace, leaderElect})
-}
-
-type managerFlags struct {
-	metricsAddr, probeAddr, leaderNamespace string
-	leaderElect                             bool
-}
-
-func runManager(ctx context.Context, cfg *rest.Config, opts controllers.Options, f managerFlags) error {
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(gamev1.AddToScheme(scheme))
-
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  scheme,
-		Metrics:                 metricsserver.Options{BindAddress: f.metricsAddr},
-		HealthProbeBindAddress:  f.probeAddr,
-		LeaderElection:          f.leaderElect,
-		LeaderElectionID:        "playersessions-manager.game.playersessions.dev",
-		LeaderElectionNamespace: f.leaderNamespace,
-		Cache:                   cache.Options{DefaultTransform: controllers.StripForCache},
-	})
+	cfg := getConfig()
+	cfg.QPS, cfg.Burst = float32(qps), burst
+	mgr, _, err := manager.New(ctx, cfg, o)
 	if err != nil {
-		return fmt.Errorf("creating the manager: %w", err)
-	}
-	if err := controllers.Setup(ctx, mgr, clock.RealClock{}, opts); err != nil {
 		return err
 	}
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return err
-	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		return err
-	}
-	ctrl.Log.WithName("setup").Info("Starting manager", "playerSessionTimeout", opts.PlayerSessionTimeout, "retention", opts.Retention)
+	log.Info("Starting manager", "playerSessionTimeout", c.PlayerSessionTimeout, "retention", c.Retention, "queryPort", o.QueryPort)
 	return mgr.Start(ctx)
 }

@@ -3,9 +3,19 @@
 package localcp
 
 import (
+	"context"
+	"crypto/x509"
+	"encoding/base64"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -18,6 +28,10 @@ type ControlPlane struct {
 	Config *rest.Config
 	// Kubeconfig is the path of an admin kubeconfig file, for kubectl.
 	Kubeconfig string
+	// ServingCertDir holds tls.crt and tls.key for the query API server (with QueryPort).
+	ServingCertDir string
+
+	certDir string
 }
 
 // Options configure the control plane.
@@ -28,7 +42,18 @@ type Options struct {
 	BinaryAssetsDirectory string
 	// Dir receives the kubeconfig file.
 	Dir string
+	// QueryPort, when set, wires the aggregation layer: kube-apiserver gets a front-proxy client
+	// certificate and the requestheader flags, and the query API (query.playersessions.dev) is registered
+	// as an APIService routed to https://localhost:QueryPort through an ExternalName Service.
+	QueryPort int
 }
+
+// Query API registration.
+const (
+	QueryNamespace   = "playersessions-system"
+	QueryServiceName = "playersessions-query"
+	QueryAPIService  = "v1alpha1.query.playersessions.dev"
+)
 
 // Start starts etcd and kube-apiserver, installs the CRDs and writes an admin kubeconfig.
 func Start(o Options) (*ControlPlane, error) {
@@ -40,36 +65,138 @@ func Start(o Options) (*ControlPlane, error) {
 	if env.BinaryAssetsDirectory == "" && os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return nil, fmt.Errorf("no kube-apiserver/etcd: set KUBEBUILDER_ASSETS to the folder hack/envtest-binaries.sh prints")
 	}
+	cp := &ControlPlane{env: env}
+	var servingCA *keyPair
+	if o.QueryPort != 0 {
+		var err error
+		if servingCA, err = cp.configureAggregation(); err != nil {
+			return nil, err
+		}
+	}
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("starting the local control plane: %w", err)
 	}
-	cp := &ControlPlane{env: env, Config: cfg}
+	cp.Config = cfg
+	fail := func(err error) (*ControlPlane, error) {
+		_ = cp.Stop()
+		return nil, err
+	}
 	if o.Dir != "" {
 		user, err := env.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
 		if err != nil {
-			_ = env.Stop()
-			return nil, err
+			return fail(err)
 		}
 		kc, err := user.KubeConfig()
 		if err != nil {
-			_ = env.Stop()
-			return nil, err
+			return fail(err)
 		}
 		if err := os.MkdirAll(o.Dir, 0o700); err != nil {
-			_ = env.Stop()
-			return nil, err
+			return fail(err)
 		}
 		cp.Kubeconfig = filepath.Join(o.Dir, "kubeconfig")
 		if err := os.WriteFile(cp.Kubeconfig, kc, 0o600); err != nil {
-			_ = env.Stop()
-			return nil, err
+			return fail(err)
+		}
+	}
+	if o.QueryPort != 0 {
+		if err := cp.registerQueryAPI(o.QueryPort, servingCA); err != nil {
+			return fail(err)
 		}
 	}
 	return cp, nil
 }
 
+// configureAggregation creates the front-proxy CA, kube-apiserver's proxy client certificate and the query
+// server's serving certificate, and sets kube-apiserver's aggregation flags. It returns the serving CA.
+func (cp *ControlPlane) configureAggregation() (*keyPair, error) {
+	dir, err := os.MkdirTemp("", "playersessions-certs-")
+	if err != nil {
+		return nil, err
+	}
+	cp.certDir = dir
+	frontProxyCA, err := newCA("front-proxy-ca")
+	if err != nil {
+		return nil, err
+	}
+	proxyClient, err := frontProxyCA.issue("front-proxy-client", x509.ExtKeyUsageClientAuth, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	servingCA, err := newCA("playersessions-query-ca")
+	if err != nil {
+		return nil, err
+	}
+	serving, err := servingCA.issue("playersessions-query", x509.ExtKeyUsageServerAuth,
+		[]string{"localhost", QueryServiceName + "." + QueryNamespace + ".svc"}, []net.IP{net.ParseIP("127.0.0.1")})
+	if err != nil {
+		return nil, err
+	}
+	caFile := filepath.Join(dir, "front-proxy-ca.crt")
+	if err := os.WriteFile(caFile, frontProxyCA.certPEM(), 0o600); err != nil {
+		return nil, err
+	}
+	proxyCert, proxyKey, err := proxyClient.write(dir, "front-proxy-client")
+	if err != nil {
+		return nil, err
+	}
+	cp.ServingCertDir = filepath.Join(dir, "serving")
+	if err := os.MkdirAll(cp.ServingCertDir, 0o700); err != nil {
+		return nil, err
+	}
+	if _, _, err := serving.write(cp.ServingCertDir, "tls"); err != nil {
+		return nil, err
+	}
+	args := cp.env.ControlPlane.GetAPIServer().Configure()
+	args.Set("requestheader-client-ca-file", caFile)
+	args.Set("requestheader-allowed-names", "front-proxy-client")
+	args.Set("requestheader-username-headers", "X-Remote-User")
+	args.Set("requestheader-group-headers", "X-Remote-Group")
+	args.Set("requestheader-extra-headers-prefix", "X-Remote-Extra-")
+	args.Set("proxy-client-cert-file", proxyCert)
+	args.Set("proxy-client-key-file", proxyKey)
+	return servingCA, nil
+}
+
+// registerQueryAPI routes query.playersessions.dev to https://localhost:port: an ExternalName Service (an
+// Endpoints object cannot hold a loopback address) and an APIService trusting the serving CA.
+func (cp *ControlPlane) registerQueryAPI(port int, servingCA *keyPair) error {
+	c, err := client.New(cp.Config, client.Options{})
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: QueryNamespace}}
+	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: QueryNamespace, Name: QueryServiceName},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "localhost",
+			Ports: []corev1.ServicePort{{Name: "https", Port: int32(port)}}},
+	}
+	if err := c.Create(ctx, svc); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	apiService := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiregistration.k8s.io/v1",
+		"kind":       "APIService",
+		"metadata":   map[string]any{"name": QueryAPIService},
+		"spec": map[string]any{
+			"group": "query.playersessions.dev", "version": "v1alpha1",
+			"groupPriorityMinimum": int64(1000), "versionPriority": int64(15),
+			"service":  map[string]any{"namespace": QueryNamespace, "name": QueryServiceName, "port": int64(port)},
+			"caBundle": base64.StdEncoding.EncodeToString(servingCA.certPEM()),
+		},
+	}}
+	return c.Create(ctx, apiService)
+}
+
 // Stop stops the control plane and removes its data.
 func (cp *ControlPlane) Stop() error {
-	return cp.env.Stop()
+	err := cp.env.Stop()
+	if cp.certDir != "" {
+		_ = os.RemoveAll(cp.certDir)
+	}
+	return err
 }

@@ -1,0 +1,116 @@
+// Package manager assembles the one binary: the controllers (on the elected leader only) and the query
+// API server (on every replica), sharing one informer cache with its indexes.
+package manager
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/controllers"
+	"github.com/playersessions/operator/internal/query"
+)
+
+// Options configure the manager.
+type Options struct {
+	Controllers controllers.Options
+	Clock       clock.Clock
+
+	MetricsAddr, ProbeAddr  string
+	LeaderElect             bool
+	LeaderElectionNamespace string
+	// SkipNameValidation lets tests run several managers in one process.
+	SkipNameValidation bool
+
+	// QueryPort enables the query API server on QueryBindAddress:QueryPort (0: off).
+	QueryPort        int
+	QueryBindAddress net.IP
+	// QueryCertDir holds tls.crt/tls.key (generated self-signed when missing).
+	QueryCertDir string
+	// QueryKubeconfig is for delegated authentication and authorization; empty: in-cluster.
+	QueryKubeconfig string
+	// QueryTokenKey signs continue tokens; replicas behind one Service must share it. Random when empty.
+	QueryTokenKey []byte
+	// QuerySnapshotWindow is how long a paged list's snapshot stays readable.
+	QuerySnapshotWindow time.Duration
+}
+
+// Scheme knows the built-in kinds and game.playersessions.dev.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(gamev1.AddToScheme(s))
+	return s
+}
+
+// New builds the manager. The returned index is the query API's (nil when the query API is off).
+func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query.Index, error) {
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  Scheme(),
+		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:  o.ProbeAddr,
+		LeaderElection:          o.LeaderElect,
+		LeaderElectionID:        "playersessions-manager.game.playersessions.dev",
+		LeaderElectionNamespace: o.LeaderElectionNamespace,
+		Cache:                   cache.Options{DefaultTransform: controllers.StripForCache},
+		Controller:              config.Controller{SkipNameValidation: ptr.To(o.SkipNameValidation)},
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating the manager: %w", err)
+	}
+	if err := controllers.Setup(ctx, mgr, o.Clock, o.Controllers); err != nil {
+		return nil, nil, err
+	}
+	if o.ProbeAddr != "" && o.ProbeAddr != "0" {
+		if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+			return nil, nil, err
+		}
+		if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+			return nil, nil, err
+		}
+	}
+	if o.QueryPort == 0 {
+		return mgr, nil, nil
+	}
+	window := o.QuerySnapshotWindow
+	if window == 0 {
+		window = 5 * time.Minute
+	}
+	index := query.NewIndex(o.Clock, window)
+	if err := query.Feed(ctx, mgr.GetCache(), index); err != nil {
+		return nil, nil, err
+	}
+	key := o.QueryTokenKey
+	if len(key) == 0 {
+		key = make([]byte, 32)
+		_, _ = rand.Read(key)
+	}
+	server, err := query.NewServer(query.ServerOptions{
+		BindAddress: o.QueryBindAddress, Port: o.QueryPort, CertDir: o.QueryCertDir, Kubeconfig: o.QueryKubeconfig,
+	}, index, query.NewTokens(key))
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating the query API server: %w", err)
+	}
+	if err := mgr.Add(server); err != nil {
+		return nil, nil, err
+	}
+	return mgr, index, nil
+}

@@ -1,0 +1,40 @@
+package query
+
+import (
+	"context"
+
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+
+	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+)
+
+// Feed keeps index in step with the PlayerSession informer of c, the manager's cache: the index shares the
+// cache's objects, it does not copy them.
+func Feed(ctx context.Context, c cache.Cache, index *Index) error {
+	inf, err := c.GetInformer(ctx, &gamev1.PlayerSession{})
+	if err != nil {
+		return err
+	}
+	_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: func(o any) {
+			if ps, ok := o.(*gamev1.PlayerSession); ok {
+				index.Upsert(ps)
+			}
+		},
+		UpdateFunc: func(_, o any) {
+			if ps, ok := o.(*gamev1.PlayerSession); ok {
+				index.Upsert(ps)
+			}
+		},
+		DeleteFunc: func(o any) {
+			if t, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
+				o = t.Obj
+			}
+			if ps, ok := o.(*gamev1.PlayerSession); ok {
+				index.Delete(ps)
+			}
+		},
+	})
+	return err
+}

@@ -1,0 +1,288 @@
+// Package query serves the read-only query API (query.playersessions.dev) from in-memory indexes fed by
+// the manager's informer cache: a query costs what it returns, not what the cluster holds.
+package query
+
+import (
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/btree"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/utils/clock"
+
+	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+)
+
+// Indexed fields, by their canonical field-selector names.
+const (
+	FieldName            = "metadata.name"
+	FieldNamespace       = "metadata.namespace"
+	FieldPlayerSessionID = "playerSessionId"
+	FieldGameSessionID   = "gameSessionId"
+	FieldGameSessionName = "gameSessionName"
+	FieldPlayerID        = "playerId"
+	FieldStatus          = "status"
+)
+
+// indexedFields are the fields with a bucket index, most selective first: a query is driven by the first
+// one it constrains.
+var indexedFields = []string{FieldPlayerSessionID, FieldGameSessionID, FieldPlayerID, FieldGameSessionName, FieldStatus, FieldNamespace}
+
+// StatusPending is the status field value of a player session without a status (waiting or refused).
+const StatusPending = "PENDING"
+
+// fieldValue returns the value of an indexed field of ps.
+func fieldValue(ps *gamev1.PlayerSession, field string) string {
+	switch field {
+	case FieldName:
+		return ps.Name
+	case FieldNamespace:
+		return ps.Namespace
+	case FieldPlayerSessionID:
+		return ps.Status.PlayerSessionID
+	case FieldGameSessionID:
+		return ps.Status.GameSessionID
+	case FieldGameSessionName:
+		return ps.Spec.GameSessionName
+	case FieldPlayerID:
+		return ps.Spec.PlayerID
+	case FieldStatus:
+		if ps.Status.Status == "" {
+			return StatusPending
+		}
+		return string(ps.Status.Status)
+	}
+	return ""
+}
+
+// version is one state of a player session; obj is nil once deleted.
+type version struct {
+	rv  uint64
+	obj *gamev1.PlayerSession
+}
+
+// history holds the versions of one player session that a live snapshot may still need, oldest first.
+type history struct {
+	versions []version
+}
+
+// at returns the state at snapshot rv (nil: absent then).
+func (h *history) at(rv uint64) *gamev1.PlayerSession {
+	for i := len(h.versions) - 1; i >= 0; i-- {
+		if h.versions[i].rv <= rv {
+			return h.versions[i].obj
+		}
+	}
+	return nil
+}
+
+func (h *history) latest() *gamev1.PlayerSession { return h.versions[len(h.versions)-1].obj }
+
+// superseded is a version that a newer one replaced, kept until the snapshot window has passed.
+type superseded struct {
+	key string
+	rv  uint64 // the replacing version's resourceVersion: snapshots from rv on no longer need it
+	at  time.Time
+}
+
+// Event is a change of one player session, as watchers see it.
+type Event struct {
+	RV       uint64
+	Type     watch.EventType
+	Old, New *gamev1.PlayerSession
+}
+
+// Index holds every player session the informer has seen, with bucket indexes on the fields of
+// indexedFields (each a B-tree of keys "namespace/name", so pages come in a stable order), a window of
+// superseded versions so a paged list reads one consistent snapshot, and a window of recent events so a
+// watch can start from a list's resourceVersion.
+type Index struct {
+	clock  clock.PassiveClock
+	window time.Duration
+
+	mu          sync.RWMutex
+	rv          uint64 // the newest resourceVersion applied
+	compactedRV uint64 // snapshots older than this are no longer consistent
+	objects     map[string]*history
+	buckets     map[string]map[string]*btree.BTreeG[string]
+	all         *btree.BTreeG[string]
+	pending     []superseded // FIFO by time
+	events      []Event      // ring of recent events, oldest first
+	maxEvents   int
+	watchers    map[*watcher]struct{}
+}
+
+// NewIndex returns an empty index that keeps superseded versions and events for window.
+func NewIndex(clk clock.PassiveClock, window time.Duration) *Index {
+	ix := &Index{
+		clock: clk, window: window, maxEvents: 100000,
+		objects:  map[string]*history{},
+		buckets:  map[string]map[string]*btree.BTreeG[string]{},
+		all:      newTree(),
+		watchers: map[*watcher]struct{}{},
+	}
+	for _, f := range indexedFields {
+		ix.buckets[f] = map[string]*btree.BTreeG[string]{}
+	}
+	return ix
+}
+
+func newTree() *btree.BTreeG[string] { return btree.NewG(32, func(a, b string) bool { return a < b }) }
+
+// Key is the index key of a player session: namespace/name, which is also the list order.
+func Key(namespace, name string) string { return namespace + "/" + name }
+
+// ParseRV parses a resourceVersion; the index needs them ordered, which etcd revisions are.
+func ParseRV(s string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	rv, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("resourceVersion %q is not a number", s)
+	}
+	return rv, nil
+}
+
+// Upsert records ps (an add or an update). ps must not be mutated afterwards; the informer's objects are not.
+func (ix *Index) Upsert(ps *gamev1.PlayerSession) {
+	rv, err := ParseRV(ps.ResourceVersion)
+	if err != nil {
+		return
+	}
+	ix.apply(Key(ps.Namespace, ps.Name), rv, ps)
+}
+
+// Delete records the deletion of ps at its (final) resourceVersion.
+func (ix *Index) Delete(ps *gamev1.PlayerSession) {
+	rv, _ := ParseRV(ps.ResourceVersion)
+	ix.apply(Key(ps.Namespace, ps.Name), rv, nil)
+}
+
+func (ix *Index) apply(key string, rv uint64, obj *gamev1.PlayerSession) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if h := ix.objects[key]; h != nil && obj != nil {
+		if cur := h.latest(); cur != nil && cur.ResourceVersion == obj.ResourceVersion {
+			return // a resync or relist of what we have
+		}
+	}
+	if rv <= ix.rv {
+		rv = ix.rv // a relist or a deletion without a newer revision: order it after what we have
+		if obj != nil || ix.objects[key] != nil {
+			rv++
+		}
+	}
+	now := ix.clock.Now()
+	h := ix.objects[key]
+	var old *gamev1.PlayerSession
+	if h == nil {
+		if obj == nil {
+			return
+		}
+		h = &history{}
+		ix.objects[key] = h
+		ix.all.ReplaceOrInsert(key)
+	} else {
+		old = h.latest()
+		ix.pending = append(ix.pending, superseded{key: key, rv: rv, at: now})
+	}
+	h.versions = append(h.versions, version{rv: rv, obj: obj})
+	if obj != nil {
+		for _, f := range indexedFields {
+			ix.bucket(f, fieldValue(obj, f), true).ReplaceOrInsert(key)
+		}
+	}
+	ix.rv = rv
+	ix.compact(now)
+	ix.notify(Event{RV: rv, Type: eventType(old, obj), Old: old, New: obj})
+}
+
+func eventType(old, obj *gamev1.PlayerSession) watch.EventType {
+	switch {
+	case old == nil:
+		return watch.Added
+	case obj == nil:
+		return watch.Deleted
+	}
+	return watch.Modified
+}
+
+// bucket returns the B-tree of keys whose field has value.
+func (ix *Index) bucket(field, value string, create bool) *btree.BTreeG[string] {
+	b := ix.buckets[field][value]
+	if b == nil && create {
+		b = newTree()
+		ix.buckets[field][value] = b
+	}
+	return b
+}
+
+// compact drops the versions superseded more than window ago; once a player session's only version is
+// its deletion, it leaves the index. Bucket entries go when no kept version has that value any more.
+func (ix *Index) compact(now time.Time) {
+	n := 0
+	for ; n < len(ix.pending) && now.Sub(ix.pending[n].at) >= ix.window; n++ {
+		p := ix.pending[n]
+		h := ix.objects[p.key]
+		if h == nil || len(h.versions) < 2 {
+			continue
+		}
+		dropped := h.versions[0]
+		h.versions = h.versions[1:]
+		if p.rv > ix.compactedRV {
+			ix.compactedRV = p.rv
+		}
+		if dropped.obj != nil {
+			for _, f := range indexedFields {
+				v := fieldValue(dropped.obj, f)
+				if !h.hasValue(f, v) {
+					if b := ix.bucket(f, v, false); b != nil {
+						b.Delete(p.key)
+						if b.Len() == 0 {
+							delete(ix.buckets[f], v)
+						}
+					}
+				}
+			}
+		}
+		if len(h.versions) == 1 && h.versions[0].obj == nil {
+			delete(ix.objects, p.key)
+			ix.all.Delete(p.key)
+		}
+	}
+	if n > 0 {
+		ix.pending = append(ix.pending[:0:0], ix.pending[n:]...)
+	}
+}
+
+func (h *history) hasValue(field, value string) bool {
+	for _, v := range h.versions {
+		if v.obj != nil && fieldValue(v.obj, field) == value {
+			return true
+		}
+	}
+	return false
+}
+
+// Len is the number of player sessions currently indexed (deleted ones excluded).
+func (ix *Index) Len() int {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	n := 0
+	for _, h := range ix.objects {
+		if h.latest() != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// RV is the newest resourceVersion the index has applied.
+func (ix *Index) RV() uint64 {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return ix.rv
+}

@@ -1,0 +1,190 @@
+package query
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/google/btree"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+
+	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+)
+
+// Query selects player sessions: a namespace ("" for all), equality requirements on the canonical fields,
+// and a label selector. All are ANDed.
+type Query struct {
+	Namespace string
+	Fields    map[string]string
+	Labels    labels.Selector
+}
+
+func (q Query) matches(ps *gamev1.PlayerSession) bool {
+	if ps == nil || (q.Namespace != "" && ps.Namespace != q.Namespace) {
+		return false
+	}
+	for f, v := range q.Fields {
+		if fieldValue(ps, f) != v {
+			return false
+		}
+	}
+	return q.Labels == nil || q.Labels.Empty() || q.Labels.Matches(labels.Set(ps.Labels))
+}
+
+// fingerprint identifies a query, so a continue token cannot be reused with other selectors.
+func (q Query) fingerprint() string {
+	parts := []string{"ns=" + q.Namespace}
+	for f, v := range q.Fields {
+		parts = append(parts, f+"="+v)
+	}
+	if q.Labels != nil {
+		parts = append(parts, "labels="+q.Labels.String())
+	}
+	sort.Strings(parts)
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	return base64.RawURLEncoding.EncodeToString(sum[:12])
+}
+
+// continueToken is what a continue token carries: the snapshot, where the last page ended, and the query.
+type continueToken struct {
+	V   int    `json:"v"`
+	RV  uint64 `json:"rv"`
+	Key string `json:"k"`
+	Q   string `json:"q"`
+}
+
+// Tokens signs and verifies continue tokens (HMAC-SHA256), so they are opaque and tamper-evident. Replicas
+// that share a key accept each other's tokens.
+type Tokens struct{ key []byte }
+
+// NewTokens returns a signer with key.
+func NewTokens(key []byte) *Tokens { return &Tokens{key: key} }
+
+func (t *Tokens) encode(c continueToken) string {
+	payload, _ := json.Marshal(c)
+	mac := hmac.New(sha256.New, t.key)
+	mac.Write(payload)
+	return base64.RawURLEncoding.EncodeToString(payload) + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:16])
+}
+
+func (t *Tokens) decode(s string) (continueToken, error) {
+	var c continueToken
+	p, m, ok := strings.Cut(s, ".")
+	payload, err1 := base64.RawURLEncoding.DecodeString(p)
+	sig, err2 := base64.RawURLEncoding.DecodeString(m)
+	if !ok || err1 != nil || err2 != nil {
+		return c, apierrors.NewBadRequest("malformed continue token")
+	}
+	mac := hmac.New(sha256.New, t.key)
+	mac.Write(payload)
+	if !hmac.Equal(sig, mac.Sum(nil)[:16]) {
+		return c, apierrors.NewBadRequest("invalid continue token: it was altered or issued by another server")
+	}
+	if err := json.Unmarshal(payload, &c); err != nil || c.V != 1 {
+		return c, apierrors.NewBadRequest("malformed continue token")
+	}
+	return c, nil
+}
+
+// Page is one page of a list.
+type Page struct {
+	Items    []*gamev1.PlayerSession
+	RV       uint64
+	Continue string
+}
+
+// List answers q from the index: at most limit items (0: all) in key order, from the snapshot and position
+// of the continue token cont, if any. It walks only the bucket of the most selective indexed field q
+// constrains, so it costs what it returns, not what the index holds.
+func (ix *Index) List(q Query, limit int64, cont string, tokens *Tokens) (Page, error) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	fp := q.fingerprint()
+	rv, after := ix.rv, ""
+	if cont != "" {
+		c, err := tokens.decode(cont)
+		if err != nil {
+			return Page{}, err
+		}
+		if c.Q != fp {
+			return Page{}, apierrors.NewBadRequest("continue token was issued for other selectors or another namespace")
+		}
+		if c.RV < ix.compactedRV {
+			// Too old to read consistently: as kube-apiserver does, 410 with a token that continues from the
+			// same position in the current snapshot.
+			fresh := tokens.encode(continueToken{V: 1, RV: ix.rv, Key: c.Key, Q: fp})
+			err := apierrors.NewResourceExpired("the continue token has expired: its snapshot is no longer kept; continue with the token in metadata.continue for an inconsistent continuation, or restart the list")
+			err.ErrStatus.ListMeta.Continue = fresh
+			return Page{}, err
+		}
+		rv, after = c.RV, c.Key
+	}
+
+	page := Page{RV: rv}
+	visit := func(key string) bool {
+		if key == after {
+			return true
+		}
+		h := ix.objects[key]
+		if h == nil {
+			return true
+		}
+		ps := h.at(rv)
+		if !q.matches(ps) {
+			return true
+		}
+		if limit > 0 && int64(len(page.Items)) == limit {
+			page.Continue = tokens.encode(continueToken{V: 1, RV: rv, Key: Key(page.Items[len(page.Items)-1].Namespace, page.Items[len(page.Items)-1].Name), Q: fp})
+			return false
+		}
+		page.Items = append(page.Items, ps)
+		return true
+	}
+	if name, ok := q.Fields[FieldName]; ok && q.Namespace != "" {
+		if key := Key(q.Namespace, name); key > after {
+			visit(key)
+		}
+		return page, nil
+	}
+	tree := ix.driver(q)
+	if tree == nil {
+		return page, nil
+	}
+	tree.AscendGreaterOrEqual(after, visit)
+	return page, nil
+}
+
+// driver picks the bucket that answers q: the one of its most selective indexed field, else its
+// namespace, else everything.
+func (ix *Index) driver(q Query) *btree.BTreeG[string] {
+	for _, f := range indexedFields {
+		v, ok := q.Fields[f]
+		if f == FieldNamespace && !ok && q.Namespace != "" {
+			v, ok = q.Namespace, true
+		}
+		if ok {
+			return ix.bucket(f, v, false)
+		}
+	}
+	return ix.all
+}
+
+// Get returns the current state of namespace/name, or nil.
+func (ix *Index) Get(namespace, name string) *gamev1.PlayerSession {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if h := ix.objects[Key(namespace, name)]; h != nil {
+		return h.latest()
+	}
+	return nil
+}
+
+// errWatchTooOld is returned for a watch from a resourceVersion older than the event window.
+func errWatchTooOld(rv, oldest uint64) error {
+	return apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d (%d)", rv, oldest))
+}

@@ -1,0 +1,102 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
+	"k8s.io/apiserver/pkg/registry/rest"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	genericoptions "k8s.io/apiserver/pkg/server/options"
+	"k8s.io/component-base/compatibility"
+
+	"github.com/playersessions/operator/internal/query/openapi"
+	queryv1 "github.com/playersessions/operator/internal/query/v1alpha1"
+)
+
+// Scheme and Codecs of the query API server.
+var (
+	Scheme = runtime.NewScheme()
+	Codecs = serializer.NewCodecFactory(Scheme)
+)
+
+func init() {
+	utilruntime.Must(queryv1.AddToScheme(Scheme))
+	utilruntime.Must(Scheme.SetVersionPriority(queryv1.SchemeGroupVersion))
+	utilruntime.Must(Scheme.AddFieldLabelConversionFunc(queryv1.SchemeGroupVersion.WithKind("PlayerSession"), convertFieldLabel))
+	metav1.AddToGroupVersion(Scheme, schema.GroupVersion{Version: "v1"})
+	unversioned := schema.GroupVersion{Group: "", Version: "v1"}
+	Scheme.AddUnversionedTypes(unversioned, &metav1.Status{}, &metav1.APIVersions{}, &metav1.APIGroupList{}, &metav1.APIGroup{}, &metav1.APIResourceList{})
+}
+
+// ServerOptions configure the query API server.
+type ServerOptions struct {
+	// BindAddress and Port of the HTTPS listener.
+	BindAddress net.IP
+	Port        int
+	// CertDir holds tls.crt and tls.key; when they are missing a self-signed pair is generated there.
+	CertDir string
+	// Kubeconfig is used for delegated authentication (TokenReview, the requestheader CA) and authorization
+	// (SubjectAccessReview); empty means in-cluster.
+	Kubeconfig string
+}
+
+// Server is the aggregated query API server, a manager Runnable on every replica.
+type Server struct {
+	server *genericapiserver.GenericAPIServer
+}
+
+// NeedLeaderElection is false: every replica serves reads.
+func (s *Server) NeedLeaderElection() bool { return false }
+
+// Start serves until ctx ends.
+func (s *Server) Start(ctx context.Context) error {
+	return s.server.PrepareRun().RunWithContext(ctx)
+}
+
+// NewServer builds the query API server over index, with delegated authentication and authorization.
+func NewServer(o ServerOptions, index *Index, tokens *Tokens) (*Server, error) {
+	ro := genericoptions.NewRecommendedOptions("", Codecs.LegacyCodec(queryv1.SchemeGroupVersion))
+	ro.Etcd = nil
+	ro.Admission = nil // read-only
+	ro.Features.EnablePriorityAndFairness = false
+	ro.SecureServing.BindAddress = o.BindAddress
+	ro.SecureServing.BindPort = o.Port
+	ro.SecureServing.ServerCert.CertDirectory = o.CertDir
+	ro.SecureServing.ServerCert.PairName = "tls"
+	ro.CoreAPI.CoreAPIKubeconfigPath = o.Kubeconfig
+	ro.Authentication.RemoteKubeConfigFile = o.Kubeconfig
+	ro.Authorization.RemoteKubeConfigFile = o.Kubeconfig
+	if err := ro.SecureServing.MaybeDefaultWithSelfSignedCerts("localhost", nil, []net.IP{net.ParseIP("127.0.0.1")}); err != nil {
+		return nil, fmt.Errorf("creating self-signed serving certificates: %w", err)
+	}
+
+	cfg := genericapiserver.NewRecommendedConfig(Codecs)
+	cfg.EffectiveVersion = compatibility.NewEffectiveVersionFromString("1.37", "", "")
+	namer := openapinamer.NewDefinitionNamer(Scheme)
+	cfg.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(openapi.GetOpenAPIDefinitions, namer)
+	cfg.OpenAPIConfig.Info.Title, cfg.OpenAPIConfig.Info.Version = "playersessions query", "v1alpha1"
+	cfg.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(openapi.GetOpenAPIDefinitions, namer)
+	cfg.OpenAPIV3Config.Info.Title, cfg.OpenAPIV3Config.Info.Version = "playersessions query", "v1alpha1"
+	if err := ro.ApplyTo(cfg); err != nil {
+		return nil, err
+	}
+	server, err := cfg.Complete().New("playersessions-query", genericapiserver.NewEmptyDelegate())
+	if err != nil {
+		return nil, err
+	}
+	group := genericapiserver.NewDefaultAPIGroupInfo(queryv1.GroupName, Scheme, runtime.NewParameterCodec(Scheme), Codecs)
+	group.VersionedResourcesStorageMap[queryv1.SchemeGroupVersion.Version] = map[string]rest.Storage{
+		"playersessions": NewREST(index, tokens),
+	}
+	if err := server.InstallAPIGroup(&group); err != nil {
+		return nil, err
+	}
+	return &Server{server: server}, nil
+}

@@ -1,0 +1,211 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/apimachinery/pkg/watch"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/apiserver/pkg/registry/rest"
+
+	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	queryv1 "github.com/playersessions/operator/internal/query/v1alpha1"
+)
+
+// fieldAliases maps every accepted field-selector name to its canonical one: the short names, and the CRD's
+// paths so a selector written for `kubectl get psess` works here too.
+var fieldAliases = map[string]string{
+	"metadata.name":          FieldName,
+	"metadata.namespace":     FieldNamespace,
+	"playerSessionId":        FieldPlayerSessionID,
+	"status.playerSessionId": FieldPlayerSessionID,
+	"gameSessionId":          FieldGameSessionID,
+	"status.gameSessionId":   FieldGameSessionID,
+	"gameSessionName":        FieldGameSessionName,
+	"spec.gameSessionName":   FieldGameSessionName,
+	"playerId":               FieldPlayerID,
+	"spec.playerId":          FieldPlayerID,
+	"status":                 FieldStatus,
+	"status.status":          FieldStatus,
+}
+
+// convertFieldLabel is the field-label conversion of the query API's PlayerSession: without it, every field
+// selector but metadata.name and metadata.namespace is refused.
+func convertFieldLabel(label, value string) (string, string, error) {
+	if canonical, ok := fieldAliases[label]; ok {
+		return canonical, value, nil
+	}
+	return "", "", fmt.Errorf("field label not supported: %s (supported: metadata.name, metadata.namespace, playerSessionId, gameSessionId, gameSessionName, playerId, status)", label)
+}
+
+// REST is the read-only storage of query.playersessions.dev/v1alpha1 playersessions.
+type REST struct {
+	index  *Index
+	tokens *Tokens
+}
+
+var (
+	_ rest.Storage              = &REST{}
+	_ rest.Getter               = &REST{}
+	_ rest.Lister               = &REST{}
+	_ rest.Watcher              = &REST{}
+	_ rest.Scoper               = &REST{}
+	_ rest.SingularNameProvider = &REST{}
+	_ rest.TableConvertor       = &REST{}
+)
+
+// NewREST returns the storage over index.
+func NewREST(index *Index, tokens *Tokens) *REST { return &REST{index: index, tokens: tokens} }
+
+func (r *REST) New() runtime.Object     { return &queryv1.PlayerSession{} }
+func (r *REST) NewList() runtime.Object { return &queryv1.PlayerSessionList{} }
+func (r *REST) Destroy()                {}
+func (r *REST) NamespaceScoped() bool   { return true }
+func (r *REST) GetSingularName() string { return "playersession" }
+
+// Get returns one player session.
+func (r *REST) Get(ctx context.Context, name string, _ *metav1.GetOptions) (runtime.Object, error) {
+	ps := r.index.Get(genericapirequest.NamespaceValue(ctx), name)
+	if ps == nil {
+		return nil, apierrors.NewNotFound(queryv1.SchemeGroupVersion.WithResource("playersessions").GroupResource(), name)
+	}
+	return toQuery(ps), nil
+}
+
+// List answers a list from the index.
+func (r *REST) List(ctx context.Context, opts *metainternalversion.ListOptions) (runtime.Object, error) {
+	q, err := r.query(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	var limit int64
+	cont := ""
+	if opts != nil {
+		limit, cont = opts.Limit, opts.Continue
+	}
+	page, err := r.index.List(q, limit, cont, r.tokens)
+	if err != nil {
+		return nil, err
+	}
+	list := &queryv1.PlayerSessionList{
+		ListMeta: metav1.ListMeta{ResourceVersion: strconv.FormatUint(page.RV, 10), Continue: page.Continue},
+		Items:    make([]queryv1.PlayerSession, 0, len(page.Items)),
+	}
+	for _, ps := range page.Items {
+		list.Items = append(list.Items, *toQuery(ps))
+	}
+	return list, nil
+}
+
+// Watch streams the changes of the selected player sessions.
+func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions) (watch.Interface, error) {
+	q, err := r.query(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	rv := ""
+	if opts != nil {
+		rv = opts.ResourceVersion
+	}
+	return r.index.Watch(q, rv, func(t watch.EventType, ps *gamev1.PlayerSession) watch.Event {
+		return watch.Event{Type: t, Object: toQuery(ps)}
+	})
+}
+
+// query turns the request's namespace and selectors into a Query. Only equality is supported on fields.
+func (r *REST) query(ctx context.Context, opts *metainternalversion.ListOptions) (Query, error) {
+	q := Query{Namespace: genericapirequest.NamespaceValue(ctx), Fields: map[string]string{}}
+	if opts == nil {
+		return q, nil
+	}
+	q.Labels = opts.LabelSelector
+	if opts.FieldSelector == nil {
+		return q, nil
+	}
+	for _, req := range opts.FieldSelector.Requirements() {
+		if req.Operator != selection.Equals && req.Operator != selection.DoubleEquals {
+			return q, apierrors.NewBadRequest(fmt.Sprintf("field selector %s: only = and == are supported", req.Field))
+		}
+		field, value, err := convertFieldLabel(req.Field, req.Value)
+		if err != nil {
+			return q, apierrors.NewBadRequest(err.Error())
+		}
+		if prev, ok := q.Fields[field]; ok && prev != value {
+			q.Fields[field] = "\x00" // contradictory: matches nothing
+			continue
+		}
+		q.Fields[field] = value
+	}
+	if ns, ok := q.Fields[FieldNamespace]; ok {
+		if q.Namespace != "" && q.Namespace != ns {
+			q.Fields[FieldNamespace] = "\x00"
+		} else {
+			q.Namespace = ns
+		}
+	}
+	return q, nil
+}
+
+func toQuery(ps *gamev1.PlayerSession) *queryv1.PlayerSession {
+	return &queryv1.PlayerSession{ObjectMeta: ps.ObjectMeta, Spec: ps.Spec, Status: ps.Status}
+}
+
+// ConvertToTable renders the kubectl table: the CRD's columns.
+func (r *REST) ConvertToTable(_ context.Context, obj runtime.Object, _ runtime.Object) (*metav1.Table, error) {
+	table := &metav1.Table{ColumnDefinitions: []metav1.TableColumnDefinition{
+		{Name: "Name", Type: "string", Format: "name", Description: "Name of the player session"},
+		{Name: "Status", Type: "string", Description: "RESERVED, ACTIVE, COMPLETED or TIMEDOUT"},
+		{Name: "Player", Type: "string", Description: "spec.playerId"},
+		{Name: "GameSession", Type: "string", Description: "spec.gameSessionName"},
+		{Name: "Age", Type: "string", Description: "Time since creation"},
+		{Name: "Endpoint", Type: "string", Priority: 1, Description: "status.ipAddress"},
+		{Name: "Port", Type: "integer", Priority: 1, Description: "status.port"},
+		{Name: "PlayerSessionId", Type: "string", Priority: 1, Description: "status.playerSessionId"},
+	}}
+	row := func(ps *queryv1.PlayerSession) metav1.TableRow {
+		age := "<unknown>"
+		if !ps.CreationTimestamp.IsZero() {
+			age = duration.HumanDuration(time.Since(ps.CreationTimestamp.Time))
+		}
+		var port any
+		if ps.Status.Port != 0 {
+			port = int64(ps.Status.Port)
+		}
+		return metav1.TableRow{
+			Cells:  []any{ps.Name, string(ps.Status.Status), ps.Spec.PlayerID, ps.Spec.GameSessionName, age, ps.Status.IPAddress, port, ps.Status.PlayerSessionID},
+			Object: runtime.RawExtension{Object: ps},
+		}
+	}
+	switch o := obj.(type) {
+	case *queryv1.PlayerSession:
+		table.ResourceVersion = o.ResourceVersion
+		table.Rows = []metav1.TableRow{row(o)}
+	case *queryv1.PlayerSessionList:
+		table.ResourceVersion, table.Continue = o.ResourceVersion, o.Continue
+		for i := range o.Items {
+			table.Rows = append(table.Rows, row(&o.Items[i]))
+		}
+	default:
+		return nil, fmt.Errorf("unexpected object %T", obj)
+	}
+	return table, nil
+}
+
+// SupportedFields lists the accepted field-selector names, for documentation and errors.
+func SupportedFields() []string {
+	fs := make([]string, 0, len(fieldAliases))
+	for f := range fieldAliases {
+		fs = append(fs, f)
+	}
+	sort.Strings(fs)
+	return fs
+}

@@ -1,0 +1,138 @@
+package query
+
+import (
+	"strconv"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/watch"
+
+	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+)
+
+// watcher receives the index's events for one watch request and turns them into watch events of its
+// query: an object entering the selection is ADDED, one leaving it DELETED.
+type watcher struct {
+	q    Query
+	in   chan Event
+	out  chan watch.Event
+	done chan struct{}
+	stop sync.Once
+	ix   *Index
+}
+
+// Watch starts a watch of q from resourceVersion fromRV ("" or "0": the current state as ADDED events
+// first). convert builds the API object of an event.
+func (ix *Index) Watch(q Query, fromRV string, convert func(watch.EventType, *gamev1.PlayerSession) watch.Event) (watch.Interface, error) {
+	rv, err := ParseRV(fromRV)
+	if err != nil {
+		return nil, err
+	}
+	w := &watcher{q: q, in: make(chan Event, 10000), out: make(chan watch.Event, 100), done: make(chan struct{}), ix: ix}
+	ix.mu.Lock()
+	var initial []Event
+	switch {
+	case rv == 0:
+		for _, h := range ix.objects {
+			if ps := h.latest(); q.matches(ps) {
+				initial = append(initial, Event{Type: watch.Added, New: ps})
+			}
+		}
+	case rv < ix.rv:
+		oldest := ix.rv + 1
+		if len(ix.events) > 0 {
+			oldest = ix.events[0].RV
+		}
+		if rv+1 < oldest {
+			ix.mu.Unlock()
+			return nil, errWatchTooOld(rv, oldest)
+		}
+		for _, e := range ix.events {
+			if e.RV > rv {
+				initial = append(initial, e)
+			}
+		}
+	}
+	ix.watchers[w] = struct{}{}
+	ix.mu.Unlock()
+	go w.run(initial, convert)
+	return w, nil
+}
+
+func (w *watcher) run(initial []Event, convert func(watch.EventType, *gamev1.PlayerSession) watch.Event) {
+	defer close(w.out)
+	defer w.Stop()
+	send := func(e Event) bool {
+		var typ watch.EventType
+		var obj *gamev1.PlayerSession
+		was, is := w.q.matches(e.Old), w.q.matches(e.New)
+		switch {
+		case is && was:
+			typ, obj = watch.Modified, e.New
+		case is:
+			typ, obj = watch.Added, e.New
+		case was && e.New == nil:
+			typ, obj = watch.Deleted, withRV(e.Old, e.RV)
+		case was:
+			typ, obj = watch.Deleted, e.New
+		default:
+			return true
+		}
+		select {
+		case w.out <- convert(typ, obj):
+			return true
+		case <-w.done:
+			return false
+		}
+	}
+	for _, e := range initial {
+		if !send(e) {
+			return
+		}
+	}
+	for {
+		select {
+		case e, ok := <-w.in:
+			if !ok || !send(e) {
+				return
+			}
+		case <-w.done:
+			return
+		}
+	}
+}
+
+func withRV(ps *gamev1.PlayerSession, rv uint64) *gamev1.PlayerSession {
+	c := *ps
+	c.ResourceVersion = strconv.FormatUint(rv, 10)
+	return &c
+}
+
+// ResultChan implements watch.Interface.
+func (w *watcher) ResultChan() <-chan watch.Event { return w.out }
+
+// Stop implements watch.Interface.
+func (w *watcher) Stop() {
+	w.stop.Do(func() {
+		close(w.done)
+		w.ix.mu.Lock()
+		delete(w.ix.watchers, w)
+		w.ix.mu.Unlock()
+	})
+}
+
+// notify hands an event to the event window and to every watcher; called with ix.mu held. A watcher too
+// slow to keep up is closed (the client re-watches), never waited for.
+func (ix *Index) notify(e Event) {
+	ix.events = append(ix.events, e)
+	if len(ix.events) > ix.maxEvents {
+		ix.events = append(ix.events[:0:0], ix.events[len(ix.events)-ix.maxEvents/2:]...)
+	}
+	for w := range ix.watchers {
+		select {
+		case w.in <- e:
+		default:
+			delete(ix.watchers, w)
+			close(w.in)
+		}
+	}
+}
