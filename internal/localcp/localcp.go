@@ -200,3 +200,12 @@ func (cp *ControlPlane) Stop() error {
 	}
 	return err
 }
+
+// AddUser provisions a user with a client certificate (and groups) and returns its client configuration.
+func (cp *ControlPlane) AddUser(u envtest.User) (*rest.Config, error) {
+	au, err := cp.env.AddUser(u, nil)
+	if err != nil {
+		return nil, err
+	}
+	return au.Config(), nil
+}

@@ -1,0 +1,289 @@
+package query
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/watch"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+)
+
+var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+
+type fixture struct {
+	ix     *Index
+	clock  *clocktesting.FakeClock
+	tokens *Tokens
+	rv     uint64
+}
+
+func newFixture() *fixture {
+	clk := clocktesting.NewFakeClock(t0)
+	return &fixture{ix: NewIndex(clk, time.Minute), clock: clk, tokens: NewTokens([]byte("test-key"))}
+}
+
+// put writes a new version of ns/name, as the informer would deliver it.
+func (f *fixture) put(ns, name, player, game string, status gamev1.PlayerSessionStatusValue, lbls map[string]string) *gamev1.PlayerSession {
+	f.rv++
+	ps := &gamev1.PlayerSession{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, ResourceVersion: strconv.FormatUint(f.rv, 10), Labels: lbls},
+		Spec:       gamev1.PlayerSessionSpec{PlayerID: player, GameSessionName: game},
+		Status:     gamev1.PlayerSessionStatus{Status: status},
+	}
+	if status != "" {
+		ps.Status.PlayerSessionID = "psess-" + ns + "-" + name
+		ps.Status.GameSessionID = "gsid-" + ns + "-" + game
+	}
+	f.ix.Upsert(ps)
+	return ps
+}
+
+func (f *fixture) del(ns, name string) {
+	f.rv++
+	f.ix.Delete(&gamev1.PlayerSession{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, ResourceVersion: strconv.FormatUint(f.rv, 10)}})
+}
+
+func names(items []*gamev1.PlayerSession) []string {
+	var out []string
+	for _, ps := range items {
+		out = append(out, ps.Namespace+"/"+ps.Name)
+	}
+	return out
+}
+
+func (f *fixture) seed() {
+	f.put("a", "p1", "alice", "g1", gamev1.PlayerSessionReserved, map[string]string{"team": "red"})
+	f.put("a", "p2", "bob", "g1", gamev1.PlayerSessionActive, map[string]string{"team": "blue"})
+	f.put("a", "p3", "alice", "g2", gamev1.PlayerSessionCompleted, nil)
+	f.put("b", "p1", "alice", "g1", gamev1.PlayerSessionActive, map[string]string{"team": "red"})
+	f.put("b", "p4", "carol", "g1", "", nil)
+}
+
+func TestListSelectors(t *testing.T) {
+	f := newFixture()
+	f.seed()
+	red, _ := labels.Parse("team=red")
+	for _, tt := range []struct {
+		name string
+		q    Query
+		want []string
+	}{
+		{"everything", Query{}, []string{"a/p1", "a/p2", "a/p3", "b/p1", "b/p4"}},
+		{"namespace", Query{Namespace: "b"}, []string{"b/p1", "b/p4"}},
+		{"player across namespaces", Query{Fields: map[string]string{FieldPlayerID: "alice"}}, []string{"a/p1", "a/p3", "b/p1"}},
+		{"player in a namespace", Query{Namespace: "a", Fields: map[string]string{FieldPlayerID: "alice"}}, []string{"a/p1", "a/p3"}},
+		{"game session name", Query{Fields: map[string]string{FieldGameSessionName: "g1"}}, []string{"a/p1", "a/p2", "b/p1", "b/p4"}},
+		{"game session id", Query{Fields: map[string]string{FieldGameSessionID: "gsid-a-g1"}}, []string{"a/p1", "a/p2"}},
+		{"player session id", Query{Fields: map[string]string{FieldPlayerSessionID: "psess-b-p1"}}, []string{"b/p1"}},
+		{"status", Query{Fields: map[string]string{FieldStatus: "ACTIVE"}}, []string{"a/p2", "b/p1"}},
+		{"pending status", Query{Fields: map[string]string{FieldStatus: StatusPending}}, []string{"b/p4"}},
+		{"game session and status", Query{Fields: map[string]string{FieldGameSessionID: "gsid-a-g1", FieldStatus: "RESERVED"}}, []string{"a/p1"}},
+		{"player and status", Query{Fields: map[string]string{FieldPlayerID: "alice", FieldStatus: "ACTIVE"}}, []string{"b/p1"}},
+		{"name in namespace", Query{Namespace: "a", Fields: map[string]string{FieldName: "p2"}}, []string{"a/p2"}},
+		{"name across namespaces", Query{Fields: map[string]string{FieldName: "p1"}}, []string{"a/p1", "b/p1"}},
+		{"labels", Query{Labels: red}, []string{"a/p1", "b/p1"}},
+		{"labels and player", Query{Labels: red, Fields: map[string]string{FieldPlayerID: "alice"}, Namespace: "b"}, []string{"b/p1"}},
+		{"no match", Query{Fields: map[string]string{FieldPlayerID: "nobody"}}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			page, err := f.ix.List(tt.q, 0, "", f.tokens)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := names(page.Items); !slices.Equal(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+			if page.Continue != "" {
+				t.Errorf("unexpected continue token")
+			}
+		})
+	}
+}
+
+// TestPagingReadsOneSnapshot: pages come in key order from the snapshot of the first page, whatever
+// changes in between.
+func TestPagingReadsOneSnapshot(t *testing.T) {
+	f := newFixture()
+	for i := range 10 {
+		f.put("ns", fmt.Sprintf("p%02d", i), "alice", "g", gamev1.PlayerSessionReserved, nil)
+	}
+	q := Query{Fields: map[string]string{FieldPlayerID: "alice"}}
+	page, err := f.ix.List(q, 4, "", f.tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := names(page.Items)
+	snapshot := page.RV
+
+	// The set changes under the pager: a deletion, an addition, a player session leaving the selection.
+	f.del("ns", "p06")
+	f.put("ns", "p05", "bob", "g", gamev1.PlayerSessionReserved, nil)
+	f.put("ns", "p99", "alice", "g", gamev1.PlayerSessionReserved, nil)
+	for page.Continue != "" {
+		if page, err = f.ix.List(q, 4, page.Continue, f.tokens); err != nil {
+			t.Fatal(err)
+		}
+		if page.RV != snapshot {
+			t.Fatalf("page read at %d, want the snapshot %d", page.RV, snapshot)
+		}
+		got = append(got, names(page.Items)...)
+	}
+	var want []string
+	for i := range 10 {
+		want = append(want, fmt.Sprintf("ns/p%02d", i))
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("pages = %v, want the snapshot %v", got, want)
+	}
+	// A fresh list sees the changes.
+	page, _ = f.ix.List(q, 0, "", f.tokens)
+	if got := names(page.Items); slices.Contains(got, "ns/p06") || slices.Contains(got, "ns/p05") || !slices.Contains(got, "ns/p99") {
+		t.Errorf("fresh list = %v", got)
+	}
+}
+
+func TestContinueTokenErrors(t *testing.T) {
+	f := newFixture()
+	f.seed()
+	q := Query{Fields: map[string]string{FieldPlayerID: "alice"}}
+	page, err := f.ix.List(q, 1, "", f.tokens)
+	if err != nil || page.Continue == "" {
+		t.Fatalf("first page: %v %q", err, page.Continue)
+	}
+	tampered := []byte(page.Continue)
+	tampered[3] ^= 1
+	for _, tt := range []struct {
+		name   string
+		q      Query
+		token  string
+		tokens *Tokens
+	}{
+		{"malformed", q, "not-a-token", f.tokens},
+		{"tampered", q, string(tampered), f.tokens},
+		{"other selectors", Query{Fields: map[string]string{FieldPlayerID: "bob"}}, page.Continue, f.tokens},
+		{"other namespace", Query{Namespace: "a", Fields: q.Fields}, page.Continue, f.tokens},
+		{"other server key", q, page.Continue, NewTokens([]byte("another key"))},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.ix.List(tt.q, 1, tt.token, tt.tokens)
+			if !apierrors.IsBadRequest(err) {
+				t.Fatalf("got %v, want 400", err)
+			}
+		})
+	}
+
+	t.Run("expired", func(t *testing.T) {
+		f.clock.Step(2 * time.Minute)
+		f.put("a", "p1", "alice", "g1", gamev1.PlayerSessionActive, nil) // supersedes a version
+		f.clock.Step(2 * time.Minute)
+		f.put("a", "p9", "zed", "g9", gamev1.PlayerSessionActive, nil) // compaction runs
+		_, err := f.ix.List(q, 1, page.Continue, f.tokens)
+		if !apierrors.IsResourceExpired(err) || apierrors.ReasonForError(err) != metav1.StatusReasonExpired {
+			t.Fatalf("got %v, want 410 Expired", err)
+		}
+		status := err.(apierrors.APIStatus).Status()
+		if status.Code != http.StatusGone || status.ListMeta.Continue == "" {
+			t.Fatalf("status %+v: want 410 with a fresh continue token", status)
+		}
+		rest, err := f.ix.List(q, 0, status.ListMeta.Continue, f.tokens)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := names(rest.Items); !slices.Equal(got, []string{"a/p3", "b/p1"}) {
+			t.Errorf("the fresh token continues after a/p1: got %v", got)
+		}
+	})
+}
+
+func TestCompactionForgetsDeletedSessions(t *testing.T) {
+	f := newFixture()
+	f.seed()
+	f.del("a", "p1")
+	if f.ix.Len() != 4 {
+		t.Fatalf("Len = %d", f.ix.Len())
+	}
+	f.clock.Step(2 * time.Minute)
+	f.put("c", "x", "x", "x", "", nil)
+	if _, ok := f.ix.objects["a/p1"]; ok {
+		t.Error("a deleted player session is still held after the window")
+	}
+	if b := f.ix.bucket(FieldPlayerSessionID, "psess-a-p1", false); b != nil {
+		t.Error("its bucket entries are still held")
+	}
+	if b := f.ix.bucket(FieldPlayerID, "alice", false); b == nil || b.Has("a/p1") {
+		t.Error("the shared bucket must keep the others and drop a/p1")
+	}
+}
+
+func TestWatch(t *testing.T) {
+	f := newFixture()
+	f.seed()
+	q := Query{Fields: map[string]string{FieldPlayerID: "alice"}}
+	convert := func(t watch.EventType, ps *gamev1.PlayerSession) watch.Event { return watch.Event{Type: t, Object: ps} }
+	w, err := f.ix.Watch(q, "0", convert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	next := func() (watch.EventType, string) {
+		t.Helper()
+		select {
+		case e := <-w.ResultChan():
+			ps := e.Object.(*gamev1.PlayerSession)
+			return e.Type, ps.Namespace + "/" + ps.Name + "=" + string(ps.Status.Status)
+		case <-time.After(5 * time.Second):
+			t.Fatal("no event")
+		}
+		return "", ""
+	}
+	var initial []string
+	for range 3 {
+		typ, o := next()
+		if typ != watch.Added {
+			t.Fatalf("initial event %s", typ)
+		}
+		initial = append(initial, o)
+	}
+	slices.Sort(initial)
+	if want := []string{"a/p1=RESERVED", "a/p3=COMPLETED", "b/p1=ACTIVE"}; !slices.Equal(initial, want) {
+		t.Fatalf("initial = %v, want %v", initial, want)
+	}
+	rvBefore := f.rv
+	f.put("a", "p1", "alice", "g1", gamev1.PlayerSessionActive, nil)
+	f.put("a", "p2", "bob", "g1", gamev1.PlayerSessionCompleted, nil) // not selected: no event
+	f.put("z", "new", "alice", "g1", gamev1.PlayerSessionReserved, nil)
+	f.del("b", "p1")
+	for _, want := range []string{"MODIFIED a/p1=ACTIVE", "ADDED z/new=RESERVED", "DELETED b/p1=ACTIVE"} {
+		if typ, o := next(); string(typ)+" "+o != want {
+			t.Fatalf("got %s %s, want %s", typ, o, want)
+		}
+	}
+
+	// From a list's resourceVersion: the events since then are replayed.
+	w2, err := f.ix.Watch(q, strconv.FormatUint(rvBefore, 10), convert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Stop()
+	e := <-w2.ResultChan()
+	if e.Type != watch.Modified || e.Object.(*gamev1.PlayerSession).Name != "p1" {
+		t.Fatalf("replay starts with %s %v", e.Type, e.Object)
+	}
+
+	// Too old: 410.
+	f.ix.mu.Lock()
+	f.ix.events = f.ix.events[len(f.ix.events)-1:]
+	f.ix.mu.Unlock()
+	if _, err := f.ix.Watch(q, "1", convert); !apierrors.IsResourceExpired(err) {
+		t.Fatalf("got %v, want 410", err)
+	}
+}
