@@ -36,6 +36,8 @@ type Options struct {
 	LeaderElectionNamespace string
 	// SkipNameValidation lets tests run several managers in one process.
 	SkipNameValidation bool
+	// DisableControllers runs only the cache, its indexes and the servers (benchmarks of the read path).
+	DisableControllers bool
 
 	// QueryPort enables the query API server on QueryBindAddress:QueryPort (0: off).
 	QueryPort        int
@@ -76,7 +78,11 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query
 	if err != nil {
 		return nil, nil, fmt.Errorf("creating the manager: %w", err)
 	}
-	if err := controllers.Setup(ctx, mgr, o.Clock, o.Controllers); err != nil {
+	if o.DisableControllers {
+		if err := controllers.SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+			return nil, nil, err
+		}
+	} else if err := controllers.Setup(ctx, mgr, o.Clock, o.Controllers); err != nil {
 		return nil, nil, err
 	}
 	if o.ProbeAddr != "" && o.ProbeAddr != "0" {

@@ -106,8 +106,8 @@ type Index struct {
 	rv          uint64 // the newest resourceVersion applied
 	compactedRV uint64 // snapshots older than this are no longer consistent
 	objects     map[string]*history
-	buckets     map[string]map[string]*btree.BTreeG[string]
-	all         *btree.BTreeG[string]
+	buckets     map[string]map[string]*bucket
+	all         *bucket
 	pending     []superseded // FIFO by time
 	events      []Event      // ring of recent events, oldest first
 	maxEvents   int
@@ -119,12 +119,12 @@ func NewIndex(clk clock.PassiveClock, window time.Duration) *Index {
 	ix := &Index{
 		clock: clk, window: window, maxEvents: 100000,
 		objects:  map[string]*history{},
-		buckets:  map[string]map[string]*btree.BTreeG[string]{},
-		all:      newTree(),
+		buckets:  map[string]map[string]*bucket{},
+		all:      &bucket{tree: newTree()},
 		watchers: map[*watcher]struct{}{},
 	}
 	for _, f := range indexedFields {
-		ix.buckets[f] = map[string]*btree.BTreeG[string]{}
+		ix.buckets[f] = map[string]*bucket{}
 	}
 	return ix
 }
@@ -184,7 +184,7 @@ func (ix *Index) apply(key string, rv uint64, obj *gamev1.PlayerSession) {
 		}
 		h = &history{}
 		ix.objects[key] = h
-		ix.all.ReplaceOrInsert(key)
+		ix.all.insert(key)
 	} else {
 		old = h.latest()
 		ix.pending = append(ix.pending, superseded{key: key, rv: rv, at: now})
@@ -192,7 +192,7 @@ func (ix *Index) apply(key string, rv uint64, obj *gamev1.PlayerSession) {
 	h.versions = append(h.versions, version{rv: rv, obj: obj})
 	if obj != nil {
 		for _, f := range indexedFields {
-			ix.bucket(f, fieldValue(obj, f), true).ReplaceOrInsert(key)
+			ix.bucket(f, fieldValue(obj, f), true).insert(key)
 		}
 	}
 	ix.rv = rv
@@ -210,11 +210,11 @@ func eventType(old, obj *gamev1.PlayerSession) watch.EventType {
 	return watch.Modified
 }
 
-// bucket returns the B-tree of keys whose field has value.
-func (ix *Index) bucket(field, value string, create bool) *btree.BTreeG[string] {
+// bucket returns the keys whose field has value.
+func (ix *Index) bucket(field, value string, create bool) *bucket {
 	b := ix.buckets[field][value]
 	if b == nil && create {
-		b = newTree()
+		b = &bucket{}
 		ix.buckets[field][value] = b
 	}
 	return b
@@ -240,8 +240,8 @@ func (ix *Index) compact(now time.Time) {
 				v := fieldValue(dropped.obj, f)
 				if !h.hasValue(f, v) {
 					if b := ix.bucket(f, v, false); b != nil {
-						b.Delete(p.key)
-						if b.Len() == 0 {
+						b.remove(p.key)
+						if b.len() == 0 {
 							delete(ix.buckets[f], v)
 						}
 					}
@@ -250,7 +250,7 @@ func (ix *Index) compact(now time.Time) {
 		}
 		if len(h.versions) == 1 && h.versions[0].obj == nil {
 			delete(ix.objects, p.key)
-			ix.all.Delete(p.key)
+			ix.all.remove(p.key)
 		}
 	}
 	if n > 0 {

@@ -219,7 +219,7 @@ func TestCompactionForgetsDeletedSessions(t *testing.T) {
 	if b := f.ix.bucket(FieldPlayerSessionID, "psess-a-p1", false); b != nil {
 		t.Error("its bucket entries are still held")
 	}
-	if b := f.ix.bucket(FieldPlayerID, "alice", false); b == nil || b.Has("a/p1") {
+	if b := f.ix.bucket(FieldPlayerID, "alice", false); b == nil || b.has("a/p1") {
 		t.Error("the shared bucket must keep the others and drop a/p1")
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/google/btree"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -155,13 +154,13 @@ func (ix *Index) List(q Query, limit int64, cont string, tokens *Tokens) (Page, 
 	if tree == nil {
 		return page, nil
 	}
-	tree.AscendGreaterOrEqual(after, visit)
+	tree.ascend(after, visit)
 	return page, nil
 }
 
 // driver picks the bucket that answers q: the one of its most selective indexed field, else its
 // namespace, else everything.
-func (ix *Index) driver(q Query) *btree.BTreeG[string] {
+func (ix *Index) driver(q Query) *bucket {
 	for _, f := range indexedFields {
 		v, ok := q.Fields[f]
 		if f == FieldNamespace && !ok && q.Namespace != "" {

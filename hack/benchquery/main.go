@@ -1,0 +1,280 @@
+// Command benchquery measures the query API against the alternatives, side by side in one run:
+//
+//	(a) the query API (query.playersessions.dev, through kube-apiserver's aggregator),
+//	(b) a CRD field selector on kube-apiserver (spec.gameSessionName=..., spec.playerId=...),
+//	(c) a list of everything plus a client-side filter,
+//
+// for "player sessions of one game session" and "sessions of one player", with N player sessions stored
+// in a local control plane; then, in-process, the index alone at 10k, 100k and 1M and its heap per
+// indexed session. See docs/benchmarks.md.
+//
+//	KUBEBUILDER_ASSETS=$(hack/envtest-binaries.sh) go run ./hack/benchquery -sizes 10000,100000
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/controllers"
+	"github.com/playersessions/operator/internal/localcp"
+	"github.com/playersessions/operator/internal/manager"
+	"github.com/playersessions/operator/internal/query"
+)
+
+const (
+	ns             = "bench"
+	perGameSession = 10 // player sessions per game session
+	perPlayer      = 2  // player sessions per player
+)
+
+func main() {
+	sizes := flag.String("sizes", "10000,100000", "Stored player sessions for the through-the-API-servers comparison.")
+	inproc := flag.String("inprocess-sizes", "10000,100000,1000000", "Player sessions for the in-process index measurement.")
+	iterations := flag.Int("iterations", 200, "Queries per measurement (list-all: at most 5).")
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel)))
+	for _, n := range parseSizes(*sizes) {
+		if err := throughAPIServers(n, *iterations); err != nil {
+			fmt.Fprintln(os.Stderr, "benchquery:", err)
+			os.Exit(1)
+		}
+	}
+	for _, n := range parseSizes(*inproc) {
+		inProcess(n)
+	}
+}
+
+func parseSizes(s string) []int {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n > 0 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func playerSession(i int) *gamev1.PlayerSession {
+	return &gamev1.PlayerSession{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("ps-%07d", i)},
+		Spec: gamev1.PlayerSessionSpec{
+			GameSessionName: fmt.Sprintf("gs-%06d", i/perGameSession),
+			PlayerID:        fmt.Sprintf("player-%07d", i/perPlayer),
+		},
+	}
+}
+
+func throughAPIServers(n, iterations int) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	dir, _ := os.MkdirTemp("", "benchquery-")
+	defer os.RemoveAll(dir)
+	cp, err := localcp.Start(localcp.Options{CRDDirectoryPaths: []string{"config/crd/bases"}, Dir: dir, QueryPort: port})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = cp.Stop() }()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The manager without its controllers' work: nothing reconciles, the index only follows the cache.
+	mgr, index, err := manager.New(ctx, cp.Config, manager.Options{
+		Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", DisableControllers: true,
+		QueryPort: port, QueryBindAddress: net.ParseIP("127.0.0.1"), QueryCertDir: cp.ServingCertDir, QueryKubeconfig: cp.Kubeconfig,
+	})
+	if err != nil {
+		return err
+	}
+	go func() { _ = mgr.Start(ctx) }()
+
+	cfg := rest.CopyConfig(cp.Config)
+	cfg.QPS, cfg.Burst = 5000, 10000
+	if os.Getenv("BENCH_HTTP1") != "" {
+		cfg.TLSClientConfig.NextProtos = []string{"http/1.1"}
+	}
+	c, err := client.New(cfg, client.Options{Scheme: manager.Scheme()})
+	if err != nil {
+		return err
+	}
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		return err
+	}
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for range 48 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if err := c.Create(ctx, playerSession(i)); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return err
+	}
+	fmt.Printf("\n== %d player sessions stored (created in %s); the query API's index holds them\n", n, time.Since(start).Round(time.Second))
+	for index.Len() < n {
+		time.Sleep(100 * time.Millisecond)
+	}
+	rc, err := rest.UnversionedRESTClientFor(withJSON(cfg))
+	if err != nil {
+		return err
+	}
+	get := func(path, fieldSelector string) (int, error) {
+		req := rc.Get().AbsPath(path)
+		if fieldSelector != "" {
+			req = req.Param("fieldSelector", fieldSelector)
+		}
+		body, err := req.Stream(ctx)
+		if err != nil {
+			return 0, err
+		}
+		defer body.Close()
+		b, err := io.ReadAll(body)
+		return len(b), err
+	}
+	const (
+		queryPath = "/apis/query.playersessions.dev/v1alpha1/playersessions"
+		crdPath   = "/apis/game.playersessions.dev/v1alpha1/playersessions"
+	)
+	cases := []struct{ name, queryField, crdField, value string }{
+		{"sessions of one game session", "gameSessionName", "spec.gameSessionName", fmt.Sprintf("gs-%06d", n/perGameSession/2)},
+		{"sessions of one player", "playerId", "spec.playerId", fmt.Sprintf("player-%07d", n/perPlayer/2)},
+	}
+	// Warm up every path once (discovery, connections, watch cache).
+	for _, cs := range cases {
+		_, _ = get(queryPath, cs.queryField+"="+cs.value)
+		_, _ = get(crdPath, cs.crdField+"="+cs.value)
+	}
+	for _, cs := range cases {
+		a := measure(iterations, func() error { _, err := get(queryPath, cs.queryField+"="+cs.value); return err })
+		b := measure(iterations, func() error { _, err := get(crdPath, cs.crdField+"="+cs.value); return err })
+		var size int
+		cl := measure(min(iterations, 5), func() error {
+			var err error
+			size, err = get(crdPath, "")
+			return err
+		})
+		fmt.Printf("%-30s (a) query API      %s\n", cs.name, a)
+		fmt.Printf("%-30s (b) CRD selector   %s  (%.0fx the query API at p50)\n", "", b, float64(b.p50)/float64(a.p50))
+		fmt.Printf("%-30s (c) list all+filter %s  (%d MB per list)\n", "", cl, size>>20)
+	}
+	return nil
+}
+
+type stats struct{ p50, p99, max time.Duration }
+
+func (s stats) String() string {
+	return fmt.Sprintf("p50=%-9s p99=%-9s max=%s", s.p50.Round(10*time.Microsecond), s.p99.Round(10*time.Microsecond), s.max.Round(10*time.Microsecond))
+}
+
+func measure(n int, f func() error) stats {
+	d := make([]time.Duration, 0, n)
+	for range n {
+		t := time.Now()
+		if err := f(); err != nil {
+			fmt.Fprintln(os.Stderr, "benchquery:", err)
+			os.Exit(1)
+		}
+		d = append(d, time.Since(t))
+	}
+	slices.Sort(d)
+	return stats{p50: d[len(d)/2], p99: d[min(len(d)-1, len(d)*99/100)], max: d[len(d)-1]}
+}
+
+// inProcess loads the index directly with n player sessions (as the informer would, with the objects the
+// cache transform leaves) and measures the same queries against it, and its heap per indexed session.
+func inProcess(n int) {
+	objs := make([]*gamev1.PlayerSession, n)
+	runtime.GC()
+	var m0, m1, m2 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	for i := range n {
+		ps := playerSession(i)
+		ps.ResourceVersion = strconv.Itoa(i + 1)
+		ps.UID = "00000000-0000-0000-0000-000000000000"
+		ps.Status = gamev1.PlayerSessionStatus{Status: gamev1.PlayerSessionReserved, PlayerSessionID: fmt.Sprintf("psess-%07d", i)}
+		_, _ = controllers.StripForCache(ps)
+		objs[i] = ps
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	ix := query.NewIndex(clock.RealClock{}, 5*time.Minute)
+	for _, ps := range objs {
+		ix.Upsert(ps)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&m2)
+	objectBytes := float64(m1.HeapAlloc-m0.HeapAlloc) / float64(n)
+	indexBytes := float64(m2.HeapAlloc-m1.HeapAlloc) / float64(n)
+	tokens := query.NewTokens([]byte("k"))
+	fmt.Printf("\n== in-process index, %d player sessions: index %.0f B/session on top of the cached objects (%.0f B/session)\n", n, indexBytes, objectBytes)
+	for _, cs := range []struct {
+		name string
+		q    query.Query
+	}{
+		{"sessions of one game session", query.Query{Fields: map[string]string{query.FieldGameSessionName: fmt.Sprintf("gs-%06d", n/perGameSession/2)}}},
+		{"sessions of one player", query.Query{Fields: map[string]string{query.FieldPlayerID: fmt.Sprintf("player-%07d", n/perPlayer/2)}}},
+	} {
+		var got int
+		r := testing.Benchmark(func(b *testing.B) {
+			for b.Loop() {
+				p, _ := ix.List(cs.q, 0, "", tokens)
+				got = len(p.Items)
+			}
+		})
+		fmt.Printf("%-30s index.List %8d ns/op %6d B/op (%d results)\n", cs.name, r.NsPerOp(), r.AllocedBytesPerOp(), got)
+	}
+	runtime.KeepAlive(objs)
+}
+
+func withJSON(cfg *rest.Config) *rest.Config {
+	c := rest.CopyConfig(cfg)
+	c.AcceptContentTypes = "application/json"
+	c.GroupVersion = &metav1.SchemeGroupVersion
+	c.NegotiatedSerializer = query.Codecs.WithoutConversion()
+	return c
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
