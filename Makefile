@@ -49,6 +49,10 @@ test: verify vet envtest ## Run every test (unit, envtest integration) with the 
 bench: envtest ## Run the timeout-lateness benchmark against a local control plane (see docs/benchmarks.md).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go run ./hack/bench $(BENCH_ARGS)
 
+.PHONY: bench-query
+bench-query: envtest ## Compare the query API with CRD field selectors and list-all (see docs/benchmarks.md).
+	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go run ./hack/benchquery $(BENCH_ARGS)
+
 ##@ Build and run
 
 .PHONY: build
