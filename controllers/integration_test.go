@@ -73,6 +73,14 @@ func patchPSStatus(c client.Client, ns, name string, s gamev1.PlayerSessionStatu
 	return c.Status().Patch(context.Background(), ps, client.RawPatch("application/merge-patch+json", []byte(fmt.Sprintf(`{"status":{"status":%q}}`, s))))
 }
 
+// waitForStatus waits until the player session ns/name has status s.
+func waitForStatus(t *testing.T, c client.Client, ns, name string, s gamev1.PlayerSessionStatusValue) {
+	t.Helper()
+	NewWithT(t).Eventually(func(g Gomega) {
+		g.Expect(getPS(g, c, ns, name).Status.Status).To(Equal(s))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+}
+
 func admission(ps *gamev1.PlayerSession) *metav1.Condition {
 	return meta.FindStatusCondition(ps.Status.Conditions, gamev1.AdmittedCondition)
 }
@@ -153,9 +161,7 @@ func TestIntegrationTimeout(t *testing.T) {
 	createGS(t, c, ns, "gs", 3)
 	createPS(t, c, ns, "late", "gs")
 	createPS(t, c, ns, "quick", "gs")
-	g.Eventually(func(g Gomega) {
-		g.Expect(getPS(g, c, ns, "quick").Status.Status).To(Equal(gamev1.PlayerSessionReserved))
-	}).WithTimeout(20 * time.Second).Should(Succeed())
+	waitForStatus(t, c, ns, "quick", gamev1.PlayerSessionReserved)
 	g.Expect(patchPSStatus(c, ns, "quick", gamev1.PlayerSessionActive)).To(Succeed())
 
 	g.Eventually(func(g Gomega) {
@@ -184,9 +190,7 @@ func TestIntegrationRestartMidCountdown(t *testing.T) {
 
 	createGS(t, c, ns, "gs", 3)
 	createPS(t, c, ns, "p", "gs")
-	g.Eventually(func(g Gomega) {
-		g.Expect(getPS(g, c, ns, "p").Status.Status).To(Equal(gamev1.PlayerSessionReserved))
-	}).WithTimeout(20 * time.Second).Should(Succeed())
+	waitForStatus(t, c, ns, "p", gamev1.PlayerSessionReserved)
 	stop() // the pending RequeueAfter is lost with the process
 	time.Sleep(time.Second)
 	g.Expect(getPS(g, c, ns, "p").Status.Status).To(Equal(gamev1.PlayerSessionReserved))
@@ -210,9 +214,7 @@ func TestIntegrationRetention(t *testing.T) {
 
 	createGS(t, c, ns, "gs", 3)
 	createPS(t, c, ns, "p", "gs")
-	g.Eventually(func(g Gomega) {
-		g.Expect(getPS(g, c, ns, "p").Status.Status).To(Equal(gamev1.PlayerSessionReserved))
-	}).WithTimeout(20 * time.Second).Should(Succeed())
+	waitForStatus(t, c, ns, "p", gamev1.PlayerSessionReserved)
 
 	// The game server ends the game session.
 	gs := &gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gs"}}
