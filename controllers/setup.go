@@ -8,6 +8,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
+// The GameLift endpoint (internal/gamelift) shares the manager's identity: it reads access-key Secrets and
+// creates player sessions. Its markers live here, where controller-gen reads them.
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=game.playersessions.dev,resources=playersessions,verbs=create
+// +kubebuilder:rbac:groups=game.playersessions.dev,resources=gamesessions,verbs=create
+
 // Setup registers the field indexes, the metrics and both reconcilers with mgr.
 func Setup(ctx context.Context, mgr ctrl.Manager, clk clock.PassiveClock, opts Options) error {
 	if err := SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {

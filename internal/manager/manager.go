@@ -9,6 +9,8 @@ import (
 	"net"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -17,12 +19,14 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/controllers"
+	"github.com/playersessions/operator/internal/gamelift"
 	"github.com/playersessions/operator/internal/query"
 )
 
@@ -50,6 +54,9 @@ type Options struct {
 	QueryTokenKey []byte
 	// QuerySnapshotWindow is how long a paged list's snapshot stays readable.
 	QuerySnapshotWindow time.Duration
+
+	// GameLiftAddr enables the GameLift-compatible endpoint on this address (empty: off).
+	GameLiftAddr string
 }
 
 // Scheme knows the built-in kinds and game.playersessions.dev.
@@ -72,8 +79,11 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query
 		LeaderElection:          o.LeaderElect,
 		LeaderElectionID:        "playersessions-manager.game.playersessions.dev",
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
-		Cache:                   cache.Options{DefaultTransform: controllers.StripForCache},
-		Controller:              config.Controller{SkipNameValidation: ptr.To(o.SkipNameValidation)},
+		Cache: cache.Options{DefaultTransform: controllers.StripForCache, ByObject: map[client.Object]cache.ByObject{
+			// Only access-key Secrets are cached (and readable by the manager's RBAC in practice).
+			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{gamelift.AccessKeyLabel: "true"})},
+		}},
+		Controller: config.Controller{SkipNameValidation: ptr.To(o.SkipNameValidation)},
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("creating the manager: %w", err)
@@ -93,7 +103,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query
 			return nil, nil, err
 		}
 	}
-	if o.QueryPort == 0 {
+	if o.QueryPort == 0 && o.GameLiftAddr == "" {
 		return mgr, nil, nil
 	}
 	window := o.QuerySnapshotWindow
@@ -109,14 +119,28 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query
 		key = make([]byte, 32)
 		_, _ = rand.Read(key)
 	}
-	server, err := query.NewServer(query.ServerOptions{
-		BindAddress: o.QueryBindAddress, Port: o.QueryPort, CertDir: o.QueryCertDir, Kubeconfig: o.QueryKubeconfig,
-	}, index, query.NewTokens(key))
-	if err != nil {
-		return nil, nil, fmt.Errorf("creating the query API server: %w", err)
+	tokens := query.NewTokens(key)
+	if o.QueryPort != 0 {
+		server, err := query.NewServer(query.ServerOptions{
+			BindAddress: o.QueryBindAddress, Port: o.QueryPort, CertDir: o.QueryCertDir, Kubeconfig: o.QueryKubeconfig,
+		}, index, tokens)
+		if err != nil {
+			return nil, nil, fmt.Errorf("creating the query API server: %w", err)
+		}
+		if err := mgr.Add(server); err != nil {
+			return nil, nil, err
+		}
 	}
-	if err := mgr.Add(server); err != nil {
-		return nil, nil, err
+	if o.GameLiftAddr != "" {
+		if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Secret{}, gamelift.IndexAccessKeyID, gamelift.AccessKeyIDOf); err != nil {
+			return nil, nil, err
+		}
+		if err := mgr.Add(&gamelift.Server{
+			Addr: o.GameLiftAddr, Client: mgr.GetClient(), Reader: mgr.GetCache(), Index: index, Tokens: tokens,
+			Clock: o.Clock, Options: o.Controllers,
+		}); err != nil {
+			return nil, nil, err
+		}
 	}
 	return mgr, index, nil
 }

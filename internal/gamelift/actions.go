@@ -1,0 +1,393 @@
+package gamelift
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/controllers"
+	"github.com/playersessions/operator/internal/query"
+)
+
+type handler func(ctx context.Context, namespace string, decode func(any) *Error) (any, *Error)
+
+func (s *Server) actions() map[string]handler {
+	return map[string]handler{
+		"DescribePlayerSessions": s.describePlayerSessions,
+		"CreatePlayerSession":    s.createPlayerSession,
+		"CreatePlayerSessions":   s.createPlayerSessions,
+		"AcceptPlayerSession":    s.acceptPlayerSession,
+		"RemovePlayerSession":    s.removePlayerSession,
+	}
+}
+
+// Bounds and patterns of GameLift's model (botocore gamelift/2015-10-01).
+var (
+	arnStringPattern     = regexp.MustCompile(`^[a-zA-Z0-9:/-]+$`)
+	playerSessionPattern = regexp.MustCompile(`^psess-\S+$`)
+)
+
+func invalid(format string, args ...any) *Error {
+	return errorf(InvalidRequestException, fmt.Sprintf(format, args...))
+}
+
+func checkLen(field, v string, min, max int) *Error {
+	if n := len(v); n < min || n > max {
+		return invalid("1 validation error detected: Value at '%s' failed to satisfy constraint: Member must have length between %d and %d", field, min, max)
+	}
+	return nil
+}
+
+func checkGameSessionID(field, v string) *Error {
+	if err := checkLen(field, v, 1, 512); err != nil {
+		return err
+	}
+	if !arnStringPattern.MatchString(v) {
+		return invalid("1 validation error detected: Value at '%s' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9:/-]+", field)
+	}
+	return nil
+}
+
+func checkPlayerSessionID(field, v string) *Error {
+	if err := checkLen(field, v, 1, 1024); err != nil {
+		return err
+	}
+	if !playerSessionPattern.MatchString(v) {
+		return invalid("1 validation error detected: Value at '%s' failed to satisfy constraint: Member must satisfy regular expression pattern: ^psess-\\S+", field)
+	}
+	return nil
+}
+
+func internal(err error) *Error { return errorf(InternalServiceException, err.Error()) }
+
+// --- DescribePlayerSessions ---
+
+type describePlayerSessionsInput struct {
+	GameSessionId             string `json:"GameSessionId"`
+	PlayerId                  string `json:"PlayerId"`
+	PlayerSessionId           string `json:"PlayerSessionId"`
+	PlayerSessionStatusFilter string `json:"PlayerSessionStatusFilter"`
+	Limit                     *int32 `json:"Limit"`
+	NextToken                 string `json:"NextToken"`
+}
+
+type describePlayerSessionsOutput struct {
+	PlayerSessions []PlayerSession `json:"PlayerSessions"`
+	NextToken      string          `json:"NextToken,omitempty"`
+}
+
+func (s *Server) describePlayerSessions(_ context.Context, namespace string, decode func(any) *Error) (any, *Error) {
+	var in describePlayerSessionsInput
+	if err := decode(&in); err != nil {
+		return nil, err
+	}
+	set := 0
+	for _, v := range []string{in.GameSessionId, in.PlayerId, in.PlayerSessionId} {
+		if v != "" {
+			set++
+		}
+	}
+	if set != 1 {
+		return nil, invalid("Exactly one of PlayerSessionId, GameSessionId or PlayerId must be specified")
+	}
+	q := query.Query{Namespace: namespace, Fields: map[string]string{}}
+	limit := int64(0)
+	switch {
+	case in.PlayerSessionId != "":
+		if err := checkPlayerSessionID("playerSessionId", in.PlayerSessionId); err != nil {
+			return nil, err
+		}
+		q.Fields[query.FieldPlayerSessionID] = in.PlayerSessionId
+		in.NextToken = "" // Limit and NextToken are ignored with PlayerSessionId.
+		in.Limit = nil
+	case in.GameSessionId != "":
+		if err := checkGameSessionID("gameSessionId", in.GameSessionId); err != nil {
+			return nil, err
+		}
+		q.Fields[query.FieldGameSessionID] = in.GameSessionId
+		if in.PlayerSessionStatusFilter != "" {
+			switch gamev1.PlayerSessionStatusValue(in.PlayerSessionStatusFilter) {
+			case gamev1.PlayerSessionReserved, gamev1.PlayerSessionActive, gamev1.PlayerSessionCompleted, gamev1.PlayerSessionTimedOut:
+				q.Fields[query.FieldStatus] = in.PlayerSessionStatusFilter
+			default:
+				return nil, invalid("PlayerSessionStatusFilter must be one of RESERVED, ACTIVE, COMPLETED, TIMEDOUT")
+			}
+		}
+	default:
+		if err := checkLen("playerId", in.PlayerId, 1, 1024); err != nil {
+			return nil, err
+		}
+		q.Fields[query.FieldPlayerID] = in.PlayerId // the status filter applies only with GameSessionId
+	}
+	if in.Limit != nil {
+		if *in.Limit < 1 {
+			return nil, invalid("1 validation error detected: Value at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1")
+		}
+		limit = int64(*in.Limit)
+	}
+	if in.NextToken != "" {
+		if err := checkLen("nextToken", in.NextToken, 1, 1024); err != nil {
+			return nil, err
+		}
+	}
+	page, err := s.Index.List(q, limit, in.NextToken, s.Tokens)
+	if err != nil {
+		if apierrors.IsResourceExpired(err) || apierrors.IsBadRequest(err) {
+			return nil, invalid("Invalid NextToken: %s", err.Error())
+		}
+		return nil, internal(err)
+	}
+	out := describePlayerSessionsOutput{PlayerSessions: []PlayerSession{}, NextToken: page.Continue}
+	for _, ps := range page.Items {
+		if ps.Status.Status == "" {
+			continue // not a player session in GameLift's sense until it holds a seat
+		}
+		out.PlayerSessions = append(out.PlayerSessions, toPlayerSession(ps))
+	}
+	return out, nil
+}
+
+func ts(t *metav1.MicroTime) *Timestamp {
+	if t == nil {
+		return nil
+	}
+	return &Timestamp{t.Time}
+}
+
+func toPlayerSession(ps *gamev1.PlayerSession) PlayerSession {
+	return PlayerSession{
+		PlayerSessionId: ps.Status.PlayerSessionID, PlayerId: ps.Spec.PlayerID, GameSessionId: ps.Status.GameSessionID,
+		FleetId: ps.Status.FleetID, FleetArn: ps.Status.FleetArn, CreationTime: ts(ps.Status.CreationTime),
+		TerminationTime: ts(ps.Status.TerminationTime), Status: string(ps.Status.Status), IpAddress: ps.Status.IPAddress,
+		DnsName: ps.Status.DNSName, Port: ps.Status.Port, PlayerData: ps.Spec.PlayerData,
+	}
+}
+
+// --- CreatePlayerSession(s) ---
+
+type createPlayerSessionInput struct {
+	GameSessionId string `json:"GameSessionId"`
+	PlayerId      string `json:"PlayerId"`
+	PlayerData    string `json:"PlayerData"`
+}
+
+type createPlayerSessionOutput struct {
+	PlayerSession PlayerSession `json:"PlayerSession"`
+}
+
+type createPlayerSessionsInput struct {
+	GameSessionId string            `json:"GameSessionId"`
+	PlayerIds     []string          `json:"PlayerIds"`
+	PlayerDataMap map[string]string `json:"PlayerDataMap"`
+}
+
+type createPlayerSessionsOutput struct {
+	PlayerSessions []PlayerSession `json:"PlayerSessions"`
+}
+
+func (s *Server) createPlayerSession(ctx context.Context, namespace string, decode func(any) *Error) (any, *Error) {
+	var in createPlayerSessionInput
+	if err := decode(&in); err != nil {
+		return nil, err
+	}
+	if err := checkGameSessionID("gameSessionId", in.GameSessionId); err != nil {
+		return nil, err
+	}
+	if err := checkLen("playerId", in.PlayerId, 1, 1024); err != nil {
+		return nil, err
+	}
+	if in.PlayerData != "" {
+		if err := checkLen("playerData", in.PlayerData, 1, 2048); err != nil {
+			return nil, err
+		}
+	}
+	gs, aerr := s.acceptingGameSession(ctx, namespace, in.GameSessionId, 1)
+	if aerr != nil {
+		return nil, aerr
+	}
+	ps, aerr := s.reserve(ctx, gs, in.PlayerId, in.PlayerData)
+	if aerr != nil {
+		return nil, aerr
+	}
+	return createPlayerSessionOutput{PlayerSession: toPlayerSession(ps)}, nil
+}
+
+func (s *Server) createPlayerSessions(ctx context.Context, namespace string, decode func(any) *Error) (any, *Error) {
+	var in createPlayerSessionsInput
+	if err := decode(&in); err != nil {
+		return nil, err
+	}
+	if err := checkGameSessionID("gameSessionId", in.GameSessionId); err != nil {
+		return nil, err
+	}
+	if n := len(in.PlayerIds); n < 1 || n > 25 {
+		return nil, invalid("1 validation error detected: Value at 'playerIds' failed to satisfy constraint: Member must have length between 1 and 25")
+	}
+	for i, p := range in.PlayerIds {
+		if err := checkLen(fmt.Sprintf("playerIds.%d.member", i+1), p, 1, 1024); err != nil {
+			return nil, err
+		}
+	}
+	for p, d := range in.PlayerDataMap {
+		if err := checkLen("playerDataMap.key", p, 1, 1024); err != nil {
+			return nil, err
+		}
+		if err := checkLen("playerDataMap.value", d, 1, 2048); err != nil {
+			return nil, err
+		}
+	}
+	gs, aerr := s.acceptingGameSession(ctx, namespace, in.GameSessionId, len(in.PlayerIds))
+	if aerr != nil {
+		return nil, aerr
+	}
+	out := createPlayerSessionsOutput{PlayerSessions: []PlayerSession{}}
+	for _, p := range in.PlayerIds {
+		ps, aerr := s.reserve(ctx, gs, p, in.PlayerDataMap[p])
+		if aerr != nil {
+			return nil, aerr
+		}
+		out.PlayerSessions = append(out.PlayerSessions, toPlayerSession(ps))
+	}
+	return out, nil
+}
+
+// gameSessionByID finds a game session of the tenant by its GameSessionId.
+func (s *Server) gameSessionByID(ctx context.Context, namespace, id string) (*gamev1.GameSession, *Error) {
+	var list gamev1.GameSessionList
+	if err := s.Reader.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{controllers.IndexGameSessionID: id}); err != nil {
+		return nil, internal(err)
+	}
+	if len(list.Items) == 0 {
+		return nil, errorf(NotFoundException, "Game session "+id+" not found")
+	}
+	return &list.Items[0], nil
+}
+
+// acceptingGameSession checks up front what GameLift refuses synchronously: the operator's admission
+// remains the authority (seats are decided under optimistic concurrency there).
+func (s *Server) acceptingGameSession(ctx context.Context, namespace, id string, players int) (*gamev1.GameSession, *Error) {
+	gs, aerr := s.gameSessionByID(ctx, namespace, id)
+	if aerr != nil {
+		return nil, aerr
+	}
+	switch {
+	case gs.Status.Status != gamev1.GameSessionActive || !gs.DeletionTimestamp.IsZero():
+		return nil, errorf(InvalidGameSessionStatusException, fmt.Sprintf("Game session %s is %s", id, gs.Status.Status))
+	case gs.Spec.PlayerSessionCreationPolicy == gamev1.PlayerSessionCreationPolicyDenyAll:
+		return nil, errorf(GameSessionFullException, "Game session "+id+" is not accepting new player sessions (DENY_ALL)")
+	case int(gs.Status.CurrentPlayerSessionCount)+players > int(gs.Spec.MaximumPlayerSessionCount):
+		return nil, errorf(GameSessionFullException, "Game session "+id+" is full")
+	}
+	return gs, nil
+}
+
+// reserve creates a PlayerSession object and waits for the operator's decision.
+func (s *Server) reserve(ctx context.Context, gs *gamev1.GameSession, playerID, playerData string) (*gamev1.PlayerSession, *Error) {
+	ps := &gamev1.PlayerSession{
+		ObjectMeta: metav1.ObjectMeta{Namespace: gs.Namespace, GenerateName: gs.Name + "-"},
+		Spec:       gamev1.PlayerSessionSpec{GameSessionName: gs.Name, PlayerID: playerID, PlayerData: playerData},
+	}
+	if err := s.Client.Create(ctx, ps); err != nil {
+		if apierrors.IsInvalid(err) {
+			return nil, invalid("%s", err.Error())
+		}
+		return nil, internal(err)
+	}
+	timeout := s.DecisionTimeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	var decided *gamev1.PlayerSession
+	err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		var cur gamev1.PlayerSession
+		if err := s.Reader.Get(ctx, client.ObjectKeyFromObject(ps), &cur); err != nil {
+			return false, client.IgnoreNotFound(err)
+		}
+		if cur.Status.Status != "" || meta.IsStatusConditionFalse(cur.Status.Conditions, gamev1.AdmittedCondition) {
+			decided = &cur
+			return true, nil
+		}
+		return false, nil
+	})
+	if err != nil {
+		return nil, internal(fmt.Errorf("no admission decision for player session %s/%s within %s", ps.Namespace, ps.Name, timeout))
+	}
+	if cond := meta.FindStatusCondition(decided.Status.Conditions, gamev1.AdmittedCondition); cond != nil && cond.Status == metav1.ConditionFalse {
+		switch cond.Reason {
+		case gamev1.GameSessionFullReason, gamev1.PlayerSessionCreationDeniedReason:
+			return nil, errorf(GameSessionFullException, cond.Message)
+		case gamev1.GameSessionNotFoundReason:
+			return nil, errorf(NotFoundException, cond.Message)
+		default:
+			return nil, errorf(InvalidGameSessionStatusException, cond.Message)
+		}
+	}
+	return decided, nil
+}
+
+// --- AcceptPlayerSession / RemovePlayerSession (server-side calls) ---
+
+type playerSessionIDInput struct {
+	GameSessionId   string `json:"GameSessionId"`
+	PlayerSessionId string `json:"PlayerSessionId"`
+}
+
+type playerSessionOutput struct {
+	PlayerSession PlayerSession `json:"PlayerSession"`
+}
+
+func (s *Server) acceptPlayerSession(ctx context.Context, namespace string, decode func(any) *Error) (any, *Error) {
+	return s.transition(ctx, namespace, decode, gamev1.PlayerSessionActive, gamev1.PlayerSessionReserved)
+}
+
+func (s *Server) removePlayerSession(ctx context.Context, namespace string, decode func(any) *Error) (any, *Error) {
+	return s.transition(ctx, namespace, decode, gamev1.PlayerSessionCompleted, gamev1.PlayerSessionReserved, gamev1.PlayerSessionActive)
+}
+
+// transition moves a player session to status `to` from one of `from`, as a game server does.
+func (s *Server) transition(ctx context.Context, namespace string, decode func(any) *Error, to gamev1.PlayerSessionStatusValue, from ...gamev1.PlayerSessionStatusValue) (any, *Error) {
+	var in playerSessionIDInput
+	if err := decode(&in); err != nil {
+		return nil, err
+	}
+	if err := checkPlayerSessionID("playerSessionId", in.PlayerSessionId); err != nil {
+		return nil, err
+	}
+	page, err := s.Index.List(query.Query{Namespace: namespace, Fields: map[string]string{query.FieldPlayerSessionID: in.PlayerSessionId}}, 1, "", s.Tokens)
+	if err != nil {
+		return nil, internal(err)
+	}
+	if len(page.Items) == 0 || (in.GameSessionId != "" && page.Items[0].Status.GameSessionID != in.GameSessionId) {
+		return nil, errorf(NotFoundException, "Player session "+in.PlayerSessionId+" not found")
+	}
+	ps := page.Items[0].DeepCopy()
+	allowed := false
+	for _, f := range from {
+		allowed = allowed || ps.Status.Status == f
+	}
+	if !allowed {
+		return nil, invalid("Player session %s is %s and cannot become %s", in.PlayerSessionId, ps.Status.Status, to)
+	}
+	before := ps.DeepCopy()
+	ps.Status.Status = to
+	if err := s.Client.Status().Patch(ctx, ps, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		switch {
+		case apierrors.IsConflict(err):
+			return nil, invalid("Player session %s changed concurrently; retry", in.PlayerSessionId)
+		case apierrors.IsInvalid(err):
+			return nil, invalid("%s", err.Error())
+		case apierrors.IsNotFound(err):
+			return nil, errorf(NotFoundException, "Player session "+in.PlayerSessionId+" not found")
+		}
+		return nil, internal(err)
+	}
+	return playerSessionOutput{PlayerSession: toPlayerSession(ps)}, nil
+}

@@ -1,0 +1,117 @@
+package gamelift
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Access keys are Secrets with this label; the Secret's namespace is the tenant the key acts in.
+const (
+	AccessKeyLabel        = "gamelift.playersessions.dev/access-key"
+	AccessKeyIDField      = "accessKeyId"
+	SecretAccessKeyField  = "secretAccessKey"
+	IndexAccessKeyID      = "data.accessKeyId"
+	maxClockSkew          = 5 * time.Minute
+	signingAlgorithm      = "AWS4-HMAC-SHA256"
+	signingService        = "gamelift"
+	amzDateFormat         = "20060102T150405Z"
+	unauthorizedSignature = "The request signature we calculated does not match the signature you provided"
+)
+
+// AccessKeyIDOf is the field index function of access-key Secrets.
+func AccessKeyIDOf(o client.Object) []string {
+	if s, ok := o.(*corev1.Secret); ok {
+		if id := string(s.Data[AccessKeyIDField]); id != "" {
+			return []string{id}
+		}
+	}
+	return nil
+}
+
+// authenticate verifies the request's SigV4 signature with aws-sdk-go-v2's signer and returns the
+// namespace of the access key.
+func (s *Server) authenticate(ctx context.Context, r *http.Request, body []byte) (string, *Error) {
+	unauthorized := func(msg string) (string, *Error) { return "", errorf(UnauthorizedException, msg) }
+	auth := r.Header.Get("Authorization")
+	if !strings.HasPrefix(auth, signingAlgorithm+" ") {
+		return unauthorized("Missing or unsupported authentication: requests must be signed with AWS Signature Version 4")
+	}
+	fields := map[string]string{}
+	for _, part := range strings.Split(strings.TrimPrefix(auth, signingAlgorithm+" "), ",") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(part), "="); ok {
+			fields[k] = v
+		}
+	}
+	scope := strings.Split(fields["Credential"], "/")
+	if len(scope) != 5 || scope[4] != "aws4_request" || fields["Signature"] == "" || fields["SignedHeaders"] == "" {
+		return unauthorized("Malformed Authorization header")
+	}
+	keyID, region, service := scope[0], scope[2], scope[3]
+	if service != signingService {
+		return unauthorized("Credential should be scoped to the service 'gamelift'")
+	}
+	signedAt, err := time.Parse(amzDateFormat, r.Header.Get("X-Amz-Date"))
+	if err != nil {
+		return unauthorized("Missing or malformed X-Amz-Date")
+	}
+	if skew := s.Clock.Since(signedAt); skew > maxClockSkew || skew < -maxClockSkew {
+		return unauthorized("Signature expired: the request was signed at " + signedAt.Format(time.RFC3339) + ", more than 5 minutes from the server's time")
+	}
+	if signedAt.Format("20060102") != scope[1] {
+		return unauthorized("Credential date does not match X-Amz-Date")
+	}
+	namespace, secret, ok := s.lookupKey(ctx, keyID)
+	if !ok {
+		return unauthorized("The security token included in the request is invalid: unknown access key " + keyID)
+	}
+
+	// Re-sign a copy of the request holding exactly the headers the client signed, and compare.
+	check, err := http.NewRequestWithContext(ctx, r.Method, "http://"+r.Host+r.URL.RequestURI(), nil)
+	if err != nil {
+		return unauthorized("Malformed request")
+	}
+	check.Host = r.Host
+	for _, h := range strings.Split(fields["SignedHeaders"], ";") {
+		switch h {
+		case "host":
+		case "content-length":
+			check.ContentLength = int64(len(body))
+		default:
+			check.Header[http.CanonicalHeaderKey(h)] = r.Header.Values(h)
+		}
+	}
+	sum := sha256.Sum256(body)
+	creds := aws.Credentials{AccessKeyID: keyID, SecretAccessKey: secret}
+	if err := v4.NewSigner().SignHTTP(ctx, creds, check, hex.EncodeToString(sum[:]), service, region, signedAt); err != nil {
+		return unauthorized("Cannot verify the signature")
+	}
+	_, want, _ := strings.Cut(check.Header.Get("Authorization"), "Signature=")
+	if !hmac.Equal([]byte(want), []byte(fields["Signature"])) {
+		return unauthorized(unauthorizedSignature)
+	}
+	return namespace, nil
+}
+
+// lookupKey finds the Secret of an access key in the cache.
+func (s *Server) lookupKey(ctx context.Context, keyID string) (namespace, secret string, ok bool) {
+	var list corev1.SecretList
+	if err := s.Reader.List(ctx, &list, client.MatchingFields{IndexAccessKeyID: keyID}, client.HasLabels{AccessKeyLabel}); err != nil {
+		return "", "", false
+	}
+	for _, sec := range list.Items {
+		if string(sec.Data[AccessKeyIDField]) == keyID && len(sec.Data[SecretAccessKeyField]) > 0 {
+			return sec.Namespace, string(sec.Data[SecretAccessKeyField]), true
+		}
+	}
+	return "", "", false
+}

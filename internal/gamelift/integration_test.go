@@ -1,0 +1,273 @@
+package gamelift_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/gamelift"
+	"github.com/aws/aws-sdk-go-v2/service/gamelift/types"
+	. "github.com/onsi/gomega"
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/controllers"
+	gl "github.com/playersessions/operator/internal/gamelift"
+	"github.com/playersessions/operator/internal/localcp"
+	"github.com/playersessions/operator/internal/manager"
+)
+
+type env struct {
+	url   string
+	admin client.Client
+}
+
+func startEnv(t *testing.T) *env {
+	t.Helper()
+	ctrl.SetLogger(zap.New(zap.Level(zapcore.WarnLevel)))
+	cp, err := localcp.Start(localcp.Options{CRDDirectoryPaths: []string{filepath.Join("..", "..", "config", "crd", "bases")}})
+	if err != nil {
+		t.Fatalf("%v (run the tests with make test, which builds kube-apiserver and etcd and sets KUBEBUILDER_ASSETS)", err)
+	}
+	t.Cleanup(func() { _ = cp.Stop() })
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	opts := manager.Options{Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", SkipNameValidation: true, GameLiftAddr: addr}
+	opts.Controllers.PlayerSessionTimeout = time.Hour
+	mgr, _, err := manager.New(ctx, cp.Config, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	admin, err := client.New(cp.Config, client.Options{Scheme: manager.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{url: "http://" + addr, admin: admin}
+}
+
+func (e *env) tenant(t *testing.T, ns, keyID, secret string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := e.admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gamelift-key", Labels: map[string]string{gl.AccessKeyLabel: "true"}},
+		Data:       map[string][]byte{gl.AccessKeyIDField: []byte(keyID), gl.SecretAccessKeyField: []byte(secret)},
+	}
+	if err := e.admin.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *env) sdk(keyID, secret string) *gamelift.Client {
+	return gamelift.New(gamelift.Options{
+		Region: "us-east-1", BaseEndpoint: aws.String(e.url),
+		Credentials: credentials.NewStaticCredentialsProvider(keyID, secret, ""),
+		RetryMaxAttempts: 1,
+	})
+}
+
+func errorCode(err error) string {
+	var apiErr interface{ ErrorCode() string }
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode()
+	}
+	return fmt.Sprintf("not an API error: %v", err)
+}
+
+// signedJSON sends a raw AWS JSON 1.1 call, signed with SigV4, as a game server without an AWS SDK would.
+func (e *env) signedJSON(t *testing.T, keyID, secret, action string, in any) (int, map[string]any) {
+	t.Helper()
+	body, _ := json.Marshal(in)
+	req, _ := http.NewRequest(http.MethodPost, e.url+"/", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req.Header.Set("X-Amz-Target", "GameLift."+action)
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: keyID, SecretAccessKey: secret}, req, hex.EncodeToString(sum[:]), "gamelift", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("%s: %s", err, raw)
+	}
+	return resp.StatusCode, out
+}
+
+func TestGameLiftEndpoint(t *testing.T) {
+	g := NewWithT(t)
+	e := startEnv(t)
+	ctx := context.Background()
+	e.tenant(t, "tenant-a", "AKIDTENANTA", "secret-a")
+	e.tenant(t, "tenant-b", "AKIDTENANTB", "secret-b")
+	gs := &gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Namespace: "tenant-a", Name: "arena"},
+		Spec: gamev1.GameSessionSpec{FleetID: "fleet-a", MaximumPlayerSessionCount: 2, IPAddress: "10.0.0.9", Port: 7777}}
+	g.Expect(e.admin.Create(ctx, gs)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(e.admin.Get(ctx, client.ObjectKeyFromObject(gs), gs)).To(Succeed())
+		g.Expect(gs.Status.Status).To(Equal(gamev1.GameSessionActive))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+	gsid := gs.Status.GameSessionID
+	a := e.sdk("AKIDTENANTA", "secret-a")
+
+	// The access key Secret reaches the cache asynchronously.
+	g.Eventually(func() error {
+		_, err := a.DescribePlayerSessions(ctx, &gamelift.DescribePlayerSessionsInput{GameSessionId: aws.String(gsid)})
+		return err
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+
+	// CreatePlayerSession and CreatePlayerSessions (Smithy RPC v2 CBOR, from aws-sdk-go-v2).
+	one, err := a.CreatePlayerSession(ctx, &gamelift.CreatePlayerSessionInput{GameSessionId: aws.String(gsid), PlayerId: aws.String("alice"), PlayerData: aws.String(`{"team":"red"}`)})
+	g.Expect(err).NotTo(HaveOccurred())
+	alice := one.PlayerSession
+	g.Expect(alice.Status).To(Equal(types.PlayerSessionStatusReserved))
+	g.Expect(aws.ToString(alice.PlayerSessionId)).To(HavePrefix("psess-"))
+	g.Expect(aws.ToString(alice.GameSessionId)).To(Equal(gsid))
+	g.Expect(aws.ToString(alice.IpAddress)).To(Equal("10.0.0.9"))
+	g.Expect(aws.ToInt32(alice.Port)).To(BeEquivalentTo(7777))
+	g.Expect(aws.ToString(alice.PlayerData)).To(Equal(`{"team":"red"}`))
+	g.Expect(*alice.CreationTime).To(BeTemporally("~", time.Now(), 10*time.Second))
+	many, err := a.CreatePlayerSessions(ctx, &gamelift.CreatePlayerSessionsInput{GameSessionId: aws.String(gsid), PlayerIds: []string{"bob"}})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(many.PlayerSessions).To(HaveLen(1))
+	_, err = a.CreatePlayerSession(ctx, &gamelift.CreatePlayerSessionInput{GameSessionId: aws.String(gsid), PlayerId: aws.String("carol")})
+	g.Expect(errorCode(err)).To(Equal("GameSessionFullException"))
+	_, err = a.CreatePlayerSession(ctx, &gamelift.CreatePlayerSessionInput{GameSessionId: aws.String(gsid + "x"), PlayerId: aws.String("carol")})
+	g.Expect(errorCode(err)).To(Equal("NotFoundException"))
+	_, err = a.CreatePlayerSessions(ctx, &gamelift.CreatePlayerSessionsInput{GameSessionId: aws.String(gsid), PlayerIds: make([]string, 26)})
+	g.Expect(errorCode(err)).To(Equal("InvalidRequestException"))
+
+	// DescribePlayerSessions: each key, the status filter, paging, validation.
+	describe := func(in *gamelift.DescribePlayerSessionsInput) ([]types.PlayerSession, *string, error) {
+		out, err := a.DescribePlayerSessions(ctx, in)
+		if err != nil {
+			return nil, nil, err
+		}
+		return out.PlayerSessions, out.NextToken, nil
+	}
+	sessions, _, err := describe(&gamelift.DescribePlayerSessionsInput{GameSessionId: aws.String(gsid)})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(sessions).To(HaveLen(2))
+	sessions, _, err = describe(&gamelift.DescribePlayerSessionsInput{PlayerId: aws.String("alice")})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(sessions).To(HaveLen(1))
+	g.Expect(aws.ToString(sessions[0].PlayerSessionId)).To(Equal(aws.ToString(alice.PlayerSessionId)))
+	sessions, _, err = describe(&gamelift.DescribePlayerSessionsInput{PlayerSessionId: alice.PlayerSessionId, Limit: aws.Int32(0), NextToken: aws.String("ignored")})
+	g.Expect(err).NotTo(HaveOccurred(), "Limit and NextToken are ignored with PlayerSessionId")
+	g.Expect(sessions).To(HaveLen(1))
+	sessions, _, err = describe(&gamelift.DescribePlayerSessionsInput{GameSessionId: aws.String(gsid), PlayerSessionStatusFilter: aws.String("ACTIVE")})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(sessions).To(BeEmpty())
+	sessions, _, err = describe(&gamelift.DescribePlayerSessionsInput{PlayerId: aws.String("alice"), PlayerSessionStatusFilter: aws.String("ACTIVE")})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(sessions).To(HaveLen(1), "the status filter applies only with GameSessionId")
+	first, next, err := describe(&gamelift.DescribePlayerSessionsInput{GameSessionId: aws.String(gsid), Limit: aws.Int32(1)})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(first).To(HaveLen(1))
+	g.Expect(next).NotTo(BeNil())
+	second, last, err := describe(&gamelift.DescribePlayerSessionsInput{GameSessionId: aws.String(gsid), Limit: aws.Int32(1), NextToken: next})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(second).To(HaveLen(1))
+	g.Expect(last).To(BeNil())
+	g.Expect(aws.ToString(second[0].PlayerSessionId)).NotTo(Equal(aws.ToString(first[0].PlayerSessionId)))
+	for name, in := range map[string]*gamelift.DescribePlayerSessionsInput{
+		"none":          {},
+		"two":           {GameSessionId: aws.String(gsid), PlayerId: aws.String("alice")},
+		"limit 0":       {GameSessionId: aws.String(gsid), Limit: aws.Int32(0)},
+		"bad status":    {GameSessionId: aws.String(gsid), PlayerSessionStatusFilter: aws.String("DANCING")},
+		"bad id":        {PlayerSessionId: aws.String("nope")},
+		"bad token":     {GameSessionId: aws.String(gsid), NextToken: aws.String("garbage")},
+		"bad game id":   {GameSessionId: aws.String("not valid!")},
+		"long player":   {PlayerId: aws.String(strings.Repeat("p", 1025))},
+		"token reused ": {PlayerId: aws.String("alice"), NextToken: next},
+	} {
+		_, _, err := describe(in)
+		g.Expect(errorCode(err)).To(Equal("InvalidRequestException"), name)
+	}
+
+	// Tenancy: another namespace's key sees and touches nothing here.
+	b := e.sdk("AKIDTENANTB", "secret-b")
+	out, err := b.DescribePlayerSessions(ctx, &gamelift.DescribePlayerSessionsInput{GameSessionId: aws.String(gsid)})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(out.PlayerSessions).To(BeEmpty())
+	_, err = b.CreatePlayerSession(ctx, &gamelift.CreatePlayerSessionInput{GameSessionId: aws.String(gsid), PlayerId: aws.String("mallory")})
+	g.Expect(errorCode(err)).To(Equal("NotFoundException"))
+
+	// Authentication failures.
+	_, err = e.sdk("AKIDTENANTA", "wrong-secret").DescribePlayerSessions(ctx, &gamelift.DescribePlayerSessionsInput{PlayerId: aws.String("alice")})
+	g.Expect(errorCode(err)).To(Equal("UnauthorizedException"))
+	_, err = e.sdk("AKIDUNKNOWN", "secret-a").DescribePlayerSessions(ctx, &gamelift.DescribePlayerSessionsInput{PlayerId: aws.String("alice")})
+	g.Expect(errorCode(err)).To(Equal("UnauthorizedException"))
+	stale := gamelift.New(gamelift.Options{Region: "us-east-1", BaseEndpoint: aws.String(e.url), RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDTENANTA", "secret-a", "")},
+		func(o *gamelift.Options) { o.HTTPSignerV4 = clockSkewSigner{} })
+	_, err = stale.DescribePlayerSessions(ctx, &gamelift.DescribePlayerSessionsInput{PlayerId: aws.String("alice")})
+	g.Expect(errorCode(err)).To(Equal("UnauthorizedException"))
+	resp, err := http.Post(e.url+"/service/GameLift/operation/DescribePlayerSessions", "application/cbor", nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	resp.Body.Close()
+	g.Expect(resp.StatusCode).To(Equal(400))
+	g.Expect(resp.Header.Get("X-Amzn-ErrorType")).To(Equal("UnauthorizedException"))
+
+	// The game server's calls, over AWS JSON 1.1: accept alice, then remove her.
+	psid := aws.ToString(alice.PlayerSessionId)
+	status, body := e.signedJSON(t, "AKIDTENANTA", "secret-a", "AcceptPlayerSession", map[string]string{"GameSessionId": gsid, "PlayerSessionId": psid})
+	g.Expect(status).To(Equal(200), "%v", body)
+	g.Expect(body["PlayerSession"].(map[string]any)["Status"]).To(Equal("ACTIVE"))
+	g.Expect(body["PlayerSession"].(map[string]any)["CreationTime"]).To(BeNumerically(">", 1.7e9), "epoch seconds")
+	status, body = e.signedJSON(t, "AKIDTENANTA", "secret-a", "AcceptPlayerSession", map[string]string{"PlayerSessionId": psid})
+	g.Expect(status).To(Equal(400))
+	g.Expect(body["__type"]).To(Equal("InvalidRequestException"))
+	status, body = e.signedJSON(t, "AKIDTENANTA", "secret-a", "RemovePlayerSession", map[string]string{"PlayerSessionId": psid})
+	g.Expect(status).To(Equal(200), "%v", body)
+	g.Expect(body["PlayerSession"].(map[string]any)["Status"]).To(Equal("COMPLETED"))
+	status, body = e.signedJSON(t, "AKIDTENANTB", "secret-b", "RemovePlayerSession", map[string]string{"PlayerSessionId": aws.ToString(many.PlayerSessions[0].PlayerSessionId)})
+	g.Expect(status).To(Equal(400))
+	g.Expect(body["__type"]).To(Equal("NotFoundException"), "another tenant's player session")
+	status, body = e.signedJSON(t, "AKIDTENANTA", "secret-a", "DescribePlayerSessions", map[string]string{"PlayerSessionId": psid})
+	g.Expect(status).To(Equal(200))
+	g.Expect(body["PlayerSessions"].([]any)[0].(map[string]any)["Status"]).To(Equal("COMPLETED"))
+	status, body = e.signedJSON(t, "AKIDTENANTA", "secret-a", "DanceParty", map[string]string{})
+	g.Expect(status).To(Equal(400))
+	g.Expect(body["__type"]).To(Equal("UnknownOperationException"))
+}
+
+// clockSkewSigner signs as if it were 10 minutes ago.
+type clockSkewSigner struct{}
+
+func (clockSkewSigner) SignHTTP(ctx context.Context, creds aws.Credentials, r *http.Request, payloadHash, service, region string, _ time.Time, opts ...func(*v4.SignerOptions)) error {
+	return v4.NewSigner().SignHTTP(ctx, creds, r, payloadHash, service, region, time.Now().Add(-10*time.Minute), opts...)
+}

@@ -1,0 +1,120 @@
+package gamelift
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/playersessions/operator/controllers"
+	"github.com/playersessions/operator/internal/query"
+)
+
+const (
+	cborPathPrefix = "/service/GameLift/operation/"
+	jsonTarget     = "GameLift."
+	maxBody        = 1 << 20
+)
+
+// Server is the GameLift-compatible HTTP endpoint, a manager Runnable on every replica.
+type Server struct {
+	// Addr is the listen address.
+	Addr string
+	// Client writes (and reads through the cache); Reader is the manager's cache.
+	Client client.Client
+	Reader client.Reader
+	// Index answers DescribePlayerSessions.
+	Index  *query.Index
+	Tokens *query.Tokens
+	Clock  clock.Clock
+	// Options are the controllers' (ARNs, timeout).
+	Options controllers.Options
+	// DecisionTimeout bounds how long CreatePlayerSession waits for the operator to admit or refuse.
+	DecisionTimeout time.Duration
+}
+
+// NeedLeaderElection is false: every replica serves.
+func (s *Server) NeedLeaderElection() bool { return false }
+
+// Start serves until ctx ends.
+func (s *Server) Start(ctx context.Context) error {
+	srv := &http.Server{Addr: s.Addr, Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	ctrl.Log.WithName("gamelift").Info("Serving the GameLift-compatible endpoint", "address", s.Addr)
+	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// ServeHTTP answers one GameLift call in the protocol the client speaks.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var c codec
+	var action string
+	switch {
+	case r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, cborPathPrefix):
+		c, action = cborCodec{}, strings.TrimPrefix(r.URL.Path, cborPathPrefix)
+		w.Header().Set("smithy-protocol", "rpc-v2-cbor")
+	case r.Method == http.MethodPost && r.URL.Path == "/" && strings.HasPrefix(r.Header.Get("X-Amz-Target"), jsonTarget):
+		c, action = jsonCodec{}, strings.TrimPrefix(r.Header.Get("X-Amz-Target"), jsonTarget)
+	default:
+		writeError(w, jsonCodec{}, http.StatusNotFound, errorf(UnknownOperationException, "No GameLift operation at "+r.Method+" "+r.URL.Path))
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil || len(body) > maxBody {
+		writeError(w, c, http.StatusBadRequest, errorf(InvalidRequestException, "Request body unreadable or larger than 1 MiB"))
+		return
+	}
+	namespace, aerr := s.authenticate(r.Context(), r, body)
+	if aerr != nil {
+		writeError(w, c, http.StatusBadRequest, aerr)
+		return
+	}
+	handler, ok := s.actions()[action]
+	if !ok {
+		writeError(w, c, http.StatusBadRequest, errorf(UnknownOperationException, "Unknown operation "+action))
+		return
+	}
+	out, aerr := handler(r.Context(), namespace, func(v any) *Error {
+		if err := c.decode(body, v); err != nil {
+			return errorf(SerializationExceptionForMalformed, "Cannot decode the request body: "+err.Error())
+		}
+		return nil
+	})
+	if aerr != nil {
+		status := http.StatusBadRequest
+		if aerr.Type == InternalServiceException {
+			status = http.StatusInternalServerError
+			ctrl.Log.WithName("gamelift").Error(aerr, "GameLift call failed", "action", action, "namespace", namespace)
+		}
+		writeError(w, c, status, aerr)
+		return
+	}
+	payload, err := c.encode(out)
+	if err != nil {
+		writeError(w, c, http.StatusInternalServerError, errorf(InternalServiceException, err.Error()))
+		return
+	}
+	w.Header().Set("Content-Type", c.contentType())
+	_, _ = w.Write(payload)
+}
+
+func writeError(w http.ResponseWriter, c codec, status int, e *Error) {
+	payload, _ := c.errorBody(e)
+	w.Header().Set("Content-Type", c.contentType())
+	w.Header().Set("X-Amzn-ErrorType", e.Type)
+	w.WriteHeader(status)
+	_, _ = w.Write(payload)
+}
