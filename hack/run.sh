@@ -12,4 +12,4 @@ fi
 KUBEBUILDER_ASSETS=$(hack/envtest-binaries.sh)
 export KUBEBUILDER_ASSETS
 state=${LOCAL_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/playersessions}
-exec bin/manager "${args[@]}" --local-control-plane="$state" "$@"
+exec bin/manager "${args[@]}" --local-control-plane="$state" --gamelift-bind-address="${GAMELIFT_ADDR:-127.0.0.1:9090}" "$@"

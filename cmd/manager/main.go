@@ -4,17 +4,26 @@
 package main
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/playersessions/operator/controllers"
+	"github.com/playersessions/operator/internal/gamelift"
 	"github.com/playersessions/operator/internal/localcp"
 	"github.com/playersessions/operator/internal/manager"
 )
@@ -52,6 +61,7 @@ func run() error {
 	flag.StringVar(&o.QueryKubeconfig, "query-kubeconfig", os.Getenv("KUBECONFIG"), "Kubeconfig for the query API server's delegated authentication and authorization (empty: in-cluster).")
 	flag.StringVar(&tokenKeyFile, "query-token-key-file", "", "File with the key that signs continue tokens; replicas must share it (random when unset).")
 	flag.DurationVar(&o.QuerySnapshotWindow, "query-snapshot-window", 5*time.Minute, "How long a paged list's snapshot stays readable; older continue tokens get 410 Expired.")
+	flag.StringVar(&o.GameLiftAddr, "gamelift-bind-address", "", "Address of the GameLift-compatible endpoint, e.g. :9090 (off unless set).")
 	flag.StringVar(&localDir, "local-control-plane", "", "Start an embedded local control plane (etcd and kube-apiserver from KUBEBUILDER_ASSETS) and write its kubeconfig into this folder.")
 	flag.StringVar(&crdDir, "crd-dir", "config/crd/bases", "CRDs to install into the local control plane.")
 	zapOpts := zap.Options{Development: true}
@@ -79,6 +89,13 @@ func run() error {
 		o.QueryKubeconfig, o.QueryCertDir = cp.Kubeconfig, cp.ServingCertDir
 		log.Info("Local control plane is up", "kubeconfig", cp.Kubeconfig)
 		fmt.Printf("\nLocal control plane is up. In another shell:\n\n  export KUBECONFIG=%s\n  kubectl get gamesessions,playersessions -A\n\n", cp.Kubeconfig)
+		if o.GameLiftAddr != "" {
+			keyID, secret, err := localAccessKey(ctx, cp.Config, "default")
+			if err != nil {
+				return err
+			}
+			fmt.Printf("GameLift-compatible endpoint for namespace default:\n\n  export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_DEFAULT_REGION=us-east-1\n  aws gamelift describe-player-sessions --endpoint-url %s --player-id alice\n\n", keyID, secret, endpointURL(o.GameLiftAddr))
+		}
 		getConfig = func() *rest.Config { return cp.Config }
 	}
 	cfg := getConfig()
@@ -89,4 +106,38 @@ func run() error {
 	}
 	log.Info("Starting manager", "playerSessionTimeout", c.PlayerSessionTimeout, "retention", c.Retention, "queryPort", o.QueryPort)
 	return mgr.Start(ctx)
+}
+
+// localAccessKey creates (or reads) the local GameLift access key Secret of namespace.
+func localAccessKey(ctx context.Context, cfg *rest.Config, namespace string) (string, string, error) {
+	c, err := client.New(cfg, client.Options{Scheme: manager.Scheme()})
+	if err != nil {
+		return "", "", err
+	}
+	key := &corev1.Secret{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "gamelift-local-key"}, key); err == nil {
+		return string(key.Data[gamelift.AccessKeyIDField]), string(key.Data[gamelift.SecretAccessKeyField]), nil
+	}
+	random := func(n int) string {
+		b := make([]byte, n)
+		_, _ = rand.Read(b)
+		return strings.ToUpper(hex.EncodeToString(b))
+	}
+	keyID, secret := "AKIA"+random(8), random(20)
+	key = &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "gamelift-local-key", Labels: map[string]string{gamelift.AccessKeyLabel: "true"}},
+		Data:       map[string][]byte{gamelift.AccessKeyIDField: []byte(keyID), gamelift.SecretAccessKeyField: []byte(secret)},
+	}
+	return keyID, secret, c.Create(ctx, key)
+}
+
+func endpointURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }

@@ -90,7 +90,7 @@ func (e *env) tenant(t *testing.T, ns, keyID, secret string) {
 func (e *env) sdk(keyID, secret string) *gamelift.Client {
 	return gamelift.New(gamelift.Options{
 		Region: "us-east-1", BaseEndpoint: aws.String(e.url),
-		Credentials: credentials.NewStaticCredentialsProvider(keyID, secret, ""),
+		Credentials:      credentials.NewStaticCredentialsProvider(keyID, secret, ""),
 		RetryMaxAttempts: 1,
 	})
 }
