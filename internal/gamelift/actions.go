@@ -26,6 +26,9 @@ func (s *Server) actions() map[string]handler {
 		"CreatePlayerSessions":   s.createPlayerSessions,
 		"AcceptPlayerSession":    s.acceptPlayerSession,
 		"RemovePlayerSession":    s.removePlayerSession,
+		"CreateGameSession":      s.createGameSession,
+		"DescribeGameSessions":   s.describeGameSessions,
+		"UpdateGameSession":      s.updateGameSession,
 	}
 }
 

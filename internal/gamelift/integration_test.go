@@ -95,6 +95,15 @@ func (e *env) sdk(keyID, secret string) *gamelift.Client {
 	})
 }
 
+// errText is err's message: gomega must not format an SDK error itself, whose response holds live
+// transport state (a data race under -race).
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
 func errorCode(err error) string {
 	var apiErr interface{ ErrorCode() string }
 	if errors.As(err, &apiErr) {
@@ -144,14 +153,14 @@ func TestGameLiftEndpoint(t *testing.T) {
 	a := e.sdk("AKIDTENANTA", "secret-a")
 
 	// The access key Secret reaches the cache asynchronously.
-	g.Eventually(func() error {
-		_, err := a.DescribePlayerSessions(ctx, &gamelift.DescribePlayerSessionsInput{GameSessionId: aws.String(gsid)})
-		return err
-	}).WithTimeout(20 * time.Second).Should(Succeed())
+	g.Eventually(func() string {
+		_, err := a.DescribeGameSessions(ctx, &gamelift.DescribeGameSessionsInput{GameSessionId: aws.String(gsid)})
+		return errText(err)
+	}).WithTimeout(20*time.Second).Should(BeEmpty(), "the access key and the game session reach the manager's cache")
 
 	// CreatePlayerSession and CreatePlayerSessions (Smithy RPC v2 CBOR, from aws-sdk-go-v2).
 	one, err := a.CreatePlayerSession(ctx, &gamelift.CreatePlayerSessionInput{GameSessionId: aws.String(gsid), PlayerId: aws.String("alice"), PlayerData: aws.String(`{"team":"red"}`)})
-	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(errText(err)).To(BeEmpty())
 	alice := one.PlayerSession
 	g.Expect(alice.Status).To(Equal(types.PlayerSessionStatusReserved))
 	g.Expect(aws.ToString(alice.PlayerSessionId)).To(HavePrefix("psess-"))
@@ -161,7 +170,7 @@ func TestGameLiftEndpoint(t *testing.T) {
 	g.Expect(aws.ToString(alice.PlayerData)).To(Equal(`{"team":"red"}`))
 	g.Expect(*alice.CreationTime).To(BeTemporally("~", time.Now(), 10*time.Second))
 	many, err := a.CreatePlayerSessions(ctx, &gamelift.CreatePlayerSessionsInput{GameSessionId: aws.String(gsid), PlayerIds: []string{"bob"}})
-	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(errText(err)).To(BeEmpty())
 	g.Expect(many.PlayerSessions).To(HaveLen(1))
 	_, err = a.CreatePlayerSession(ctx, &gamelift.CreatePlayerSessionInput{GameSessionId: aws.String(gsid), PlayerId: aws.String("carol")})
 	g.Expect(errorCode(err)).To(Equal("GameSessionFullException"))
@@ -179,27 +188,27 @@ func TestGameLiftEndpoint(t *testing.T) {
 		return out.PlayerSessions, out.NextToken, nil
 	}
 	sessions, _, err := describe(&gamelift.DescribePlayerSessionsInput{GameSessionId: aws.String(gsid)})
-	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(errText(err)).To(BeEmpty())
 	g.Expect(sessions).To(HaveLen(2))
 	sessions, _, err = describe(&gamelift.DescribePlayerSessionsInput{PlayerId: aws.String("alice")})
-	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(errText(err)).To(BeEmpty())
 	g.Expect(sessions).To(HaveLen(1))
 	g.Expect(aws.ToString(sessions[0].PlayerSessionId)).To(Equal(aws.ToString(alice.PlayerSessionId)))
 	sessions, _, err = describe(&gamelift.DescribePlayerSessionsInput{PlayerSessionId: alice.PlayerSessionId, Limit: aws.Int32(0), NextToken: aws.String("ignored")})
-	g.Expect(err).NotTo(HaveOccurred(), "Limit and NextToken are ignored with PlayerSessionId")
+	g.Expect(errText(err)).To(BeEmpty(), "Limit and NextToken are ignored with PlayerSessionId")
 	g.Expect(sessions).To(HaveLen(1))
 	sessions, _, err = describe(&gamelift.DescribePlayerSessionsInput{GameSessionId: aws.String(gsid), PlayerSessionStatusFilter: aws.String("ACTIVE")})
-	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(errText(err)).To(BeEmpty())
 	g.Expect(sessions).To(BeEmpty())
 	sessions, _, err = describe(&gamelift.DescribePlayerSessionsInput{PlayerId: aws.String("alice"), PlayerSessionStatusFilter: aws.String("ACTIVE")})
-	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(errText(err)).To(BeEmpty())
 	g.Expect(sessions).To(HaveLen(1), "the status filter applies only with GameSessionId")
 	first, next, err := describe(&gamelift.DescribePlayerSessionsInput{GameSessionId: aws.String(gsid), Limit: aws.Int32(1)})
-	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(errText(err)).To(BeEmpty())
 	g.Expect(first).To(HaveLen(1))
 	g.Expect(next).NotTo(BeNil())
 	second, last, err := describe(&gamelift.DescribePlayerSessionsInput{GameSessionId: aws.String(gsid), Limit: aws.Int32(1), NextToken: next})
-	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(errText(err)).To(BeEmpty())
 	g.Expect(second).To(HaveLen(1))
 	g.Expect(last).To(BeNil())
 	g.Expect(aws.ToString(second[0].PlayerSessionId)).NotTo(Equal(aws.ToString(first[0].PlayerSessionId)))
@@ -221,7 +230,7 @@ func TestGameLiftEndpoint(t *testing.T) {
 	// Tenancy: another namespace's key sees and touches nothing here.
 	b := e.sdk("AKIDTENANTB", "secret-b")
 	out, err := b.DescribePlayerSessions(ctx, &gamelift.DescribePlayerSessionsInput{GameSessionId: aws.String(gsid)})
-	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(errText(err)).To(BeEmpty())
 	g.Expect(out.PlayerSessions).To(BeEmpty())
 	_, err = b.CreatePlayerSession(ctx, &gamelift.CreatePlayerSessionInput{GameSessionId: aws.String(gsid), PlayerId: aws.String("mallory")})
 	g.Expect(errorCode(err)).To(Equal("NotFoundException"))
@@ -237,7 +246,7 @@ func TestGameLiftEndpoint(t *testing.T) {
 	_, err = stale.DescribePlayerSessions(ctx, &gamelift.DescribePlayerSessionsInput{PlayerId: aws.String("alice")})
 	g.Expect(errorCode(err)).To(Equal("UnauthorizedException"))
 	resp, err := http.Post(e.url+"/service/GameLift/operation/DescribePlayerSessions", "application/cbor", nil)
-	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(errText(err)).To(BeEmpty())
 	resp.Body.Close()
 	g.Expect(resp.StatusCode).To(Equal(400))
 	g.Expect(resp.Header.Get("X-Amzn-ErrorType")).To(Equal("UnauthorizedException"))
@@ -270,4 +279,98 @@ type clockSkewSigner struct{}
 
 func (clockSkewSigner) SignHTTP(ctx context.Context, creds aws.Credentials, r *http.Request, payloadHash, service, region string, _ time.Time, opts ...func(*v4.SignerOptions)) error {
 	return v4.NewSigner().SignHTTP(ctx, creds, r, payloadHash, service, region, time.Now().Add(-10*time.Minute), opts...)
+}
+
+func TestGameLiftGameSessions(t *testing.T) {
+	g := NewWithT(t)
+	e := startEnv(t)
+	ctx := context.Background()
+	e.tenant(t, "games", "AKIDGAMES", "secret-g")
+	c := e.sdk("AKIDGAMES", "secret-g")
+	g.Eventually(func() string {
+		_, err := c.DescribeGameSessions(ctx, &gamelift.DescribeGameSessionsInput{FleetId: aws.String("fleet-x")})
+		return errText(err)
+	}).WithTimeout(20 * time.Second).Should(BeEmpty())
+
+	var ids []string
+	for i := range 3 {
+		out, err := c.CreateGameSession(ctx, &gamelift.CreateGameSessionInput{
+			FleetId: aws.String("arn:aws:gamelift:us-east-1:123456789012:fleet/fleet-x"), MaximumPlayerSessionCount: aws.Int32(4),
+			Name: aws.String(fmt.Sprintf("match %d", i)), GameProperties: []types.GameProperty{{Key: aws.String("map"), Value: aws.String("dust")}},
+		})
+		g.Expect(errText(err)).To(BeEmpty())
+		gs := out.GameSession
+		g.Expect(gs.Status).To(Equal(types.GameSessionStatusActivating), "no game server has activated it yet")
+		g.Expect(aws.ToString(gs.FleetId)).To(Equal("fleet-x"))
+		g.Expect(aws.ToString(gs.GameSessionId)).To(MatchRegexp(`^arn:aws:gamelift:local::gamesession/fleet-x/gsess-`))
+		g.Expect(gs.GameProperties).To(HaveLen(1))
+		ids = append(ids, aws.ToString(gs.GameSessionId))
+	}
+	var seventeen []types.GameProperty
+	for i := range 17 {
+		seventeen = append(seventeen, types.GameProperty{Key: aws.String(fmt.Sprint(i)), Value: aws.String("v")})
+	}
+	for name, in := range map[string]*gamelift.CreateGameSessionInput{
+		"bad fleet":   {FleetId: aws.String("nofleet"), MaximumPlayerSessionCount: aws.Int32(1)},
+		"too many":    {FleetId: aws.String("fleet-x"), MaximumPlayerSessionCount: aws.Int32(201)},
+		"alias":       {AliasId: aws.String("alias-1"), MaximumPlayerSessionCount: aws.Int32(1)},
+		"17 props":    {FleetId: aws.String("fleet-x"), MaximumPlayerSessionCount: aws.Int32(1), GameProperties: seventeen},
+		"long data":   {FleetId: aws.String("fleet-x"), MaximumPlayerSessionCount: aws.Int32(1), GameSessionData: aws.String(strings.Repeat("d", 4097))},
+		"long prop k": {FleetId: aws.String("fleet-x"), MaximumPlayerSessionCount: aws.Int32(1), GameProperties: []types.GameProperty{{Key: aws.String(strings.Repeat("k", 33)), Value: aws.String("v")}}},
+	} {
+		_, err := c.CreateGameSession(ctx, in)
+		g.Expect(errorCode(err)).To(Equal("InvalidRequestException"), name)
+	}
+
+	// The id round-trips; a player session is refused while the game session is ACTIVATING.
+	one, err := c.DescribeGameSessions(ctx, &gamelift.DescribeGameSessionsInput{GameSessionId: aws.String(ids[0])})
+	g.Expect(errText(err)).To(BeEmpty())
+	g.Expect(one.GameSessions).To(HaveLen(1))
+	g.Expect(aws.ToString(one.GameSessions[0].Name)).To(Equal("match 0"))
+	_, err = c.CreatePlayerSession(ctx, &gamelift.CreatePlayerSessionInput{GameSessionId: aws.String(ids[0]), PlayerId: aws.String("p")})
+	g.Expect(errorCode(err)).To(Equal("InvalidGameSessionStatusException"))
+
+	// Paging by fleet.
+	var seen []string
+	var next *string
+	for {
+		page, err := c.DescribeGameSessions(ctx, &gamelift.DescribeGameSessionsInput{FleetId: aws.String("fleet-x"), Limit: aws.Int32(2), NextToken: next})
+		g.Expect(errText(err)).To(BeEmpty())
+		for _, gs := range page.GameSessions {
+			seen = append(seen, aws.ToString(gs.GameSessionId))
+		}
+		if next = page.NextToken; next == nil {
+			break
+		}
+	}
+	g.Expect(seen).To(ConsistOf(ids))
+	_, err = c.DescribeGameSessions(ctx, &gamelift.DescribeGameSessionsInput{FleetId: aws.String("fleet-y"), NextToken: aws.String("garbage")})
+	g.Expect(errorCode(err)).To(Equal("InvalidRequestException"))
+	_, err = c.DescribeGameSessions(ctx, &gamelift.DescribeGameSessionsInput{GameSessionId: aws.String(ids[0] + "0")})
+	g.Expect(errorCode(err)).To(Equal("NotFoundException"))
+
+	// The game server activates the first one (a status patch); then UpdateGameSession closes it to players.
+	var list gamev1.GameSessionList
+	g.Expect(e.admin.List(ctx, &list, client.InNamespace("games"))).To(Succeed())
+	for i := range list.Items {
+		if list.Items[i].Status.GameSessionID == ids[0] {
+			gs := &list.Items[i]
+			g.Expect(e.admin.Status().Patch(ctx, gs, client.RawPatch("application/merge-patch+json", []byte(`{"status":{"status":"ACTIVE","ipAddress":"10.1.1.1","port":7000}}`)))).To(Succeed())
+		}
+	}
+	g.Eventually(func() string {
+		_, err := c.CreatePlayerSession(ctx, &gamelift.CreatePlayerSessionInput{GameSessionId: aws.String(ids[0]), PlayerId: aws.String("early")})
+		return errText(err)
+	}).WithTimeout(20 * time.Second).Should(BeEmpty())
+	upd, err := c.UpdateGameSession(ctx, &gamelift.UpdateGameSessionInput{GameSessionId: aws.String(ids[0]),
+		PlayerSessionCreationPolicy: types.PlayerSessionCreationPolicyDenyAll, MaximumPlayerSessionCount: aws.Int32(8), Name: aws.String("renamed")})
+	g.Expect(errText(err)).To(BeEmpty())
+	g.Expect(aws.ToInt32(upd.GameSession.MaximumPlayerSessionCount)).To(BeEquivalentTo(8))
+	g.Expect(upd.GameSession.PlayerSessionCreationPolicy).To(Equal(types.PlayerSessionCreationPolicyDenyAll))
+	g.Eventually(func() string {
+		_, err := c.CreatePlayerSession(ctx, &gamelift.CreatePlayerSessionInput{GameSessionId: aws.String(ids[0]), PlayerId: aws.String("late")})
+		return errorCode(err)
+	}).WithTimeout(20 * time.Second).Should(Equal("GameSessionFullException"))
+	_, err = c.UpdateGameSession(ctx, &gamelift.UpdateGameSessionInput{GameSessionId: aws.String(ids[0]), MaximumPlayerSessionCount: aws.Int32(-1)})
+	g.Expect(errorCode(err)).To(Equal("InvalidRequestException"))
 }

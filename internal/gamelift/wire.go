@@ -115,7 +115,7 @@ func (jsonCodec) decode(body []byte, v any) error {
 func (jsonCodec) encode(v any) ([]byte, error) { return json.Marshal(v) }
 func (jsonCodec) contentType() string          { return "application/x-amz-json-1.1" }
 func (jsonCodec) errorBody(e *Error) ([]byte, error) {
-	return json.Marshal(map[string]string{"__type": e.Type, "message": e.Message})
+	return json.Marshal(map[string]string{"__type": e.Type, "message": e.Message, "Message": e.Message})
 }
 
 type cborCodec struct{}
@@ -131,5 +131,5 @@ func (cborCodec) decode(body []byte, v any) error {
 func (cborCodec) encode(v any) ([]byte, error) { return cborEnc.Marshal(v) }
 func (cborCodec) contentType() string          { return "application/cbor" }
 func (cborCodec) errorBody(e *Error) ([]byte, error) {
-	return cborEnc.Marshal(map[string]string{"__type": "com.amazonaws.gamelift#" + e.Type, "message": e.Message})
+	return cborEnc.Marshal(map[string]string{"__type": "com.amazonaws.gamelift#" + e.Type, "message": e.Message, "Message": e.Message})
 }

@@ -187,3 +187,21 @@ func (ix *Index) Get(namespace, name string) *gamev1.PlayerSession {
 func errWatchTooOld(rv, oldest uint64) error {
 	return apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d (%d)", rv, oldest))
 }
+
+// Sign returns an opaque, tamper-evident token carrying value (for other paged APIs, like the GameLift
+// endpoint's game-session lists), bound to scope.
+func (t *Tokens) Sign(scope, value string) string {
+	return t.encode(continueToken{V: 1, Key: value, Q: scope})
+}
+
+// Verify returns the value of a token Sign made for scope.
+func (t *Tokens) Verify(scope, token string) (string, error) {
+	c, err := t.decode(token)
+	if err != nil {
+		return "", err
+	}
+	if c.Q != scope {
+		return "", apierrors.NewBadRequest("token was issued for another request")
+	}
+	return c.Key, nil
+}

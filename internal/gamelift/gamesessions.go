@@ -1,0 +1,296 @@
+package gamelift
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+)
+
+var fleetIDPattern = regexp.MustCompile(`^[a-z]*fleet-[a-zA-Z0-9\-]+$|^arn:.*:[a-z]*fleet\/[a-z]*fleet-[a-zA-Z0-9\-]+$`)
+
+// fleetID accepts a fleet id or fleet ARN and returns the id.
+func fleetID(v string) (string, *Error) {
+	if err := checkLen("fleetId", v, 1, 512); err != nil {
+		return "", err
+	}
+	if !fleetIDPattern.MatchString(v) {
+		return "", invalid("1 validation error detected: Value at 'fleetId' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-z]*fleet-[a-zA-Z0-9\\-]+$|^arn:.*:[a-z]*fleet\\/[a-z]*fleet-[a-zA-Z0-9\\-]+$")
+	}
+	if i := strings.LastIndex(v, "/"); i >= 0 {
+		v = v[i+1:]
+	}
+	return v, nil
+}
+
+func checkProperties(props []GameProperty) *Error {
+	if len(props) > 16 {
+		return invalid("1 validation error detected: Value at 'gameProperties' failed to satisfy constraint: Member must have length less than or equal to 16")
+	}
+	for _, p := range props {
+		if err := checkLen("gameProperties.member.key", p.Key, 0, 32); err != nil {
+			return err
+		}
+		if err := checkLen("gameProperties.member.value", p.Value, 0, 96); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func toProperties(props []GameProperty) []gamev1.GameProperty {
+	var out []gamev1.GameProperty
+	for _, p := range props {
+		out = append(out, gamev1.GameProperty{Key: p.Key, Value: p.Value})
+	}
+	return out
+}
+
+func (s *Server) toGameSession(gs *gamev1.GameSession) GameSession {
+	cur, max := gs.Status.CurrentPlayerSessionCount, gs.Spec.MaximumPlayerSessionCount
+	out := GameSession{
+		GameSessionId: gs.Status.GameSessionID, Name: gs.Spec.Name, FleetId: gs.Spec.FleetID, FleetArn: s.Options.FleetArn(gs.Spec.FleetID),
+		CreationTime: ts(gs.Status.CreationTime), TerminationTime: ts(gs.Status.TerminationTime),
+		CurrentPlayerSessionCount: &cur, MaximumPlayerSessionCount: &max,
+		Status: string(gs.Status.Status), StatusReason: gs.Status.StatusReason,
+		IpAddress: gs.Status.IPAddress, DnsName: gs.Status.DNSName, Port: gs.Status.Port,
+		PlayerSessionCreationPolicy: string(gs.Spec.PlayerSessionCreationPolicy), GameSessionData: gs.Spec.GameSessionData,
+	}
+	for _, p := range gs.Spec.GameProperties {
+		out.GameProperties = append(out.GameProperties, GameProperty{Key: p.Key, Value: p.Value})
+	}
+	return out
+}
+
+type gameSessionOutput struct {
+	GameSession GameSession `json:"GameSession"`
+}
+
+// --- CreateGameSession ---
+
+type createGameSessionInput struct {
+	FleetId                   string         `json:"FleetId"`
+	AliasId                   string         `json:"AliasId"`
+	MaximumPlayerSessionCount *int32         `json:"MaximumPlayerSessionCount"`
+	Name                      string         `json:"Name"`
+	GameProperties            []GameProperty `json:"GameProperties"`
+	GameSessionData           string         `json:"GameSessionData"`
+}
+
+// createGameSession creates a GameSession object. With no game server placement here, it is ACTIVATING
+// until its game server activates it (status ACTIVE with an endpoint), as in GameLift.
+func (s *Server) createGameSession(ctx context.Context, namespace string, decode func(any) *Error) (any, *Error) {
+	var in createGameSessionInput
+	if err := decode(&in); err != nil {
+		return nil, err
+	}
+	if in.AliasId != "" {
+		return nil, invalid("AliasId is not supported by this endpoint: use FleetId")
+	}
+	fleet, aerr := fleetID(in.FleetId)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if in.MaximumPlayerSessionCount == nil {
+		return nil, invalid("1 validation error detected: Value null at 'maximumPlayerSessionCount' failed to satisfy constraint: Member must not be null")
+	}
+	if n := *in.MaximumPlayerSessionCount; n < 0 || n > 200 {
+		return nil, invalid("MaximumPlayerSessionCount must be between 0 and 200")
+	}
+	if in.Name != "" {
+		if err := checkLen("name", in.Name, 1, 1024); err != nil {
+			return nil, err
+		}
+	}
+	if in.GameSessionData != "" {
+		if err := checkLen("gameSessionData", in.GameSessionData, 1, 4096); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkProperties(in.GameProperties); err != nil {
+		return nil, err
+	}
+	gs := &gamev1.GameSession{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, GenerateName: "gamesession-"},
+		Spec: gamev1.GameSessionSpec{FleetID: fleet, MaximumPlayerSessionCount: *in.MaximumPlayerSessionCount, Name: in.Name,
+			GameProperties: toProperties(in.GameProperties), GameSessionData: in.GameSessionData,
+			PlayerSessionCreationPolicy: gamev1.PlayerSessionCreationPolicyAcceptAll},
+	}
+	if err := s.Client.Create(ctx, gs); err != nil {
+		if apierrors.IsInvalid(err) {
+			return nil, invalid("%s", err.Error())
+		}
+		return nil, internal(err)
+	}
+	// The operator mints the GameSessionId on its first reconcile.
+	timeout := s.DecisionTimeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		if err := s.Reader.Get(ctx, client.ObjectKeyFromObject(gs), gs); err != nil {
+			return false, client.IgnoreNotFound(err)
+		}
+		return gs.Status.GameSessionID != "", nil
+	})
+	if err != nil {
+		return nil, internal(fmt.Errorf("game session %s/%s was not initialised within %s", gs.Namespace, gs.Name, timeout))
+	}
+	return gameSessionOutput{GameSession: s.toGameSession(gs)}, nil
+}
+
+// --- DescribeGameSessions ---
+
+type describeGameSessionsInput struct {
+	FleetId       string `json:"FleetId"`
+	GameSessionId string `json:"GameSessionId"`
+	AliasId       string `json:"AliasId"`
+	StatusFilter  string `json:"StatusFilter"`
+	Limit         *int32 `json:"Limit"`
+	NextToken     string `json:"NextToken"`
+}
+
+type describeGameSessionsOutput struct {
+	GameSessions []GameSession `json:"GameSessions"`
+	NextToken    string        `json:"NextToken,omitempty"`
+}
+
+func (s *Server) describeGameSessions(ctx context.Context, namespace string, decode func(any) *Error) (any, *Error) {
+	var in describeGameSessionsInput
+	if err := decode(&in); err != nil {
+		return nil, err
+	}
+	if in.AliasId != "" {
+		return nil, invalid("AliasId is not supported by this endpoint: use FleetId or GameSessionId")
+	}
+	out := describeGameSessionsOutput{GameSessions: []GameSession{}}
+	if in.GameSessionId != "" {
+		if err := checkGameSessionID("gameSessionId", in.GameSessionId); err != nil {
+			return nil, err
+		}
+		gs, aerr := s.gameSessionByID(ctx, namespace, in.GameSessionId)
+		if aerr != nil {
+			return nil, aerr
+		}
+		out.GameSessions = append(out.GameSessions, s.toGameSession(gs))
+		return out, nil
+	}
+	if in.FleetId == "" {
+		return nil, invalid("One of FleetId or GameSessionId must be specified")
+	}
+	fleet, aerr := fleetID(in.FleetId)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if in.StatusFilter != "" && !slices.Contains([]string{"ACTIVE", "ACTIVATING", "TERMINATING", "TERMINATED", "ERROR"}, in.StatusFilter) {
+		return nil, invalid("StatusFilter must be one of ACTIVE, ACTIVATING, TERMINATING, TERMINATED, ERROR")
+	}
+	limit := -1
+	if in.Limit != nil {
+		if *in.Limit < 1 {
+			return nil, invalid("1 validation error detected: Value at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1")
+		}
+		limit = int(*in.Limit)
+	}
+	scope := "DescribeGameSessions/" + namespace + "/" + fleet + "/" + in.StatusFilter
+	after := ""
+	if in.NextToken != "" {
+		var err error
+		if after, err = s.Tokens.Verify(scope, in.NextToken); err != nil {
+			return nil, invalid("Invalid NextToken")
+		}
+	}
+	var list gamev1.GameSessionList
+	if err := s.Reader.List(ctx, &list, client.InNamespace(namespace)); err != nil {
+		return nil, internal(err)
+	}
+	slices.SortFunc(list.Items, func(a, b gamev1.GameSession) int { return strings.Compare(a.Name, b.Name) })
+	for i := range list.Items {
+		gs := &list.Items[i]
+		if gs.Name <= after || gs.Spec.FleetID != fleet || gs.Status.GameSessionID == "" || (in.StatusFilter != "" && string(gs.Status.Status) != in.StatusFilter) {
+			continue
+		}
+		if limit >= 0 && len(out.GameSessions) == limit {
+			out.NextToken = s.Tokens.Sign(scope, list.Items[i-1].Name)
+			break
+		}
+		out.GameSessions = append(out.GameSessions, s.toGameSession(gs))
+	}
+	return out, nil
+}
+
+// --- UpdateGameSession ---
+
+type updateGameSessionInput struct {
+	GameSessionId               string         `json:"GameSessionId"`
+	MaximumPlayerSessionCount   *int32         `json:"MaximumPlayerSessionCount"`
+	Name                        string         `json:"Name"`
+	PlayerSessionCreationPolicy string         `json:"PlayerSessionCreationPolicy"`
+	ProtectionPolicy            string         `json:"ProtectionPolicy"`
+	GameProperties              []GameProperty `json:"GameProperties"`
+}
+
+func (s *Server) updateGameSession(ctx context.Context, namespace string, decode func(any) *Error) (any, *Error) {
+	var in updateGameSessionInput
+	if err := decode(&in); err != nil {
+		return nil, err
+	}
+	if err := checkGameSessionID("gameSessionId", in.GameSessionId); err != nil {
+		return nil, err
+	}
+	gs, aerr := s.gameSessionByID(ctx, namespace, in.GameSessionId)
+	if aerr != nil {
+		return nil, aerr
+	}
+	before := gs.DeepCopy()
+	if in.MaximumPlayerSessionCount != nil {
+		if n := *in.MaximumPlayerSessionCount; n < 0 || n > 200 {
+			return nil, invalid("MaximumPlayerSessionCount must be between 0 and 200")
+		}
+		gs.Spec.MaximumPlayerSessionCount = *in.MaximumPlayerSessionCount
+	}
+	if in.Name != "" {
+		if err := checkLen("name", in.Name, 1, 1024); err != nil {
+			return nil, err
+		}
+		gs.Spec.Name = in.Name
+	}
+	switch in.PlayerSessionCreationPolicy {
+	case "":
+	case string(gamev1.PlayerSessionCreationPolicyAcceptAll), string(gamev1.PlayerSessionCreationPolicyDenyAll):
+		gs.Spec.PlayerSessionCreationPolicy = gamev1.PlayerSessionCreationPolicy(in.PlayerSessionCreationPolicy)
+	default:
+		return nil, invalid("PlayerSessionCreationPolicy must be ACCEPT_ALL or DENY_ALL")
+	}
+	if in.ProtectionPolicy != "" && in.ProtectionPolicy != "NoProtection" && in.ProtectionPolicy != "FullProtection" {
+		return nil, invalid("ProtectionPolicy must be NoProtection or FullProtection")
+	}
+	if in.GameProperties != nil {
+		if err := checkProperties(in.GameProperties); err != nil {
+			return nil, err
+		}
+		gs.Spec.GameProperties = toProperties(in.GameProperties)
+	}
+	if gs.Status.Status == gamev1.GameSessionTerminated {
+		return nil, errorf(InvalidGameSessionStatusException, "Game session "+in.GameSessionId+" is TERMINATED")
+	}
+	if err := s.Client.Patch(ctx, gs, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		switch {
+		case apierrors.IsConflict(err):
+			return nil, invalid("Game session %s changed concurrently; retry", in.GameSessionId)
+		case apierrors.IsInvalid(err):
+			return nil, invalid("%s", err.Error())
+		}
+		return nil, internal(err)
+	}
+	return gameSessionOutput{GameSession: s.toGameSession(gs)}, nil
+}
