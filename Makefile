@@ -44,6 +44,11 @@ envtest: ## Build (once, cached outside the repo) kube-apiserver and etcd from t
 .PHONY: test
 test: verify vet envtest ## Run every test (unit, envtest integration) with the race detector.
 	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go test -race -count=1 -timeout 40m $(GOTEST_ARGS) ./...
+	test/e2e/gamelift.sh
+
+.PHONY: e2e
+e2e: envtest ## The GameLift endpoint driven by the aws CLI and boto3 (installs Debian's awscli and python3-boto3).
+	test/e2e/gamelift.sh
 
 .PHONY: bench
 bench: envtest ## Run the timeout-lateness benchmark against a local control plane (see docs/benchmarks.md).

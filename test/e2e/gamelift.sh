@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# End-to-end: the GameLift-compatible endpoint driven by real AWS clients through a full session lifecycle:
+# Debian's aws CLI and boto3 (AWS JSON 1.1) and, when the machine has it, the image's aws CLI (Smithy RPC v2
+# CBOR). The manager runs on a local control plane, as `make run` does.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+hack/e2e-deps.sh
+go build -o bin/manager ./cmd/manager
+state=$(mktemp -d)
+port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+KUBEBUILDER_ASSETS=$(hack/envtest-binaries.sh) bin/manager --local-control-plane="$state" --leader-election-namespace=default \
+  --metrics-bind-address=0 --health-probe-bind-address=0 --query-port=0 --gamelift-bind-address="127.0.0.1:$port" \
+  --player-session-timeout=5s >"$state/manager.log" 2>&1 &
+pid=$!
+cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$state"; }
+trap cleanup EXIT
+
+for _ in $(seq 1 120); do grep -qs '^  export AWS_ACCESS_KEY_ID' "$state/manager.log" && break; sleep 0.5; done
+grep -q '^  export AWS_ACCESS_KEY_ID' "$state/manager.log" || { cat "$state/manager.log"; echo "e2e: the manager did not come up" >&2; exit 1; }
+eval "$(grep '^  export AWS_ACCESS_KEY_ID' "$state/manager.log")"
+export KUBECONFIG="$state/kubeconfig"
+url="http://127.0.0.1:$port"
+
+passed=0
+failed=0
+check() { # check NAME EXPECTED ACTUAL
+  if [[ "$2" == "$3" ]]; then passed=$((passed + 1)); echo "ok   $1"; else failed=$((failed + 1)); echo "FAIL $1: want '$2', got '$3'"; fi
+}
+
+kubectl apply -f config/samples/gamesession.yaml >/dev/null
+for _ in $(seq 1 100); do
+  gsid=$(kubectl get gsess arena-1 -o jsonpath='{.status.gameSessionId}' 2>/dev/null || true)
+  status=$(kubectl get gsess arena-1 -o jsonpath='{.status.status}' 2>/dev/null || true)
+  [[ -n "$gsid" && "$status" == ACTIVE ]] && break
+  sleep 0.2
+done
+# The access key and the game session reach the manager's cache.
+for _ in $(seq 1 100); do
+  /usr/bin/aws gamelift describe-game-sessions --endpoint-url "$url" --game-session-id "$gsid" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+
+# Debian's boto3 (AWS JSON 1.1): the rest of the lifecycle, and the game server's calls.
+out=$(/usr/bin/python3 test/e2e/lifecycle.py "$url" "$gsid" 2>&1) || true
+echo "$out"
+passed=$((passed + $(grep -c '^ok ' <<<"$out" || true)))
+failed=$((failed + $(grep -c '^FAIL' <<<"$out" || true)))
+
+
+# Debian's aws CLI (AWS JSON 1.1).
+cli=/usr/bin/aws
+check "aws CLI: describe-player-sessions by game session" 2 "$($cli gamelift describe-player-sessions --endpoint-url "$url" --game-session-id "$gsid" --query 'length(PlayerSessions)' --output text)"
+check "aws CLI: describe-game-sessions" DENY_ALL "$($cli gamelift describe-game-sessions --endpoint-url "$url" --game-session-id "$gsid" --query 'GameSessions[0].PlayerSessionCreationPolicy' --output text)"
+check "aws CLI: create-game-session" ACTIVATING "$($cli gamelift create-game-session --endpoint-url "$url" --fleet-id fleet-arena --maximum-player-session-count 3 --query GameSession.Status --output text)"
+err=$($cli gamelift create-player-session --endpoint-url "$url" --game-session-id "$gsid" --player-id erin 2>&1 || true)
+check "aws CLI: DENY_ALL refuses with GameSessionFullException" 1 "$(grep -c GameSessionFullException <<<"$err")"
+err=$($cli gamelift describe-player-sessions --endpoint-url "$url" 2>&1 || true)
+check "aws CLI: no key is InvalidRequestException" 1 "$(grep -c InvalidRequestException <<<"$err")"
+err=$(AWS_SECRET_ACCESS_KEY=wrong $cli gamelift describe-player-sessions --endpoint-url "$url" --player-id alice 2>&1 || true)
+check "aws CLI: a wrong secret is UnauthorizedException" 1 "$(grep -c UnauthorizedException <<<"$err")"
+
+# The image's aws CLI, if any, speaks Smithy RPC v2 CBOR.
+if command -v aws >/dev/null && [[ "$(command -v aws)" != /usr/bin/aws ]]; then
+  check "aws CLI (RPC v2 CBOR): describe-player-sessions by player" COMPLETED "$(aws gamelift describe-player-sessions --endpoint-url "$url" --player-id alice --query 'PlayerSessions[0].Status' --output text)"
+fi
+
+echo "gamelift e2e: $passed passed, $failed failed"
+[[ $failed == 0 ]]

@@ -1,0 +1,84 @@
+"""A full player-session lifecycle through the GameLift endpoint with boto3 (run with Debian's python3,
+whose boto3 speaks AWS JSON 1.1). Usage: lifecycle.py ENDPOINT_URL GAME_SESSION_ID"""
+import json
+import sys
+import time
+
+import boto3
+import botocore
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+
+url, gsid = sys.argv[1], sys.argv[2]
+session = boto3.session.Session()
+gl = session.client("gamelift", endpoint_url=url)
+failures = 0
+
+
+def check(name, want, got):
+    global failures
+    if want == got:
+        print(f"ok   boto3: {name}")
+    else:
+        failures += 1
+        print(f"FAIL boto3: {name}: want {want!r}, got {got!r}")
+
+
+def error_code(call):
+    try:
+        call()
+    except botocore.exceptions.ClientError as e:
+        return e.response["Error"]["Code"]
+    return None
+
+
+def game_server(action, body):
+    """A game server's call without an SDK operation for it: a raw signed AWS JSON 1.1 request."""
+    req = AWSRequest(method="POST", url=url + "/", data=json.dumps(body),
+                     headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "GameLift." + action})
+    SigV4Auth(session.get_credentials(), "gamelift", session.region_name or "us-east-1").add_auth(req)
+    import urllib.request
+    r = urllib.request.Request(url + "/", data=req.body, headers=dict(req.headers), method="POST")
+    try:
+        with urllib.request.urlopen(r) as resp:
+            return resp.status, json.load(resp)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
+print(f"# boto3 {boto3.__version__}, botocore {botocore.__version__}")
+alice = gl.create_player_session(GameSessionId=gsid, PlayerId="alice", PlayerData="red")["PlayerSession"]
+check("create_player_session", ("RESERVED", "red"), (alice["Status"], alice["PlayerData"]))
+status, body = game_server("AcceptPlayerSession", {"GameSessionId": gsid, "PlayerSessionId": alice["PlayerSessionId"]})
+check("the game server accepts alice", (200, "ACTIVE"), (status, body.get("PlayerSession", {}).get("Status")))
+bob = gl.create_player_sessions(GameSessionId=gsid, PlayerIds=["bob"], PlayerDataMap={"bob": "blue"})["PlayerSessions"][0]
+check("create_player_sessions", ("RESERVED", "blue"), (bob["Status"], bob["PlayerData"]))
+check("a third player is refused", "GameSessionFullException",
+      error_code(lambda: gl.create_player_session(GameSessionId=gsid, PlayerId="carol")))
+alice = gl.describe_player_sessions(PlayerId="alice")["PlayerSessions"][0]
+check("describe by player", "alice", alice["PlayerId"])
+check("timestamps are datetimes", True, alice["CreationTime"].year >= 2026)
+page = gl.describe_player_sessions(GameSessionId=gsid, PlayerSessionStatusFilter="ACTIVE")["PlayerSessions"]
+check("status filter", ["alice"], [p["PlayerId"] for p in page])
+first = gl.describe_player_sessions(GameSessionId=gsid, Limit=1)
+second = gl.describe_player_sessions(GameSessionId=gsid, Limit=1, NextToken=first["NextToken"])
+check("paging", 2, len({p["PlayerSessionId"] for p in first["PlayerSessions"] + second["PlayerSessions"]}))
+
+time.sleep(6)  # bob is never accepted: the manager runs with --player-session-timeout=5s
+bob = gl.describe_player_sessions(PlayerSessionId=bob["PlayerSessionId"])["PlayerSessions"][0]
+check("bob timed out", "TIMEDOUT", bob["Status"])
+status, body = game_server("RemovePlayerSession", {"PlayerSessionId": alice["PlayerSessionId"]})
+check("the game server removes alice", (200, "COMPLETED"), (status, body.get("PlayerSession", {}).get("Status")))
+for _ in range(50):  # the seat ledger follows within a batch window
+    count = gl.describe_game_sessions(GameSessionId=gsid)["GameSessions"][0]["CurrentPlayerSessionCount"]
+    if count == 0:
+        break
+    time.sleep(0.1)
+check("the game session is empty again", 0, count)
+gs = gl.update_game_session(GameSessionId=gsid, PlayerSessionCreationPolicy="DENY_ALL")["GameSession"]
+check("update_game_session", "DENY_ALL", gs["PlayerSessionCreationPolicy"])
+check("an unknown game session", "NotFoundException",
+      error_code(lambda: gl.create_player_session(GameSessionId=gsid + "0", PlayerId="dave")))
+created = gl.create_game_session(FleetId="fleet-arena", MaximumPlayerSessionCount=4, Name="from boto3")["GameSession"]
+check("create_game_session", ("ACTIVATING", "from boto3"), (created["Status"], created["Name"]))
+sys.exit(1 if failures else 0)
