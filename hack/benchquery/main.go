@@ -27,6 +27,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	gl "github.com/aws/aws-sdk-go-v2/service/gamelift"
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -38,6 +41,7 @@ import (
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/controllers"
+	"github.com/playersessions/operator/internal/gamelift"
 	"github.com/playersessions/operator/internal/localcp"
 	"github.com/playersessions/operator/internal/manager"
 	"github.com/playersessions/operator/internal/query"
@@ -53,10 +57,11 @@ func main() {
 	sizes := flag.String("sizes", "10000,100000", "Stored player sessions for the through-the-API-servers comparison.")
 	inproc := flag.String("inprocess-sizes", "10000,100000,1000000", "Player sessions for the in-process index measurement.")
 	iterations := flag.Int("iterations", 200, "Queries per measurement (list-all: at most 5).")
+	withGameLift := flag.Bool("gamelift", false, "Also measure DescribePlayerSessions through the GameLift endpoint (signed requests from aws-sdk-go-v2); player sessions then get a status too.")
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel)))
 	for _, n := range parseSizes(*sizes) {
-		if err := throughAPIServers(n, *iterations); err != nil {
+		if err := throughAPIServers(n, *iterations, *withGameLift); err != nil {
 			fmt.Fprintln(os.Stderr, "benchquery:", err)
 			os.Exit(1)
 		}
@@ -86,7 +91,7 @@ func playerSession(i int) *gamev1.PlayerSession {
 	}
 }
 
-func throughAPIServers(n, iterations int) error {
+func throughAPIServers(n, iterations int, withGameLift bool) error {
 	port, err := freePort()
 	if err != nil {
 		return err
@@ -101,9 +106,18 @@ func throughAPIServers(n, iterations int) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// The manager without its controllers' work: nothing reconciles, the index only follows the cache.
+	glAddr := ""
+	if withGameLift {
+		glPort, err := freePort()
+		if err != nil {
+			return err
+		}
+		glAddr = fmt.Sprintf("127.0.0.1:%d", glPort)
+	}
 	mgr, index, err := manager.New(ctx, cp.Config, manager.Options{
 		Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", DisableControllers: true,
 		QueryPort: port, QueryBindAddress: net.ParseIP("127.0.0.1"), QueryCertDir: cp.ServingCertDir, QueryKubeconfig: cp.Kubeconfig,
+		GameLiftAddr: glAddr,
 	})
 	if err != nil {
 		return err
@@ -135,9 +149,17 @@ func throughAPIServers(n, iterations int) error {
 				if i >= n {
 					return
 				}
-				if err := c.Create(ctx, playerSession(i)); err != nil {
+				ps := playerSession(i)
+				if err := c.Create(ctx, ps); err != nil {
 					firstErr.CompareAndSwap(nil, err)
 					return
+				}
+				if withGameLift { // what the controllers would write, so GameLift sees player sessions
+					patch := fmt.Sprintf(`{"status":{"status":"RESERVED","playerSessionId":"psess-%07d","gameSessionId":"arn:aws:gamelift:local::gamesession/fleet-bench/%s"}}`, i, ps.Spec.GameSessionName)
+					if err := c.Status().Patch(ctx, ps, client.RawPatch("application/merge-patch+json", []byte(patch))); err != nil {
+						firstErr.CompareAndSwap(nil, err)
+						return
+					}
 				}
 			}
 		}()
@@ -192,6 +214,9 @@ func throughAPIServers(n, iterations int) error {
 		fmt.Printf("%-30s (a) query API      %s\n", cs.name, a)
 		fmt.Printf("%-30s (b) CRD selector   %s  (%.0fx the query API at p50)\n", "", b, float64(b.p50)/float64(a.p50))
 		fmt.Printf("%-30s (c) list all+filter %s  (%d MB per list)\n", "", cl, size>>20)
+	}
+	if withGameLift {
+		return benchGameLift(ctx, c, "http://"+glAddr, n, iterations)
 	}
 	return nil
 }
@@ -277,4 +302,57 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// benchGameLift measures DescribePlayerSessions through the GameLift endpoint with aws-sdk-go-v2 (signed,
+// RPC v2 CBOR): latency of sequential calls, then requests per second from 8 concurrent clients for 10 s.
+func benchGameLift(ctx context.Context, c client.Client, url string, n, iterations int) error {
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bench-key", Labels: map[string]string{gamelift.AccessKeyLabel: "true"}},
+		Data:       map[string][]byte{gamelift.AccessKeyIDField: []byte("AKIDBENCH"), gamelift.SecretAccessKeyField: []byte("bench-secret")},
+	}
+	if err := c.Create(ctx, secret); err != nil {
+		return err
+	}
+	sdk := gl.New(gl.Options{Region: "us-east-1", BaseEndpoint: aws.String(url), RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDBENCH", "bench-secret", "")})
+	gsid := fmt.Sprintf("arn:aws:gamelift:local::gamesession/fleet-bench/gs-%06d", n/perGameSession/2)
+	player := fmt.Sprintf("player-%07d", n/perPlayer/2)
+	for start := time.Now(); ; {
+		out, err := sdk.DescribePlayerSessions(ctx, &gl.DescribePlayerSessionsInput{GameSessionId: aws.String(gsid)})
+		if err == nil && len(out.PlayerSessions) == perGameSession {
+			break
+		}
+		if time.Since(start) > time.Minute {
+			return fmt.Errorf("the GameLift endpoint does not answer: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, cs := range []struct {
+		name string
+		in   *gl.DescribePlayerSessionsInput
+	}{
+		{"sessions of one game session", &gl.DescribePlayerSessionsInput{GameSessionId: aws.String(gsid)}},
+		{"sessions of one player", &gl.DescribePlayerSessionsInput{PlayerId: aws.String(player)}},
+	} {
+		call := func() error { _, err := sdk.DescribePlayerSessions(ctx, cs.in); return err }
+		lat := measure(iterations, call)
+		var done atomic.Int64
+		var wg sync.WaitGroup
+		stop := time.Now().Add(10 * time.Second)
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Now().Before(stop) {
+					if call() == nil {
+						done.Add(1)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		fmt.Printf("%-30s (d) GameLift DescribePlayerSessions (Go SDK, signed, CBOR) %s; %d requests/s from 8 clients\n", cs.name, lat, done.Load()/10)
+	}
+	return nil
 }

@@ -64,5 +64,5 @@ if command -v aws >/dev/null && [[ "$(command -v aws)" != /usr/bin/aws ]]; then
   check "aws CLI (RPC v2 CBOR): describe-player-sessions by player" COMPLETED "$(aws gamelift describe-player-sessions --endpoint-url "$url" --player-id alice --query 'PlayerSessions[0].Status' --output text)"
 fi
 
-echo "gamelift e2e: $passed passed, $failed failed"
+echo "e2e: $passed passed, $failed failed"
 [[ $failed == 0 ]]
