@@ -324,6 +324,8 @@ func (s *Server) reserve(ctx context.Context, gs *gamev1.GameSession, playerID, 
 		return nil, internal(fmt.Errorf("no admission decision for player session %s/%s within %s", ps.Namespace, ps.Name, timeout))
 	}
 	if cond := meta.FindStatusCondition(decided.Status.Conditions, gamev1.AdmittedCondition); cond != nil && cond.Status == metav1.ConditionFalse {
+		// A refused call leaves no player session behind, as in GameLift.
+		_ = s.Client.Delete(ctx, decided, client.Preconditions{UID: &decided.UID})
 		switch cond.Reason {
 		case gamev1.GameSessionFullReason, gamev1.PlayerSessionCreationDeniedReason:
 			return nil, errorf(GameSessionFullException, cond.Message)

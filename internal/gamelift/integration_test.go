@@ -174,6 +174,11 @@ func TestGameLiftEndpoint(t *testing.T) {
 	g.Expect(many.PlayerSessions).To(HaveLen(1))
 	_, err = a.CreatePlayerSession(ctx, &gamelift.CreatePlayerSessionInput{GameSessionId: aws.String(gsid), PlayerId: aws.String("carol")})
 	g.Expect(errorCode(err)).To(Equal("GameSessionFullException"))
+	var objects gamev1.PlayerSessionList
+	g.Eventually(func(g Gomega) {
+		g.Expect(e.admin.List(ctx, &objects, client.InNamespace("tenant-a"))).To(Succeed())
+		g.Expect(objects.Items).To(HaveLen(2), "a refused call leaves no player session behind")
+	}).WithTimeout(10 * time.Second).Should(Succeed())
 	_, err = a.CreatePlayerSession(ctx, &gamelift.CreatePlayerSessionInput{GameSessionId: aws.String(gsid + "x"), PlayerId: aws.String("carol")})
 	g.Expect(errorCode(err)).To(Equal("NotFoundException"))
 	_, err = a.CreatePlayerSessions(ctx, &gamelift.CreatePlayerSessionsInput{GameSessionId: aws.String(gsid), PlayerIds: make([]string, 26)})
