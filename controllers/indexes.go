@@ -16,6 +16,7 @@ const (
 	IndexPlayerSessionID              = "status.playerSessionId"
 	IndexPlayerSessionGameSessionID   = "status.gameSessionId"
 	IndexGameSessionID                = "status.gameSessionId"
+	IndexGameSessionFleetID           = "spec.fleetId"
 )
 
 // StatusPending is the index value of a player session that has no status yet (waiting for admission or refused).
@@ -46,6 +47,11 @@ func SetupIndexes(ctx context.Context, indexer client.FieldIndexer) error {
 		if err := ps(name, f); err != nil {
 			return err
 		}
+	}
+	if err := indexer.IndexField(ctx, &gamev1.GameSession{}, IndexGameSessionFleetID, func(o client.Object) []string {
+		return []string{o.(*gamev1.GameSession).Spec.FleetID}
+	}); err != nil {
+		return err
 	}
 	return indexer.IndexField(ctx, &gamev1.GameSession{}, IndexGameSessionID, func(o client.Object) []string {
 		if id := o.(*gamev1.GameSession).Status.GameSessionID; id != "" {

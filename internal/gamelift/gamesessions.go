@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/controllers"
 )
 
 var fleetIDPattern = regexp.MustCompile(`^[a-z]*fleet-[a-zA-Z0-9\-]+$|^arn:.*:[a-z]*fleet\/[a-z]*fleet-[a-zA-Z0-9\-]+$`)
@@ -210,13 +211,13 @@ func (s *Server) describeGameSessions(ctx context.Context, namespace string, dec
 		}
 	}
 	var list gamev1.GameSessionList
-	if err := s.Reader.List(ctx, &list, client.InNamespace(namespace)); err != nil {
+	if err := s.Reader.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{controllers.IndexGameSessionFleetID: fleet}); err != nil {
 		return nil, internal(err)
 	}
 	slices.SortFunc(list.Items, func(a, b gamev1.GameSession) int { return strings.Compare(a.Name, b.Name) })
 	for i := range list.Items {
 		gs := &list.Items[i]
-		if gs.Name <= after || gs.Spec.FleetID != fleet || gs.Status.GameSessionID == "" || (in.StatusFilter != "" && string(gs.Status.Status) != in.StatusFilter) {
+		if gs.Name <= after || gs.Status.GameSessionID == "" || (in.StatusFilter != "" && string(gs.Status.Status) != in.StatusFilter) {
 			continue
 		}
 		if limit >= 0 && len(out.GameSessions) == limit {

@@ -1,0 +1,122 @@
+package gamelift
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/fxamacker/cbor/v2"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+)
+
+var t0 = time.Date(2026, 11, 25, 12, 0, 30, 219_000_000, time.UTC)
+
+func TestTimestampEncodings(t *testing.T) {
+	ts := Timestamp{t0}
+	j, err := ts.MarshalJSON()
+	if err != nil || string(j) != "1795608030.219" {
+		t.Errorf("JSON: %s %v", j, err)
+	}
+	c, err := ts.MarshalCBOR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tag cbor.Tag
+	if err := cbor.Unmarshal(c, &tag); err != nil || tag.Number != 1 || tag.Content != 1795608030.219 {
+		t.Errorf("CBOR: tag %d %v (%v)", tag.Number, tag.Content, err)
+	}
+}
+
+func TestErrorBodies(t *testing.T) {
+	e := errorf(NotFoundException, "gone")
+	j, _ := jsonCodec{}.errorBody(e)
+	if !strings.Contains(string(j), `"__type":"NotFoundException"`) || !strings.Contains(string(j), `"message":"gone"`) {
+		t.Errorf("JSON error body %s", j)
+	}
+	c, _ := cborCodec{}.errorBody(e)
+	var m map[string]string
+	if err := cbor.Unmarshal(c, &m); err != nil || m["__type"] != "com.amazonaws.gamelift#NotFoundException" || m["Message"] != "gone" {
+		t.Errorf("CBOR error body %v %v", m, err)
+	}
+}
+
+func TestAuthenticate(t *testing.T) {
+	scheme := runtime.NewScheme()
+	_ = corev1.AddToScheme(scheme)
+	key := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "tenant", Name: "key", Labels: map[string]string{AccessKeyLabel: "true"}},
+		Data:       map[string][]byte{AccessKeyIDField: []byte("AKID"), SecretAccessKeyField: []byte("s3cret")},
+	}
+	reader := fake.NewClientBuilder().WithScheme(scheme).WithObjects(key).WithIndex(&corev1.Secret{}, IndexAccessKeyID, AccessKeyIDOf).Build()
+	clk := clocktesting.NewFakeClock(t0)
+	s := &Server{Reader: reader, Clock: clk}
+	body := []byte(`{"PlayerId":"p"}`)
+	signed := func(keyID, secret, service string, at time.Time) *http.Request {
+		r, _ := http.NewRequest(http.MethodPost, "http://gamelift.local/", bytes.NewReader(body))
+		r.Header.Set("X-Amz-Target", "GameLift.DescribePlayerSessions")
+		r.Header.Set("Content-Type", "application/x-amz-json-1.1")
+		sum := sha256.Sum256(body)
+		if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: keyID, SecretAccessKey: secret}, r, hex.EncodeToString(sum[:]), service, "us-east-1", at); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for _, tt := range []struct {
+		name string
+		req  func() *http.Request
+		want string // "" = authenticated as namespace "tenant"
+	}{
+		{"valid", func() *http.Request { return signed("AKID", "s3cret", "gamelift", t0) }, ""},
+		{"clock skew within 5 minutes", func() *http.Request { return signed("AKID", "s3cret", "gamelift", t0.Add(-4*time.Minute)) }, ""},
+		{"stale", func() *http.Request { return signed("AKID", "s3cret", "gamelift", t0.Add(-6*time.Minute)) }, "Signature expired"},
+		{"future", func() *http.Request { return signed("AKID", "s3cret", "gamelift", t0.Add(6*time.Minute)) }, "Signature expired"},
+		{"wrong secret", func() *http.Request { return signed("AKID", "guess", "gamelift", t0) }, "does not match"},
+		{"unknown key", func() *http.Request { return signed("AKIDX", "s3cret", "gamelift", t0) }, "unknown access key"},
+		{"other service", func() *http.Request { return signed("AKID", "s3cret", "s3", t0) }, "scoped to the service"},
+		{"unsigned", func() *http.Request {
+			r, _ := http.NewRequest(http.MethodPost, "http://gamelift.local/", bytes.NewReader(body))
+			return r
+		}, "Missing or unsupported authentication"},
+		{"body changed after signing", func() *http.Request {
+			r := signed("AKID", "s3cret", "gamelift", t0)
+			r.Header.Set("X-Test-Body", `{"PlayerId":"q"}`)
+			return r
+		}, "does not match"},
+		{"signed header changed", func() *http.Request {
+			r := signed("AKID", "s3cret", "gamelift", t0)
+			r.Header.Set("X-Amz-Target", "GameLift.CreatePlayerSession")
+			return r
+		}, "does not match"},
+		{"unsigned header added", func() *http.Request {
+			r := signed("AKID", "s3cret", "gamelift", t0)
+			r.Header.Set("X-Forwarded-For", "10.0.0.1")
+			return r
+		}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := tt.req()
+			got := body
+			if b := r.Header.Get("X-Test-Body"); b != "" {
+				got = []byte(b) // what arrived differs from what was signed
+			}
+			ns, err := s.authenticate(context.Background(), r, got)
+			switch {
+			case tt.want == "" && (err != nil || ns != "tenant"):
+				t.Fatalf("got %q %v, want tenant", ns, err)
+			case tt.want != "" && (err == nil || err.Type != UnauthorizedException || !strings.Contains(err.Message, tt.want)):
+				t.Fatalf("got %v, want UnauthorizedException %q", err, tt.want)
+			}
+		})
+	}
+}
