@@ -69,6 +69,17 @@ func checkPlayerSessionID(field, v string) *Error {
 	return nil
 }
 
+// checkLimit validates an optional Limit (at least 1); 0 means none was given.
+func checkLimit(limit *int32) (int, *Error) {
+	if limit == nil {
+		return 0, nil
+	}
+	if *limit < 1 {
+		return 0, invalid("1 validation error detected: Value at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1")
+	}
+	return int(*limit), nil
+}
+
 func internal(err error) *Error { return errorf(InternalServiceException, err.Error()) }
 
 // --- DescribePlayerSessions ---
@@ -130,11 +141,10 @@ func (s *Server) describePlayerSessions(_ context.Context, namespace string, dec
 		}
 		q.Fields[query.FieldPlayerID] = in.PlayerId // the status filter applies only with GameSessionId
 	}
-	if in.Limit != nil {
-		if *in.Limit < 1 {
-			return nil, invalid("1 validation error detected: Value at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1")
-		}
-		limit = int64(*in.Limit)
+	if n, err := checkLimit(in.Limit); err != nil {
+		return nil, err
+	} else if n > 0 {
+		limit = int64(n)
 	}
 	if in.NextToken != "" {
 		if err := checkLen("nextToken", in.NextToken, 1, 1024); err != nil {

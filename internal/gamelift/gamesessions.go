@@ -195,12 +195,9 @@ func (s *Server) describeGameSessions(ctx context.Context, namespace string, dec
 	if in.StatusFilter != "" && !slices.Contains([]string{"ACTIVE", "ACTIVATING", "TERMINATING", "TERMINATED", "ERROR"}, in.StatusFilter) {
 		return nil, invalid("StatusFilter must be one of ACTIVE, ACTIVATING, TERMINATING, TERMINATED, ERROR")
 	}
-	limit := -1
-	if in.Limit != nil {
-		if *in.Limit < 1 {
-			return nil, invalid("1 validation error detected: Value at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1")
-		}
-		limit = int(*in.Limit)
+	limit, aerr := checkLimit(in.Limit)
+	if aerr != nil {
+		return nil, aerr
 	}
 	scope := "DescribeGameSessions/" + namespace + "/" + fleet + "/" + in.StatusFilter
 	after := ""
@@ -220,7 +217,7 @@ func (s *Server) describeGameSessions(ctx context.Context, namespace string, dec
 		if gs.Name <= after || gs.Status.GameSessionID == "" || (in.StatusFilter != "" && string(gs.Status.Status) != in.StatusFilter) {
 			continue
 		}
-		if limit >= 0 && len(out.GameSessions) == limit {
+		if limit > 0 && len(out.GameSessions) == limit {
 			out.NextToken = s.Tokens.Sign(scope, list.Items[i-1].Name)
 			break
 		}
