@@ -345,6 +345,7 @@ func (s *Server) reserve(ctx context.Context, gs *gamev1.GameSession, playerID, 
 			return nil, errorf(InvalidGameSessionStatusException, cond.Message)
 		}
 	}
+	s.waitIndexed(ctx, decided)
 	return decided, nil
 }
 
@@ -404,5 +405,23 @@ func (s *Server) transition(ctx context.Context, namespace string, decode func(a
 		}
 		return nil, internal(err)
 	}
+	s.waitIndexed(ctx, ps)
 	return playerSessionOutput{PlayerSession: toPlayerSession(ps)}, nil
+}
+
+// waitIndexed waits (briefly) until the query index holds ps at its resourceVersion, so that a Describe
+// call right after a write reads the write.
+func (s *Server) waitIndexed(ctx context.Context, ps *gamev1.PlayerSession) {
+	want, err := query.ParseRV(ps.ResourceVersion)
+	if err != nil {
+		return
+	}
+	_ = wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, 5*time.Second, true, func(context.Context) (bool, error) {
+		cur := s.Index.Get(ps.Namespace, ps.Name)
+		if cur == nil {
+			return false, nil
+		}
+		rv, err := query.ParseRV(cur.ResourceVersion)
+		return err == nil && rv >= want, nil
+	})
 }
