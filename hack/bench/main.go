@@ -3,6 +3,8 @@
 // transitions land after their deadlines. See docs/benchmarks.md.
 //
 //	KUBEBUILDER_ASSETS=$(hack/envtest-binaries.sh) go run ./hack/bench -players 1000
+//
+// BENCH_KUBECONFIG_DIR=DIR writes an admin kubeconfig there, to profile kube-apiserver during a run.
 package main
 
 import (
