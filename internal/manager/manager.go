@@ -36,6 +36,8 @@ type Options struct {
 	Clock       clock.Clock
 
 	MetricsAddr, ProbeAddr  string
+	// PprofAddr serves net/http/pprof (empty: off).
+	PprofAddr string
 	LeaderElect             bool
 	LeaderElectionNamespace string
 	// SkipNameValidation lets tests run several managers in one process.
@@ -76,6 +78,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query
 		Scheme:                  Scheme(),
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress:  o.ProbeAddr,
+		PprofBindAddress:        o.PprofAddr,
 		LeaderElection:          o.LeaderElect,
 		LeaderElectionID:        "playersessions-manager.game.playersessions.dev",
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
