@@ -35,9 +35,9 @@ type Options struct {
 	Controllers controllers.Options
 	Clock       clock.Clock
 
-	MetricsAddr, ProbeAddr  string
+	MetricsAddr, ProbeAddr string
 	// PprofAddr serves net/http/pprof (empty: off).
-	PprofAddr string
+	PprofAddr               string
 	LeaderElect             bool
 	LeaderElectionNamespace string
 	// SkipNameValidation lets tests run several managers in one process.
