@@ -89,7 +89,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	out, aerr := handler(r.Context(), namespace, func(v any) *Error {
 		if err := c.decode(body, v); err != nil {
-			return errorf(SerializationExceptionForMalformed, "Cannot decode the request body: "+err.Error())
+			return errorf(SerializationException, "Cannot decode the request body: "+err.Error())
 		}
 		return nil
 	})

@@ -84,16 +84,14 @@ func errorf(typ, msg string) *Error { return &Error{Type: typ, Message: msg} }
 
 // GameLift's error shapes.
 const (
-	InvalidRequestException            = "InvalidRequestException"
-	NotFoundException                  = "NotFoundException"
-	GameSessionFullException           = "GameSessionFullException"
-	InvalidGameSessionStatusException  = "InvalidGameSessionStatusException"
-	UnauthorizedException              = "UnauthorizedException"
-	InternalServiceException           = "InternalServiceException"
-	UnknownOperationException          = "UnknownOperationException"
-	TerminalRoutingStrategyException   = "TerminalRoutingStrategyException"
-	InvalidFleetStatusException        = "InvalidFleetStatusException"
-	SerializationExceptionForMalformed = "SerializationException"
+	InvalidRequestException           = "InvalidRequestException"
+	NotFoundException                 = "NotFoundException"
+	GameSessionFullException          = "GameSessionFullException"
+	InvalidGameSessionStatusException = "InvalidGameSessionStatusException"
+	UnauthorizedException             = "UnauthorizedException"
+	InternalServiceException          = "InternalServiceException"
+	UnknownOperationException         = "UnknownOperationException"
+	SerializationException            = "SerializationException"
 )
 
 // codec reads requests and writes responses in one wire protocol.

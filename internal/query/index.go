@@ -279,10 +279,3 @@ func (ix *Index) Len() int {
 	}
 	return n
 }
-
-// RV is the newest resourceVersion the index has applied.
-func (ix *Index) RV() uint64 {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	return ix.rv
-}

@@ -3,7 +3,6 @@ package query
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strconv"
 	"time"
 
@@ -198,14 +197,4 @@ func (r *REST) ConvertToTable(_ context.Context, obj runtime.Object, _ runtime.O
 		return nil, fmt.Errorf("unexpected object %T", obj)
 	}
 	return table, nil
-}
-
-// SupportedFields lists the accepted field-selector names, for documentation and errors.
-func SupportedFields() []string {
-	fs := make([]string, 0, len(fieldAliases))
-	for f := range fieldAliases {
-		fs = append(fs, f)
-	}
-	sort.Strings(fs)
-	return fs
 }
