@@ -19,6 +19,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,6 +48,12 @@ import (
 	"github.com/playersessions/operator/internal/query"
 )
 
+var (
+	withStatus bool
+	breakdown  *bool
+	cpuProfile *string
+)
+
 const (
 	ns             = "bench"
 	perGameSession = 10 // player sessions per game session
@@ -57,9 +64,16 @@ func main() {
 	sizes := flag.String("sizes", "10000,100000", "Stored player sessions for the through-the-API-servers comparison.")
 	inproc := flag.String("inprocess-sizes", "10000,100000,1000000", "Player sessions for the in-process index measurement.")
 	iterations := flag.Int("iterations", 200, "Queries per measurement (list-all: at most 5).")
-	withGameLift := flag.Bool("gamelift", false, "Also measure DescribePlayerSessions through the GameLift endpoint (signed requests from aws-sdk-go-v2); player sessions then get a status too.")
+	cpuProfile = flag.String("cpuprofile", "", "With -breakdown: write a CPU profile of this process (the manager and the client) during the aggregated queries to this file.")
+	breakdown = flag.Bool("breakdown", false, "Also split the query API's latency: kube-apiserver alone (/version, a CRD get by name) and the query server alone (straight to its port).")
+	withGameLift := flag.Bool("gamelift", false, "Also measure DescribePlayerSessions through the GameLift endpoint (signed requests from aws-sdk-go-v2).")
+	flag.BoolVar(&withStatus, "status", true, "Give every player session the status the controllers write (RESERVED, ids, endpoint, Admitted condition); false stores spec-only objects.")
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel)))
+	if *withGameLift && !withStatus {
+		fmt.Fprintln(os.Stderr, "benchquery: -gamelift needs -status")
+		os.Exit(2)
+	}
 	for _, n := range parseSizes(*sizes) {
 		if err := throughAPIServers(n, *iterations, *withGameLift); err != nil {
 			fmt.Fprintln(os.Stderr, "benchquery:", err)
@@ -81,12 +95,32 @@ func parseSizes(s string) []int {
 	return out
 }
 
+// playerSession is the i-th benchmark player session, with the status the controllers write when they
+// reserve its seat (every player session in a cluster has one within milliseconds of its creation).
 func playerSession(i int) *gamev1.PlayerSession {
+	gsName := fmt.Sprintf("gs-%06d", i/perGameSession)
+	now := metav1.NowMicro()
 	return &gamev1.PlayerSession{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("ps-%07d", i)},
 		Spec: gamev1.PlayerSessionSpec{
-			GameSessionName: fmt.Sprintf("gs-%06d", i/perGameSession),
+			GameSessionName: gsName,
 			PlayerID:        fmt.Sprintf("player-%07d", i/perPlayer),
+		},
+		Status: gamev1.PlayerSessionStatus{
+			PlayerSessionID: fmt.Sprintf("psess-%07d", i),
+			Status:          gamev1.PlayerSessionReserved,
+			GameSessionID:   "arn:aws:gamelift:local::gamesession/fleet-bench/" + gsName,
+			FleetID:         "fleet-bench",
+			FleetArn:        "arn:aws:gamelift:local:000000000000:fleet/fleet-bench",
+			CreationTime:    &now,
+			IPAddress:       "10.0.0.1",
+			DNSName:         "gs.example.com",
+			Port:            7777,
+			Conditions: []metav1.Condition{{
+				Type: gamev1.AdmittedCondition, Status: metav1.ConditionTrue, Reason: gamev1.SeatReservedReason,
+				Message: "Seat reserved in game session " + gsName, LastTransitionTime: metav1.Now(), ObservedGeneration: 1,
+			}},
+			ObservedGeneration: 1,
 		},
 	}
 }
@@ -150,13 +184,15 @@ func throughAPIServers(n, iterations int, withGameLift bool) error {
 					return
 				}
 				ps := playerSession(i)
+				status := ps.Status
+				ps.Status = gamev1.PlayerSessionStatus{}
 				if err := c.Create(ctx, ps); err != nil {
 					firstErr.CompareAndSwap(nil, err)
 					return
 				}
-				if withGameLift { // what the controllers would write, so GameLift sees player sessions
-					patch := fmt.Sprintf(`{"status":{"status":"RESERVED","playerSessionId":"psess-%07d","gameSessionId":"arn:aws:gamelift:local::gamesession/fleet-bench/%s"}}`, i, ps.Spec.GameSessionName)
-					if err := c.Status().Patch(ctx, ps, client.RawPatch("application/merge-patch+json", []byte(patch))); err != nil {
+				if withStatus { // what the controllers write when they reserve a seat
+					ps.Status = status
+					if err := c.Status().Update(ctx, ps); err != nil {
 						firstErr.CompareAndSwap(nil, err)
 						return
 					}
@@ -215,6 +251,54 @@ func throughAPIServers(n, iterations int, withGameLift bool) error {
 		fmt.Printf("%-30s (b) CRD selector   %s  (%.0fx the query API at p50)\n", "", b, float64(b.p50)/float64(a.p50))
 		fmt.Printf("%-30s (c) list all+filter %s  (%d MB per list)\n", "", cl, size>>20)
 	}
+	if *breakdown {
+		direct := rest.CopyConfig(cfg)
+		direct.Host = fmt.Sprintf("https://127.0.0.1:%d", port)
+		direct.TLSClientConfig.CAData, direct.TLSClientConfig.CAFile, direct.TLSClientConfig.Insecure = nil, "", true // the serving CA is only in the APIService
+		drc, err := rest.UnversionedRESTClientFor(withJSON(direct))
+		if err != nil {
+			return err
+		}
+		read := func(r *rest.Request) error {
+			body, err := r.Stream(ctx)
+			if err != nil {
+				return err
+			}
+			defer body.Close()
+			_, err = io.Copy(io.Discard, body)
+			return err
+		}
+		cs := cases[0]
+		for _, p := range []struct {
+			name string
+			req  func() *rest.Request
+		}{
+			{"kube-apiserver GET /version", func() *rest.Request { return rc.Get().AbsPath("/version") }},
+			{"kube-apiserver CRD get by name", func() *rest.Request {
+				return rc.Get().AbsPath(crdPath[:len(crdPath)-len("playersessions")] + "namespaces/" + ns + "/playersessions/ps-0000001")
+			}},
+			{"query API via aggregator", func() *rest.Request {
+				return rc.Get().AbsPath(queryPath).Param("fieldSelector", cs.queryField+"="+cs.value)
+			}},
+			{"query server direct", func() *rest.Request {
+				return drc.Get().AbsPath(queryPath).Param("fieldSelector", cs.queryField+"="+cs.value)
+			}},
+			{"query server direct /healthz", func() *rest.Request { return drc.Get().AbsPath("/healthz") }},
+		} {
+			_ = read(p.req())
+			if *cpuProfile != "" && p.name == "query API via aggregator" {
+				f, err := os.Create(*cpuProfile)
+				if err != nil {
+					return err
+				}
+				_ = pprof.StartCPUProfile(f)
+				fmt.Printf("breakdown %-32s %s (profiled)\n", p.name, measure(iterations, func() error { return read(p.req()) }))
+				pprof.StopCPUProfile()
+				_ = f.Close()
+			}
+			fmt.Printf("breakdown %-32s %s\n", p.name, measure(iterations, func() error { return read(p.req()) }))
+		}
+	}
 	if withGameLift {
 		return benchGameLift(ctx, c, "http://"+glAddr, n, iterations)
 	}
@@ -227,7 +311,9 @@ func (s stats) String() string {
 	return fmt.Sprintf("p50=%-9s p99=%-9s max=%s", s.p50.Round(10*time.Microsecond), s.p99.Round(10*time.Microsecond), s.max.Round(10*time.Microsecond))
 }
 
+// measure settles, then times n sequential calls of f.
 func measure(n int, f func() error) stats {
+	settle()
 	d := make([]time.Duration, 0, n)
 	for range n {
 		t := time.Now()
@@ -241,10 +327,46 @@ func measure(n int, f func() error) stats {
 	return stats{p50: d[len(d)/2], p99: d[min(len(d)-1, len(d)*99/100)], max: d[len(d)-1]}
 }
 
+// settle waits (at most a minute) until the machine is quiet, under 10 % of its CPU time busy over one
+// second, after collecting this process's garbage, so that every measurement starts from the same state:
+// after 100,000 creates etcd and kube-apiserver go on compacting and collecting garbage for a while, and a
+// list of everything leaves tens of megabytes to collect in kube-apiserver and here.
+func settle() {
+	runtime.GC()
+	for start := time.Now(); time.Since(start) < time.Minute; {
+		busy0, total0 := cpuTime()
+		time.Sleep(time.Second)
+		busy1, total1 := cpuTime()
+		if total1 <= total0 || float64(busy1-busy0)/float64(total1-total0) < 0.10 {
+			return
+		}
+	}
+}
+
+// cpuTime reads the busy and total CPU time of the machine from /proc/stat, in clock ticks.
+func cpuTime() (busy, total uint64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	fields := strings.Fields(line)
+	for i, f := range fields[1:min(len(fields), 9)] { // user nice system idle iowait irq softirq steal
+		v, _ := strconv.ParseUint(f, 10, 64)
+		total += v
+		if i != 3 && i != 4 { // idle, iowait
+			busy += v
+		}
+	}
+	return busy, total
+}
+
 // inProcess loads the index directly with n player sessions (as the informer would, with the objects the
 // cache transform leaves) and measures the same queries against it, and its heap per indexed session.
 func inProcess(n int) {
 	objs := make([]*gamev1.PlayerSession, n)
+	time.Sleep(2 * time.Second) // let a manager stopped before this finish releasing its cache
+	runtime.GC()
 	runtime.GC()
 	var m0, m1, m2 runtime.MemStats
 	runtime.ReadMemStats(&m0)
@@ -252,7 +374,6 @@ func inProcess(n int) {
 		ps := playerSession(i)
 		ps.ResourceVersion = strconv.Itoa(i + 1)
 		ps.UID = "00000000-0000-0000-0000-000000000000"
-		ps.Status = gamev1.PlayerSessionStatus{Status: gamev1.PlayerSessionReserved, PlayerSessionID: fmt.Sprintf("psess-%07d", i)}
 		_, _ = controllers.StripForCache(ps)
 		objs[i] = ps
 	}

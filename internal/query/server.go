@@ -15,6 +15,7 @@ import (
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/component-base/compatibility"
+	"k8s.io/utils/clock"
 
 	"github.com/playersessions/operator/internal/query/openapi"
 	queryv1 "github.com/playersessions/operator/internal/query/v1alpha1"
@@ -87,6 +88,8 @@ func NewServer(o ServerOptions, index *Index, tokens *Tokens) (*Server, error) {
 	if err := ro.ApplyTo(cfg); err != nil {
 		return nil, err
 	}
+	// Verify the front proxy's certificate chain once per chain, not once per request (see authn.go).
+	cfg.Authentication.Authenticator = withFrontProxyCache(cfg.Authentication.Authenticator, cfg.Authentication.RequestHeaderConfig, clock.RealClock{})
 	server, err := cfg.Complete().New("playersessions-query", genericapiserver.NewEmptyDelegate())
 	if err != nil {
 		return nil, err
