@@ -23,6 +23,8 @@ type seatPlan struct {
 	refusals []refusal
 	// recheckAt is when the earliest waiting player session's admission window closes (zero if none waits).
 	recheckAt time.Time
+	// deferred is true when refusals were left for the next pass, because this one changes the ledger.
+	deferred bool
 }
 
 func (p seatPlan) changed() bool { return len(p.admitted) > 0 || len(p.released) > 0 }
@@ -110,9 +112,9 @@ func planSeats(gs *gamev1.GameSession, players []gamev1.PlayerSession, now time.
 			plan.refuse(ps, gamev1.GameSessionFullReason, fmt.Sprintf("Game session %s is full (%d of %d seats taken)", gs.Name, len(plan.seats), maxSeats))
 		}
 	}
-	if plan.changed() {
+	if plan.changed() && len(plan.refusals) > 0 {
 		// Refusals are only sound against a committed ledger: decide them on the next pass.
-		plan.refusals = nil
+		plan.refusals, plan.deferred = nil, true
 	}
 	return plan
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,11 +17,13 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
@@ -175,6 +178,10 @@ func (r *GameSessionReconciler) reconcileSeats(ctx context.Context, gs *gamev1.G
 	if !plan.recheckAt.IsZero() {
 		recheck = plan.recheckAt.Sub(now)
 	}
+	if plan.deferred {
+		// The next pass refuses, against the ledger this one writes (our own write does not trigger it).
+		recheck = earliest(recheck, max(r.BatchWindow, time.Millisecond))
+	}
 	if len(plan.refusals) == 0 {
 		return recheck, nil
 	}
@@ -276,45 +283,89 @@ func allPlayerSessionsReleased(gs *gamev1.GameSession, players []gamev1.PlayerSe
 // SetupWithManager registers the controller: it watches game sessions and the player sessions naming them.
 func (r *GameSessionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&gamev1.GameSession{}).
+		For(&gamev1.GameSession{}, builder.WithPredicates(notOwnLedgerWrite())).
 		Watches(&gamev1.PlayerSession{}, r.playerSessionEvents()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Named("gamesession").
 		Complete(r)
 }
 
+// notOwnLedgerWrite drops the update events that change nothing but the status fields this reconciler alone
+// writes (the ledger, the count, conditions, observedGeneration). Reconciling again on its own write would
+// plan again at once, and would turn a steady stream of player-session changes into one ledger write per
+// API round trip instead of one per batch window. When a pass leaves work for the next one, it says so
+// with RequeueAfter.
+func notOwnLedgerWrite() predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		old, okOld := e.ObjectOld.(*gamev1.GameSession)
+		gs, okNew := e.ObjectNew.(*gamev1.GameSession)
+		if !okOld || !okNew {
+			return true
+		}
+		return !equality.Semantic.DeepEqual(withoutOwnStatus(old), withoutOwnStatus(gs))
+	}}
+}
+
+func withoutOwnStatus(gs *gamev1.GameSession) *gamev1.GameSession {
+	c := gs.DeepCopy()
+	c.ResourceVersion, c.ManagedFields = "", nil
+	c.Status.Seats, c.Status.CurrentPlayerSessionCount, c.Status.Conditions, c.Status.ObservedGeneration = nil, 0, nil, 0
+	return c
+}
+
 // playerSessionEvents enqueues the game session of a player session that was created or deleted, ended,
 // was refused or recorded the game session's end: the changes that can alter the ledger. Reservation and
 // acceptance (RESERVED, ACTIVE) change nothing there. The game session is enqueued BatchWindow later, so that
-// a burst of player session changes costs one ledger write, not one each.
+// a burst of player session changes costs one ledger write, not one each; a release (a player session that
+// ended or went) ReleaseWindow later, unless something else brings the game session back sooner.
 func (r *GameSessionReconciler) playerSessionEvents() handler.EventHandler {
-	enqueue := func(o client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	enqueue := func(o client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request], after time.Duration) {
 		if ps, ok := o.(*gamev1.PlayerSession); ok {
-			q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ps.Namespace, Name: ps.Spec.GameSessionName}}, r.BatchWindow)
+			q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ps.Namespace, Name: ps.Spec.GameSessionName}}, after)
 		}
 	}
 	return handler.Funcs{
 		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			enqueue(e.Object, q)
+			enqueue(e.Object, q, r.BatchWindow)
 		},
 		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			enqueue(e.Object, q)
+			enqueue(e.Object, q, r.ReleaseWindow)
 		},
 		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			old, okOld := e.ObjectOld.(*gamev1.PlayerSession)
 			ps, okNew := e.ObjectNew.(*gamev1.PlayerSession)
-			if okOld && okNew && playerSessionChangeMattersToGameSession(old, ps) {
-				enqueue(ps, q)
+			if !okOld || !okNew {
+				return
+			}
+			switch change := playerSessionChangeForGameSession(old, ps); change {
+			case ledgerRelease:
+				enqueue(ps, q, r.ReleaseWindow)
+			case ledgerChange:
+				enqueue(ps, q, r.BatchWindow)
 			}
 		},
 	}
 }
 
-func playerSessionChangeMattersToGameSession(old, ps *gamev1.PlayerSession) bool {
-	return ps.Status.Status.IsTerminal() != old.Status.Status.IsTerminal() ||
-		isRefused(ps) != isRefused(old) ||
-		(ps.Status.GameSessionTerminationTime == nil) != (old.Status.GameSessionTerminationTime == nil) ||
-		!ps.DeletionTimestamp.Equal(old.DeletionTimestamp)
+type ledgerEffect int
+
+const (
+	ledgerNone    ledgerEffect = iota
+	ledgerRelease              // a seat may be freed; nobody waits for it
+	ledgerChange               // admission or the game session's end may proceed
+)
+
+// playerSessionChangeForGameSession classifies a player session update by what it means to its game session.
+func playerSessionChangeForGameSession(old, ps *gamev1.PlayerSession) ledgerEffect {
+	switch {
+	case isRefused(ps) != isRefused(old),
+		(ps.Status.GameSessionTerminationTime == nil) != (old.Status.GameSessionTerminationTime == nil):
+		return ledgerChange
+	case ps.Status.Status.IsTerminal() != old.Status.Status.IsTerminal(),
+		!ps.DeletionTimestamp.Equal(old.DeletionTimestamp):
+		return ledgerRelease
+	}
+	return ledgerNone
 }
 
 func endpoint(ip, dns string, port int32) string {

@@ -24,6 +24,12 @@ type Options struct {
 	// BatchWindow is how long a game session waits after a change of one of its player sessions before it
 	// reconciles, so that the changes of a burst are decided, and written, together.
 	BatchWindow time.Duration
+	// ReleaseWindow is how long a game session waits, at most, after one of its player sessions ended before
+	// it frees the seat in its ledger, when nobody waits for one (a waiting player session brings the game
+	// session back after BatchWindow, with every release due). Releases are batched longer than admissions
+	// because nobody waits for them: at the end of a burst of reservations, the burst of timeouts then
+	// costs one ledger write per game session per ReleaseWindow instead of one per BatchWindow.
+	ReleaseWindow time.Duration
 }
 
 // DefaultOptions are GameLift's: 60 s to accept a reservation, 30 days of retention.
@@ -35,6 +41,7 @@ func DefaultOptions() Options {
 		AccountID:               "000000000000",
 		MaxConcurrentReconciles: 16,
 		BatchWindow:             100 * time.Millisecond,
+		ReleaseWindow:           time.Second,
 	}
 }
 

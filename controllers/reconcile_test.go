@@ -16,6 +16,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 )
@@ -215,7 +216,8 @@ func TestCapacityAndRefusals(t *testing.T) {
 		objs = append(objs, newPS(n, "gs"))
 	}
 	f := newFixture(t, objs...)
-	f.reconcileGS(t, "gs")
+	res := f.reconcileGS(t, "gs")
+	g.Expect(res.RequeueAfter).To(Equal(f.gsr.BatchWindow), "the pass that grants seats leaves the refusals to the next one, and says when")
 	f.admit(t, "gs", "p1", "p2", "p3", "p4")
 	for n, want := range map[string]string{"p1": gamev1.SeatReservedReason, "p2": gamev1.SeatReservedReason, "p3": gamev1.GameSessionFullReason, "p4": gamev1.GameSessionFullReason} {
 		ps := f.ps(t, n)
@@ -379,4 +381,71 @@ func TestForceRemovedGameSessionStillEndsPlayerSessions(t *testing.T) {
 	ps := f.ps(t, "a")
 	g.Expect(ps.Status.Status).To(Equal(gamev1.PlayerSessionCompleted))
 	g.Expect(ps.Status.GameSessionTerminationTime.Time).To(BeTemporally("==", f.clock.Now()))
+}
+
+func TestNotOwnLedgerWrite(t *testing.T) {
+	base := newGS("gs", 2, true)
+	base.ResourceVersion = "1"
+	base.Status = gamev1.GameSessionStatus{Status: gamev1.GameSessionActive, Port: 7777, IPAddress: "10.1.2.3"}
+	tests := []struct {
+		name   string
+		change func(gs *gamev1.GameSession)
+		want   bool
+	}{
+		{"ledger, count, conditions and observedGeneration only", func(gs *gamev1.GameSession) {
+			gs.Status.Seats = []gamev1.SeatHolder{{Name: "a"}}
+			gs.Status.CurrentPlayerSessionCount = 1
+			gs.Status.ObservedGeneration = 3
+			gs.Status.Conditions = []metav1.Condition{{Type: gamev1.GameSessionReadyCondition, Status: metav1.ConditionTrue}}
+		}, false},
+		{"status set by the game server", func(gs *gamev1.GameSession) { gs.Status.Status = gamev1.GameSessionTerminated }, true},
+		{"endpoint set by the game server", func(gs *gamev1.GameSession) { gs.Status.Port = 7778 }, true},
+		{"spec", func(gs *gamev1.GameSession) { gs.Generation++; gs.Spec.MaximumPlayerSessionCount = 3 }, true},
+		{"deletion", func(gs *gamev1.GameSession) { now := metav1.Now(); gs.DeletionTimestamp = &now }, true},
+		{"finalizers", func(gs *gamev1.GameSession) { gs.Finalizers = append(gs.Finalizers, "example.com/x") }, true},
+		{"labels", func(gs *gamev1.GameSession) { gs.Labels = map[string]string{"a": "b"} }, true},
+	}
+	p := notOwnLedgerWrite()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			gs := base.DeepCopy()
+			tt.change(gs)
+			gs.ResourceVersion = "2"
+			if got := p.Update(event.UpdateEvent{ObjectOld: base, ObjectNew: gs}); got != tt.want {
+				t.Errorf("reconcile = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPlayerSessionChangeForGameSession(t *testing.T) {
+	reserved := newPS("a", "gs")
+	reserved.Status.Status = gamev1.PlayerSessionReserved
+	now := metav1.NowMicro()
+	tests := []struct {
+		name   string
+		change func(ps *gamev1.PlayerSession)
+		want   ledgerEffect
+	}{
+		{"accepted", func(ps *gamev1.PlayerSession) { ps.Status.Status = gamev1.PlayerSessionActive }, ledgerNone},
+		{"timed out", func(ps *gamev1.PlayerSession) { ps.Status.Status = gamev1.PlayerSessionTimedOut }, ledgerRelease},
+		{"completed", func(ps *gamev1.PlayerSession) { ps.Status.Status = gamev1.PlayerSessionCompleted }, ledgerRelease},
+		{"being deleted", func(ps *gamev1.PlayerSession) { t := metav1.Now(); ps.DeletionTimestamp = &t }, ledgerRelease},
+		{"refused", func(ps *gamev1.PlayerSession) {
+			ps.Status.Status = ""
+			ps.Status.Conditions = []metav1.Condition{refusedCondition(1, gamev1.GameSessionFullReason, "full")}
+		}, ledgerChange},
+		{"recorded the game session's end", func(ps *gamev1.PlayerSession) {
+			ps.Status.Status, ps.Status.GameSessionTerminationTime = gamev1.PlayerSessionCompleted, &now
+		}, ledgerChange},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ps := reserved.DeepCopy()
+			tt.change(ps)
+			if got := playerSessionChangeForGameSession(reserved, ps); got != tt.want {
+				t.Errorf("effect = %v, want %v", got, tt.want)
+			}
+		})
+	}
 }

@@ -54,6 +54,7 @@ func run() error {
 	flag.StringVar(&c.AccountID, "account-id", c.AccountID, "Account id written into fleet ARNs.")
 	flag.IntVar(&c.MaxConcurrentReconciles, "max-concurrent-reconciles", c.MaxConcurrentReconciles, "Workers per controller.")
 	flag.DurationVar(&c.BatchWindow, "batch-window", c.BatchWindow, "How long a game session waits after a player session change before deciding seats, so a burst costs one write.")
+	flag.DurationVar(&c.ReleaseWindow, "release-window", c.ReleaseWindow, "How long a game session may wait after a player session ended before it frees the seat, when nobody waits for one.")
 	flag.Float64Var(&qps, "kube-api-qps", 200, "Client-side QPS limit towards kube-apiserver (every player session transition is a write).")
 	flag.IntVar(&burst, "kube-api-burst", 400, "Client-side burst towards kube-apiserver.")
 	flag.IntVar(&o.QueryPort, "query-port", 8443, "HTTPS port of the query API server (query.playersessions.dev); 0 disables it.")
