@@ -58,6 +58,7 @@ func run() error {
 	flag.Float64Var(&qps, "kube-api-qps", 200, "The manager's client QPS (its --kube-api-qps).")
 	flag.IntVar(&workers, "max-concurrent-reconciles", controllers.DefaultOptions().MaxConcurrentReconciles, "Workers per controller.")
 	flag.DurationVar(&batch, "batch-window", controllers.DefaultOptions().BatchWindow, "The manager's --batch-window.")
+	flag.BoolVar(&timeline, "timeline", false, "Also print, per 500 ms from the first deadline, how many deadlines came due and how many TIMEDOUT transitions were stamped and seen.")
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.Level(zapcore.WarnLevel)))
 
@@ -218,11 +219,55 @@ func run() error {
 	fmt.Printf("TIMEDOUT lateness after the deadline, as stamped by the controller (terminationTime): %s\n", summary(stamped))
 	fmt.Printf("TIMEDOUT lateness after the deadline, as seen by a watching client:                   %s\n", summary(observed))
 	fmt.Printf("early transitions: %d\n", early)
+	if timeline {
+		printTimeline(list.Items, timedOutAt, timeout)
+	}
 	printReconcileTotals()
 	if early > 0 {
 		return fmt.Errorf("%d transitions were early", early)
 	}
 	return nil
+}
+
+var timeline bool
+
+// printTimeline prints, per 500 ms from the first deadline, the deadlines that came due and the TIMEDOUT
+// transitions stamped by the controller and seen by the watching client, with the backlog (due, not seen).
+func printTimeline(items []gamev1.PlayerSession, seen map[string]time.Time, timeout time.Duration) {
+	const step = 500 * time.Millisecond
+	first := items[0].Status.CreationTime.Add(timeout)
+	for i := range items {
+		if d := items[i].Status.CreationTime.Add(timeout); d.Before(first) {
+			first = d
+		}
+	}
+	type row struct{ due, stamped, seen int }
+	rows := map[int]*row{}
+	last := 0
+	at := func(t time.Time) *row {
+		k := int(t.Sub(first) / step)
+		last = max(last, k)
+		if rows[k] == nil {
+			rows[k] = &row{}
+		}
+		return rows[k]
+	}
+	for i := range items {
+		ps := &items[i]
+		at(ps.Status.CreationTime.Add(timeout)).due++
+		at(ps.Status.TerminationTime.Time).stamped++
+		at(seen[ps.Name]).seen++
+	}
+	fmt.Println("timeline (s after the first deadline): due stamped seen backlog")
+	backlog := 0
+	for k := 0; k <= last; k++ {
+		r := rows[k]
+		if r == nil {
+			r = &row{}
+		}
+		backlog += r.due - r.seen
+		fmt.Printf("  %5.1f  %4d %4d %4d %4d\n", float64(k)*step.Seconds(), r.due, r.stamped, r.seen, backlog)
+	}
 }
 
 func summary(d []time.Duration) string {
