@@ -54,7 +54,7 @@ func run() error {
 	flag.IntVar(&players, "players", 1000, "Player sessions to reserve and leave to time out.")
 	flag.IntVar(&seats, "seats", 200, "Seats per game session (players/seats game sessions are created).")
 	flag.IntVar(&writers, "writers", 32, "Concurrent clients creating player sessions.")
-	flag.DurationVar(&timeout, "timeout", 15*time.Second, "The manager's --player-session-timeout.")
+	flag.DurationVar(&timeout, "timeout", controllers.DefaultOptions().PlayerSessionTimeout, "The manager's --player-session-timeout.")
 	flag.Float64Var(&qps, "kube-api-qps", 200, "The manager's client QPS (its --kube-api-qps).")
 	flag.IntVar(&workers, "max-concurrent-reconciles", controllers.DefaultOptions().MaxConcurrentReconciles, "Workers per controller.")
 	flag.DurationVar(&batch, "batch-window", controllers.DefaultOptions().BatchWindow, "The manager's --batch-window.")
