@@ -13,8 +13,9 @@ all: build
 ##@ Development
 
 .PHONY: manifests
-manifests: ## Generate the CRDs and the RBAC role from the markers.
+manifests: ## Generate the CRDs, the RBAC role and the webhook configuration from the markers.
 	$(CONTROLLER_GEN) crd paths="./api/..." output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) webhook paths="./internal/webhook/..." output:webhook:artifacts:config=config/webhook
 	$(CONTROLLER_GEN) rbac:roleName=manager-role paths="./controllers/..." output:rbac:artifacts:config=config/rbac
 
 .PHONY: generate

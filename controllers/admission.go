@@ -23,8 +23,8 @@ type seatPlan struct {
 	refusals []refusal
 	// recheckAt is when the earliest waiting player session's admission window closes (zero if none waits).
 	recheckAt time.Time
-	// deferred is true when refusals were left for the next pass, because this one changes the ledger.
-	deferred bool
+	// deferred are the refusals left for the next pass, because this one changes the ledger.
+	deferred []refusal
 }
 
 func (p seatPlan) changed() bool { return len(p.admitted) > 0 || len(p.released) > 0 }
@@ -114,7 +114,7 @@ func planSeats(gs *gamev1.GameSession, players []gamev1.PlayerSession, now time.
 	}
 	if plan.changed() && len(plan.refusals) > 0 {
 		// Refusals are only sound against a committed ledger: decide them on the next pass.
-		plan.refusals, plan.deferred = nil, true
+		plan.refusals, plan.deferred = nil, plan.refusals
 	}
 	return plan
 }
@@ -139,4 +139,31 @@ func refusedCondition(generation int64, reason, message string) metav1.Condition
 		Message:            message,
 		ObservedGeneration: generation,
 	}
+}
+
+// CreateRefusal tells whether a player session created now, the newest of players, would be refused for
+// good by its game session gs, as far as the given (cached) objects show: gs is ending or ended, DENY_ALL,
+// or every seat is held by, or promised to, an earlier player session. It is the admission webhook's
+// synchronous answer and only advisory: the ledger, written under optimistic concurrency, stays the
+// authority, so a stale cache can only delay a refusal to the asynchronous path, never admit past capacity.
+func CreateRefusal(gs *gamev1.GameSession, players []gamev1.PlayerSession, ps *gamev1.PlayerSession, now time.Time, window time.Duration) (reason, message string, refused bool) {
+	candidate := ps.DeepCopy()
+	candidate.Status = gamev1.PlayerSessionStatus{}
+	if candidate.CreationTimestamp.IsZero() {
+		candidate.CreationTimestamp = metav1.NewTime(now)
+	}
+	all := make([]gamev1.PlayerSession, 0, len(players)+1)
+	for i := range players {
+		if players[i].Name != candidate.Name {
+			all = append(all, players[i])
+		}
+	}
+	all = append(all, *candidate)
+	plan := planSeats(gs, all, now, window)
+	for _, r := range append(plan.refusals, plan.deferred...) {
+		if r.ps.Name == candidate.Name {
+			return r.reason, r.message, true
+		}
+	}
+	return "", "", false
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -164,6 +165,51 @@ func TestPlanSeats(t *testing.T) {
 			}
 			if !plan.recheckAt.Equal(tt.wantRecheck) {
 				t.Errorf("recheckAt = %v, want %v", plan.recheckAt, tt.wantRecheck)
+			}
+		})
+	}
+}
+
+func TestCreateRefusal(t *testing.T) {
+	window := time.Minute
+	now := t0.Add(time.Second)
+	deny := gameSession(gamev1.GameSessionActive, 5)
+	deny.Spec.PlayerSessionCreationPolicy = gamev1.PlayerSessionCreationPolicyDenyAll
+	deleting := gameSession(gamev1.GameSessionActive, 5)
+	deleting.DeletionTimestamp = &metav1.Time{Time: t0}
+	newcomer := playerSession("new", time.Time{}, "") // not created yet: no creation timestamp
+
+	tests := []struct {
+		name       string
+		gs         *gamev1.GameSession
+		players    []gamev1.PlayerSession
+		wantReason string // "" = let through
+	}{
+		{"room left", gameSession(gamev1.GameSessionActive, 2, "a"), []gamev1.PlayerSession{playerSession("a", t0, gamev1.PlayerSessionActive)}, ""},
+		{"every seat held", gameSession(gamev1.GameSessionActive, 2, "a", "b"), []gamev1.PlayerSession{
+			playerSession("a", t0, gamev1.PlayerSessionActive), playerSession("b", t0, gamev1.PlayerSessionReserved)}, gamev1.GameSessionFullReason},
+		{"last seat promised to an earlier waiting player session", gameSession(gamev1.GameSessionActive, 2, "a"), []gamev1.PlayerSession{
+			playerSession("a", t0, gamev1.PlayerSessionActive), playerSession("waiting", t0, "")}, gamev1.GameSessionFullReason},
+		{"a seat whose holder ended counts as free, ledger not yet written", gameSession(gamev1.GameSessionActive, 2, "a", "b"), []gamev1.PlayerSession{
+			playerSession("a", t0, gamev1.PlayerSessionActive), playerSession("b", t0, gamev1.PlayerSessionTimedOut)}, ""},
+		{"refused player sessions hold nothing", gameSession(gamev1.GameSessionActive, 1), []gamev1.PlayerSession{refused(playerSession("r", t0, ""))}, ""},
+		{"DENY_ALL", deny, nil, gamev1.PlayerSessionCreationDeniedReason},
+		{"TERMINATED", gameSession(gamev1.GameSessionTerminated, 5), nil, gamev1.InvalidGameSessionStatusReason},
+		{"being deleted", deleting, nil, gamev1.InvalidGameSessionStatusReason},
+		{"ACTIVATING waits", gameSession(gamev1.GameSessionActivating, 5), nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := tt.gs.DeepCopy()
+			reason, message, refused := CreateRefusal(tt.gs, tt.players, &newcomer, now, window)
+			if reason != tt.wantReason || refused != (tt.wantReason != "") {
+				t.Fatalf("CreateRefusal = %q, %v (%s), want %q", reason, refused, message, tt.wantReason)
+			}
+			if refused && message == "" {
+				t.Error("a refusal without a message")
+			}
+			if !equality.Semantic.DeepEqual(before, tt.gs) {
+				t.Error("CreateRefusal modified the game session")
 			}
 		})
 	}

@@ -178,7 +178,7 @@ func (r *GameSessionReconciler) reconcileSeats(ctx context.Context, gs *gamev1.G
 	if !plan.recheckAt.IsZero() {
 		recheck = plan.recheckAt.Sub(now)
 	}
-	if plan.deferred {
+	if len(plan.deferred) > 0 {
 		// The next pass refuses, against the ledger this one writes (our own write does not trigger it).
 		recheck = earliest(recheck, max(r.BatchWindow, time.Millisecond))
 	}

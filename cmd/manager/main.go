@@ -39,9 +39,9 @@ func run() error {
 	o := manager.Options{Controllers: controllers.DefaultOptions()}
 	c := &o.Controllers
 	var (
-		localDir, crdDir, queryBind, tokenKeyFile string
-		qps                                       float64
-		burst                                     int
+		localDir, crdDir, webhookDir, queryBind, tokenKeyFile string
+		qps                                                   float64
+		burst                                                 int
 	)
 	flag.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint (0 disables it).")
 	flag.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address of the health probes.")
@@ -64,8 +64,11 @@ func run() error {
 	flag.StringVar(&tokenKeyFile, "query-token-key-file", "", "File with the key that signs continue tokens; replicas must share it (random when unset).")
 	flag.DurationVar(&o.QuerySnapshotWindow, "query-snapshot-window", 5*time.Minute, "How long a paged list's snapshot stays readable; older continue tokens get 410 Expired.")
 	flag.StringVar(&o.GameLiftAddr, "gamelift-bind-address", "", "Address of the GameLift-compatible endpoint, e.g. :9090 (off unless set).")
+	flag.IntVar(&o.WebhookPort, "webhook-port", 0, "HTTPS port of the PlayerSession admission webhook (0: off; the local control plane turns it on).")
+	flag.StringVar(&o.WebhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Folder with the webhook's tls.crt and tls.key.")
 	flag.StringVar(&localDir, "local-control-plane", "", "Start an embedded local control plane (etcd and kube-apiserver from KUBEBUILDER_ASSETS) and write its kubeconfig into this folder.")
 	flag.StringVar(&crdDir, "crd-dir", "config/crd/bases", "CRDs to install into the local control plane.")
+	flag.StringVar(&webhookDir, "webhook-config-dir", "config/webhook", "Webhook configurations to install into the local control plane.")
 	zapOpts := zap.Options{Development: true}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -83,12 +86,13 @@ func run() error {
 
 	getConfig := ctrl.GetConfigOrDie
 	if localDir != "" {
-		cp, err := localcp.Start(localcp.Options{CRDDirectoryPaths: []string{crdDir}, Dir: localDir, QueryPort: o.QueryPort})
+		cp, err := localcp.Start(localcp.Options{CRDDirectoryPaths: []string{crdDir}, Dir: localDir, QueryPort: o.QueryPort, WebhookDirectoryPaths: []string{webhookDir}})
 		if err != nil {
 			return err
 		}
 		defer func() { _ = cp.Stop() }()
 		o.QueryKubeconfig, o.QueryCertDir = cp.Kubeconfig, cp.ServingCertDir
+		o.WebhookHost, o.WebhookPort, o.WebhookCertDir = cp.WebhookHost, cp.WebhookPort, cp.WebhookCertDir
 		log.Info("Local control plane is up", "kubeconfig", cp.Kubeconfig)
 		fmt.Printf("\nLocal control plane is up. In another shell:\n\n  export KUBECONFIG=%s\n  kubectl get gamesessions,playersessions -A\n\n", cp.Kubeconfig)
 		if o.GameLiftAddr != "" {

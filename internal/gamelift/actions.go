@@ -15,6 +15,7 @@ import (
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/controllers"
 	"github.com/playersessions/operator/internal/query"
+	pswebhook "github.com/playersessions/operator/internal/webhook"
 )
 
 type handler func(ctx context.Context, namespace string, decode func(any) *Error) (any, *Error)
@@ -309,6 +310,9 @@ func (s *Server) reserve(ctx context.Context, gs *gamev1.GameSession, playerID, 
 		Spec:       gamev1.PlayerSessionSpec{GameSessionName: gs.Name, PlayerID: playerID, PlayerData: playerData},
 	}
 	if err := s.Client.Create(ctx, ps); err != nil {
+		if reason, message := pswebhook.RefusalReason(err); reason != "" {
+			return nil, refusalError(reason, message) // refused at create by the admission webhook
+		}
 		if apierrors.IsInvalid(err) {
 			return nil, invalid("%s", err.Error())
 		}
@@ -336,17 +340,22 @@ func (s *Server) reserve(ctx context.Context, gs *gamev1.GameSession, playerID, 
 	if cond := meta.FindStatusCondition(decided.Status.Conditions, gamev1.AdmittedCondition); cond != nil && cond.Status == metav1.ConditionFalse {
 		// A refused call leaves no player session behind, as in GameLift.
 		_ = s.Client.Delete(ctx, decided, client.Preconditions{UID: &decided.UID})
-		switch cond.Reason {
-		case gamev1.GameSessionFullReason, gamev1.PlayerSessionCreationDeniedReason:
-			return nil, errorf(GameSessionFullException, cond.Message)
-		case gamev1.GameSessionNotFoundReason:
-			return nil, errorf(NotFoundException, cond.Message)
-		default:
-			return nil, errorf(InvalidGameSessionStatusException, cond.Message)
-		}
+		return nil, refusalError(cond.Reason, cond.Message)
 	}
 	s.waitIndexed(ctx, decided)
 	return decided, nil
+}
+
+// refusalError is GameLift's exception for an admission refusal reason.
+func refusalError(reason, message string) *Error {
+	switch reason {
+	case gamev1.GameSessionFullReason, gamev1.PlayerSessionCreationDeniedReason:
+		return errorf(GameSessionFullException, message)
+	case gamev1.GameSessionNotFoundReason:
+		return errorf(NotFoundException, message)
+	default:
+		return errorf(InvalidGameSessionStatusException, message)
+	}
 }
 
 // --- AcceptPlayerSession / RemovePlayerSession (server-side calls) ---

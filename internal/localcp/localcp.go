@@ -30,6 +30,12 @@ type ControlPlane struct {
 	Kubeconfig string
 	// ServingCertDir holds tls.crt and tls.key for the query API server (with QueryPort).
 	ServingCertDir string
+	// WebhookHost, WebhookPort and WebhookCertDir are where the admission webhooks installed from
+	// Options.WebhookDirectoryPaths are called (https://WebhookHost:WebhookPort) and the serving certificate
+	// they expect (tls.crt, tls.key), for the manager's webhook server.
+	WebhookHost    string
+	WebhookPort    int
+	WebhookCertDir string
 
 	certDir string
 }
@@ -46,6 +52,9 @@ type Options struct {
 	// certificate and the requestheader flags, and the query API (query.playersessions.dev) is registered
 	// as an APIService routed to https://localhost:QueryPort through an ExternalName Service.
 	QueryPort int
+	// WebhookDirectoryPaths hold webhook configurations to install (config/webhook), rewritten to call
+	// https://WebhookHost:WebhookPort with a generated serving certificate.
+	WebhookDirectoryPaths []string
 }
 
 // Query API registration.
@@ -61,6 +70,7 @@ func Start(o Options) (*ControlPlane, error) {
 		CRDDirectoryPaths:     o.CRDDirectoryPaths,
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: o.BinaryAssetsDirectory,
+		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: o.WebhookDirectoryPaths},
 	}
 	if env.BinaryAssetsDirectory == "" && os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return nil, fmt.Errorf("no kube-apiserver/etcd: set KUBEBUILDER_ASSETS to the folder hack/envtest-binaries.sh prints")
@@ -78,6 +88,10 @@ func Start(o Options) (*ControlPlane, error) {
 		return nil, fmt.Errorf("starting the local control plane: %w", err)
 	}
 	cp.Config = cfg
+	if len(o.WebhookDirectoryPaths) > 0 {
+		w := env.WebhookInstallOptions
+		cp.WebhookHost, cp.WebhookPort, cp.WebhookCertDir = w.LocalServingHost, w.LocalServingPort, w.LocalServingCertDir
+	}
 	fail := func(err error) (*ControlPlane, error) {
 		_ = cp.Stop()
 		return nil, err

@@ -23,11 +23,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/controllers"
 	"github.com/playersessions/operator/internal/gamelift"
 	"github.com/playersessions/operator/internal/query"
+	pswebhook "github.com/playersessions/operator/internal/webhook"
 )
 
 // Options configure the manager.
@@ -59,6 +61,12 @@ type Options struct {
 
 	// GameLiftAddr enables the GameLift-compatible endpoint on this address (empty: off).
 	GameLiftAddr string
+
+	// WebhookPort enables the PlayerSession admission webhook on WebhookHost:WebhookPort (0: off), serving
+	// WebhookCertDir's tls.crt/tls.key.
+	WebhookPort    int
+	WebhookHost    string
+	WebhookCertDir string
 }
 
 // Scheme knows the built-in kinds and game.playersessions.dev.
@@ -86,7 +94,8 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query
 			// Only access-key Secrets are cached (and readable by the manager's RBAC in practice).
 			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{gamelift.AccessKeyLabel: "true"})},
 		}},
-		Controller: config.Controller{SkipNameValidation: ptr.To(o.SkipNameValidation)},
+		Controller:    config.Controller{SkipNameValidation: ptr.To(o.SkipNameValidation)},
+		WebhookServer: webhook.NewServer(webhook.Options{Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.WebhookCertDir}),
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("creating the manager: %w", err)
@@ -97,6 +106,11 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query
 		}
 	} else if err := controllers.Setup(ctx, mgr, o.Clock, o.Controllers); err != nil {
 		return nil, nil, err
+	}
+	if o.WebhookPort != 0 {
+		if err := pswebhook.Setup(mgr, o.Clock, o.Controllers); err != nil {
+			return nil, nil, err
+		}
 	}
 	if o.ProbeAddr != "" && o.ProbeAddr != "0" {
 		if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -1,0 +1,183 @@
+package webhook_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	"go.uber.org/zap/zapcore"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/controllers"
+	"github.com/playersessions/operator/internal/localcp"
+	"github.com/playersessions/operator/internal/manager"
+	"github.com/playersessions/operator/internal/webhook"
+)
+
+// warnings collects the warnings the API server returns to a client.
+type warnings struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warnings) HandleWarningHeaderWithContext(_ context.Context, _ int, _ string, msg string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.msgs = append(w.msgs, msg)
+}
+
+func (w *warnings) all() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return strings.Join(w.msgs, "\n")
+}
+
+// TestIntegrationCreateTimeRefusal runs the manager with its webhook against a local control plane where
+// config/webhook is installed, and creates player sessions as kubectl would.
+func TestIntegrationCreateTimeRefusal(t *testing.T) {
+	g := NewWithT(t)
+	ctrl.SetLogger(zap.New(zap.Level(zapcore.WarnLevel)))
+	cp, err := localcp.Start(localcp.Options{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		WebhookDirectoryPaths: []string{filepath.Join("..", "..", "config", "webhook")},
+	})
+	if err != nil {
+		t.Fatalf("%v (run the tests with make test, which builds kube-apiserver and etcd and sets KUBEBUILDER_ASSETS)", err)
+	}
+	t.Cleanup(func() { _ = cp.Stop() })
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	opts := controllers.DefaultOptions()
+	mgr, _, err := manager.New(ctx, cp.Config, manager.Options{
+		Controllers: opts, Clock: clock.RealClock{}, MetricsAddr: "0", ProbeAddr: "0", SkipNameValidation: true,
+		WebhookHost: cp.WebhookHost, WebhookPort: cp.WebhookPort, WebhookCertDir: cp.WebhookCertDir,
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	go func() { _ = mgr.Start(ctx) }()
+
+	w := &warnings{}
+	cfg := rest.CopyConfig(cp.Config)
+	cfg.WarningHandlerWithContext = w
+	c, err := client.New(cfg, client.Options{Scheme: manager.Scheme()})
+	g.Expect(err).NotTo(HaveOccurred())
+	const ns = "default"
+	newGS := func(name string, max int32, policy gamev1.PlayerSessionCreationPolicy) *gamev1.GameSession {
+		gs := &gamev1.GameSession{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: gamev1.GameSessionSpec{FleetID: "fleet-1", MaximumPlayerSessionCount: max, PlayerSessionCreationPolicy: policy,
+				IPAddress: "10.0.0.1", Port: 7777},
+		}
+		g.Expect(c.Create(ctx, gs)).To(Succeed())
+		g.Eventually(func() gamev1.GameSessionStatusValue {
+			_ = c.Get(ctx, client.ObjectKeyFromObject(gs), gs)
+			return gs.Status.Status
+		}, 30*time.Second, 50*time.Millisecond).Should(Equal(gamev1.GameSessionActive))
+		return gs
+	}
+	n := 0
+	create := func(game string) error {
+		n++
+		return c.Create(ctx, &gamev1.PlayerSession{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("p-%d", n)},
+			Spec:       gamev1.PlayerSessionSpec{GameSessionName: game, PlayerID: fmt.Sprintf("player-%d", n)},
+		})
+	}
+
+	newGS("closed", 5, gamev1.PlayerSessionCreationPolicyDenyAll)
+	// The webhook is advisory (failurePolicy Ignore): wait until the manager's webhook server answers.
+	var err1 error
+	g.Eventually(func() error { err1 = create("closed"); return err1 }, 30*time.Second, 100*time.Millisecond).Should(HaveOccurred())
+	g.Expect(err1.Error()).To(ContainSubstring("PlayerSessionCreationDenied: Game session closed does not accept player sessions (DENY_ALL)"))
+	reason, message := webhook.RefusalReason(err1)
+	g.Expect(reason).To(Equal(gamev1.PlayerSessionCreationDeniedReason))
+	g.Expect(message).To(HavePrefix("Game session closed does not accept"))
+
+	t.Run("full", func(t *testing.T) {
+		g := NewWithT(t)
+		newGS("small", 2, gamev1.PlayerSessionCreationPolicyAcceptAll)
+		g.Expect(create("small")).To(Succeed())
+		g.Expect(create("small")).To(Succeed())
+		reserved := func() int {
+			var list gamev1.PlayerSessionList
+			_ = c.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{"spec.gameSessionName": "small"})
+			n := 0
+			for _, ps := range list.Items {
+				if ps.Status.Status == gamev1.PlayerSessionReserved {
+					n++
+				}
+			}
+			return n
+		}
+		g.Eventually(reserved, 30*time.Second, 50*time.Millisecond).Should(Equal(2))
+		err := create("small")
+		g.Expect(err).To(HaveOccurred(), "refused at create, not later")
+		reason, _ := webhook.RefusalReason(err)
+		g.Expect(reason).To(Equal(gamev1.GameSessionFullReason), err.Error())
+		g.Expect(err.Error()).To(ContainSubstring("is full (2 of 2 seats taken)"))
+		var list gamev1.PlayerSessionList
+		g.Expect(c.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{"spec.gameSessionName": "small"})).To(Succeed())
+		g.Expect(list.Items).To(HaveLen(2), "the refused create left nothing behind")
+	})
+
+	t.Run("ended", func(t *testing.T) {
+		g := NewWithT(t)
+		gs := newGS("ended", 5, gamev1.PlayerSessionCreationPolicyAcceptAll)
+		patch := client.RawPatch("application/merge-patch+json", []byte(`{"status":{"status":"TERMINATED"}}`))
+		g.Expect(c.Status().Patch(ctx, gs, patch)).To(Succeed())
+		g.Eventually(func() string {
+			err := create("ended")
+			if err == nil {
+				return ""
+			}
+			r, _ := webhook.RefusalReason(err)
+			return r
+		}, 10*time.Second, 50*time.Millisecond).Should(Equal(gamev1.InvalidGameSessionStatusReason))
+	})
+
+	t.Run("missing game session: let through with a warning", func(t *testing.T) {
+		g := NewWithT(t)
+		g.Expect(create("not-yet")).To(Succeed())
+		g.Expect(w.all()).To(ContainSubstring("game session not-yet does not exist; the player session is refused (GameSessionNotFound) unless it appears within 1m0s"))
+	})
+
+	t.Run("room left: let through", func(t *testing.T) {
+		g := NewWithT(t)
+		newGS("open", 5, gamev1.PlayerSessionCreationPolicyAcceptAll)
+		g.Expect(create("open")).To(Succeed())
+	})
+}
+
+func TestRefusalReason(t *testing.T) {
+	denied := func(msg string) error { // as kube-apiserver reports a webhook's denial
+		return &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: 403, Reason: metav1.StatusReasonForbidden,
+			Message: `admission webhook "vplayersession.game.playersessions.dev" denied the request: ` + msg}}
+	}
+	tests := []struct {
+		err                     error
+		wantReason, wantMessage string
+	}{
+		{denied(`playersessions.game.playersessions.dev "p" is forbidden: GameSessionFull: Game session gs is full`), gamev1.GameSessionFullReason, "Game session gs is full"},
+		{denied(`playersessions.game.playersessions.dev "p" is forbidden: InvalidGameSessionStatus: Game session gs is TERMINATED`), gamev1.InvalidGameSessionStatusReason, "Game session gs is TERMINATED"},
+		{denied("something else"), "", ""},
+		{apierrors.NewInvalid(gamev1.GroupVersion.WithKind("PlayerSession").GroupKind(), "p", nil), "", ""},
+		{fmt.Errorf("GameSessionFull: not an API error"), "", ""},
+		{nil, "", ""},
+	}
+	for _, tt := range tests {
+		if r, m := webhook.RefusalReason(tt.err); r != tt.wantReason || m != tt.wantMessage {
+			t.Errorf("RefusalReason(%v) = %q, %q, want %q, %q", tt.err, r, m, tt.wantReason, tt.wantMessage)
+		}
+	}
+}

@@ -1,0 +1,90 @@
+// Package webhook holds the PlayerSession admission webhook: the synchronous refusal, at create time, of a
+// player session its game session would refuse anyway.
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/controllers"
+)
+
+// Path is where the webhook is served (controller-runtime's path for the kind).
+const Path = "/validate-game-playersessions-dev-v1alpha1-playersession"
+
+// +kubebuilder:webhook:path=/validate-game-playersessions-dev-v1alpha1-playersession,mutating=false,failurePolicy=ignore,sideEffects=None,groups=game.playersessions.dev,resources=playersessions,verbs=create,versions=v1alpha1,name=vplayersession.game.playersessions.dev,admissionReviewVersions=v1,timeoutSeconds=2
+
+// PlayerSessionValidator refuses, at create time, a player session that its game session would refuse for
+// good: the game session is ending or ended (InvalidGameSessionStatus), DENY_ALL
+// (PlayerSessionCreationDenied) or full (GameSessionFull). The answer comes from the manager's cache and is
+// advisory: failurePolicy is Ignore, and a create it lets through is decided by the GameSession
+// reconciler's ledger, which stays the only authority on seats. A player session whose game session does
+// not exist (yet) is let through: the controllers wait one timeout for it to appear.
+type PlayerSessionValidator struct {
+	Reader  client.Reader
+	Clock   clock.PassiveClock
+	Options controllers.Options
+}
+
+// Setup registers the webhook with mgr's webhook server.
+func Setup(mgr ctrl.Manager, clk clock.PassiveClock, opts controllers.Options) error {
+	return ctrl.NewWebhookManagedBy(mgr, &gamev1.PlayerSession{}).
+		WithValidator(&PlayerSessionValidator{Reader: mgr.GetCache(), Clock: clk, Options: opts}).
+		Complete()
+}
+
+// ValidateCreate refuses a player session its game session would refuse.
+func (v *PlayerSessionValidator) ValidateCreate(ctx context.Context, ps *gamev1.PlayerSession) (admission.Warnings, error) {
+	gs := &gamev1.GameSession{}
+	if err := v.Reader.Get(ctx, client.ObjectKey{Namespace: ps.Namespace, Name: ps.Spec.GameSessionName}, gs); err != nil {
+		if apierrors.IsNotFound(err) {
+			return admission.Warnings{fmt.Sprintf("game session %s does not exist; the player session is refused (%s) unless it appears within %s",
+				ps.Spec.GameSessionName, gamev1.GameSessionNotFoundReason, v.Options.PlayerSessionTimeout)}, nil
+		}
+		return nil, nil // advisory: let the controllers decide
+	}
+	var players gamev1.PlayerSessionList
+	if err := v.Reader.List(ctx, &players, client.InNamespace(ps.Namespace), client.MatchingFields{controllers.IndexPlayerSessionGameSessionName: gs.Name}); err != nil {
+		return nil, nil
+	}
+	reason, message, refused := controllers.CreateRefusal(gs, players.Items, ps, v.Clock.Now(), v.Options.PlayerSessionTimeout)
+	if !refused {
+		return nil, nil
+	}
+	ctrl.LoggerFrom(ctx).V(1).Info("Player session refused at create", "playerSession", klog.KObj(ps), "gameSession", klog.KObj(gs), "reason", reason)
+	return nil, apierrors.NewForbidden(gamev1.GroupVersion.WithResource("playersessions").GroupResource(), ps.Name, fmt.Errorf("%s: %s", reason, message))
+}
+
+// ValidateUpdate allows every update: the API server's CEL rules guard them.
+func (v *PlayerSessionValidator) ValidateUpdate(context.Context, *gamev1.PlayerSession, *gamev1.PlayerSession) (admission.Warnings, error) {
+	return nil, nil
+}
+
+// ValidateDelete allows every delete.
+func (v *PlayerSessionValidator) ValidateDelete(context.Context, *gamev1.PlayerSession) (admission.Warnings, error) {
+	return nil, nil
+}
+
+// RefusalReason extracts the admission reason (GameSessionFull, ...) from the error of a create that this
+// webhook refused, or "" when err is something else.
+func RefusalReason(err error) (reason, message string) {
+	if !apierrors.IsForbidden(err) {
+		return "", ""
+	}
+	msg := err.Error()
+	for _, r := range []string{gamev1.GameSessionFullReason, gamev1.PlayerSessionCreationDeniedReason, gamev1.InvalidGameSessionStatusReason} {
+		if i := strings.Index(msg, r+": "); i >= 0 {
+			return r, msg[i+len(r)+2:]
+		}
+	}
+	return "", ""
+}
