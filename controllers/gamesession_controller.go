@@ -65,7 +65,7 @@ func (r *GameSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 		if err := patchStatus(ctx, r.Client, before, gs); err != nil {
 			if apierrors.IsConflict(err) && retErr == nil {
-				// A newer version is on its way through the cache and will trigger another reconcile.
+				// A newer version is on its way through the cache; look again once it is there.
 				ctrl.LoggerFrom(ctx).V(1).Info("Game session changed while reconciling; retrying", "gameSession", klog.KObj(gs))
 				result = ctrl.Result{RequeueAfter: time.Second}
 				return
