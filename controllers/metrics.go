@@ -19,7 +19,7 @@ var (
 	})
 	admissionsRefusedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "playersessions_admissions_refused_total",
-		Help: "Player sessions refused a seat, by reason.",
+		Help: "Player sessions refused a seat, by reason: at create time by the admission webhook, or later by the controllers.",
 	}, []string{"reason"})
 	timeoutsTotal = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "playersessions_player_session_timeouts_total",
@@ -83,6 +83,11 @@ var (
 	collector    = &sessionCollector{}
 	registerOnce sync.Once
 )
+
+// RecordCreateRefusal counts a player session that the admission webhook refused at create time.
+func RecordCreateRefusal(reason string) {
+	admissionsRefusedTotal.WithLabelValues(reason).Inc()
+}
 
 // RegisterMetrics adds the operator's metrics to controller-runtime's registry; the session gauges are read
 // from reader, the manager's cache.

@@ -18,6 +18,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/controllers"
@@ -104,6 +105,18 @@ func TestIntegrationCreateTimeRefusal(t *testing.T) {
 	g.Expect(reason).To(Equal(gamev1.PlayerSessionCreationDeniedReason))
 	g.Expect(message).To(HavePrefix("Game session closed does not accept"))
 
+	t.Run("refusals are counted, dry runs are not", func(t *testing.T) {
+		g := NewWithT(t)
+		before := refusedCount(t, gamev1.PlayerSessionCreationDeniedReason)
+		g.Expect(before).To(BeNumerically(">=", 1))
+		dry := &gamev1.PlayerSession{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dry"},
+			Spec: gamev1.PlayerSessionSpec{GameSessionName: "closed", PlayerID: "dry"}}
+		g.Expect(c.Create(ctx, dry, client.DryRunAll)).To(MatchError(ContainSubstring("PlayerSessionCreationDenied")))
+		g.Expect(refusedCount(t, gamev1.PlayerSessionCreationDeniedReason)).To(Equal(before))
+		g.Expect(create("closed")).To(HaveOccurred())
+		g.Expect(refusedCount(t, gamev1.PlayerSessionCreationDeniedReason)).To(Equal(before + 1))
+	})
+
 	t.Run("full", func(t *testing.T) {
 		g := NewWithT(t)
 		newGS("small", 2, gamev1.PlayerSessionCreationPolicyAcceptAll)
@@ -157,6 +170,28 @@ func TestIntegrationCreateTimeRefusal(t *testing.T) {
 		newGS("open", 5, gamev1.PlayerSessionCreationPolicyAcceptAll)
 		g.Expect(create("open")).To(Succeed())
 	})
+}
+
+// refusedCount reads playersessions_admissions_refused_total{reason} from controller-runtime's registry.
+func refusedCount(t *testing.T, reason string) float64 {
+	t.Helper()
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "playersessions_admissions_refused_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" && l.GetValue() == reason {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 func TestRefusalReason(t *testing.T) {

@@ -60,6 +60,9 @@ func (v *PlayerSessionValidator) ValidateCreate(ctx context.Context, ps *gamev1.
 	if !refused {
 		return nil, nil
 	}
+	if req, err := admission.RequestFromContext(ctx); err == nil && (req.DryRun == nil || !*req.DryRun) {
+		controllers.RecordCreateRefusal(reason)
+	}
 	ctrl.LoggerFrom(ctx).V(1).Info("Player session refused at create", "playerSession", klog.KObj(ps), "gameSession", klog.KObj(gs), "reason", reason)
 	return nil, apierrors.NewForbidden(gamev1.GroupVersion.WithResource("playersessions").GroupResource(), ps.Name, fmt.Errorf("%s: %s", reason, message))
 }
