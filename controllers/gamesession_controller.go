@@ -306,8 +306,10 @@ func notOwnLedgerWrite() predicate.Predicate {
 	}}
 }
 
-func withoutOwnStatus(gs *gamev1.GameSession) *gamev1.GameSession {
-	c := gs.DeepCopy()
+// withoutOwnStatus is a shallow copy of gs with the fields this reconciler alone writes cleared; only the
+// copy's own fields are assigned, so the cached object is not touched.
+func withoutOwnStatus(gs *gamev1.GameSession) gamev1.GameSession {
+	c := *gs
 	c.ResourceVersion, c.ManagedFields = "", nil
 	c.Status.Seats, c.Status.CurrentPlayerSessionCount, c.Status.Conditions, c.Status.ObservedGeneration = nil, 0, nil, 0
 	return c

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -411,8 +412,12 @@ func TestNotOwnLedgerWrite(t *testing.T) {
 			gs := base.DeepCopy()
 			tt.change(gs)
 			gs.ResourceVersion = "2"
+			cached := gs.DeepCopy()
 			if got := p.Update(event.UpdateEvent{ObjectOld: base, ObjectNew: gs}); got != tt.want {
 				t.Errorf("reconcile = %v, want %v", got, tt.want)
+			}
+			if !equality.Semantic.DeepEqual(cached, gs) {
+				t.Error("the predicate modified the cached object")
 			}
 		})
 	}
