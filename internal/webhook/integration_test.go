@@ -66,7 +66,9 @@ func TestIntegrationCreateTimeRefusal(t *testing.T) {
 		WebhookHost: cp.WebhookHost, WebhookPort: cp.WebhookPort, WebhookCertDir: cp.WebhookCertDir,
 	})
 	g.Expect(err).NotTo(HaveOccurred())
-	go func() { _ = mgr.Start(ctx) }()
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() { cancel(); <-done }) // the manager stops before the control plane does
 
 	w := &warnings{}
 	cfg := rest.CopyConfig(cp.Config)
