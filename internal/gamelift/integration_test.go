@@ -9,9 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,18 +20,16 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/gamelift"
 	"github.com/aws/aws-sdk-go-v2/service/gamelift/types"
 	. "github.com/onsi/gomega"
-	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/controllers"
 	gl "github.com/playersessions/operator/internal/gamelift"
 	"github.com/playersessions/operator/internal/localcp"
 	"github.com/playersessions/operator/internal/manager"
+	"github.com/playersessions/operator/internal/testenv"
 )
 
 type env struct {
@@ -43,28 +39,11 @@ type env struct {
 
 func startEnv(t *testing.T) *env {
 	t.Helper()
-	ctrl.SetLogger(zap.New(zap.Level(zapcore.WarnLevel)))
-	cp, err := localcp.Start(localcp.Options{CRDDirectoryPaths: []string{filepath.Join("..", "..", "config", "crd", "bases")}})
-	if err != nil {
-		t.Fatalf("%v (run the tests with make test, which builds kube-apiserver and etcd and sets KUBEBUILDER_ASSETS)", err)
-	}
-	t.Cleanup(func() { _ = cp.Stop() })
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	opts := manager.Options{Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", SkipNameValidation: true, GameLiftAddr: addr}
+	cp := testenv.ControlPlane(t, localcp.Options{})
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	opts := manager.Options{Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", GameLiftAddr: addr}
 	opts.Controllers.PlayerSessionTimeout = time.Hour
-	mgr, _, err := manager.New(ctx, cp.Config, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	testenv.StartManager(t, cp, opts)
 	admin, err := client.New(cp.Config, client.Options{Scheme: manager.Scheme()})
 	if err != nil {
 		t.Fatal(err)

@@ -8,14 +8,12 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
-	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -26,10 +24,8 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/controllers"
@@ -37,6 +33,7 @@ import (
 	"github.com/playersessions/operator/internal/manager"
 	"github.com/playersessions/operator/internal/query"
 	queryv1 "github.com/playersessions/operator/internal/query/v1alpha1"
+	"github.com/playersessions/operator/internal/testenv"
 )
 
 var psGVR = queryv1.SchemeGroupVersion.WithResource("playersessions")
@@ -44,57 +41,30 @@ var psGVR = queryv1.SchemeGroupVersion.WithResource("playersessions")
 // env is a local control plane with the aggregation layer wired, and the manager (controllers and query
 // API server) running against it.
 type env struct {
-	cp     *localcp.ControlPlane
-	admin  client.Client
-	dyn    dynamic.Interface
-	cancel context.CancelFunc
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	cp    *localcp.ControlPlane
+	admin client.Client
+	dyn   dynamic.Interface
 }
 
 func startEnv(t *testing.T) *env {
 	t.Helper()
-	ctrl.SetLogger(zap.New(zap.Level(zapcore.WarnLevel)))
-	port := freePort(t)
-	cp, err := localcp.Start(localcp.Options{
-		CRDDirectoryPaths: []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		Dir:               t.TempDir(), QueryPort: port,
-	})
-	if err != nil {
-		t.Fatalf("%v (run the tests with make test, which builds kube-apiserver and etcd and sets KUBEBUILDER_ASSETS)", err)
-	}
-	t.Cleanup(func() { _ = cp.Stop() })
-	ctx, cancel := context.WithCancel(context.Background())
+	port := testenv.FreePort(t)
+	cp := testenv.ControlPlane(t, localcp.Options{QueryPort: port})
 	opts := manager.Options{
-		Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", SkipNameValidation: true,
+		Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0",
 		QueryPort: port, QueryBindAddress: net.ParseIP("127.0.0.1"), QueryCertDir: cp.ServingCertDir, QueryKubeconfig: cp.Kubeconfig,
 		QuerySnapshotWindow: time.Minute,
 	}
 	opts.Controllers.PlayerSessionTimeout = time.Hour
-	mgr, _, err := manager.New(ctx, cp.Config, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	testenv.StartManager(t, cp, opts)
 	admin, err := client.New(cp.Config, client.Options{Scheme: manager.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{cp: cp, admin: admin, dyn: dynamic.NewForConfigOrDie(cp.Config), cancel: cancel}
+	e := &env{cp: cp, admin: admin, dyn: dynamic.NewForConfigOrDie(cp.Config)}
 
 	// Ready means: the APIService is Available, discovery lists the resource, and a list succeeds.
+	ctx := context.Background()
 	g := NewWithT(t)
 	g.Eventually(func(g Gomega) {
 		var apiService unstructured.Unstructured

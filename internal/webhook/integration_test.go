@@ -3,27 +3,24 @@ package webhook_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
-	"go.uber.org/zap/zapcore"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/controllers"
 	"github.com/playersessions/operator/internal/localcp"
 	"github.com/playersessions/operator/internal/manager"
+	"github.com/playersessions/operator/internal/testenv"
 	"github.com/playersessions/operator/internal/webhook"
 )
 
@@ -49,26 +46,13 @@ func (w *warnings) all() string {
 // config/webhook is installed, and creates player sessions as kubectl would.
 func TestIntegrationCreateTimeRefusal(t *testing.T) {
 	g := NewWithT(t)
-	ctrl.SetLogger(zap.New(zap.Level(zapcore.WarnLevel)))
-	cp, err := localcp.Start(localcp.Options{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		WebhookDirectoryPaths: []string{filepath.Join("..", "..", "config", "webhook")},
-	})
-	if err != nil {
-		t.Fatalf("%v (run the tests with make test, which builds kube-apiserver and etcd and sets KUBEBUILDER_ASSETS)", err)
-	}
-	t.Cleanup(func() { _ = cp.Stop() })
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
+	cp := testenv.ControlPlane(t, localcp.Options{WebhookDirectoryPaths: []string{testenv.Path("config", "webhook")}})
 	opts := controllers.DefaultOptions()
-	mgr, _, err := manager.New(ctx, cp.Config, manager.Options{
-		Controllers: opts, Clock: clock.RealClock{}, MetricsAddr: "0", ProbeAddr: "0", SkipNameValidation: true,
+	testenv.StartManager(t, cp, manager.Options{
+		Controllers: opts, Clock: clock.RealClock{}, MetricsAddr: "0", ProbeAddr: "0",
 		WebhookHost: cp.WebhookHost, WebhookPort: cp.WebhookPort, WebhookCertDir: cp.WebhookCertDir,
 	})
-	g.Expect(err).NotTo(HaveOccurred())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-done }) // the manager stops before the control plane does
+	ctx := context.Background()
 
 	w := &warnings{}
 	cfg := rest.CopyConfig(cp.Config)

@@ -1,0 +1,74 @@
+// Package testenv starts what the integration tests of the query API, the GameLift endpoint and the webhook
+// run against: a local control plane (real etcd and kube-apiserver) with the repository's CRDs, and the
+// manager. Only tests import it.
+package testenv
+
+import (
+	"context"
+	"net"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"go.uber.org/zap/zapcore"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/playersessions/operator/internal/localcp"
+	"github.com/playersessions/operator/internal/manager"
+)
+
+// Path is elem joined to the repository's root directory.
+func Path(elem ...string) string {
+	_, file, _, _ := runtime.Caller(0) // internal/testenv/testenv.go
+	return filepath.Join(append([]string{filepath.Dir(file), "..", ".."}, elem...)...)
+}
+
+// ControlPlane starts a local control plane with the CRDs of config/crd/bases and o's other settings, in a
+// directory of the test's; it stops when the test ends.
+func ControlPlane(t testing.TB, o localcp.Options) *localcp.ControlPlane {
+	t.Helper()
+	ctrl.SetLogger(zap.New(zap.Level(zapcore.WarnLevel)))
+	o.CRDDirectoryPaths = append(o.CRDDirectoryPaths, Path("config", "crd", "bases"))
+	if o.Dir == "" {
+		o.Dir = t.TempDir()
+	}
+	cp, err := localcp.Start(o)
+	if err != nil {
+		t.Fatalf("%v (run the tests with make test, which builds kube-apiserver and etcd and sets KUBEBUILDER_ASSETS)", err)
+	}
+	t.Cleanup(func() { _ = cp.Stop() })
+	return cp
+}
+
+// StartManager runs the manager with opts against cp until the test ends; it stops before the control
+// plane does.
+func StartManager(t testing.TB, cp *localcp.ControlPlane, opts manager.Options) {
+	t.Helper()
+	opts.SkipNameValidation = true // several managers in one test binary
+	ctx, cancel := context.WithCancel(context.Background())
+	mgr, _, err := manager.New(ctx, cp.Config, opts)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
+}
+
+// FreePort is a TCP port on 127.0.0.1 that nothing listens on now.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
