@@ -78,6 +78,18 @@ func NewServer(o ServerOptions, index *Index, tokens *Tokens) (*Server, error) {
 		return nil, fmt.Errorf("creating self-signed serving certificates: %w", err)
 	}
 
+	cfg := newConfig()
+	if err := ro.ApplyTo(cfg); err != nil {
+		return nil, err
+	}
+	// Verify the front proxy's certificate chain once per chain, not once per request (see authn.go).
+	cfg.Authentication.Authenticator = withFrontProxyCache(cfg.Authentication.Authenticator, cfg.Authentication.RequestHeaderConfig, clock.RealClock{})
+	return newServer(cfg, index, tokens)
+}
+
+// newConfig is the query API server's configuration before authentication, authorization and serving are
+// applied to it.
+func newConfig() *genericapiserver.RecommendedConfig {
 	cfg := genericapiserver.NewRecommendedConfig(Codecs)
 	cfg.EffectiveVersion = compatibility.NewEffectiveVersionFromString("1.37", "", "")
 	namer := openapinamer.NewDefinitionNamer(Scheme)
@@ -85,11 +97,11 @@ func NewServer(o ServerOptions, index *Index, tokens *Tokens) (*Server, error) {
 	cfg.OpenAPIConfig.Info.Title, cfg.OpenAPIConfig.Info.Version = "playersessions query", "v1alpha1"
 	cfg.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(openapi.GetOpenAPIDefinitions, namer)
 	cfg.OpenAPIV3Config.Info.Title, cfg.OpenAPIV3Config.Info.Version = "playersessions query", "v1alpha1"
-	if err := ro.ApplyTo(cfg); err != nil {
-		return nil, err
-	}
-	// Verify the front proxy's certificate chain once per chain, not once per request (see authn.go).
-	cfg.Authentication.Authenticator = withFrontProxyCache(cfg.Authentication.Authenticator, cfg.Authentication.RequestHeaderConfig, clock.RealClock{})
+	return cfg
+}
+
+// newServer builds the server from a complete configuration and installs the query API over index.
+func newServer(cfg *genericapiserver.RecommendedConfig, index *Index, tokens *Tokens) (*Server, error) {
 	server, err := cfg.Complete().New("playersessions-query", genericapiserver.NewEmptyDelegate())
 	if err != nil {
 		return nil, err
