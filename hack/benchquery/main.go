@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -300,16 +301,35 @@ func throughAPIServers(n, iterations int, withGameLift bool) error {
 	return nil
 }
 
-type stats struct{ p50, p99, max time.Duration }
+// stats are the latencies of n calls and the CPU time they cost, per call: this process's (the manager and
+// the client) and the whole machine's (kube-apiserver and etcd too).
+type stats struct {
+	p50, p99, max       time.Duration
+	selfCPU, machineCPU time.Duration
+	gcs                 uint32 // garbage collections of this process during the calls
+}
 
 func (s stats) String() string {
-	return fmt.Sprintf("p50=%-9s p99=%-9s max=%s", s.p50.Round(10*time.Microsecond), s.p99.Round(10*time.Microsecond), s.max.Round(10*time.Microsecond))
+	out := fmt.Sprintf("p50=%-9s p99=%-9s max=%-9s", s.p50.Round(10*time.Microsecond), s.p99.Round(10*time.Microsecond), s.max.Round(10*time.Microsecond))
+	if s.selfCPU > 0 {
+		out += fmt.Sprintf(" cpu/call: this process %s, machine %s; %d GC", s.selfCPU.Round(10*time.Microsecond), s.machineCPU.Round(10*time.Microsecond), s.gcs)
+	}
+	return out
+}
+
+func summarize(d []time.Duration) stats {
+	slices.Sort(d)
+	return stats{p50: d[len(d)/2], p99: d[min(len(d)-1, len(d)*99/100)], max: d[len(d)-1]}
 }
 
 // measure settles, then times n sequential calls of f.
 func measure(n int, f func() error) stats {
 	settle()
 	d := make([]time.Duration, 0, n)
+	self0, busy0 := processCPU(), machineBusy()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	gc0 := ms.NumGC
 	for range n {
 		t := time.Now()
 		if err := f(); err != nil {
@@ -318,8 +338,24 @@ func measure(n int, f func() error) stats {
 		}
 		d = append(d, time.Since(t))
 	}
-	slices.Sort(d)
-	return stats{p50: d[len(d)/2], p99: d[min(len(d)-1, len(d)*99/100)], max: d[len(d)-1]}
+	s := summarize(d)
+	s.selfCPU, s.machineCPU = (processCPU()-self0)/time.Duration(n), (machineBusy()-busy0)/time.Duration(n)
+	runtime.ReadMemStats(&ms)
+	s.gcs = ms.NumGC - gc0
+	return s
+}
+
+// processCPU is the CPU time (user and system) this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// machineBusy is the CPU time the machine's cores have been busy (/proc/stat counts 100 ticks a second).
+func machineBusy() time.Duration {
+	busy, _ := cpuTime()
+	return time.Duration(busy) * 10 * time.Millisecond
 }
 
 // settle waits (at most a minute) until the machine is quiet, under 10 % of its CPU time busy over one
