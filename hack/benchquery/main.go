@@ -317,11 +317,6 @@ func (s stats) String() string {
 	return out
 }
 
-func summarize(d []time.Duration) stats {
-	slices.Sort(d)
-	return stats{p50: d[len(d)/2], p99: d[min(len(d)-1, len(d)*99/100)], max: d[len(d)-1]}
-}
-
 // measure settles, then times n sequential calls of f.
 func measure(n int, f func() error) stats {
 	settle()
@@ -338,11 +333,11 @@ func measure(n int, f func() error) stats {
 		}
 		d = append(d, time.Since(t))
 	}
-	s := summarize(d)
-	s.selfCPU, s.machineCPU = (processCPU()-self0)/time.Duration(n), (machineBusy()-busy0)/time.Duration(n)
+	self, busy := processCPU()-self0, machineBusy()-busy0
 	runtime.ReadMemStats(&ms)
-	s.gcs = ms.NumGC - gc0
-	return s
+	slices.Sort(d)
+	return stats{p50: d[len(d)/2], p99: d[min(len(d)-1, len(d)*99/100)], max: d[len(d)-1],
+		selfCPU: self / time.Duration(n), machineCPU: busy / time.Duration(n), gcs: ms.NumGC - gc0}
 }
 
 // processCPU is the CPU time (user and system) this process has used.
