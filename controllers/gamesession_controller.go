@@ -25,8 +25,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/internal/agones"
 )
 
 // GameSessionReconciler owns a game session's status and its seat ledger. It is the only writer of the
@@ -38,6 +40,8 @@ type GameSessionReconciler struct {
 	APIReader client.Reader
 	Clock     clock.PassiveClock
 	Recorder  events.EventRecorder
+	// Agones binds game sessions with spec.agones to GameServers.
+	Agones *agones.Client
 	Options
 }
 
@@ -94,6 +98,10 @@ func (r *GameSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 
 	r.reconcileIdentity(gs)
+	allocate, err := r.reconcileAgones(ctx, gs, players.Items)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	r.reconcileActivation(ctx, gs)
 	r.reconcileTermination(ctx, gs)
 	recheck, err := r.reconcileSeats(ctx, gs, players.Items)
@@ -104,7 +112,7 @@ func (r *GameSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if deleted || err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: earliest(recheck, expire)}, nil
+	return ctrl.Result{RequeueAfter: earliest(earliest(recheck, expire), allocate)}, nil
 }
 
 // reconcileIdentity mints the game session's id and creation time once.
@@ -142,6 +150,9 @@ func (r *GameSessionReconciler) reconcileActivation(ctx context.Context, gs *gam
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, gamev1.GameSessionActiveReason, "Game session accepts player sessions"
 	case gamev1.GameSessionActivating:
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, gamev1.WaitingForEndpointReason, "Waiting for an endpoint: set spec.port with spec.ipAddress or spec.dnsName, or let the game server activate it"
+		if gs.Spec.Agones != nil {
+			cond.Message = "Waiting for an Allocated Agones GameServer with an address (see the GameServerBound condition)"
+		}
 	default:
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, gamev1.GameSessionNotActiveReason, fmt.Sprintf("Game session is %s", gs.Status.Status)
 	}
@@ -280,14 +291,21 @@ func allPlayerSessionsReleased(gs *gamev1.GameSession, players []gamev1.PlayerSe
 	return true
 }
 
-// SetupWithManager registers the controller: it watches game sessions and the player sessions naming them.
+// SetupWithManager registers the controller: it watches game sessions and the player sessions naming them,
+// and the Agones GameServers they are bound to once Agones is installed.
 func (r *GameSessionReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&gamev1.GameSession{}, builder.WithPredicates(notOwnLedgerWrite())).
 		Watches(&gamev1.PlayerSession{}, r.playerSessionEvents()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Named("gamesession").
-		Complete(r)
+		Build(r)
+	if err != nil || r.Agones == nil {
+		return err
+	}
+	return r.Agones.OnInstall(func() error {
+		return c.Watch(source.Kind[client.Object](mgr.GetCache(), agones.NewGameServer(), handler.EnqueueRequestsFromMapFunc(r.gameSessionsForGameServer)))
+	})
 }
 
 // notOwnLedgerWrite drops the update events that change nothing but the status fields this reconciler alone
@@ -306,12 +324,14 @@ func notOwnLedgerWrite() predicate.Predicate {
 	}}
 }
 
-// withoutOwnStatus is a shallow copy of gs with the fields this reconciler alone writes cleared; only the
+// withoutOwnStatus is a shallow copy of gs with the fields this reconciler alone writes (and that need no
+// next pass: the ledger, the count, conditions, observedGeneration, the Agones binding record) cleared; only the
 // copy's own fields are assigned, so the cached object is not touched.
 func withoutOwnStatus(gs *gamev1.GameSession) gamev1.GameSession {
 	c := *gs
 	c.ResourceVersion, c.ManagedFields = "", nil
 	c.Status.Seats, c.Status.CurrentPlayerSessionCount, c.Status.Conditions, c.Status.ObservedGeneration = nil, 0, nil, 0
+	c.Status.Agones = nil
 	return c
 }
 

@@ -53,6 +53,14 @@ func SetupIndexes(ctx context.Context, indexer client.FieldIndexer) error {
 	}); err != nil {
 		return err
 	}
+	if err := indexer.IndexField(ctx, &gamev1.GameSession{}, IndexGameSessionGameServer, func(o client.Object) []string {
+		if name := gameServerOf(o.(*gamev1.GameSession)); name != "" {
+			return []string{name}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
 	return indexer.IndexField(ctx, &gamev1.GameSession{}, IndexGameSessionID, func(o client.Object) []string {
 		if id := o.(*gamev1.GameSession).Status.GameSessionID; id != "" {
 			return []string{id}

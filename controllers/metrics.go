@@ -35,6 +35,22 @@ var (
 		Help:    "Reconcile latency by controller.",
 		Buckets: prometheus.DefBuckets,
 	}, []string{"controller"})
+	agonesAllocationsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "playersessions_agones_allocations_total",
+		Help: "GameServerAllocations made for game sessions, by outcome (Allocated, UnAllocated, Contention, Failed).",
+	}, []string{"outcome"})
+	agonesBindsTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "playersessions_agones_binds_total",
+		Help: "Game sessions that became ACTIVE on an Allocated Agones GameServer.",
+	})
+	agonesPlayerTransitionsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "playersessions_agones_player_transitions_total",
+		Help: "Player sessions moved by their GameServer's players List, by new status (ACTIVE, COMPLETED).",
+	}, []string{"status"})
+	agonesUnknownValuesTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "playersessions_agones_unknown_list_values_total",
+		Help: "Values seen in a GameServer's players List that match none of its game session's player sessions (each counted once).",
+	})
 	playerSessionsDesc = prometheus.NewDesc("playersessions_player_sessions",
 		"Player sessions in the manager's cache by status (PENDING: waiting for or refused a seat).", []string{"status"}, nil)
 	gameSessionsDesc = prometheus.NewDesc("playersessions_game_sessions",
@@ -94,7 +110,7 @@ func RecordCreateRefusal(reason string) {
 func RegisterMetrics(reader client.Reader) {
 	registerOnce.Do(func() {
 		ctrlmetrics.Registry.MustRegister(admissionsTotal, admissionsRefusedTotal, timeoutsTotal, timeoutLateness,
-			reconcileDuration, collector)
+			reconcileDuration, collector, agonesAllocationsTotal, agonesBindsTotal, agonesPlayerTransitionsTotal, agonesUnknownValuesTotal)
 	})
 	collector.reader.Store(&reader)
 }

@@ -30,6 +30,9 @@ type Options struct {
 	// because nobody waits for them: at the end of a burst of reservations, the burst of timeouts then
 	// costs one ledger write per game session per ReleaseWindow instead of one per BatchWindow.
 	ReleaseWindow time.Duration
+	// AgonesAllocationTimeout is how long a game session on an Agones fleet keeps trying to allocate a
+	// GameServer (with backoff) before it becomes ERROR.
+	AgonesAllocationTimeout time.Duration
 }
 
 // DefaultOptions are GameLift's: 60 s to accept a reservation, 30 days of retention.
@@ -42,6 +45,7 @@ func DefaultOptions() Options {
 		MaxConcurrentReconciles: 16,
 		BatchWindow:             100 * time.Millisecond,
 		ReleaseWindow:           time.Second,
+		AgonesAllocationTimeout: 60 * time.Second,
 	}
 }
 

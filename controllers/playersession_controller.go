@@ -17,8 +17,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/internal/agones"
 )
 
 // PlayerSessionReconciler owns a player session's status after admission: it takes up the seat its game
@@ -30,6 +32,8 @@ type PlayerSessionReconciler struct {
 	APIReader client.Reader
 	Clock     clock.PassiveClock
 	Recorder  events.EventRecorder
+	// Agones accepts and completes the player sessions of Agones game sessions from their players List.
+	Agones *agones.Client
 	Options
 }
 
@@ -70,6 +74,9 @@ func (r *PlayerSessionReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	now := r.Clock.Now()
 	admission, err := r.reconcileAdmission(ctx, ps, gs, now)
 	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.reconcileAgonesPlayers(ctx, before, ps, gs); err != nil {
 		return ctrl.Result{}, err
 	}
 	if err := r.reconcileGameSessionEnd(ctx, ps, gs, now); err != nil {
@@ -283,12 +290,18 @@ func recordRefusal(ctx context.Context, rec events.EventRecorder, ps *gamev1.Pla
 // SetupWithManager registers the controller: it watches player sessions and, through the game session name
 // index, the game sessions they belong to.
 func (r *PlayerSessionReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&gamev1.PlayerSession{}).
 		Watches(&gamev1.GameSession{}, handler.EnqueueRequestsFromMapFunc(r.playerSessionsOf)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Named("playersession").
-		Complete(r)
+		Build(r)
+	if err != nil || r.Agones == nil {
+		return err
+	}
+	return r.Agones.OnInstall(func() error {
+		return c.Watch(source.Kind[client.Object](mgr.GetCache(), agones.NewGameServer(), handler.EnqueueRequestsFromMapFunc(r.playerSessionsForGameServer)))
+	})
 }
 
 // playerSessionsOf maps a game session to those of its player sessions a change of it can affect: waiting

@@ -6,6 +6,8 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/playersessions/operator/internal/agones"
 )
 
 // The GameLift endpoint (internal/gamelift) shares the manager's identity: it reads access-key Secrets and
@@ -14,21 +16,22 @@ import (
 // +kubebuilder:rbac:groups=game.playersessions.dev,resources=playersessions,verbs=create
 // +kubebuilder:rbac:groups=game.playersessions.dev,resources=gamesessions,verbs=create
 
-// Setup registers the field indexes, the metrics and both reconcilers with mgr.
-func Setup(ctx context.Context, mgr ctrl.Manager, clk clock.PassiveClock, opts Options) error {
+// Setup registers the field indexes, the metrics and both reconcilers with mgr. With an Agones client (nil:
+// no Agones integration), the reconcilers bind game sessions to Agones GameServers once it is installed.
+func Setup(ctx context.Context, mgr ctrl.Manager, clk clock.PassiveClock, opts Options, ag *agones.Client) error {
 	if err := SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	RegisterMetrics(mgr.GetCache())
 	if err := (&GameSessionReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: clk,
-		Recorder: mgr.GetEventRecorder("gamesession-controller"), Options: opts,
+		Recorder: mgr.GetEventRecorder("gamesession-controller"), Agones: ag, Options: opts,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	return (&PlayerSessionReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: clk,
-		Recorder: mgr.GetEventRecorder("playersession-controller"), Options: opts,
+		Recorder: mgr.GetEventRecorder("playersession-controller"), Agones: ag, Options: opts,
 	}).SetupWithManager(mgr)
 }
 

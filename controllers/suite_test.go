@@ -96,7 +96,7 @@ func startManager(t *testing.T, opts Options) (stop func()) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := Setup(ctx, mgr, clock.RealClock{}, opts); err != nil {
+	if err := Setup(ctx, mgr, clock.RealClock{}, opts, nil); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)

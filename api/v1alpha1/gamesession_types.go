@@ -46,6 +46,27 @@ const (
 	// GameSessionNotActiveReason: TERMINATING or ERROR.
 	GameSessionNotActiveReason = "GameSessionNotActive"
 
+	// GameServerBoundCondition says whether an Agones game session is bound to its GameServer: True once
+	// bound, False while waiting for one or after it went away.
+	GameServerBoundCondition = "GameServerBound"
+
+	// GameServerAllocatedReason: bound to an Allocated GameServer.
+	GameServerAllocatedReason = "Allocated"
+	// WaitingForGameServerReason: the named GameServer does not exist yet, or is not Allocated yet.
+	WaitingForGameServerReason = "WaitingForGameServer"
+	// AllocatingReason: allocating from the fleet; no GameServer was available so far.
+	AllocatingReason = "Allocating"
+	// AllocationTimedOutReason: no GameServer could be allocated within the allocation timeout (ERROR).
+	AllocationTimedOutReason = "AllocationTimedOut"
+	// GameServerGoneReason: the bound GameServer was deleted or replaced by another of the same name.
+	GameServerGoneReason = "GameServerGone"
+	// GameServerShutdownReason: the bound GameServer shut down.
+	GameServerShutdownReason = "GameServerShutdown"
+	// GameServerReleasedReason: the bound GameServer went back to Ready or was allocated again (for another game).
+	GameServerReleasedReason = "GameServerReleased"
+	// GameServerUnhealthyReason: the bound GameServer is Unhealthy or in Error (ERROR).
+	GameServerUnhealthyReason = "GameServerUnhealthy"
+
 	// GameSessionFinalizer ends a deleted game session's player sessions before the object goes.
 	GameSessionFinalizer = "game.playersessions.dev/end-player-sessions"
 )
@@ -64,9 +85,84 @@ type GameProperty struct {
 	Value string `json:"value"`
 }
 
+// AgonesPlayersListValues says what the values of a GameServer's players List are.
+// +kubebuilder:validation:Enum=PlayerSessionId;PlayerId
+type AgonesPlayersListValues string
+
+const (
+	// AgonesListValuesPlayerSessionID: the game server appends the player session id (psess-...).
+	AgonesListValuesPlayerSessionID AgonesPlayersListValues = "PlayerSessionId"
+	// AgonesListValuesPlayerID: the game server appends the player id.
+	AgonesListValuesPlayerID AgonesPlayersListValues = "PlayerId"
+)
+
+// AgonesSelector narrows the GameServers of a fleet an allocation may pick, as a GameServerAllocation
+// selector does. The fleet's own label is always added.
+type AgonesSelector struct {
+	// matchLabels the GameServer must carry.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=16
+	MatchLabels map[string]string `json:"matchLabels,omitempty"`
+
+	// matchExpressions the GameServer's labels must satisfy.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	MatchExpressions []metav1.LabelSelectorRequirement `json:"matchExpressions,omitempty"`
+}
+
+// AgonesGameServer binds a game session to an Agones GameServer: an existing one by name, or one the operator
+// allocates from a Fleet. The GameServer then provides the endpoint and the status, and its players List
+// accepts and completes player sessions.
+// +kubebuilder:validation:XValidation:rule="has(self.gameServerName) != has(self.fleetName)",message="set exactly one of gameServerName and fleetName"
+// +kubebuilder:validation:XValidation:rule="!has(self.selectors) || has(self.fleetName)",message="selectors need fleetName"
+type AgonesGameServer struct {
+	// gameServerName binds to this existing GameServer in the game session's namespace, allocated by your own
+	// allocator or matchmaker. The game session is ACTIVATING until the GameServer is Allocated.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	GameServerName string `json:"gameServerName,omitempty"`
+
+	// fleetName allocates a GameServer from this Agones Fleet in the game session's namespace, with a
+	// GameServerAllocation.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	FleetName string `json:"fleetName,omitempty"`
+
+	// selectors narrow the fleet's GameServers, tried in order (GameServerAllocation spec.selectors).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	Selectors []AgonesSelector `json:"selectors,omitempty"`
+
+	// playersList is the name of the GameServer's List (status.lists) that holds the connected players.
+	// An allocation sets its capacity to maximumPlayerSessionCount.
+	// +optional
+	// +kubebuilder:default=players
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9]([-_.a-zA-Z0-9]*[a-zA-Z0-9])?$`
+	PlayersList string `json:"playersList,omitempty"`
+
+	// playersListValues says what the game server appends to the List: PlayerSessionId (default) or PlayerId.
+	// +optional
+	// +kubebuilder:default=PlayerSessionId
+	PlayersListValues AgonesPlayersListValues `json:"playersListValues,omitempty"`
+
+	// portName picks the GameServer port (status.ports[].name) players connect to; the first port when empty.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	PortName string `json:"portName,omitempty"`
+}
+
 // GameSessionSpec is the desired state of a game session: what a game backend or a GitOps tree declares.
 // +kubebuilder:validation:XValidation:rule="!has(self.port) || has(self.ipAddress) || has(self.dnsName)",message="port needs ipAddress or dnsName"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.fleetId) || self.fleetId == oldSelf.fleetId",message="fleetId is immutable"
+// +kubebuilder:validation:XValidation:rule="has(self.agones) == has(oldSelf.agones) && (!has(self.agones) || self.agones == oldSelf.agones)",message="agones is immutable"
+// +kubebuilder:validation:XValidation:rule="!has(self.agones) || !(has(self.ipAddress) || has(self.dnsName) || has(self.port))",message="agones and a spec endpoint (ipAddress, dnsName, port) are exclusive: the GameServer provides the endpoint"
 type GameSessionSpec struct {
 	// fleetId is the GameLift fleet the game session belongs to.
 	// +required
@@ -124,6 +220,11 @@ type GameSessionSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=60000
 	Port int32 `json:"port,omitempty"`
+
+	// agones binds the game session to an Agones GameServer, which then provides its endpoint and status and
+	// accepts and completes its player sessions through a List. Immutable.
+	// +optional
+	Agones *AgonesGameServer `json:"agones,omitempty"`
 }
 
 // SeatHolder is a player session holding one of a game session's seats.
@@ -133,6 +234,42 @@ type SeatHolder struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
+}
+
+// AgonesStatus is what the operator knows of an Agones game session's GameServer.
+type AgonesStatus struct {
+	// gameServerName is the GameServer the game session is bound to.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	GameServerName string `json:"gameServerName,omitempty"`
+
+	// gameServerUID is the bound GameServer's UID: another object of the same name is another game server.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	GameServerUID string `json:"gameServerUID,omitempty"`
+
+	// lastAllocated is the GameServer's agones.dev/last-allocated annotation when the game session became
+	// ACTIVE on it; a different value means the GameServer was allocated again, for another game.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	LastAllocated string `json:"lastAllocated,omitempty"`
+
+	// allocationAttempts counts the GameServerAllocations that found no GameServer (backoff counts from it).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	AllocationAttempts int32 `json:"allocationAttempts,omitempty"`
+
+	// lastAllocationTime is when the last GameServerAllocation was made.
+	// +optional
+	LastAllocationTime *metav1.MicroTime `json:"lastAllocationTime,omitempty"`
+
+	// unknownPlayers are values of the players List that match none of the game session's player sessions
+	// (at most 16 are listed).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=1024
+	UnknownPlayers []string `json:"unknownPlayers,omitempty"`
 }
 
 // GameSessionStatus is the observed state of a game session. The operator writes it; a game server may
@@ -195,7 +332,11 @@ type GameSessionStatus struct {
 	// +kubebuilder:validation:Maximum=60000
 	Port int32 `json:"port,omitempty"`
 
-	// conditions describe the game session's state (Ready).
+	// agones is the state of the bound Agones GameServer (with spec.agones).
+	// +optional
+	Agones *AgonesStatus `json:"agones,omitempty"`
+
+	// conditions describe the game session's state (Ready, GameServerBound).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -223,6 +364,7 @@ type GameSessionStatus struct {
 // +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=".status.ipAddress",priority=1
 // +kubebuilder:printcolumn:name="Port",type=integer,JSONPath=".status.port",priority=1
 // +kubebuilder:printcolumn:name="GameSessionId",type=string,JSONPath=".status.gameSessionId",priority=1
+// +kubebuilder:printcolumn:name="GameServer",type=string,JSONPath=".status.agones.gameServerName",priority=1
 type GameSession struct {
 	metav1.TypeMeta `json:",inline"`
 

@@ -85,7 +85,7 @@ func run() error {
 	opts.PlayerSessionTimeout = timeout
 	opts.MaxConcurrentReconciles = workers
 	opts.BatchWindow = batch
-	if err := controllers.Setup(ctx, mgr, clock.RealClock{}, opts); err != nil {
+	if err := controllers.Setup(ctx, mgr, clock.RealClock{}, opts, nil); err != nil {
 		return err
 	}
 	go func() { _ = mgr.Start(ctx) }()

@@ -87,8 +87,9 @@ type createGameSessionInput struct {
 	GameSessionData           string         `json:"GameSessionData"`
 }
 
-// createGameSession creates a GameSession object. With no game server placement here, it is ACTIVATING
-// until its game server activates it (status ACTIVE with an endpoint), as in GameLift.
+// createGameSession creates a GameSession object. It is ACTIVATING until its game server activates it
+// (status ACTIVE with an endpoint), as in GameLift: on an Agones Fleet named like the FleetId, the operator
+// allocates one; otherwise the game server (or whatever places it) does.
 func (s *Server) createGameSession(ctx context.Context, namespace string, decode func(any) *Error) (any, *Error) {
 	var in createGameSessionInput
 	if err := decode(&in); err != nil {
@@ -126,6 +127,14 @@ func (s *Server) createGameSession(ctx context.Context, namespace string, decode
 			GameProperties: toProperties(in.GameProperties), GameSessionData: in.GameSessionData,
 			PlayerSessionCreationPolicy: gamev1.PlayerSessionCreationPolicyAcceptAll},
 	}
+	// A FleetId that names an Agones Fleet in the tenant's namespace allocates a GameServer from it.
+	agonesFleet, err := s.Agones.FleetExists(ctx, namespace, fleet)
+	if err != nil {
+		return nil, internal(err)
+	}
+	if agonesFleet {
+		gs.Spec.Agones = &gamev1.AgonesGameServer{FleetName: fleet}
+	}
 	if err := s.Client.Create(ctx, gs); err != nil {
 		if apierrors.IsInvalid(err) {
 			return nil, invalid("%s", err.Error())
@@ -137,7 +146,7 @@ func (s *Server) createGameSession(ctx context.Context, namespace string, decode
 	if timeout == 0 {
 		timeout = 10 * time.Second
 	}
-	err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+	err = wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		if err := s.Reader.Get(ctx, client.ObjectKeyFromObject(gs), gs); err != nil {
 			return false, client.IgnoreNotFound(err)
 		}

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/playersessions/operator/controllers"
+	"github.com/playersessions/operator/internal/agones"
 	"github.com/playersessions/operator/internal/query"
 )
 
@@ -35,6 +36,8 @@ type Server struct {
 	Clock  clock.Clock
 	// Options are the controllers' (ARNs, timeout).
 	Options controllers.Options
+	// Agones tells whether a FleetId names an Agones Fleet (nil: never).
+	Agones *agones.Client
 	// DecisionTimeout bounds how long CreatePlayerSession waits for the operator to admit or refuse.
 	DecisionTimeout time.Duration
 }

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
@@ -27,6 +28,7 @@ import (
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/controllers"
+	"github.com/playersessions/operator/internal/agones"
 	"github.com/playersessions/operator/internal/gamelift"
 	"github.com/playersessions/operator/internal/query"
 	pswebhook "github.com/playersessions/operator/internal/webhook"
@@ -58,6 +60,11 @@ type Options struct {
 	QueryTokenKey []byte
 	// QuerySnapshotWindow is how long a paged list's snapshot stays readable.
 	QuerySnapshotWindow time.Duration
+
+	// DisableAgones turns the Agones integration off (no discovery, no GameServer watches).
+	DisableAgones bool
+	// AgonesDiscoveryInterval is how often the manager looks for Agones until it is installed (10 s when 0).
+	AgonesDiscoveryInterval time.Duration
 
 	// GameLiftAddr enables the GameLift-compatible endpoint on this address (empty: off).
 	GameLiftAddr string
@@ -100,11 +107,24 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query
 	if err != nil {
 		return nil, nil, fmt.Errorf("creating the manager: %w", err)
 	}
+	var ag *agones.Client
+	if !o.DisableAgones {
+		if ag, err = agones.NewClient(mgr.GetConfig(), mgr.GetCache(), mgr.GetAPIReader()); err != nil {
+			return nil, nil, err
+		}
+		disco, err := discovery.NewDiscoveryClientForConfig(mgr.GetConfig())
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := mgr.Add(&agones.Discoverer{Client: ag, Discovery: disco, Interval: o.AgonesDiscoveryInterval}); err != nil {
+			return nil, nil, err
+		}
+	}
 	if o.DisableControllers {
 		if err := controllers.SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 			return nil, nil, err
 		}
-	} else if err := controllers.Setup(ctx, mgr, o.Clock, o.Controllers); err != nil {
+	} else if err := controllers.Setup(ctx, mgr, o.Clock, o.Controllers, ag); err != nil {
 		return nil, nil, err
 	}
 	if o.WebhookPort != 0 {
@@ -154,7 +174,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query
 		}
 		if err := mgr.Add(&gamelift.Server{
 			Addr: o.GameLiftAddr, Client: mgr.GetClient(), Reader: mgr.GetCache(), Index: index, Tokens: tokens,
-			Clock: o.Clock, Options: o.Controllers,
+			Clock: o.Clock, Options: o.Controllers, Agones: ag,
 		}); err != nil {
 			return nil, nil, err
 		}

@@ -21,6 +21,9 @@ import (
 
 func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenAPIDefinition {
 	return map[string]common.OpenAPIDefinition{
+		"github.com/playersessions/operator/api/v1alpha1.AgonesGameServer":             schema_playersessions_operator_api_v1alpha1_AgonesGameServer(ref),
+		"github.com/playersessions/operator/api/v1alpha1.AgonesSelector":               schema_playersessions_operator_api_v1alpha1_AgonesSelector(ref),
+		"github.com/playersessions/operator/api/v1alpha1.AgonesStatus":                 schema_playersessions_operator_api_v1alpha1_AgonesStatus(ref),
 		"github.com/playersessions/operator/api/v1alpha1.GameProperty":                 schema_playersessions_operator_api_v1alpha1_GameProperty(ref),
 		"github.com/playersessions/operator/api/v1alpha1.GameSession":                  schema_playersessions_operator_api_v1alpha1_GameSession(ref),
 		"github.com/playersessions/operator/api/v1alpha1.GameSessionList":              schema_playersessions_operator_api_v1alpha1_GameSessionList(ref),
@@ -87,6 +90,190 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		runtime.TypeMeta{}.OpenAPIModelName():                                          schema_k8sio_apimachinery_pkg_runtime_TypeMeta(ref),
 		runtime.Unknown{}.OpenAPIModelName():                                           schema_k8sio_apimachinery_pkg_runtime_Unknown(ref),
 		version.Info{}.OpenAPIModelName():                                              schema_k8sio_apimachinery_pkg_version_Info(ref),
+	}
+}
+
+func schema_playersessions_operator_api_v1alpha1_AgonesGameServer(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "AgonesGameServer binds a game session to an Agones GameServer: an existing one by name, or one the operator allocates from a Fleet. The GameServer then provides the endpoint and the status, and its players List accepts and completes player sessions.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"gameServerName": {
+						SchemaProps: spec.SchemaProps{
+							Description: "gameServerName binds to this existing GameServer in the game session's namespace, allocated by your own allocator or matchmaker. The game session is ACTIVATING until the GameServer is Allocated.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"fleetName": {
+						SchemaProps: spec.SchemaProps{
+							Description: "fleetName allocates a GameServer from this Agones Fleet in the game session's namespace, with a GameServerAllocation.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"selectors": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "selectors narrow the fleet's GameServers, tried in order (GameServerAllocation spec.selectors).",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref("github.com/playersessions/operator/api/v1alpha1.AgonesSelector"),
+									},
+								},
+							},
+						},
+					},
+					"playersList": {
+						SchemaProps: spec.SchemaProps{
+							Description: "playersList is the name of the GameServer's List (status.lists) that holds the connected players. An allocation sets its capacity to maximumPlayerSessionCount.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"playersListValues": {
+						SchemaProps: spec.SchemaProps{
+							Description: "playersListValues says what the game server appends to the List: PlayerSessionId (default) or PlayerId.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"portName": {
+						SchemaProps: spec.SchemaProps{
+							Description: "portName picks the GameServer port (status.ports[].name) players connect to; the first port when empty.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			"github.com/playersessions/operator/api/v1alpha1.AgonesSelector"},
+	}
+}
+
+func schema_playersessions_operator_api_v1alpha1_AgonesSelector(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "AgonesSelector narrows the GameServers of a fleet an allocation may pick, as a GameServerAllocation selector does. The fleet's own label is always added.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"matchLabels": {
+						SchemaProps: spec.SchemaProps{
+							Description: "matchLabels the GameServer must carry.",
+							Type:        []string{"object"},
+							AdditionalProperties: &spec.SchemaOrBool{
+								Allows: true,
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Type:   []string{"string"},
+										Format: "",
+									},
+								},
+							},
+						},
+					},
+					"matchExpressions": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "matchExpressions the GameServer's labels must satisfy.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1.LabelSelectorRequirement{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			v1.LabelSelectorRequirement{}.OpenAPIModelName()},
+	}
+}
+
+func schema_playersessions_operator_api_v1alpha1_AgonesStatus(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "AgonesStatus is what the operator knows of an Agones game session's GameServer.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"gameServerName": {
+						SchemaProps: spec.SchemaProps{
+							Description: "gameServerName is the GameServer the game session is bound to.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"gameServerUID": {
+						SchemaProps: spec.SchemaProps{
+							Description: "gameServerUID is the bound GameServer's UID: another object of the same name is another game server.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"lastAllocated": {
+						SchemaProps: spec.SchemaProps{
+							Description: "lastAllocated is the GameServer's agones.dev/last-allocated annotation when the game session became ACTIVE on it; a different value means the GameServer was allocated again, for another game.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"allocationAttempts": {
+						SchemaProps: spec.SchemaProps{
+							Description: "allocationAttempts counts the GameServerAllocations that found no GameServer (backoff counts from it).",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"lastAllocationTime": {
+						SchemaProps: spec.SchemaProps{
+							Description: "lastAllocationTime is when the last GameServerAllocation was made.",
+							Ref:         ref(v1.MicroTime{}.OpenAPIModelName()),
+						},
+					},
+					"unknownPlayers": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "unknownPlayers are values of the players List that match none of the game session's player sessions (at most 16 are listed).",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Type:   []string{"string"},
+										Format: "",
+									},
+								},
+							},
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			v1.MicroTime{}.OpenAPIModelName()},
 	}
 }
 
@@ -305,12 +492,18 @@ func schema_playersessions_operator_api_v1alpha1_GameSessionSpec(ref common.Refe
 							Format:      "int32",
 						},
 					},
+					"agones": {
+						SchemaProps: spec.SchemaProps{
+							Description: "agones binds the game session to an Agones GameServer, which then provides its endpoint and status and accepts and completes its player sessions through a List. Immutable.",
+							Ref:         ref("github.com/playersessions/operator/api/v1alpha1.AgonesGameServer"),
+						},
+					},
 				},
 				Required: []string{"fleetId", "maximumPlayerSessionCount"},
 			},
 		},
 		Dependencies: []string{
-			"github.com/playersessions/operator/api/v1alpha1.GameProperty"},
+			"github.com/playersessions/operator/api/v1alpha1.AgonesGameServer", "github.com/playersessions/operator/api/v1alpha1.GameProperty"},
 	}
 }
 
@@ -401,6 +594,12 @@ func schema_playersessions_operator_api_v1alpha1_GameSessionStatus(ref common.Re
 							Format:      "int32",
 						},
 					},
+					"agones": {
+						SchemaProps: spec.SchemaProps{
+							Description: "agones is the state of the bound Agones GameServer (with spec.agones).",
+							Ref:         ref("github.com/playersessions/operator/api/v1alpha1.AgonesStatus"),
+						},
+					},
 					"conditions": {
 						VendorExtensible: spec.VendorExtensible{
 							Extensions: spec.Extensions{
@@ -411,7 +610,7 @@ func schema_playersessions_operator_api_v1alpha1_GameSessionStatus(ref common.Re
 							},
 						},
 						SchemaProps: spec.SchemaProps{
-							Description: "conditions describe the game session's state (Ready).",
+							Description: "conditions describe the game session's state (Ready, GameServerBound).",
 							Type:        []string{"array"},
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
@@ -433,7 +632,7 @@ func schema_playersessions_operator_api_v1alpha1_GameSessionStatus(ref common.Re
 			},
 		},
 		Dependencies: []string{
-			"github.com/playersessions/operator/api/v1alpha1.SeatHolder", v1.Condition{}.OpenAPIModelName(), v1.MicroTime{}.OpenAPIModelName()},
+			"github.com/playersessions/operator/api/v1alpha1.AgonesStatus", "github.com/playersessions/operator/api/v1alpha1.SeatHolder", v1.Condition{}.OpenAPIModelName(), v1.MicroTime{}.OpenAPIModelName()},
 	}
 }
 
