@@ -81,7 +81,7 @@ func decideBinding(spec *gamev1.AgonesGameServer, bound gamev1.AgonesStatus, nam
 	case server.State == agones.StateError || server.State == agones.StateUnhealthy:
 		return bindingDecision{outcome: bindingError, reason: gamev1.GameServerUnhealthyReason,
 			message: fmt.Sprintf("GameServer %s is %s", name, server.State)}
-	case server.State == agones.StateAllocated && bound.LastAllocated != "" && server.LastAllocated != bound.LastAllocated:
+	case server.State == agones.StateAllocated && wasActive && server.LastAllocated != bound.LastAllocated:
 		return bindingDecision{outcome: bindingEnd, reason: gamev1.GameServerReleasedReason, statusReason: "TRIGGERED_ON_PROCESS_TERMINATE",
 			message: fmt.Sprintf("GameServer %s was allocated again (%s %s)", name, agones.LastAllocatedAnnotation, server.LastAllocated)}
 	case server.State == agones.StateAllocated:

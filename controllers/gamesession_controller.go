@@ -304,7 +304,22 @@ func (r *GameSessionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	return r.Agones.OnInstall(func() error {
-		return c.Watch(source.Kind[client.Object](mgr.GetCache(), agones.NewGameServer(), handler.EnqueueRequestsFromMapFunc(r.gameSessionsForGameServer)))
+		if err := c.Watch(source.Kind[client.Object](mgr.GetCache(), agones.NewGameServer(), handler.EnqueueRequestsFromMapFunc(r.gameSessionsForGameServer))); err != nil {
+			return err
+		}
+		// Agones game sessions created before Agones was installed look again now.
+		return c.Watch(source.Func(func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+			var list gamev1.GameSessionList
+			if err := mgr.GetCache().List(ctx, &list); err != nil {
+				return err
+			}
+			for i := range list.Items {
+				if list.Items[i].Spec.Agones != nil {
+					q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+				}
+			}
+			return nil
+		}))
 	})
 }
 

@@ -4,12 +4,16 @@ package localcp
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -52,6 +56,9 @@ type Options struct {
 	// certificate and the requestheader flags, and the query API (query.playersessions.dev) is registered
 	// as an APIService routed to https://localhost:QueryPort through an ExternalName Service.
 	QueryPort int
+	// Aggregation wires the aggregation layer (as QueryPort does) without registering the query API, for
+	// tests that serve an API of their own with ServeAPIService.
+	Aggregation bool
 	// WebhookDirectoryPaths hold webhook configurations to install (config/webhook), rewritten to call
 	// https://WebhookHost:WebhookPort with a generated serving certificate.
 	WebhookDirectoryPaths []string
@@ -77,7 +84,7 @@ func Start(o Options) (*ControlPlane, error) {
 	}
 	cp := &ControlPlane{env: env}
 	var servingCA *keyPair
-	if o.QueryPort != 0 {
+	if o.QueryPort != 0 || o.Aggregation {
 		var err error
 		if servingCA, err = cp.configureAggregation(); err != nil {
 			return nil, err
@@ -192,18 +199,71 @@ func (cp *ControlPlane) registerQueryAPI(port int, servingCA *keyPair) error {
 	if err := c.Create(ctx, svc); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	apiService := &unstructured.Unstructured{Object: map[string]any{
+	return c.Create(ctx, apiServiceObject("query.playersessions.dev", "v1alpha1", QueryServiceName, port, servingCA.certPEM()))
+}
+
+func apiServiceObject(group, version, service string, port int, caBundle []byte) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "apiregistration.k8s.io/v1",
 		"kind":       "APIService",
-		"metadata":   map[string]any{"name": QueryAPIService},
+		"metadata":   map[string]any{"name": version + "." + group},
 		"spec": map[string]any{
-			"group": "query.playersessions.dev", "version": "v1alpha1",
+			"group": group, "version": version,
 			"groupPriorityMinimum": int64(1000), "versionPriority": int64(15),
-			"service":  map[string]any{"namespace": QueryNamespace, "name": QueryServiceName, "port": int64(port)},
-			"caBundle": base64.StdEncoding.EncodeToString(servingCA.certPEM()),
+			"service":  map[string]any{"namespace": QueryNamespace, "name": service, "port": int64(port)},
+			"caBundle": base64.StdEncoding.EncodeToString(caBundle),
 		},
 	}}
-	return c.Create(ctx, apiService)
+}
+
+// ServeAPIService serves handler over HTTPS on a free loopback port and registers it with the aggregation
+// layer as group/version (the control plane must have been started with Aggregation or QueryPort), as a
+// cluster would route an aggregated API to its Service. The handler sees the requests kube-apiserver
+// proxies; it does not authenticate them. It returns a function that stops the server.
+func (cp *ControlPlane) ServeAPIService(group, version string, handler http.Handler) (stop func(), err error) {
+	service := strings.ReplaceAll(group, ".", "-")
+	ca, err := newCA(service + "-ca")
+	if err != nil {
+		return nil, err
+	}
+	serving, err := ca.issue(service, x509.ExtKeyUsageServerAuth, []string{"localhost", service + "." + QueryNamespace + ".svc"}, []net.IP{net.ParseIP("127.0.0.1")})
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, TLSConfig: &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{serving.cert.Raw}, PrivateKey: serving.key}},
+	}}
+	go func() { _ = srv.ServeTLS(l, "", "") }()
+	stop = func() { _ = srv.Close() }
+	port := l.Addr().(*net.TCPAddr).Port
+	c, err := client.New(cp.Config, client.Options{})
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	ctx := context.Background()
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: QueryNamespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		stop()
+		return nil, err
+	}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: QueryNamespace, Name: service},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "localhost",
+			Ports: []corev1.ServicePort{{Name: "https", Port: int32(port)}}},
+	}
+	if err := c.Create(ctx, svc); err != nil {
+		stop()
+		return nil, err
+	}
+	if err := c.Create(ctx, apiServiceObject(group, version, service, port, ca.certPEM())); err != nil {
+		stop()
+		return nil, err
+	}
+	return stop, nil
 }
 
 // Stop stops the control plane and removes its data.
