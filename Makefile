@@ -59,6 +59,10 @@ bench: envtest ## Run the timeout-lateness benchmark against a local control pla
 bench-query: envtest ## Compare the query API with CRD field selectors and list-all (see docs/benchmarks.md).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go run ./hack/benchquery $(BENCH_ARGS)
 
+.PHONY: bench-agones
+bench-agones: envtest ## Players List change -> player session status on Agones GameServers (see docs/benchmarks.md).
+	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go run ./hack/benchagones $(BENCH_ARGS)
+
 ##@ Build and run
 
 .PHONY: build

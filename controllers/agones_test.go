@@ -1,0 +1,139 @@
+package controllers
+
+import (
+	"testing"
+	"time"
+
+	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/internal/agones"
+)
+
+func TestDecideBinding(t *testing.T) {
+	spec := &gamev1.AgonesGameServer{GameServerName: "gs", PlayersList: "players"}
+	named := &gamev1.AgonesGameServer{GameServerName: "gs", PlayersList: "players", PortName: "game"}
+	const t1, t2 = "2026-12-01T10:00:00.1Z", "2026-12-01T10:05:00.2Z"
+	ports := []agones.Port{{Name: "default", Port: 7000}, {Name: "game", Port: 7001}}
+	server := func(state string, mutate ...func(*agones.GameServer)) *agones.GameServer {
+		s := &agones.GameServer{Name: "gs", UID: "uid-1", State: state, LastAllocated: t1, Address: "10.0.0.1", Ports: ports}
+		for _, m := range mutate {
+			m(s)
+		}
+		return s
+	}
+	none := gamev1.AgonesStatus{}
+	active := gamev1.AgonesStatus{GameServerName: "gs", GameServerUID: "uid-1", LastAllocated: t1}
+	for _, tc := range []struct {
+		name    string
+		spec    *gamev1.AgonesGameServer
+		bound   gamev1.AgonesStatus
+		server  *agones.GameServer
+		outcome bindingOutcome
+		reason  string
+		check   func(t *testing.T, d bindingDecision)
+	}{
+		{name: "missing, never bound: wait", bound: none, server: nil, outcome: bindingWait, reason: gamev1.WaitingForGameServerReason},
+		{name: "missing after bound: gone", bound: active, server: nil, outcome: bindingEnd, reason: gamev1.GameServerGoneReason,
+			check: func(t *testing.T, d bindingDecision) { expect(t, d.statusReason, "INTERRUPTED") }},
+		{name: "replaced (other UID)", bound: active, server: server(agones.StateAllocated, func(s *agones.GameServer) { s.UID = "uid-2" }),
+			outcome: bindingEnd, reason: gamev1.GameServerGoneReason},
+		{name: "Ready, never bound: wait for allocation", bound: none, server: server(agones.StateReady), outcome: bindingWait, reason: gamev1.WaitingForGameServerReason},
+		{name: "Starting, never bound: wait", bound: none, server: server("Starting"), outcome: bindingWait, reason: gamev1.WaitingForGameServerReason},
+		{name: "Allocated: active on the first port", bound: none, server: server(agones.StateAllocated), outcome: bindingActive, reason: gamev1.GameServerAllocatedReason,
+			check: func(t *testing.T, d bindingDecision) {
+				expect(t, d.ip, "10.0.0.1")
+				expect(t, d.port, int32(7000))
+			}},
+		{name: "Allocated: named port", spec: named, bound: none, server: server(agones.StateAllocated), outcome: bindingActive, reason: gamev1.GameServerAllocatedReason,
+			check: func(t *testing.T, d bindingDecision) { expect(t, d.port, int32(7001)) }},
+		{name: "Allocated: DNS name address", bound: none, server: server(agones.StateAllocated, func(s *agones.GameServer) { s.Address = "gs.example.net" }),
+			outcome: bindingActive, reason: gamev1.GameServerAllocatedReason,
+			check: func(t *testing.T, d bindingDecision) {
+				expect(t, d.ip, "")
+				expect(t, d.dns, "gs.example.net")
+			}},
+		{name: "Allocated: IPv6 address", bound: none, server: server(agones.StateAllocated, func(s *agones.GameServer) { s.Address = "fd00::1" }),
+			outcome: bindingActive, reason: gamev1.GameServerAllocatedReason,
+			check: func(t *testing.T, d bindingDecision) { expect(t, d.ip, "fd00::1") }},
+		{name: "Allocated without address: wait", bound: none, server: server(agones.StateAllocated, func(s *agones.GameServer) { s.Address = "" }),
+			outcome: bindingWait, reason: gamev1.WaitingForGameServerReason},
+		{name: "Allocated, named port missing: wait", spec: &gamev1.AgonesGameServer{PortName: "nope"}, bound: none, server: server(agones.StateAllocated),
+			outcome: bindingWait, reason: gamev1.WaitingForGameServerReason},
+		{name: "still Allocated, same allocation: active", bound: active, server: server(agones.StateAllocated), outcome: bindingActive, reason: gamev1.GameServerAllocatedReason},
+		{name: "allocated again: released", bound: active, server: server(agones.StateAllocated, func(s *agones.GameServer) { s.LastAllocated = t2 }),
+			outcome: bindingEnd, reason: gamev1.GameServerReleasedReason},
+		{name: "allocated again, none recorded before: released", bound: gamev1.AgonesStatus{GameServerName: "gs", GameServerUID: "uid-1"},
+			server: server(agones.StateAllocated), outcome: bindingEnd, reason: gamev1.GameServerReleasedReason},
+		{name: "back to Ready after bound: released", bound: active, server: server(agones.StateReady), outcome: bindingEnd, reason: gamev1.GameServerReleasedReason},
+		{name: "Reserved after bound: released", bound: active, server: server(agones.StateReserved), outcome: bindingEnd, reason: gamev1.GameServerReleasedReason},
+		{name: "Shutdown", bound: active, server: server(agones.StateShutdown), outcome: bindingEnd, reason: gamev1.GameServerShutdownReason,
+			check: func(t *testing.T, d bindingDecision) { expect(t, d.statusReason, "TRIGGERED_ON_PROCESS_TERMINATE") }},
+		{name: "being deleted", bound: active, server: server(agones.StateAllocated, func(s *agones.GameServer) { s.Deleting = true }),
+			outcome: bindingEnd, reason: gamev1.GameServerShutdownReason},
+		{name: "Unhealthy", bound: active, server: server(agones.StateUnhealthy), outcome: bindingError, reason: gamev1.GameServerUnhealthyReason},
+		{name: "Error before bound", bound: none, server: server(agones.StateError), outcome: bindingError, reason: gamev1.GameServerUnhealthyReason},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tc.spec
+			if s == nil {
+				s = spec
+			}
+			d := decideBinding(s, tc.bound, "gs", tc.server)
+			if d.outcome != tc.outcome || d.reason != tc.reason {
+				t.Fatalf("got outcome %d reason %s (%s), want %d %s", d.outcome, d.reason, d.message, tc.outcome, tc.reason)
+			}
+			if d.message == "" {
+				t.Error("no message")
+			}
+			if tc.check != nil {
+				tc.check(t, d)
+			}
+		})
+	}
+}
+
+func expect[T comparable](t *testing.T, got, want T) {
+	t.Helper()
+	if got != want {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+func TestAllocationBackoff(t *testing.T) {
+	for n, want := range map[int32]time.Duration{0: 250 * time.Millisecond, 1: 250 * time.Millisecond, 2: 500 * time.Millisecond,
+		3: time.Second, 5: 4 * time.Second, 6: 5 * time.Second, 100: 5 * time.Second} {
+		if got := allocationBackoff(n); got != want {
+			t.Errorf("allocationBackoff(%d) = %s, want %s", n, got, want)
+		}
+	}
+}
+
+func TestListMismatch(t *testing.T) {
+	byID := &gamev1.AgonesGameServer{PlayersListValues: gamev1.AgonesListValuesPlayerSessionID}
+	byPlayer := &gamev1.AgonesGameServer{PlayersListValues: gamev1.AgonesListValuesPlayerID}
+	ps := func(s gamev1.PlayerSessionStatusValue) *gamev1.PlayerSession {
+		p := &gamev1.PlayerSession{Spec: gamev1.PlayerSessionSpec{PlayerID: "alice"}, Status: gamev1.PlayerSessionStatus{Status: s}}
+		p.UID = "u1"
+		return p
+	}
+	in := map[string]struct{}{"psess-u1": {}}
+	inByPlayer := map[string]struct{}{"alice": {}}
+	for _, tc := range []struct {
+		name    string
+		spec    *gamev1.AgonesGameServer
+		status  gamev1.PlayerSessionStatusValue
+		players map[string]struct{}
+		want    bool
+	}{
+		{"RESERVED and present: accept", byID, gamev1.PlayerSessionReserved, in, true},
+		{"RESERVED and absent: wait", byID, gamev1.PlayerSessionReserved, nil, false},
+		{"ACTIVE and present: nothing", byID, gamev1.PlayerSessionActive, in, false},
+		{"ACTIVE and absent: complete", byID, gamev1.PlayerSessionActive, nil, true},
+		{"COMPLETED and present: nothing (terminal)", byID, gamev1.PlayerSessionCompleted, in, false},
+		{"player id mode, present", byPlayer, gamev1.PlayerSessionReserved, inByPlayer, true},
+		{"player id mode ignores session ids", byPlayer, gamev1.PlayerSessionReserved, in, false},
+	} {
+		if got := listMismatch(ps(tc.status), tc.spec, tc.players); got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
