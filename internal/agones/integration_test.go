@@ -3,6 +3,7 @@ package agones_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/controllers"
@@ -444,12 +446,28 @@ func (e *env) validation(t *testing.T) {
 			t.Errorf("%s: got %v, want Invalid containing %q", tc.name, err, tc.want)
 		}
 	}
+	// The sample (config/samples/agones) is accepted as written.
+	data, err := os.ReadFile(testenv.Path("config", "samples", "agones", "arena.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range strings.Split(string(data), "\n---\n") {
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+			t.Fatal(err)
+		}
+		u.SetNamespace(ns)
+		if err := e.c.Create(ctx, u); err != nil {
+			t.Errorf("sample %s: %v", u.GetKind(), err)
+		}
+	}
+
 	gs := gameSession(ns, "good", 2, gamev1.AgonesGameServer{GameServerName: "x"})
 	e.create(t, gs)
 	if gs.Spec.Agones.PlayersList != "players" || gs.Spec.Agones.PlayersListValues != gamev1.AgonesListValuesPlayerSessionID {
 		t.Errorf("defaults: got %+v", gs.Spec.Agones)
 	}
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		if err := e.c.Get(ctx, client.ObjectKeyFromObject(gs), gs); err != nil {
 			return err
 		}
