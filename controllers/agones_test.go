@@ -1,12 +1,134 @@
 package controllers
 
 import (
+	"context"
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/internal/agones"
+	"github.com/playersessions/operator/internal/agones/agonestest"
 )
+
+// agonesFixture is the fake-clock fixture with an installed Agones whose allocation API answers state.
+func agonesFixture(t *testing.T, state *string, objs ...runtime.Object) (*fixture, *int) {
+	t.Helper()
+	var clientObjs []client.Object
+	for _, o := range objs {
+		clientObjs = append(clientObjs, o.(client.Object))
+	}
+	f := newFixture(t, clientObjs...)
+	calls := 0
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{
+		agones.GameServerAllocationGVR: "GameServerAllocationList"})
+	dyn.PrependReactor("create", "gameserverallocations", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		calls++
+		out := a.(k8stesting.CreateAction).GetObject().(*unstructured.Unstructured).DeepCopy()
+		out.Object["status"] = map[string]any{"state": *state}
+		return true, out, nil
+	})
+	ag := &agones.Client{Cache: f.c, Live: f.c, Dynamic: dyn}
+	if err := ag.SetInstalled(); err != nil {
+		t.Fatal(err)
+	}
+	f.gsr.Agones, f.psr.Agones = ag, ag
+	return f, &calls
+}
+
+// TestAllocationBackoffAndTimeout: UnAllocated answers are retried no sooner than the persisted backoff
+// says, and the game session becomes ERROR once the allocation timeout from its creation has passed.
+func TestAllocationBackoffAndTimeout(t *testing.T) {
+	state := agones.AllocationUnAllocated
+	gs := newGS("g", 4, false)
+	gs.Spec.Agones = &gamev1.AgonesGameServer{FleetName: "fleet-a", PlayersList: "players"}
+	f, calls := agonesFixture(t, &state, gs)
+	f.gsr.AgonesAllocationTimeout = 10 * time.Second
+
+	res := f.reconcileGS(t, "g")
+	expect(t, *calls, 1)
+	expect(t, res.RequeueAfter, 250*time.Millisecond)
+	got := f.gs(t, "g")
+	expect(t, got.Status.Status, gamev1.GameSessionActivating)
+	expect(t, got.Status.Agones.AllocationAttempts, int32(1))
+	expect(t, meta.FindStatusCondition(got.Status.Conditions, gamev1.GameServerBoundCondition).Reason, gamev1.AllocatingReason)
+
+	// An event before the backoff has passed does not allocate again.
+	f.clock.Step(100 * time.Millisecond)
+	res = f.reconcileGS(t, "g")
+	expect(t, *calls, 1)
+	expect(t, res.RequeueAfter, 150*time.Millisecond)
+
+	f.clock.Step(150 * time.Millisecond)
+	res = f.reconcileGS(t, "g")
+	expect(t, *calls, 2)
+	expect(t, res.RequeueAfter, 500*time.Millisecond) // doubled
+
+	// The deadline caps the wait, then ends it.
+	f.clock.SetTime(t0.Add(9900 * time.Millisecond))
+	res = f.reconcileGS(t, "g")
+	expect(t, *calls, 3)
+	expect(t, res.RequeueAfter, 100*time.Millisecond)
+	f.clock.SetTime(t0.Add(10 * time.Second))
+	f.reconcileGS(t, "g")
+	expect(t, *calls, 3)
+	got = f.gs(t, "g")
+	expect(t, got.Status.Status, gamev1.GameSessionError)
+	expect(t, meta.FindStatusCondition(got.Status.Conditions, gamev1.GameServerBoundCondition).Reason, gamev1.AllocationTimedOutReason)
+	f.clock.Step(time.Minute)
+	f.reconcileGS(t, "g")
+	expect(t, *calls, 3)
+}
+
+// TestAgonesReservationNeverReportedTimesOut: a reservation its GameServer never lists still times out
+// after the player-session timeout; one it lists is accepted and does not.
+func TestAgonesReservationNeverReportedTimesOut(t *testing.T) {
+	state := agones.AllocationAllocated
+	gs := newGS("g", 4, false)
+	gs.Spec.Agones = &gamev1.AgonesGameServer{GameServerName: "server", PlayersList: "players"}
+	server, err := agonestest.GameServerObject(agonestest.GameServerOptions{Namespace: "ns", Name: "server", State: agones.StateAllocated, Address: "10.0.0.9", Lists: []string{"players"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	server.SetUID("server-uid")
+	f, _ := agonesFixture(t, &state, gs, newPS("seen", "g"), newPS("unseen", "g"), server)
+	f.reconcileGS(t, "g") // ACTIVE on the GameServer
+	expect(t, f.gs(t, "g").Status.Status, gamev1.GameSessionActive)
+	expect(t, f.gs(t, "g").Status.Port, int32(7654))
+	f.admit(t, "g", "seen", "unseen")
+	expect(t, f.ps(t, "seen").Status.Status, gamev1.PlayerSessionReserved)
+
+	if err := agonestest.AppendListValues(context.Background(), f.c, "ns", "server", "players", "psess-uid-seen"); err != nil {
+		t.Fatal(err)
+	}
+	f.reconcilePS(t, "seen")
+	f.reconcilePS(t, "unseen")
+	expect(t, f.ps(t, "seen").Status.Status, gamev1.PlayerSessionActive)
+	expect(t, f.ps(t, "unseen").Status.Status, gamev1.PlayerSessionReserved)
+
+	f.clock.Step(f.psr.PlayerSessionTimeout)
+	f.reconcilePS(t, "seen")
+	f.reconcilePS(t, "unseen")
+	expect(t, f.ps(t, "seen").Status.Status, gamev1.PlayerSessionActive)
+	expect(t, f.ps(t, "unseen").Status.Status, gamev1.PlayerSessionTimedOut)
+
+	// The player leaves the List: COMPLETED, with its end stamped.
+	if err := agonestest.DeleteListValues(context.Background(), f.c, "ns", "server", "players", "psess-uid-seen"); err != nil {
+		t.Fatal(err)
+	}
+	f.reconcilePS(t, "seen")
+	expect(t, f.ps(t, "seen").Status.Status, gamev1.PlayerSessionCompleted)
+	if f.ps(t, "seen").Status.TerminationTime == nil {
+		t.Error("no terminationTime")
+	}
+}
 
 func TestDecideBinding(t *testing.T) {
 	spec := &gamev1.AgonesGameServer{GameServerName: "gs", PlayersList: "players"}

@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -20,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/internal/agones"
 )
 
 // fixture is a fake API server (controller-runtime's fake client with the real indexes and status
@@ -44,6 +46,9 @@ func newFixture(t *testing.T, objs ...client.Object) *fixture {
 	if err := gamev1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
+	// Agones' GameServers, read as unstructured objects (the fake client needs their kinds in the scheme).
+	scheme.AddKnownTypeWithName(agones.GameServerGVK, &unstructured.Unstructured{})
+	scheme.AddKnownTypeWithName(agones.GameServerListGVK, &unstructured.UnstructuredList{})
 	b := fake.NewClientBuilder().WithScheme(scheme).
 		WithStatusSubresource(&gamev1.GameSession{}, &gamev1.PlayerSession{}).
 		WithObjects(objs...)

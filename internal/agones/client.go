@@ -62,8 +62,8 @@ func (c *Client) OnInstall(f func() error) error {
 	return nil
 }
 
-// setInstalled marks Agones installed and runs the waiting callbacks.
-func (c *Client) setInstalled() error {
+// SetInstalled marks Agones installed and runs the waiting callbacks (the Discoverer calls it; tests may).
+func (c *Client) SetInstalled() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.installed {
@@ -181,7 +181,7 @@ func (d *Discoverer) Start(ctx context.Context) error {
 			log.V(1).Info("Looking for Agones", "error", err.Error())
 		} else if found {
 			log.Info("Agones is installed: binding game sessions to GameServers")
-			return d.Client.setInstalled()
+			return d.Client.SetInstalled()
 		}
 		select {
 		case <-ctx.Done():

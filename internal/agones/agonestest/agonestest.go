@@ -41,6 +41,15 @@ type GameServerOptions struct {
 // CreateGameServer creates a GameServer with its status (the GameServer CRD has no status subresource, and
 // a create keeps the status it is sent).
 func CreateGameServer(ctx context.Context, c client.Client, o GameServerOptions) (*unstructured.Unstructured, error) {
+	u, err := GameServerObject(o)
+	if err != nil {
+		return nil, err
+	}
+	return u, c.Create(ctx, u)
+}
+
+// GameServerObject is the GameServer CreateGameServer creates.
+func GameServerObject(o GameServerOptions) (*unstructured.Unstructured, error) {
 	if o.State == "" {
 		o.State = agones.StateReady
 	}
@@ -78,7 +87,7 @@ func CreateGameServer(ctx context.Context, c client.Client, o GameServerOptions)
 		"template": map[string]any{"spec": map[string]any{"containers": []any{map[string]any{"name": "game", "image": "game:1"}}}},
 	}
 	u.Object["status"] = status
-	return u, c.Create(ctx, u)
+	return u, nil
 }
 
 // Update reads the GameServer and writes mutate's change with an optimistic-concurrency update, retrying on
