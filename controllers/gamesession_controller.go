@@ -8,7 +8,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
@@ -67,6 +66,7 @@ func (r *GameSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		if retErr == nil {
 			gs.Status.ObservedGeneration = gs.Generation
 		}
+		setGameSessionReadiness(gs)
 		if err := patchStatus(ctx, r.Client, before, gs); err != nil {
 			if apierrors.IsConflict(err) && retErr == nil {
 				// A newer version is on its way through the cache; look again once it is there.
@@ -129,7 +129,8 @@ func (r *GameSessionReconciler) reconcileIdentity(gs *gamev1.GameSession) {
 	}
 }
 
-// reconcileActivation copies the spec's endpoint into status and activates the game session once it has one.
+// reconcileActivation copies the spec's endpoint into status and activates the game session once it has one
+// (its Ready condition follows, in setGameSessionReadiness).
 // A game session without a spec endpoint stays ACTIVATING until its game server (or the controller that
 // manages it) sets status to ACTIVE with an endpoint.
 func (r *GameSessionReconciler) reconcileActivation(ctx context.Context, gs *gamev1.GameSession) {
@@ -144,19 +145,6 @@ func (r *GameSessionReconciler) reconcileActivation(ctx context.Context, gs *gam
 		ctrl.LoggerFrom(ctx).Info("Game session activated", "gameSession", klog.KObj(gs))
 		r.Recorder.Eventf(gs, nil, corev1.EventTypeNormal, "Activated", "Activate", "Game session is ACTIVE at %s", endpoint(gs.Status.IPAddress, gs.Status.DNSName, gs.Status.Port))
 	}
-	cond := metav1.Condition{Type: gamev1.GameSessionReadyCondition, ObservedGeneration: gs.Generation}
-	switch gs.Status.Status {
-	case gamev1.GameSessionActive:
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, gamev1.GameSessionActiveReason, "Game session accepts player sessions"
-	case gamev1.GameSessionActivating:
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, gamev1.WaitingForEndpointReason, "Waiting for an endpoint: set spec.port with spec.ipAddress or spec.dnsName, or let the game server activate it"
-		if gs.Spec.Agones != nil {
-			cond.Message = "Waiting for an Allocated Agones GameServer with an address (see the GameServerBound condition)"
-		}
-	default:
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, gamev1.GameSessionNotActiveReason, fmt.Sprintf("Game session is %s", gs.Status.Status)
-	}
-	meta.SetStatusCondition(&gs.Status.Conditions, cond)
 }
 
 // reconcileTermination stamps the end of a game session that its game server (or the deletion) TERMINATED.
@@ -167,10 +155,6 @@ func (r *GameSessionReconciler) reconcileTermination(ctx context.Context, gs *ga
 	}
 	now := metav1.NewMicroTime(r.Clock.Now())
 	gs.Status.TerminationTime = &now
-	meta.SetStatusCondition(&gs.Status.Conditions, metav1.Condition{
-		Type: gamev1.GameSessionReadyCondition, Status: metav1.ConditionFalse, Reason: gamev1.GameSessionEndedReason,
-		Message: "Game session ended", ObservedGeneration: gs.Generation,
-	})
 	ctrl.LoggerFrom(ctx).Info("Game session terminated", "gameSession", klog.KObj(gs))
 	r.Recorder.Eventf(gs, nil, corev1.EventTypeNormal, "Terminated", "Terminate", "Game session ended; its player sessions are completed")
 }
@@ -218,6 +202,7 @@ func (r *GameSessionReconciler) refuse(ctx context.Context, ref refusal) error {
 	if !setRefused(ps, r.Clock.Now(), ref.reason, ref.message) {
 		return nil
 	}
+	setPlayerSessionReadiness(ps)
 	if err := patchStatus(ctx, r.Client, ref.ps, ps); err != nil {
 		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
 			return nil // It changed or went; the next pass decides again.

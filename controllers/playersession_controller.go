@@ -56,6 +56,7 @@ func (r *PlayerSessionReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		if retErr == nil {
 			ps.Status.ObservedGeneration = ps.Generation
 		}
+		setPlayerSessionReadiness(ps)
 		if err := patchStatus(ctx, r.Client, before, ps); err != nil {
 			if apierrors.IsConflict(err) && retErr == nil {
 				// Someone (a game server accepting the player) changed it; the new version brings us back.

@@ -34,8 +34,13 @@ const (
 
 // GameSession condition types and reasons.
 const (
-	// GameSessionReadyCondition is True while the game session is ACTIVE and accepting player sessions.
+	// GameSessionReadyCondition is True once the game session has reached a steady state: ACTIVE (accepting
+	// player sessions) or TERMINATED (a normal end, not a failure). False while it gets there (ACTIVATING,
+	// TERMINATING) and in ERROR. GitOps tools read it through kstatus: True is Current, False InProgress.
 	GameSessionReadyCondition = "Ready"
+	// GameSessionStalledCondition is True while the game session is in ERROR: it will not become ACTIVE by
+	// itself (kstatus: Failed). Absent otherwise.
+	GameSessionStalledCondition = "Stalled"
 
 	// GameSessionActiveReason: the game session is ACTIVE.
 	GameSessionActiveReason = "Active"
@@ -45,6 +50,9 @@ const (
 	GameSessionEndedReason = "GameSessionEnded"
 	// GameSessionNotActiveReason: TERMINATING or ERROR.
 	GameSessionNotActiveReason = "GameSessionNotActive"
+	// GameSessionErrorReason: Stalled in ERROR, for a game server that reported the error itself (an Agones
+	// game session's Stalled condition carries its GameServerBound reason instead).
+	GameSessionErrorReason = "GameSessionError"
 
 	// GameServerBoundCondition says whether an Agones game session is bound to its GameServer: True once
 	// bound, False while waiting for one or after it went away.
@@ -336,15 +344,16 @@ type GameSessionStatus struct {
 	// +optional
 	Agones *AgonesStatus `json:"agones,omitempty"`
 
-	// conditions describe the game session's state (Ready, GameServerBound).
+	// conditions describe the game session's state (Ready, Stalled, GameServerBound).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	// +kubebuilder:validation:MaxItems=8
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
-	// observedGeneration is the spec generation the status was last computed from.
+	// observedGeneration is the spec generation the status was last computed from (0: not yet observed).
 	// +optional
+	// +kubebuilder:default=0
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 }
 
@@ -376,8 +385,10 @@ type GameSession struct {
 	// +required
 	Spec GameSessionSpec `json:"spec"`
 
-	// status is the observed state of the game session.
+	// status is the observed state of the game session. It defaults to {} (observedGeneration 0), so that a
+	// new object reads as not yet observed (kstatus: InProgress) until the operator has seen it.
 	// +optional
+	// +kubebuilder:default={}
 	Status GameSessionStatus `json:"status,omitempty"`
 }
 

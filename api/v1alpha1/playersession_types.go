@@ -31,6 +31,14 @@ func (s PlayerSessionStatusValue) HoldsSeat() bool {
 
 // PlayerSession condition types and reasons.
 const (
+	// PlayerSessionReadyCondition is True once admission has decided and granted a seat, whatever the
+	// player session's status since (RESERVED, ACTIVE, COMPLETED, TIMEDOUT are all normal); False while it
+	// waits for a seat (kstatus: InProgress) or when it was refused.
+	PlayerSessionReadyCondition = "Ready"
+	// PlayerSessionStalledCondition is True when the player session was refused for good, with the
+	// refusal's reason (kstatus: Failed). Absent otherwise.
+	PlayerSessionStalledCondition = "Stalled"
+
 	// AdmittedCondition is True once a seat was granted; False when the player session was refused
 	// (final: it never holds a seat); Unknown while admission waits for its game session.
 	AdmittedCondition = "Admitted"
@@ -137,15 +145,16 @@ type PlayerSessionStatus struct {
 	// +kubebuilder:validation:Maximum=60000
 	Port int32 `json:"port,omitempty"`
 
-	// conditions describe admission (Admitted).
+	// conditions describe admission (Admitted) and readiness (Ready, Stalled).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	// +kubebuilder:validation:MaxItems=8
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
-	// observedGeneration is the spec generation the status was last computed from.
+	// observedGeneration is the spec generation the status was last computed from (0: not yet observed).
 	// +optional
+	// +kubebuilder:default=0
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 }
 
@@ -179,8 +188,10 @@ type PlayerSession struct {
 	// +required
 	Spec PlayerSessionSpec `json:"spec"`
 
-	// status is the observed state of the player session.
+	// status is the observed state of the player session. It defaults to {} (observedGeneration 0), so that
+	// a new object reads as not yet observed (kstatus: InProgress) until the operator has seen it.
 	// +optional
+	// +kubebuilder:default={}
 	Status PlayerSessionStatus `json:"status,omitempty"`
 }
 

@@ -344,7 +344,7 @@ func schema_playersessions_operator_api_v1alpha1_GameSession(ref common.Referenc
 					},
 					"status": {
 						SchemaProps: spec.SchemaProps{
-							Description: "status is the observed state of the game session.",
+							Description: "status is the observed state of the game session. It defaults to {} (observedGeneration 0), so that a new object reads as not yet observed (kstatus: InProgress) until the operator has seen it.",
 							Default:     map[string]interface{}{},
 							Ref:         ref("github.com/playersessions/operator/api/v1alpha1.GameSessionStatus"),
 						},
@@ -610,7 +610,7 @@ func schema_playersessions_operator_api_v1alpha1_GameSessionStatus(ref common.Re
 							},
 						},
 						SchemaProps: spec.SchemaProps{
-							Description: "conditions describe the game session's state (Ready, GameServerBound).",
+							Description: "conditions describe the game session's state (Ready, Stalled, GameServerBound).",
 							Type:        []string{"array"},
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
@@ -623,7 +623,7 @@ func schema_playersessions_operator_api_v1alpha1_GameSessionStatus(ref common.Re
 					},
 					"observedGeneration": {
 						SchemaProps: spec.SchemaProps{
-							Description: "observedGeneration is the spec generation the status was last computed from.",
+							Description: "observedGeneration is the spec generation the status was last computed from (0: not yet observed).",
 							Type:        []string{"integer"},
 							Format:      "int64",
 						},
@@ -673,7 +673,7 @@ func schema_playersessions_operator_api_v1alpha1_PlayerSession(ref common.Refere
 					},
 					"status": {
 						SchemaProps: spec.SchemaProps{
-							Description: "status is the observed state of the player session.",
+							Description: "status is the observed state of the player session. It defaults to {} (observedGeneration 0), so that a new object reads as not yet observed (kstatus: InProgress) until the operator has seen it.",
 							Default:     map[string]interface{}{},
 							Ref:         ref("github.com/playersessions/operator/api/v1alpha1.PlayerSessionStatus"),
 						},
@@ -863,7 +863,7 @@ func schema_playersessions_operator_api_v1alpha1_PlayerSessionStatus(ref common.
 							},
 						},
 						SchemaProps: spec.SchemaProps{
-							Description: "conditions describe admission (Admitted).",
+							Description: "conditions describe admission (Admitted) and readiness (Ready, Stalled).",
 							Type:        []string{"array"},
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
@@ -876,7 +876,7 @@ func schema_playersessions_operator_api_v1alpha1_PlayerSessionStatus(ref common.
 					},
 					"observedGeneration": {
 						SchemaProps: spec.SchemaProps{
-							Description: "observedGeneration is the spec generation the status was last computed from.",
+							Description: "observedGeneration is the spec generation the status was last computed from (0: not yet observed).",
 							Type:        []string{"integer"},
 							Format:      "int64",
 						},
