@@ -361,6 +361,9 @@ type GameSessionStatus struct {
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
+// +kubebuilder:metadata:annotations="argocd.argoproj.io/sync-options=Prune=false,Delete=false"
+// +kubebuilder:metadata:annotations="kustomize.toolkit.fluxcd.io/prune=disabled"
+// +kubebuilder:metadata:annotations="helm.sh/resource-policy=keep"
 // +kubebuilder:validation:XValidation:rule="!has(self.status) || !has(self.status.seats) || size(self.status.seats) <= self.spec.maximumPlayerSessionCount || (has(oldSelf.status) && has(oldSelf.status.seats) && size(self.status.seats) <= size(oldSelf.status.seats))",message="status.seats may only grow up to spec.maximumPlayerSessionCount"
 // +kubebuilder:resource:shortName=gsess,categories=gamesessions
 // +kubebuilder:selectablefield:JSONPath=".spec.fleetId"

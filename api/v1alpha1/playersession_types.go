@@ -163,6 +163,9 @@ type PlayerSessionStatus struct {
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
+// +kubebuilder:metadata:annotations="argocd.argoproj.io/sync-options=Prune=false,Delete=false"
+// +kubebuilder:metadata:annotations="kustomize.toolkit.fluxcd.io/prune=disabled"
+// +kubebuilder:metadata:annotations="helm.sh/resource-policy=keep"
 // +kubebuilder:validation:XValidation:rule="(has(oldSelf.status) && has(oldSelf.status.status)) || !has(self.status) || !has(self.status.status) || self.status.status == 'RESERVED'",message="a player session starts as RESERVED"
 // +kubebuilder:resource:shortName=psess,categories=gamesessions
 // +kubebuilder:selectablefield:JSONPath=".spec.playerId"

@@ -309,3 +309,20 @@ func isGS(o client.Object) bool {
 	_, ok := o.(*gamev1.GameSession)
 	return ok
 }
+
+// TestCRDsArePruneSafe: deleting a CRD deletes every object of its kind, so the CRDs tell Argo CD, Flux and
+// Helm never to prune or delete them.
+func TestCRDsArePruneSafe(t *testing.T) {
+	for _, f := range []string{"game.playersessions.dev_gamesessions.yaml", "game.playersessions.dev_playersessions.yaml"} {
+		a := readObject(t, testenv.Path("config", "crd", "bases", f)).GetAnnotations()
+		for k, v := range map[string]string{
+			"argocd.argoproj.io/sync-options":   "Prune=false,Delete=false",
+			"kustomize.toolkit.fluxcd.io/prune": "disabled",
+			"helm.sh/resource-policy":           "keep",
+		} {
+			if a[k] != v {
+				t.Errorf("%s: annotation %s = %q, want %q", f, k, a[k], v)
+			}
+		}
+	}
+}
