@@ -221,6 +221,9 @@ func (r *GameSessionReconciler) reconcileRetention(ctx context.Context, gs *game
 	if wait := gs.Status.TerminationTime.Add(r.Retention).Sub(r.Clock.Now()); wait > 0 {
 		return wait, false, nil
 	}
+	if kept, err := retainDeclared(ctx, r.APIReader, r.Recorder, r.Options, gs, &gamev1.GameSession{}, &gs.Status.Conditions); kept || err != nil {
+		return 0, false, err
+	}
 	ctrl.LoggerFrom(ctx).Info("Deleting game session after retention", "gameSession", klog.KObj(gs))
 	if err := r.Delete(ctx, gs, client.Preconditions{UID: &gs.UID}); client.IgnoreNotFound(err) != nil {
 		return 0, false, err

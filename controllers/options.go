@@ -33,6 +33,15 @@ type Options struct {
 	// AgonesAllocationTimeout is how long a game session on an Agones fleet keeps trying to allocate a
 	// GameServer (with backoff) before it becomes ERROR.
 	AgonesAllocationTimeout time.Duration
+	// RetainDeclared keeps, when its retention ends, an object that an applier declares (see Declared);
+	// it gets the RetentionEnded condition and an event instead of being deleted.
+	RetainDeclared bool
+	// DeclarativeManagers are the server-side-apply field managers of appliers (Argo CD, Flux, Helm): an
+	// object on which one of them owns a spec field is declared.
+	DeclarativeManagers []string
+	// DeclarativeMarkers are label or annotation keys with which appliers track what they applied: an
+	// object carrying one is declared.
+	DeclarativeMarkers []string
 }
 
 // DefaultOptions are GameLift's: 60 s to accept a reservation, 30 days of retention.
@@ -46,6 +55,10 @@ func DefaultOptions() Options {
 		BatchWindow:             100 * time.Millisecond,
 		ReleaseWindow:           time.Second,
 		AgonesAllocationTimeout: 60 * time.Second,
+		RetainDeclared:          true,
+		DeclarativeManagers:     []string{"argocd-controller", "kustomize-controller", "helm-controller"},
+		DeclarativeMarkers: []string{"argocd.argoproj.io/tracking-id", "app.kubernetes.io/instance",
+			"kustomize.toolkit.fluxcd.io/name", "helm.toolkit.fluxcd.io/name"},
 	}
 }
 

@@ -225,6 +225,9 @@ func (r *PlayerSessionReconciler) reconcileRetention(ctx context.Context, ps *ga
 	if wait := anchor.Add(r.Retention).Sub(now); wait > 0 {
 		return wait, false, nil
 	}
+	if kept, err := retainDeclared(ctx, r.APIReader, r.Recorder, r.Options, ps, &gamev1.PlayerSession{}, &ps.Status.Conditions); kept || err != nil {
+		return 0, false, err
+	}
 	ctrl.LoggerFrom(ctx).V(1).Info("Deleting player session after retention", "playerSession", klog.KObj(ps))
 	if err := r.Delete(ctx, ps, client.Preconditions{UID: &ps.UID, ResourceVersion: &ps.ResourceVersion}); err != nil {
 		if apierrors.IsNotFound(err) {

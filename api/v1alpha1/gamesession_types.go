@@ -75,6 +75,13 @@ const (
 	// GameServerUnhealthyReason: the bound GameServer is Unhealthy or in Error (ERROR).
 	GameServerUnhealthyReason = "GameServerUnhealthy"
 
+	// RetentionEndedCondition (on both kinds) is True when the retention period of an object that an applier
+	// declares (Argo CD, Flux) has ended: the operator keeps it, because deleting it would make the applier
+	// recreate it as a new session; remove it from Git to delete it.
+	RetentionEndedCondition = "RetentionEnded"
+	// DeclaredByApplierReason: RetentionEnded, kept because an applier declares the object.
+	DeclaredByApplierReason = "DeclaredByApplier"
+
 	// GameSessionFinalizer ends a deleted game session's player sessions before the object goes.
 	GameSessionFinalizer = "game.playersessions.dev/end-player-sessions"
 )

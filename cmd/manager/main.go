@@ -58,6 +58,15 @@ func run() error {
 	flag.DurationVar(&c.AgonesAllocationTimeout, "agones-allocation-timeout", c.AgonesAllocationTimeout, "How long a game session on an Agones fleet keeps trying to allocate a GameServer before it becomes ERROR.")
 	flag.BoolVar(&o.DisableAgones, "disable-agones", false, "Turn the Agones integration off (by default the manager binds game sessions with spec.agones once it discovers Agones).")
 	flag.DurationVar(&o.AgonesDiscoveryInterval, "agones-discovery-interval", 10*time.Second, "How often the manager looks for Agones until it is installed.")
+	flag.BoolVar(&c.RetainDeclared, "retain-declared", c.RetainDeclared, "Keep, when its retention ends, an object an applier declares (condition RetentionEnded and an event instead of a deletion).")
+	flag.Func("declarative-managers", "Comma-separated field managers of appliers: an object on which one owns a spec field is declared (default "+strings.Join(c.DeclarativeManagers, ",")+").", func(v string) error {
+		c.DeclarativeManagers = splitList(v)
+		return nil
+	})
+	flag.Func("declarative-markers", "Comma-separated label or annotation keys with which appliers track objects: an object carrying one is declared (default "+strings.Join(c.DeclarativeMarkers, ",")+").", func(v string) error {
+		c.DeclarativeMarkers = splitList(v)
+		return nil
+	})
 	flag.Float64Var(&qps, "kube-api-qps", 200, "Client-side QPS limit towards kube-apiserver (every player session transition is a write).")
 	flag.IntVar(&burst, "kube-api-burst", 400, "Client-side burst towards kube-apiserver.")
 	flag.IntVar(&o.QueryPort, "query-port", 8443, "HTTPS port of the query API server (query.playersessions.dev); 0 disables it.")
@@ -138,6 +147,17 @@ func localAccessKey(ctx context.Context, cfg *rest.Config, namespace string) (st
 		Data:       map[string][]byte{gamelift.AccessKeyIDField: []byte(keyID), gamelift.SecretAccessKeyField: []byte(secret)},
 	}
 	return keyID, secret, c.Create(ctx, key)
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func endpointURL(addr string) string {
