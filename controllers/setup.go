@@ -16,21 +16,26 @@ import (
 // +kubebuilder:rbac:groups=game.playersessions.dev,resources=playersessions,verbs=create
 // +kubebuilder:rbac:groups=game.playersessions.dev,resources=gamesessions,verbs=create
 
+// FieldManager is the field manager of every write the controllers make, so that an applier (Argo CD,
+// Flux) sees which fields are the operator's.
+const FieldManager = "playersessions-manager"
+
 // Setup registers the field indexes, the metrics and both reconcilers with mgr. With an Agones client (nil:
 // no Agones integration), the reconcilers bind game sessions to Agones GameServers once it is installed.
 func Setup(ctx context.Context, mgr ctrl.Manager, clk clock.PassiveClock, opts Options, ag *agones.Client) error {
+	c := client.WithFieldOwner(mgr.GetClient(), FieldManager)
 	if err := SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	RegisterMetrics(mgr.GetCache())
 	if err := (&GameSessionReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: clk,
+		Client: c, APIReader: mgr.GetAPIReader(), Clock: clk,
 		Recorder: mgr.GetEventRecorder("gamesession-controller"), Agones: ag, Options: opts,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	return (&PlayerSessionReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: clk,
+		Client: c, APIReader: mgr.GetAPIReader(), Clock: clk,
 		Recorder: mgr.GetEventRecorder("playersession-controller"), Agones: ag, Options: opts,
 	}).SetupWithManager(mgr)
 }

@@ -23,6 +23,10 @@ const (
 	maxBody        = 1 << 20
 )
 
+// FieldManager is the field manager of the endpoint's writes (UpdateGameSession writes a GameSession's spec:
+// an applier of the same object should ignore the fields it sets; docs/gitops.md).
+const FieldManager = "playersessions-gamelift"
+
 // Server is the GameLift-compatible HTTP endpoint, a manager Runnable on every replica.
 type Server struct {
 	// Addr is the listen address.

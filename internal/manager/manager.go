@@ -173,7 +173,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query
 			return nil, nil, err
 		}
 		if err := mgr.Add(&gamelift.Server{
-			Addr: o.GameLiftAddr, Client: mgr.GetClient(), Reader: mgr.GetCache(), Index: index, Tokens: tokens,
+			Addr: o.GameLiftAddr, Client: client.WithFieldOwner(mgr.GetClient(), gamelift.FieldManager), Reader: mgr.GetCache(), Index: index, Tokens: tokens,
 			Clock: o.Clock, Options: o.Controllers, Agones: ag,
 		}); err != nil {
 			return nil, nil, err

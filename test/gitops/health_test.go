@@ -16,6 +16,7 @@ import (
 	. "github.com/onsi/gomega"
 	lua "github.com/yuin/gopher-lua"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
@@ -325,4 +326,48 @@ func TestCRDsArePruneSafe(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestApplyTwiceAsArgoCD: Argo CD (server-side apply as argocd-controller) applies a game session, the
+// operator reconciles it, Argo CD applies it again: no conflict, no change, and no other manager owns a
+// spec field the applier set; the operator's own writes carry its field manager.
+func TestApplyTwiceAsArgoCD(t *testing.T) {
+	g := NewWithT(t)
+	cp := testenv.ControlPlane(t, localcp.Options{})
+	c, err := client.New(cp.Config, client.Options{Scheme: manager.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "fleet"}})).To(Succeed())
+	opts := manager.Options{Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", DisableAgones: true}
+	testenv.StartManager(t, cp, opts)
+
+	apply := func() *unstructured.Unstructured {
+		u := readObject(t, testenv.Path("config", "samples", "gamesession.yaml"))
+		u.SetNamespace("fleet")
+		g.Expect(c.Patch(ctx, u, client.Apply, client.FieldOwner("argocd-controller"))).To(Succeed()) // no force: a conflict fails
+		return u
+	}
+	first := apply()
+	g.Eventually(func(g Gomega) {
+		gs := &gamev1.GameSession{}
+		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(first), gs)).To(Succeed())
+		g.Expect(gs.Status.Status).To(Equal(gamev1.GameSessionActive))
+		g.Expect(meta.IsStatusConditionTrue(gs.Status.Conditions, gamev1.GameSessionReadyCondition)).To(BeTrue())
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+	before := &gamev1.GameSession{}
+	g.Expect(c.Get(ctx, client.ObjectKeyFromObject(first), before)).To(Succeed())
+	second := apply()
+	g.Expect(second.GetResourceVersion()).To(Equal(before.ResourceVersion), "the second apply changed the object")
+
+	managers := map[string]bool{}
+	for _, mf := range before.ManagedFields {
+		managers[mf.Manager+"/"+mf.Subresource] = true
+		if mf.Manager != "argocd-controller" && mf.FieldsV1 != nil {
+			g.Expect(string(mf.FieldsV1.Raw)).NotTo(ContainSubstring(`"f:spec"`), "%s owns spec fields", mf.Manager)
+		}
+	}
+	g.Expect(managers).To(HaveKey(controllers.FieldManager+"/status"))
+	g.Expect(managers).To(HaveKey(controllers.FieldManager + "/")) // the finalizer
 }
