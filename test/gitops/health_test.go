@@ -368,6 +368,6 @@ func TestApplyTwiceAsArgoCD(t *testing.T) {
 			g.Expect(string(mf.FieldsV1.Raw)).NotTo(ContainSubstring(`"f:spec"`), "%s owns spec fields", mf.Manager)
 		}
 	}
-	g.Expect(managers).To(HaveKey(controllers.FieldManager+"/status"))
+	g.Expect(managers).To(HaveKey(controllers.FieldManager + "/status"))
 	g.Expect(managers).To(HaveKey(controllers.FieldManager + "/")) // the finalizer
 }
