@@ -351,6 +351,18 @@ func TestGameLiftGameSessions(t *testing.T) {
 	g.Expect(errText(err)).To(BeEmpty())
 	g.Expect(aws.ToInt32(upd.GameSession.MaximumPlayerSessionCount)).To(BeEquivalentTo(8))
 	g.Expect(upd.GameSession.PlayerSessionCreationPolicy).To(Equal(types.PlayerSessionCreationPolicyDenyAll))
+	// The endpoint writes as its own field manager (docs/gitops.md: what an applier should ignore).
+	var stored gamev1.GameSessionList
+	g.Expect(e.admin.List(ctx, &stored, client.InNamespace("games"))).To(Succeed())
+	specOwners := map[string]bool{}
+	for _, gs := range stored.Items {
+		for _, mf := range gs.ManagedFields {
+			if mf.FieldsV1 != nil && strings.Contains(string(mf.FieldsV1.Raw), `"f:maximumPlayerSessionCount"`) {
+				specOwners[mf.Manager] = true
+			}
+		}
+	}
+	g.Expect(specOwners).To(Equal(map[string]bool{gl.FieldManager: true}))
 	g.Eventually(func() string {
 		_, err := c.CreatePlayerSession(ctx, &gamelift.CreatePlayerSessionInput{GameSessionId: aws.String(ids[0]), PlayerId: aws.String("late")})
 		return errorCode(err)

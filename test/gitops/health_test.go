@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +27,7 @@ import (
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/controllers"
+	gl "github.com/playersessions/operator/internal/gamelift"
 	"github.com/playersessions/operator/internal/localcp"
 	"github.com/playersessions/operator/internal/manager"
 	"github.com/playersessions/operator/internal/testenv"
@@ -370,4 +373,45 @@ func TestApplyTwiceAsArgoCD(t *testing.T) {
 	}
 	g.Expect(managers).To(HaveKey(controllers.FieldManager + "/status"))
 	g.Expect(managers).To(HaveKey(controllers.FieldManager + "/")) // the finalizer
+}
+
+// TestIgnoreSettingsMatchTheEndpoint: the Argo CD Application ignores the GameLift endpoint's field manager,
+// and Flux's ignore rule names spec fields that exist and that UpdateGameSession writes.
+func TestIgnoreSettingsMatchTheEndpoint(t *testing.T) {
+	app := readObject(t, testenv.Path("config", "argocd", "application.yaml"))
+	ignores, _, _ := unstructured.NestedSlice(app.Object, "spec", "ignoreDifferences")
+	if len(ignores) != 1 {
+		t.Fatalf("ignoreDifferences: %v", ignores)
+	}
+	managers, _, _ := unstructured.NestedStringSlice(ignores[0].(map[string]any), "managedFieldsManagers")
+	if len(managers) != 1 || managers[0] != gl.FieldManager {
+		t.Errorf("managedFieldsManagers = %v, want [%s]", managers, gl.FieldManager)
+	}
+	opts, _, _ := unstructured.NestedStringSlice(app.Object, "spec", "syncPolicy", "syncOptions")
+	for _, want := range []string{"ServerSideApply=true", "RespectIgnoreDifferences=true"} {
+		if !slices.Contains(opts, want) {
+			t.Errorf("syncOptions %v lack %s", opts, want)
+		}
+	}
+
+	flux := readObject(t, testenv.Path("config", "flux", "fleet.yaml"))
+	rules, _, _ := unstructured.NestedSlice(flux.Object, "spec", "ignore")
+	if len(rules) != 1 {
+		t.Fatalf("ignore: %v", rules)
+	}
+	paths, _, _ := unstructured.NestedStringSlice(rules[0].(map[string]any), "paths")
+	// What UpdateGameSession may change, as JSON pointers into the GameSession's spec.
+	want := []string{"/spec/gameProperties", "/spec/maximumPlayerSessionCount", "/spec/name", "/spec/playerSessionCreationPolicy"}
+	slices.Sort(paths)
+	if !slices.Equal(paths, want) {
+		t.Errorf("ignore paths = %v, want %v", paths, want)
+	}
+	crd := readObject(t, testenv.Path("config", "crd", "bases", "game.playersessions.dev_gamesessions.yaml"))
+	versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
+	props, _, _ := unstructured.NestedMap(versions[0].(map[string]any), "schema", "openAPIV3Schema", "properties", "spec", "properties")
+	for _, p := range paths {
+		if _, ok := props[strings.TrimPrefix(p, "/spec/")]; !ok {
+			t.Errorf("%s is not a GameSession spec field", p)
+		}
+	}
 }
