@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -412,6 +413,29 @@ func TestIgnoreSettingsMatchTheEndpoint(t *testing.T) {
 	for _, p := range paths {
 		if _, ok := props[strings.TrimPrefix(p, "/spec/")]; !ok {
 			t.Errorf("%s is not a GameSession spec field", p)
+		}
+	}
+}
+
+// TestDocsQuoteTheFiles: every snippet of docs/gitops.md marked "<!-- from FILE -->" is quoted verbatim
+// from that file.
+func TestDocsQuoteTheFiles(t *testing.T) {
+	doc, err := os.ReadFile(testenv.Path("docs", "gitops.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	quotes := regexp.MustCompile("(?s)<!-- from (\\S+) -->\n```yaml\n(.*?)\n```").FindAllStringSubmatch(string(doc), -1)
+	if len(quotes) < 5 {
+		t.Fatalf("found %d quotes", len(quotes))
+	}
+	for _, q := range quotes {
+		file, err := os.ReadFile(testenv.Path(q[1]))
+		if err != nil {
+			t.Errorf("%s: %v", q[1], err)
+			continue
+		}
+		if !strings.Contains(string(file), q[2]) {
+			t.Errorf("docs/gitops.md quotes %s, but the file does not hold:\n%s", q[1], q[2])
 		}
 	}
 }
