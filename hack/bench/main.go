@@ -12,7 +12,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +32,7 @@ import (
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/controllers"
+	"github.com/playersessions/operator/hack/benchutil"
 	"github.com/playersessions/operator/internal/localcp"
 )
 
@@ -146,7 +146,7 @@ func run() error {
 		}
 	}
 	for i := range games {
-		if err := waitFor(ctx, 30*time.Second, func() bool {
+		if err := benchutil.WaitFor(ctx, 30*time.Second, func() bool {
 			var gs gamev1.GameSession
 			return c.Get(ctx, client.ObjectKey{Namespace: ns, Name: fmt.Sprintf("gs-%d", i)}, &gs) == nil && gs.Status.Status == gamev1.GameSessionActive
 		}); err != nil {
@@ -184,7 +184,7 @@ func run() error {
 	}
 	created := time.Since(start)
 	count := func(m map[string]time.Time) int { mu.Lock(); defer mu.Unlock(); return len(m) }
-	if err := waitFor(ctx, 5*time.Minute, func() bool { return count(reservedAt) == players }); err != nil {
+	if err := benchutil.WaitFor(ctx, 5*time.Minute, func() bool { return count(reservedAt) == players }); err != nil {
 		return fmt.Errorf("only %d of %d reserved: %w", count(reservedAt), players, err)
 	}
 	var lastReserved time.Time
@@ -198,7 +198,7 @@ func run() error {
 	admitting := lastReserved.Sub(start)
 	fmt.Printf("created %d player sessions in %s; all RESERVED after %s: %.0f admissions/s\n", players, created.Round(time.Millisecond), admitting.Round(time.Millisecond), float64(players)/admitting.Seconds())
 
-	if err := waitFor(ctx, timeout+5*time.Minute, func() bool { return count(timedOutAt) == players }); err != nil {
+	if err := benchutil.WaitFor(ctx, timeout+5*time.Minute, func() bool { return count(timedOutAt) == players }); err != nil {
 		return fmt.Errorf("only %d of %d timed out: %w", count(timedOutAt), players, err)
 	}
 	var list gamev1.PlayerSessionList
@@ -216,8 +216,8 @@ func run() error {
 		stamped = append(stamped, ps.Status.TerminationTime.Sub(deadline))
 		observed = append(observed, timedOutAt[ps.Name].Sub(deadline))
 	}
-	fmt.Printf("TIMEDOUT lateness after the deadline, as stamped by the controller (terminationTime): %s\n", summary(stamped))
-	fmt.Printf("TIMEDOUT lateness after the deadline, as seen by a watching client:                   %s\n", summary(observed))
+	fmt.Printf("TIMEDOUT lateness after the deadline, as stamped by the controller (terminationTime): %s\n", benchutil.Summary(stamped))
+	fmt.Printf("TIMEDOUT lateness after the deadline, as seen by a watching client:                   %s\n", benchutil.Summary(observed))
 	fmt.Printf("early transitions: %d\n", early)
 	if timeline {
 		printTimeline(list.Items, timedOutAt, timeout)
@@ -268,25 +268,6 @@ func printTimeline(items []gamev1.PlayerSession, seen map[string]time.Time, time
 		backlog += r.due - r.seen
 		fmt.Printf("  %5.1f  %4d %4d %4d %4d\n", float64(k)*step.Seconds(), r.due, r.stamped, r.seen, backlog)
 	}
-}
-
-func summary(d []time.Duration) string {
-	slices.Sort(d)
-	q := func(p float64) time.Duration { return d[min(len(d)-1, int(p*float64(len(d))))] }
-	return fmt.Sprintf("p50=%s p99=%s max=%s", q(.50).Round(time.Millisecond), q(.99).Round(time.Millisecond), d[len(d)-1].Round(time.Millisecond))
-}
-
-func waitFor(ctx context.Context, limit time.Duration, cond func() bool) error {
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return nil
 }
 
 // printReconcileTotals prints the manager's reconcile counts, from controller-runtime's metrics registry.

@@ -29,6 +29,7 @@ import (
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/controllers"
+	"github.com/playersessions/operator/hack/benchutil"
 	"github.com/playersessions/operator/internal/agones"
 	"github.com/playersessions/operator/internal/agones/agonestest"
 	"github.com/playersessions/operator/internal/localcp"
@@ -140,7 +141,7 @@ func run() error {
 			return err
 		}
 	}
-	if err := waitFor(ctx, time.Minute, func() bool {
+	if err := benchutil.WaitFor(ctx, time.Minute, func() bool {
 		var list gamev1.GameSessionList
 		_ = c.List(ctx, &list, client.InNamespace(ns))
 		active := 0
@@ -170,7 +171,7 @@ func run() error {
 	}
 	wg.Wait()
 	total := servers * perServer
-	if err := waitFor(ctx, 2*time.Minute, func() bool { return count(gamev1.PlayerSessionReserved) == total }); err != nil {
+	if err := benchutil.WaitFor(ctx, 2*time.Minute, func() bool { return count(gamev1.PlayerSessionReserved) == total }); err != nil {
 		return fmt.Errorf("%d of %d player sessions RESERVED: %w", count(gamev1.PlayerSessionReserved), total, err)
 	}
 	fmt.Printf("%d player sessions RESERVED on %d game sessions in %s\n", total, servers, time.Since(start).Round(time.Millisecond))
@@ -192,7 +193,7 @@ func run() error {
 		append bool
 	}{{gamev1.PlayerSessionActive, true}, {gamev1.PlayerSessionCompleted, false}} {
 		sent := sidecars(ctx, c, ns, ids, batch, interval, phase.append)
-		if err := waitFor(ctx, 2*time.Minute, func() bool { return count(phase.to) == total }); err != nil {
+		if err := benchutil.WaitFor(ctx, 2*time.Minute, func() bool { return count(phase.to) == total }); err != nil {
 			return fmt.Errorf("%d of %d player sessions %s: %w", count(phase.to), total, phase.to, err)
 		}
 		mu.Lock()
@@ -201,7 +202,7 @@ func run() error {
 			late = append(late, seen[phase.to][id].Sub(at))
 		}
 		mu.Unlock()
-		fmt.Printf("List write -> %-9s (%d, %d values per write every %s per GameServer): %s\n", phase.to, len(late), batch, interval, summary(late))
+		fmt.Printf("List write -> %-9s (%d, %d values per write every %s per GameServer): %s\n", phase.to, len(late), batch, interval, benchutil.Summary(late))
 	}
 	return nil
 }
@@ -242,23 +243,4 @@ func sidecars(ctx context.Context, c client.Client, ns string, ids [][]string, b
 	}
 	wg.Wait()
 	return sent
-}
-
-func summary(d []time.Duration) string {
-	slices.Sort(d)
-	q := func(p float64) time.Duration { return d[min(len(d)-1, int(p*float64(len(d))))] }
-	return fmt.Sprintf("p50=%s p99=%s max=%s", q(.50).Round(time.Millisecond), q(.99).Round(time.Millisecond), d[len(d)-1].Round(time.Millisecond))
-}
-
-func waitFor(ctx context.Context, limit time.Duration, cond func() bool) error {
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return nil
 }
