@@ -39,9 +39,9 @@ func run() error {
 	o := manager.Options{Controllers: controllers.DefaultOptions()}
 	c := &o.Controllers
 	var (
-		localDir, crdDir, webhookDir, queryBind, tokenKeyFile string
-		qps                                                   float64
-		burst                                                 int
+		localDir, crdDir, webhookDir, policyDir, queryBind, tokenKeyFile string
+		qps                                                              float64
+		burst                                                            int
 	)
 	flag.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint (0 disables it).")
 	flag.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address of the health probes.")
@@ -81,6 +81,7 @@ func run() error {
 	flag.StringVar(&localDir, "local-control-plane", "", "Start an embedded local control plane (etcd and kube-apiserver from KUBEBUILDER_ASSETS) and write its kubeconfig into this folder.")
 	flag.StringVar(&crdDir, "crd-dir", "config/crd/bases", "CRDs to install into the local control plane.")
 	flag.StringVar(&webhookDir, "webhook-config-dir", "config/webhook", "Webhook configurations to install into the local control plane.")
+	flag.StringVar(&policyDir, "policy-dir", "config/policy", "Admission policies to install into the local control plane.")
 	zapOpts := zap.Options{Development: true}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -98,7 +99,7 @@ func run() error {
 
 	getConfig := ctrl.GetConfigOrDie
 	if localDir != "" {
-		cp, err := localcp.Start(localcp.Options{CRDDirectoryPaths: []string{crdDir}, Dir: localDir, QueryPort: o.QueryPort, WebhookDirectoryPaths: []string{webhookDir}})
+		cp, err := localcp.Start(localcp.Options{CRDDirectoryPaths: []string{crdDir}, Dir: localDir, QueryPort: o.QueryPort, WebhookDirectoryPaths: []string{webhookDir}, ManifestDirectoryPaths: []string{policyDir}})
 		if err != nil {
 			return err
 		}

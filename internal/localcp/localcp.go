@@ -23,6 +23,7 @@ import (
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
 )
 
 // ControlPlane is a running local control plane.
@@ -59,6 +60,9 @@ type Options struct {
 	// Aggregation wires the aggregation layer (as QueryPort does) without registering the query API, for
 	// tests that serve an API of their own with ServeAPIService.
 	Aggregation bool
+	// ManifestDirectoryPaths hold other objects to create once the control plane is up (config/policy:
+	// the status-write admission policies), every .yaml file in them.
+	ManifestDirectoryPaths []string
 	// WebhookDirectoryPaths hold webhook configurations to install (config/webhook), rewritten to call
 	// https://WebhookHost:WebhookPort with a generated serving certificate.
 	WebhookDirectoryPaths []string
@@ -125,7 +129,46 @@ func Start(o Options) (*ControlPlane, error) {
 			return fail(err)
 		}
 	}
+	if err := cp.createManifests(o.ManifestDirectoryPaths); err != nil {
+		return fail(err)
+	}
 	return cp, nil
+}
+
+// createManifests creates every object of the .yaml files in dirs (kustomization.yaml excepted).
+func (cp *ControlPlane) createManifests(dirs []string) error {
+	c, err := client.New(cp.Config, client.Options{})
+	if err != nil {
+		return err
+	}
+	for _, dir := range dirs {
+		files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			if filepath.Base(f) == "kustomization.yaml" {
+				continue
+			}
+			data, err := os.ReadFile(f)
+			if err != nil {
+				return err
+			}
+			for _, doc := range strings.Split(string(data), "\n---\n") {
+				u := &unstructured.Unstructured{}
+				if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+					return fmt.Errorf("%s: %w", f, err)
+				}
+				if len(u.Object) == 0 {
+					continue
+				}
+				if err := c.Create(context.Background(), u); err != nil {
+					return fmt.Errorf("%s: creating %s %s: %w", f, u.GetKind(), u.GetName(), err)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // configureAggregation creates the front-proxy CA, kube-apiserver's proxy client certificate and the query
@@ -282,4 +325,17 @@ func (cp *ControlPlane) AddUser(u envtest.User) (*rest.Config, error) {
 		return nil, err
 	}
 	return au.Config(), nil
+}
+
+// AddUserKubeconfig provisions a user like AddUser and writes a kubeconfig for it (for kubectl) to path.
+func (cp *ControlPlane) AddUserKubeconfig(u envtest.User, path string) error {
+	au, err := cp.env.AddUser(u, nil)
+	if err != nil {
+		return err
+	}
+	kc, err := au.KubeConfig()
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, kc, 0o600)
 }

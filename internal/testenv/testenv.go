@@ -24,12 +24,14 @@ func Path(elem ...string) string {
 	return filepath.Join(append([]string{filepath.Dir(file), "..", ".."}, elem...)...)
 }
 
-// ControlPlane starts a local control plane with the CRDs of config/crd/bases and o's other settings, in a
+// ControlPlane starts a local control plane with the CRDs of config/crd/bases, the admission policies of
+// config/policy and o's other settings, in a
 // directory of the test's; it stops when the test ends.
 func ControlPlane(t testing.TB, o localcp.Options) *localcp.ControlPlane {
 	t.Helper()
 	ctrl.SetLogger(zap.New(zap.Level(zapcore.WarnLevel)))
 	o.CRDDirectoryPaths = append(o.CRDDirectoryPaths, Path("config", "crd", "bases"))
+	o.ManifestDirectoryPaths = append(o.ManifestDirectoryPaths, Path("config", "policy"))
 	if o.Dir == "" {
 		o.Dir = t.TempDir()
 	}

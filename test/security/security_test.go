@@ -1,0 +1,207 @@
+// Package security tests the trust boundary between the operator and game servers through the real API
+// server: the shipped game-server role (config/rbac/gameserver_role.yaml) lets a game server run the
+// README's commands, and the admission policies (config/policy) refuse every status write that is the
+// operator's alone, so the capacity invariant does not depend on game servers behaving.
+package security
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
+
+	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/controllers"
+	"github.com/playersessions/operator/internal/localcp"
+	"github.com/playersessions/operator/internal/manager"
+	"github.com/playersessions/operator/internal/testenv"
+)
+
+const ns = "games"
+
+type env struct {
+	admin      client.Client
+	kubeconfig string // the game server's
+}
+
+// kubectl runs kubectl as the game server; it returns the combined output and whether it succeeded.
+func (e *env) kubectl(t *testing.T, args ...string) (string, bool) {
+	t.Helper()
+	cmd := exec.Command("kubectl", append([]string{"-n", ns}, args...)...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+e.kubeconfig)
+	out, err := cmd.CombinedOutput()
+	return string(out), err == nil
+}
+
+func setup(t *testing.T) *env {
+	t.Helper()
+	if _, err := exec.LookPath("kubectl"); err != nil {
+		t.Fatal("kubectl is needed on the PATH: the test runs the README's commands")
+	}
+	cp := testenv.ControlPlane(t, localcp.Options{})
+	admin, err := client.New(cp.Config, client.Options{Scheme: manager.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	// The shipped role, bound in the namespace to the game servers' group.
+	data, err := os.ReadFile(testenv.Path("config", "rbac", "gameserver_role.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := &rbacv1.ClusterRole{}
+	if err := yaml.UnmarshalStrict(data, role); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Create(ctx, role); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "game-servers"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "game-servers"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	kc := filepath.Join(t.TempDir(), "game-server.kubeconfig")
+	if err := cp.AddUserKubeconfig(envtest.User{Name: "game-server-1", Groups: []string{"game-servers"}}, kc); err != nil {
+		t.Fatal(err)
+	}
+	opts := manager.Options{Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", DisableAgones: true}
+	opts.Controllers.PlayerSessionTimeout = time.Hour
+	testenv.StartManager(t, cp, opts)
+	return &env{admin: admin, kubeconfig: kc}
+}
+
+func (e *env) create(t *testing.T, objs ...client.Object) {
+	t.Helper()
+	for _, o := range objs {
+		o.SetNamespace(ns)
+		if err := e.admin.Create(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (e *env) ps(g Gomega, name string) *gamev1.PlayerSession {
+	ps := &gamev1.PlayerSession{}
+	g.Expect(e.admin.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, ps)).To(Succeed())
+	return ps
+}
+
+func (e *env) gs(g Gomega, name string) *gamev1.GameSession {
+	gs := &gamev1.GameSession{}
+	g.Expect(e.admin.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, gs)).To(Succeed())
+	return gs
+}
+
+func TestGameServerTrustBoundary(t *testing.T) {
+	e := setup(t)
+	g := NewWithT(t)
+	e.create(t,
+		&gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Name: "arena-1"}, Spec: gamev1.GameSessionSpec{FleetID: "fleet-arena", MaximumPlayerSessionCount: 2, IPAddress: "10.0.0.1", Port: 7777}},
+		&gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Name: "lobby"}, Spec: gamev1.GameSessionSpec{FleetID: "fleet-arena", MaximumPlayerSessionCount: 2}},
+		&gamev1.PlayerSession{ObjectMeta: metav1.ObjectMeta{Name: "alice-arena-1"}, Spec: gamev1.PlayerSessionSpec{GameSessionName: "arena-1", PlayerID: "alice"}},
+		&gamev1.PlayerSession{ObjectMeta: metav1.ObjectMeta{Name: "bob-arena-1"}, Spec: gamev1.PlayerSessionSpec{GameSessionName: "arena-1", PlayerID: "bob"}},
+		&gamev1.PlayerSession{ObjectMeta: metav1.ObjectMeta{Name: "carol-nowhere"}, Spec: gamev1.PlayerSessionSpec{GameSessionName: "nowhere", PlayerID: "carol"}},
+	)
+	g.Eventually(func(g Gomega) {
+		g.Expect(e.ps(g, "alice-arena-1").Status.Status).To(Equal(gamev1.PlayerSessionReserved))
+		g.Expect(e.ps(g, "bob-arena-1").Status.Status).To(Equal(gamev1.PlayerSessionReserved))
+		g.Expect(e.gs(g, "lobby").Status.Status).To(Equal(gamev1.GameSessionActivating))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+
+	// What the README's "What game servers do" section shows, word for word, as the game server.
+	for _, cmd := range []string{
+		`kubectl patch playersession alice-arena-1 --subresource=status --type=merge -p '{"status":{"status":"ACTIVE"}}'`,
+		`kubectl patch playersession alice-arena-1 --subresource=status --type=merge -p '{"status":{"status":"COMPLETED"}}'`,
+		`kubectl patch gsess lobby --subresource=status --type=merge -p '{"status":{"status":"ACTIVE","ipAddress":"10.0.0.7","port":7777}}'`,
+		`kubectl patch gsess lobby --subresource=status --type=merge -p '{"status":{"status":"TERMINATED"}}'`,
+	} {
+		out, ok := e.kubectl(t, shellWords(t, strings.TrimPrefix(cmd, "kubectl "))...)
+		if !ok {
+			t.Errorf("%s: %s", cmd, out)
+		}
+	}
+	g.Expect(e.ps(g, "alice-arena-1").Status.Status).To(Equal(gamev1.PlayerSessionCompleted))
+	g.Expect(e.gs(g, "lobby").Status.Status).To(Equal(gamev1.GameSessionTerminated))
+	readme, err := os.ReadFile(testenv.Path("README.md"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(string(readme)).To(ContainSubstring(`kubectl patch playersession NAME --subresource=status --type=merge -p '{"status":{"status":"ACTIVE"}}'`))
+	g.Expect(string(readme)).To(ContainSubstring(`-p '{"status":{"status":"ACTIVE","ipAddress":"10.0.0.7","port":7777}}'`))
+
+	// Everything that is the operator's alone is refused, by the API server.
+	// Each is refused by the admission policy (Forbidden), or already by the CRD's own rules (is invalid).
+	for _, tc := range []struct{ name, kind, object, patch, want string }{
+		{"a seat for a player session of a missing game session", "playersession", "carol-nowhere", `{"status":{"status":"RESERVED"}}`, "Forbidden"},
+		{"a forged id", "playersession", "carol-nowhere", `{"status":{"playerSessionId":"psess-forged"}}`, "Forbidden"},
+		{"a timeout", "playersession", "bob-arena-1", `{"status":{"status":"TIMEDOUT"}}`, "Forbidden"},
+		{"back to RESERVED", "playersession", "alice-arena-1", `{"status":{"status":"RESERVED"}}`, "is invalid"},
+		{"moving the player's endpoint", "playersession", "bob-arena-1", `{"status":{"port":9999}}`, "Forbidden"},
+		{"a refusal", "playersession", "bob-arena-1", `{"status":{"conditions":[{"type":"Admitted","status":"False","reason":"GameSessionFull","message":"x","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}`, "Forbidden"},
+		{"names in the ledger", "gsess", "arena-1", `{"status":{"seats":[{"name":"bob-arena-1"},{"name":"mallory"}]}}`, "Forbidden"},
+		{"an emptied ledger", "gsess", "arena-1", `{"status":{"seats":null}}`, "Forbidden"},
+		{"the count", "gsess", "arena-1", `{"status":{"currentPlayerSessionCount":0}}`, "Forbidden"},
+		{"ERROR", "gsess", "arena-1", `{"status":{"status":"ERROR"}}`, "Forbidden"},
+		{"the game session id", "gsess", "arena-1", `{"status":{"gameSessionId":"arn:aws:gamelift:local::gamesession/fleet-arena/forged"}}`, "is invalid"},
+	} {
+		out, ok := e.kubectl(t, "patch", tc.kind, tc.object, "--subresource=status", "--type=merge", "-p", tc.patch)
+		if ok || !strings.Contains(out, tc.want) {
+			t.Errorf("%s: want %q, got ok=%v: %s", tc.name, tc.want, ok, out)
+		}
+	}
+	// And nothing of it took: the ledger holds bob alone, carol has no seat.
+	arena := e.gs(g, "arena-1")
+	g.Expect(arena.Status.Seats).To(ConsistOf(gamev1.SeatHolder{Name: "bob-arena-1"}))
+	g.Expect(e.ps(g, "carol-nowhere").Status.Status).To(BeEmpty())
+	g.Expect(e.ps(g, "bob-arena-1").Status.Status).To(Equal(gamev1.PlayerSessionReserved))
+
+	// Writing the main resource or other namespaces is not granted at all.
+	out, ok := e.kubectl(t, "delete", "gsess", "arena-1")
+	g.Expect(ok).To(BeFalse(), out)
+	out, ok = e.kubectl(t, "get", "psess", "-n", "default")
+	g.Expect(ok).To(BeFalse(), out)
+}
+
+// shellWords splits a command line the way the README's shell would (single quotes only).
+func shellWords(t *testing.T, s string) []string {
+	t.Helper()
+	var words []string
+	var cur strings.Builder
+	quoted := false
+	for _, r := range s {
+		switch {
+		case r == '\'':
+			quoted = !quoted
+		case r == ' ' && !quoted:
+			if cur.Len() > 0 {
+				words = append(words, cur.String())
+				cur.Reset()
+			}
+		default:
+			cur.WriteRune(r)
+		}
+	}
+	if quoted {
+		t.Fatalf("unbalanced quotes in %s", s)
+	}
+	if cur.Len() > 0 {
+		words = append(words, cur.String())
+	}
+	return words
+}
+
