@@ -204,4 +204,3 @@ func shellWords(t *testing.T, s string) []string {
 	}
 	return words
 }
-
