@@ -6,12 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	corev1 "k8s.io/api/core/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -102,16 +104,58 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, body []byte)
 	return namespace, nil
 }
 
-// lookupKey finds the Secret of an access key in the cache.
+// lookupKey finds the Secret of an access key through the cache's index. A key id that more than one Secret
+// holds is refused for all of them, never resolved to whichever a list returns first: the caller answers it
+// as it answers an unknown key, and each Secret gets a Warning event naming the others (at most once per
+// ambiguousEventInterval per key id).
 func (s *Server) lookupKey(ctx context.Context, keyID string) (namespace, secret string, ok bool) {
 	var list corev1.SecretList
 	if err := s.Reader.List(ctx, &list, client.MatchingFields{IndexAccessKeyID: keyID}, client.HasLabels{AccessKeyLabel}); err != nil {
 		return "", "", false
 	}
-	for _, sec := range list.Items {
+	var found []*corev1.Secret
+	for i := range list.Items {
+		sec := &list.Items[i]
 		if string(sec.Data[AccessKeyIDField]) == keyID && len(sec.Data[SecretAccessKeyField]) > 0 {
-			return sec.Namespace, string(sec.Data[SecretAccessKeyField]), true
+			found = append(found, sec)
 		}
 	}
+	switch len(found) {
+	case 0:
+		return "", "", false
+	case 1:
+		return found[0].Namespace, string(found[0].Data[SecretAccessKeyField]), true
+	}
+	s.reportAmbiguous(ctx, keyID, found)
 	return "", "", false
+}
+
+// ambiguousEventInterval bounds how often an ambiguous key id is reported.
+const ambiguousEventInterval = 10 * time.Minute
+
+func (s *Server) reportAmbiguous(ctx context.Context, keyID string, secrets []*corev1.Secret) {
+	now := s.Clock.Now()
+	s.ambiguousMu.Lock()
+	if last, ok := s.ambiguousReported[keyID]; ok && now.Sub(last) < ambiguousEventInterval {
+		s.ambiguousMu.Unlock()
+		return
+	}
+	if s.ambiguousReported == nil {
+		s.ambiguousReported = map[string]time.Time{}
+	}
+	s.ambiguousReported[keyID] = now
+	s.ambiguousMu.Unlock()
+	names := make([]string, 0, len(secrets))
+	for _, sec := range secrets {
+		names = append(names, sec.Namespace+"/"+sec.Name)
+	}
+	slices.Sort(names)
+	ctrl.LoggerFrom(ctx).Info("Access key id is held by several Secrets; refusing it", "secrets", names)
+	if s.Recorder == nil {
+		return
+	}
+	for _, sec := range secrets {
+		s.Recorder.Eventf(sec, nil, corev1.EventTypeWarning, "AmbiguousAccessKey", "Authenticate",
+			"Access key id %s is held by %d Secrets (%s): it is refused for all of them until only one holds it", keyID, len(secrets), strings.Join(names, ", "))
+	}
 }

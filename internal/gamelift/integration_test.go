@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/gamelift/types"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -369,4 +371,57 @@ func TestGameLiftGameSessions(t *testing.T) {
 	}).WithTimeout(20 * time.Second).Should(Equal("GameSessionFullException"))
 	_, err = c.UpdateGameSession(ctx, &gamelift.UpdateGameSessionInput{GameSessionId: aws.String(ids[0]), MaximumPlayerSessionCount: aws.Int32(-1)})
 	g.Expect(errorCode(err)).To(Equal("InvalidRequestException"))
+}
+
+// TestAmbiguousAccessKey: a key id held by Secrets in two namespaces is refused for both, exactly as an
+// unknown key is, and each Secret gets a Warning event naming both; once one Secret goes, the key works.
+func TestAmbiguousAccessKey(t *testing.T) {
+	g := NewWithT(t)
+	e := startEnv(t)
+	ctx := context.Background()
+	e.tenant(t, "team-a", "AKIDSHARED", "secret-a")
+	c := e.sdk("AKIDSHARED", "secret-a")
+	g.Eventually(func() string {
+		_, err := c.DescribePlayerSessions(ctx, &gamelift.DescribePlayerSessionsInput{PlayerId: aws.String("alice")})
+		return errText(err)
+	}).WithTimeout(20 * time.Second).Should(BeEmpty())
+
+	e.tenant(t, "team-b", "AKIDSHARED", "secret-b") // the same key id in another namespace
+	var ambiguous string
+	g.Eventually(func() string {
+		_, err := c.DescribePlayerSessions(ctx, &gamelift.DescribePlayerSessionsInput{PlayerId: aws.String("alice")})
+		ambiguous = errText(err)
+		return errorCode(err)
+	}).WithTimeout(20 * time.Second).Should(Equal("UnauthorizedException"))
+	_, err := e.sdk("AKIDSHARED", "secret-b").DescribePlayerSessions(ctx, &gamelift.DescribePlayerSessionsInput{PlayerId: aws.String("alice")})
+	g.Expect(errorCode(err)).To(Equal("UnauthorizedException"))
+	_, err = e.sdk("AKIDNOBODY", "secret-a").DescribePlayerSessions(ctx, &gamelift.DescribePlayerSessionsInput{PlayerId: aws.String("alice")})
+	unknown := errText(err)
+	// The same answer, but for the caller's own key id echoed back and the request id.
+	strip := func(s string) string {
+		return regexp.MustCompile(`RequestID: \S+|AKID[A-Z]+`).ReplaceAllString(s, "")
+	}
+	g.Expect(strip(ambiguous)).To(Equal(strip(unknown)), "an ambiguous key must read exactly as an unknown one")
+	g.Expect(ambiguous).NotTo(ContainSubstring("team-"))
+
+	for _, ns := range []string{"team-a", "team-b"} {
+		g.Eventually(func(g Gomega) {
+			var list eventsv1.EventList
+			g.Expect(e.admin.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+			var notes []string
+			for _, ev := range list.Items {
+				if ev.Reason == "AmbiguousAccessKey" && ev.Regarding.Kind == "Secret" && ev.Type == corev1.EventTypeWarning {
+					notes = append(notes, ev.Note)
+				}
+			}
+			g.Expect(notes).To(HaveLen(1))
+			g.Expect(notes[0]).To(ContainSubstring("team-a/gamelift-key, team-b/gamelift-key"))
+		}).WithTimeout(20 * time.Second).Should(Succeed())
+	}
+
+	g.Expect(e.admin.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "team-b", Name: "gamelift-key"}})).To(Succeed())
+	g.Eventually(func() string {
+		_, err := c.DescribePlayerSessions(ctx, &gamelift.DescribePlayerSessionsInput{PlayerId: aws.String("alice")})
+		return errText(err)
+	}).WithTimeout(20 * time.Second).Should(BeEmpty())
 }

@@ -6,8 +6,10 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -42,8 +44,13 @@ type Server struct {
 	Options controllers.Options
 	// Agones tells whether a FleetId names an Agones Fleet (nil: never).
 	Agones *agones.Client
+	// Recorder reports ambiguous access keys on their Secrets (nil: logged only).
+	Recorder events.EventRecorder
 	// DecisionTimeout bounds how long CreatePlayerSession waits for the operator to admit or refuse.
 	DecisionTimeout time.Duration
+
+	ambiguousMu       sync.Mutex
+	ambiguousReported map[string]time.Time
 }
 
 // NeedLeaderElection is false: every replica serves.

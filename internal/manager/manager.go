@@ -174,7 +174,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query
 		}
 		if err := mgr.Add(&gamelift.Server{
 			Addr: o.GameLiftAddr, Client: client.WithFieldOwner(mgr.GetClient(), gamelift.FieldManager), Reader: mgr.GetCache(), Index: index, Tokens: tokens,
-			Clock: o.Clock, Options: o.Controllers, Agones: ag,
+			Clock: o.Clock, Options: o.Controllers, Agones: ag, Recorder: mgr.GetEventRecorder("gamelift-endpoint"),
 		}); err != nil {
 			return nil, nil, err
 		}

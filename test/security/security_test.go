@@ -6,6 +6,7 @@ package security
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -23,6 +25,7 @@ import (
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/controllers"
+	gl "github.com/playersessions/operator/internal/gamelift"
 	"github.com/playersessions/operator/internal/localcp"
 	"github.com/playersessions/operator/internal/manager"
 	"github.com/playersessions/operator/internal/testenv"
@@ -31,6 +34,8 @@ import (
 const ns = "games"
 
 type env struct {
+	cp         *localcp.ControlPlane
+	tenant     client.Client // a user of the group tenants, who may write Secrets in the namespace
 	admin      client.Client
 	kubeconfig string // the game server's
 }
@@ -81,10 +86,52 @@ func setup(t *testing.T) *env {
 	if err := cp.AddUserKubeconfig(envtest.User{Name: "game-server-1", Groups: []string{"game-servers"}}, kc); err != nil {
 		t.Fatal(err)
 	}
+	if err := admin.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "secrets"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "create", "update", "patch"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "secrets"},
+		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "secrets"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "tenants"},
+			{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "playersessions:access-key-admins"}}}); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{cp: cp, admin: admin, kubeconfig: kc}
+	e.tenant = e.as(t, "tenant-1", "tenants")
+	// The API server loads admission policies asynchronously, seconds after they are created: wait until
+	// config/policy is enforced (a dry-run write only a policy refuses), as a cluster's user would.
+	NewWithT(t).Eventually(func() string {
+		err := e.tenant.Create(ctx, key("probe", true), client.DryRunAll)
+		return fmt.Sprint(err)
+	}).WithTimeout(30 * time.Second).Should(ContainSubstring("ValidatingAdmissionPolicy"))
 	opts := manager.Options{Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", DisableAgones: true}
 	opts.Controllers.PlayerSessionTimeout = time.Hour
 	testenv.StartManager(t, cp, opts)
-	return &env{admin: admin, kubeconfig: kc}
+	return e
+}
+
+// as is a client of a user of group.
+func (e *env) as(t *testing.T, name, group string) client.Client {
+	t.Helper()
+	cfg, err := e.cp.AddUser(envtest.User{Name: name, Groups: []string{group}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: manager.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// key is an access-key Secret holding the key id AKIDCOPIED.
+func key(name string, labelled bool) *corev1.Secret {
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		StringData: map[string]string{gl.AccessKeyIDField: "AKIDCOPIED", gl.SecretAccessKeyField: "x"}}
+	if labelled {
+		s.Labels = map[string]string{gl.AccessKeyLabel: "true"}
+	}
+	return s
 }
 
 func (e *env) create(t *testing.T, objs ...client.Object) {
@@ -203,4 +250,24 @@ func shellWords(t *testing.T, s string) []string {
 		words = append(words, cur.String())
 	}
 	return words
+}
+
+// TestAccessKeySecrets: a tenant who may create Secrets in its namespace cannot create or label a GameLift
+// access-key Secret (it could copy another tenant's key id, which refuses the key for both); a member of
+// playersessions:access-key-admins can.
+func TestAccessKeySecrets(t *testing.T) {
+	e := setup(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+	keyAdmin := e.as(t, "key-admin", "playersessions:access-key-admins")
+	err := e.tenant.Create(ctx, key("planted", true))
+	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+	g.Expect(err.Error()).To(ContainSubstring("playersessions:access-key-admins"))
+	plain := key("plain", false)
+	g.Expect(e.tenant.Create(ctx, plain)).To(Succeed(), "other Secrets stay the tenant's")
+	labelled := plain.DeepCopy()
+	labelled.Labels = map[string]string{gl.AccessKeyLabel: "true"}
+	err = e.tenant.Patch(ctx, labelled, client.MergeFrom(plain))
+	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "labelling: %v", err)
+	g.Expect(keyAdmin.Create(ctx, key("issued", true))).To(Succeed())
 }
