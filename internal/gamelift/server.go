@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
+	"golang.org/x/net/netutil"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -44,6 +46,11 @@ type Server struct {
 	Options controllers.Options
 	// Agones tells whether a FleetId names an Agones Fleet (nil: never).
 	Agones *agones.Client
+	// ReadTimeout bounds reading a whole request (a slow body), WriteTimeout writing its answer, IdleTimeout
+	// how long a kept-alive connection may wait for the next request; MaxConnections bounds the connections
+	// served at once (more wait to be accepted). Zero: DefaultLimits.
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	MaxConnections                         int
 	// Recorder reports ambiguous access keys on their Secrets (nil: logged only).
 	Recorder events.EventRecorder
 	// DecisionTimeout bounds how long CreatePlayerSession waits for the operator to admit or refuse.
@@ -56,9 +63,35 @@ type Server struct {
 // NeedLeaderElection is false: every replica serves.
 func (s *Server) NeedLeaderElection() bool { return false }
 
+// Default limits of the endpoint: a request is small (1 MiB at most) and answered from memory, so a client
+// that takes longer than this to send one, or holds a connection idle, is cut off.
+const (
+	DefaultReadTimeout    = 30 * time.Second
+	DefaultWriteTimeout   = 30 * time.Second
+	DefaultIdleTimeout    = 120 * time.Second
+	DefaultMaxConnections = 1024
+)
+
 // Start serves until ctx ends.
 func (s *Server) Start(ctx context.Context) error {
-	srv := &http.Server{Addr: s.Addr, Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	or := func(d, def time.Duration) time.Duration {
+		if d > 0 {
+			return d
+		}
+		return def
+	}
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: min(10*time.Second, or(s.ReadTimeout, DefaultReadTimeout)),
+		ReadTimeout: or(s.ReadTimeout, DefaultReadTimeout), WriteTimeout: or(s.WriteTimeout, DefaultWriteTimeout),
+		IdleTimeout: or(s.IdleTimeout, DefaultIdleTimeout)}
+	l, err := net.Listen("tcp", s.Addr)
+	if err != nil {
+		return err
+	}
+	maxConns := s.MaxConnections
+	if maxConns <= 0 {
+		maxConns = DefaultMaxConnections
+	}
+	l = netutil.LimitListener(l, maxConns)
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -66,7 +99,7 @@ func (s *Server) Start(ctx context.Context) error {
 		_ = srv.Shutdown(sctx)
 	}()
 	ctrl.Log.WithName("gamelift").Info("Serving the GameLift-compatible endpoint", "address", s.Addr)
-	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil

@@ -68,6 +68,9 @@ type Options struct {
 
 	// GameLiftAddr enables the GameLift-compatible endpoint on this address (empty: off).
 	GameLiftAddr string
+	// GameLiftReadTimeout, GameLiftIdleTimeout and GameLiftMaxConnections limit its clients (0: defaults).
+	GameLiftReadTimeout, GameLiftIdleTimeout time.Duration
+	GameLiftMaxConnections                   int
 
 	// WebhookPort enables the PlayerSession admission webhook on WebhookHost:WebhookPort (0: off), serving
 	// WebhookCertDir's tls.crt/tls.key.
@@ -175,6 +178,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query
 		if err := mgr.Add(&gamelift.Server{
 			Addr: o.GameLiftAddr, Client: client.WithFieldOwner(mgr.GetClient(), gamelift.FieldManager), Reader: mgr.GetCache(), Index: index, Tokens: tokens,
 			Clock: o.Clock, Options: o.Controllers, Agones: ag, Recorder: mgr.GetEventRecorder("gamelift-endpoint"),
+			ReadTimeout: o.GameLiftReadTimeout, WriteTimeout: o.GameLiftReadTimeout, IdleTimeout: o.GameLiftIdleTimeout, MaxConnections: o.GameLiftMaxConnections,
 		}); err != nil {
 			return nil, nil, err
 		}
