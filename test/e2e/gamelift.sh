@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# End-to-end: the GameLift-compatible endpoint driven by real AWS clients through a full session lifecycle:
-# Debian's aws CLI and boto3 (AWS JSON 1.1) and, when the machine has it, the image's aws CLI (Smithy RPC v2
-# CBOR). The manager runs on a local control plane, as `make run` does.
+# End-to-end: the GameLift-compatible endpoint driven by real AWS clients through a full session lifecycle,
+# in both wire protocols: Debian's boto3 and aws CLI (AWS JSON 1.1, as they ship), and the image's boto3 and
+# aws CLI made to speak Smithy RPC v2 CBOR with a CBOR-only copy of their model (test/e2e/cbor_model.py;
+# as shipped, they send AWS JSON 1.1 too). Each run checks the protocol actually spoken. The manager runs on
+# a local control plane, as `make run` does.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 hack/e2e-deps.sh
@@ -28,10 +30,12 @@ check() { # check NAME EXPECTED ACTUAL
 }
 
 kubectl apply -f config/samples/gamesession.yaml >/dev/null
+sed 's/name: arena-1/name: arena-2/' config/samples/gamesession.yaml | kubectl apply -f - >/dev/null
 for _ in $(seq 1 100); do
   gsid=$(kubectl get gsess arena-1 -o jsonpath='{.status.gameSessionId}' 2>/dev/null || true)
-  status=$(kubectl get gsess arena-1 -o jsonpath='{.status.status}' 2>/dev/null || true)
-  [[ -n "$gsid" && "$status" == ACTIVE ]] && break
+  gsid2=$(kubectl get gsess arena-2 -o jsonpath='{.status.gameSessionId}' 2>/dev/null || true)
+  status=$(kubectl get gsess arena-1 arena-2 -o jsonpath='{.items[*].status.status}' 2>/dev/null || true)
+  [[ -n "$gsid" && -n "$gsid2" && "$status" == "ACTIVE ACTIVE" ]] && break
   sleep 0.2
 done
 # The access key and the game session reach the manager's cache.
@@ -41,10 +45,23 @@ for _ in $(seq 1 100); do
 done
 
 # Debian's boto3 (AWS JSON 1.1): the rest of the lifecycle, and the game server's calls.
-out=$(/usr/bin/python3 test/e2e/lifecycle.py "$url" "$gsid" 2>&1) || true
-echo "$out"
-passed=$((passed + $(grep -c '^ok ' <<<"$out" || true)))
-failed=$((failed + $(grep -c '^FAIL' <<<"$out" || true)))
+lifecycle() { # lifecycle PYTHON GAME_SESSION_ID PROTOCOL
+  local out
+  out=$("$1" test/e2e/lifecycle.py "$url" "$2" "$3" 2>&1) || true
+  echo "$out"
+  passed=$((passed + $(grep -c '^ok ' <<<"$out" || true)))
+  failed=$((failed + $(grep -c '^FAIL' <<<"$out" || true)))
+  [[ $(grep -c '^ok \|^FAIL' <<<"$out" || true) -gt 10 ]] || { failed=$((failed + 1)); echo "FAIL boto3 ($3): the run stopped early"; }
+}
+lifecycle /usr/bin/python3 "$gsid" json
+
+# The image's boto3, made to speak Smithy RPC v2 CBOR, through the same lifecycle on another game session.
+image_python=$(command -v python3)
+[[ "$image_python" != /usr/bin/python3 ]] && "$image_python" -c 'import boto3' 2>/dev/null || {
+  echo "e2e: the image's python3 with boto3 is needed for the CBOR run" >&2; exit 1; }
+cbor_model="$state/cbor-model"
+"$image_python" test/e2e/cbor_model.py "$cbor_model"
+AWS_DATA_PATH="$cbor_model" lifecycle "$image_python" "$gsid2" cbor
 
 
 # Debian's aws CLI (AWS JSON 1.1).
@@ -59,10 +76,15 @@ check "aws CLI: no key is InvalidRequestException" 1 "$(grep -c InvalidRequestEx
 err=$(AWS_SECRET_ACCESS_KEY=wrong $cli gamelift describe-player-sessions --endpoint-url "$url" --player-id alice 2>&1 || true)
 check "aws CLI: a wrong secret is UnauthorizedException" 1 "$(grep -c UnauthorizedException <<<"$err")"
 
-# The image's aws CLI, if any, speaks Smithy RPC v2 CBOR.
-if command -v aws >/dev/null && [[ "$(command -v aws)" != /usr/bin/aws ]]; then
-  check "aws CLI (RPC v2 CBOR): describe-player-sessions by player" COMPLETED "$(aws gamelift describe-player-sessions --endpoint-url "$url" --player-id alice --query 'PlayerSessions[0].Status' --output text)"
-fi
+# The image's aws CLI, made to speak Smithy RPC v2 CBOR with the same model; --debug shows the request line.
+image_aws=$(command -v aws)
+[[ "$image_aws" != /usr/bin/aws ]] || { echo "e2e: the image's aws CLI is needed for the CBOR run" >&2; exit 1; }
+cbor_cli() { AWS_DATA_PATH="$cbor_model" "$image_aws" --debug gamelift --endpoint-url "$url" "$@" 2>"$state/cli-debug"; }
+check "aws CLI (RPC v2 CBOR): describe-player-sessions by player" COMPLETED "$(cbor_cli describe-player-sessions --player-id alice --query 'PlayerSessions[0].Status' --output text)"
+check "aws CLI (RPC v2 CBOR): the request was CBOR" 1 "$(grep -c 'url=http://127.0.0.1:[0-9]*/service/GameLift/operation/DescribePlayerSessions' "$state/cli-debug" || true)"
+check "aws CLI (RPC v2 CBOR): create-game-session" ACTIVATING "$(cbor_cli create-game-session --fleet-id fleet-arena --maximum-player-session-count 3 --query GameSession.Status --output text)"
+err=$(cbor_cli create-player-session --game-session-id "$gsid" --player-id erin --output text || true)
+check "aws CLI (RPC v2 CBOR): DENY_ALL refuses with GameSessionFullException" yes "$(grep -q 'GameSessionFullException' <<<"$err$(cat "$state/cli-debug")" && echo yes)"
 
 echo "e2e: $passed passed, $failed failed"
 [[ $failed == 0 ]]

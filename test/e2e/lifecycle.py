@@ -1,5 +1,7 @@
-"""A full player-session lifecycle through the GameLift endpoint with boto3 (run with Debian's python3,
-whose boto3 speaks AWS JSON 1.1). Usage: lifecycle.py ENDPOINT_URL GAME_SESSION_ID"""
+"""A full player-session lifecycle through the GameLift endpoint with boto3. Usage:
+lifecycle.py ENDPOINT_URL GAME_SESSION_ID PROTOCOL, where PROTOCOL (json or cbor) is the wire protocol this
+boto3 is expected to speak (Debian's boto3: json; the image's boto3 with AWS_DATA_PATH from cbor_model.py:
+cbor). Every SDK request is recorded and checked to have used it."""
 import json
 import sys
 import time
@@ -9,19 +11,29 @@ import botocore
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 
-url, gsid = sys.argv[1], sys.argv[2]
+url, gsid, protocol = sys.argv[1], sys.argv[2], sys.argv[3]
 session = boto3.session.Session()
 gl = session.client("gamelift", endpoint_url=url)
 failures = 0
+spoken = []
+
+
+def record(request, **kwargs):
+    cbor = "/service/GameLift/operation/" in request.url
+    json_ = "X-Amz-Target" in request.headers
+    spoken.append("cbor" if cbor and not json_ else "json" if json_ and not cbor else "other")
+
+
+gl.meta.events.register("before-send.gamelift", record)
 
 
 def check(name, want, got):
     global failures
     if want == got:
-        print(f"ok   boto3: {name}")
+        print(f"ok   boto3 ({protocol}): {name}")
     else:
         failures += 1
-        print(f"FAIL boto3: {name}: want {want!r}, got {got!r}")
+        print(f"FAIL boto3 ({protocol}): {name}: want {want!r}, got {got!r}")
 
 
 def error_code(call):
@@ -46,20 +58,25 @@ def game_server(action, body):
         return e.code, json.load(e)
 
 
+def player(name):
+    """Player ids of this run (the runs share the cluster: describing by player must find this run's)."""
+    return name if protocol == "json" else name + "-" + protocol
+
+
 print(f"# boto3 {boto3.__version__}, botocore {botocore.__version__}")
-alice = gl.create_player_session(GameSessionId=gsid, PlayerId="alice", PlayerData="red")["PlayerSession"]
+alice = gl.create_player_session(GameSessionId=gsid, PlayerId=player("alice"), PlayerData="red")["PlayerSession"]
 check("create_player_session", ("RESERVED", "red"), (alice["Status"], alice["PlayerData"]))
 status, body = game_server("AcceptPlayerSession", {"GameSessionId": gsid, "PlayerSessionId": alice["PlayerSessionId"]})
 check("the game server accepts alice", (200, "ACTIVE"), (status, body.get("PlayerSession", {}).get("Status")))
-bob = gl.create_player_sessions(GameSessionId=gsid, PlayerIds=["bob"], PlayerDataMap={"bob": "blue"})["PlayerSessions"][0]
+bob = gl.create_player_sessions(GameSessionId=gsid, PlayerIds=[player("bob")], PlayerDataMap={player("bob"): "blue"})["PlayerSessions"][0]
 check("create_player_sessions", ("RESERVED", "blue"), (bob["Status"], bob["PlayerData"]))
 check("a third player is refused", "GameSessionFullException",
-      error_code(lambda: gl.create_player_session(GameSessionId=gsid, PlayerId="carol")))
-alice = gl.describe_player_sessions(PlayerId="alice")["PlayerSessions"][0]
-check("describe by player", "alice", alice["PlayerId"])
+      error_code(lambda: gl.create_player_session(GameSessionId=gsid, PlayerId=player("carol"))))
+alice = gl.describe_player_sessions(PlayerId=player("alice"))["PlayerSessions"][0]
+check("describe by player", player("alice"), alice["PlayerId"])
 check("timestamps are datetimes", True, alice["CreationTime"].year >= 2026)
 page = gl.describe_player_sessions(GameSessionId=gsid, PlayerSessionStatusFilter="ACTIVE")["PlayerSessions"]
-check("status filter", ["alice"], [p["PlayerId"] for p in page])
+check("status filter", [player("alice")], [p["PlayerId"] for p in page])
 first = gl.describe_player_sessions(GameSessionId=gsid, Limit=1)
 second = gl.describe_player_sessions(GameSessionId=gsid, Limit=1, NextToken=first["NextToken"])
 check("paging", 2, len({p["PlayerSessionId"] for p in first["PlayerSessions"] + second["PlayerSessions"]}))
@@ -78,7 +95,8 @@ check("the game session is empty again", 0, count)
 gs = gl.update_game_session(GameSessionId=gsid, PlayerSessionCreationPolicy="DENY_ALL")["GameSession"]
 check("update_game_session", "DENY_ALL", gs["PlayerSessionCreationPolicy"])
 check("an unknown game session", "NotFoundException",
-      error_code(lambda: gl.create_player_session(GameSessionId=gsid + "0", PlayerId="dave")))
+      error_code(lambda: gl.create_player_session(GameSessionId=gsid + "0", PlayerId=player("dave"))))
 created = gl.create_game_session(FleetId="fleet-arena", MaximumPlayerSessionCount=4, Name="from boto3")["GameSession"]
 check("create_game_session", ("ACTIVATING", "from boto3"), (created["Status"], created["Name"]))
+check(f"every SDK request spoke {protocol} ({len(spoken)} requests)", {protocol}, set(spoken))
 sys.exit(1 if failures else 0)
