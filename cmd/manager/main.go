@@ -102,7 +102,7 @@ func run() error {
 
 	getConfig := ctrl.GetConfigOrDie
 	if localDir != "" {
-		cp, err := localcp.Start(localcp.Options{CRDDirectoryPaths: []string{crdDir}, Dir: localDir, QueryPort: o.QueryPort, WebhookDirectoryPaths: []string{webhookDir}, ManifestDirectoryPaths: []string{policyDir}})
+		cp, err := localcp.Start(localcp.Options{CRDDirectoryPaths: []string{crdDir}, Dir: localDir, QueryPort: o.QueryPort, WebhookDirectoryPaths: []string{webhookDir}, ManifestDirectoryPaths: []string{policyDir}, DieWithParent: true})
 		if err != nil {
 			return err
 		}

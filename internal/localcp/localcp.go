@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -42,7 +43,8 @@ type ControlPlane struct {
 	WebhookPort    int
 	WebhookCertDir string
 
-	certDir string
+	certDir    string
+	wrapperDir string
 }
 
 // Options configure the control plane.
@@ -51,6 +53,9 @@ type Options struct {
 	CRDDirectoryPaths []string
 	// BinaryAssetsDirectory holds kube-apiserver and etcd; KUBEBUILDER_ASSETS when empty.
 	BinaryAssetsDirectory string
+	// DieWithParent starts etcd and kube-apiserver with the parent-death signal set (Linux, through
+	// util-linux's setpriv), so that they die with this process even when it is killed with SIGKILL.
+	DieWithParent bool
 	// Dir receives the kubeconfig file.
 	Dir string
 	// QueryPort, when set, wires the aggregation layer: kube-apiserver gets a front-proxy client
@@ -87,6 +92,23 @@ func Start(o Options) (*ControlPlane, error) {
 		return nil, fmt.Errorf("no kube-apiserver/etcd: set KUBEBUILDER_ASSETS to the folder hack/envtest-binaries.sh prints")
 	}
 	cp := &ControlPlane{env: env}
+	if o.DieWithParent {
+		assets := env.BinaryAssetsDirectory
+		if assets == "" {
+			assets = os.Getenv("KUBEBUILDER_ASSETS")
+		}
+		wrappers, err := dieWithParent(assets)
+		if err != nil {
+			return nil, err
+		}
+		// envtest would look in KUBEBUILDER_ASSETS before BinaryAssetsDirectory: name the binaries.
+		cp.wrapperDir = wrappers
+		env.ControlPlane.GetAPIServer().Path = filepath.Join(wrappers, "kube-apiserver")
+		if env.ControlPlane.Etcd == nil {
+			env.ControlPlane.Etcd = &envtest.Etcd{}
+		}
+		env.ControlPlane.Etcd.Path = filepath.Join(wrappers, "etcd")
+	}
 	var servingCA *keyPair
 	if o.QueryPort != 0 || o.Aggregation {
 		var err error
@@ -312,10 +334,33 @@ func (cp *ControlPlane) ServeAPIService(group, version string, handler http.Hand
 // Stop stops the control plane and removes its data.
 func (cp *ControlPlane) Stop() error {
 	err := cp.env.Stop()
-	if cp.certDir != "" {
-		_ = os.RemoveAll(cp.certDir)
+	for _, dir := range []string{cp.certDir, cp.wrapperDir} {
+		if dir != "" {
+			_ = os.RemoveAll(dir)
+		}
 	}
 	return err
+}
+
+// dieWithParent writes, into a new folder, kube-apiserver and etcd wrappers that exec the binaries of
+// assets with the parent-death signal SIGKILL (kept across exec): the parent is this process, which starts
+// them, so they cannot outlive it.
+func dieWithParent(assets string) (string, error) {
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		return "", fmt.Errorf("setpriv (util-linux) is needed to tie etcd and kube-apiserver to this process: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "playersessions-bin-")
+	if err != nil {
+		return "", err
+	}
+	for _, name := range []string{"kube-apiserver", "etcd"} {
+		script := fmt.Sprintf("#!/bin/sh\nexec '%s' --pdeathsig KILL -- '%s' \"$@\"\n", setpriv, filepath.Join(assets, name))
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
 }
 
 // AddUser provisions a user with a client certificate (and groups) and returns its client configuration.
