@@ -11,7 +11,9 @@ import (
 )
 
 // The GameLift endpoint (internal/gamelift) shares the manager's identity: it reads access-key Secrets and
-// creates player sessions. Its markers live here, where controller-gen reads them.
+// creates player sessions. Its markers live here, where controller-gen reads them. The Secrets rule is
+// cluster-wide because keys live in the tenants' namespaces; the cache reads only labelled access-key
+// Secrets (config/rbac/kustomization.yaml says why).
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=game.playersessions.dev,resources=playersessions,verbs=create
 // +kubebuilder:rbac:groups=game.playersessions.dev,resources=gamesessions,verbs=create
