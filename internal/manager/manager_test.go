@@ -1,0 +1,48 @@
+package manager_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/playersessions/operator/controllers"
+	"github.com/playersessions/operator/internal/gamelift"
+	"github.com/playersessions/operator/internal/localcp"
+	"github.com/playersessions/operator/internal/manager"
+	"github.com/playersessions/operator/internal/testenv"
+)
+
+// TestCacheHoldsOnlyAccessKeySecrets: the manager reads Secrets only to find GameLift access keys, and its
+// cache lists and watches only the labelled ones: no other Secret of the cluster enters its memory.
+func TestCacheHoldsOnlyAccessKeySecrets(t *testing.T) {
+	g := NewWithT(t)
+	cp := testenv.ControlPlane(t, localcp.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	admin, err := client.New(cp.Config, client.Options{Scheme: manager.Scheme()})
+	g.Expect(err).NotTo(HaveOccurred())
+	for name, labels := range map[string]map[string]string{"key": {gamelift.AccessKeyLabel: "true"}, "other": nil} {
+		g.Expect(admin.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, Labels: labels},
+			Data: map[string][]byte{gamelift.AccessKeyIDField: []byte("AKID" + name), gamelift.SecretAccessKeyField: []byte("s")}})).To(Succeed())
+	}
+	mgr, _, err := manager.New(ctx, cp.Config, manager.Options{Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0",
+		GameLiftAddr: "127.0.0.1:0", DisableAgones: true, SkipNameValidation: true})
+	g.Expect(err).NotTo(HaveOccurred())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	defer func() { cancel(); <-done }()
+	g.Eventually(func(g Gomega) {
+		var list corev1.SecretList
+		g.Expect(mgr.GetCache().List(ctx, &list)).To(Succeed())
+		var names []string
+		for _, s := range list.Items {
+			names = append(names, s.Namespace+"/"+s.Name)
+		}
+		g.Expect(names).To(Equal([]string{"default/key"}))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+}
