@@ -41,8 +41,8 @@ var gameLiftErrors = map[string]bool{InvalidRequestException: true, NotFoundExce
 	InvalidGameSessionStatusException: true, UnauthorizedException: true, InternalServiceException: true,
 	UnknownOperationException: true, SerializationException: true}
 
-// fuzzServer is the endpoint on a fake API server holding one access key (AKID / s3cret in "tenant").
-func fuzzServer(t testing.TB) *Server {
+// fakeServer is the endpoint on a fake API server holding one access key (AKID / s3cret in "tenant").
+func fakeServer(t testing.TB) *Server {
 	t.Helper()
 	scheme := runtime.NewScheme()
 	_ = corev1.AddToScheme(scheme)
@@ -135,7 +135,7 @@ func FuzzCall(f *testing.F) {
 	}
 	f.Add(false, uint8(0), []byte(`{"PlayerSessionId":"psess-1","Limit":-1}`))
 	f.Add(true, uint8(3), []byte{0xa1, 0x6f})
-	s := fuzzServer(f)
+	s := fakeServer(f)
 	f.Fuzz(func(t *testing.T, useCBOR bool, action uint8, body []byte) {
 		name := fuzzActions[int(action)%len(fuzzActions)]
 		w := httptest.NewRecorder()
@@ -173,7 +173,7 @@ func FuzzAuthenticate(f *testing.F) {
 	}
 	f.Add("AWS4-HMAC-SHA256 Credential=AKID/20261125/us-east-1/gamelift/aws4_request, SignedHeaders=host, Signature=00", "20261125T120030Z", []byte("{}"))
 	f.Add("AWS4-HMAC-SHA256 Credential=/////, SignedHeaders=;;;, Signature==", "x", []byte{})
-	s := fuzzServer(f)
+	s := fakeServer(f)
 	f.Fuzz(func(t *testing.T, auth, date string, body []byte) {
 		r := httptest.NewRequest(http.MethodPost, "http://gamelift.local/", bytes.NewReader(body))
 		r.Header.Set("Authorization", auth)

@@ -13,11 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/fxamacker/cbor/v2"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clocktesting "k8s.io/utils/clock/testing"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 )
 
 var t0 = time.Date(2026, 11, 25, 12, 0, 30, 219_000_000, time.UTC)
@@ -52,15 +47,7 @@ func TestErrorBodies(t *testing.T) {
 }
 
 func TestAuthenticate(t *testing.T) {
-	scheme := runtime.NewScheme()
-	_ = corev1.AddToScheme(scheme)
-	key := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "tenant", Name: "key", Labels: map[string]string{AccessKeyLabel: "true"}},
-		Data:       map[string][]byte{AccessKeyIDField: []byte("AKID"), SecretAccessKeyField: []byte("s3cret")},
-	}
-	reader := fake.NewClientBuilder().WithScheme(scheme).WithObjects(key).WithIndex(&corev1.Secret{}, IndexAccessKeyID, AccessKeyIDOf).Build()
-	clk := clocktesting.NewFakeClock(t0)
-	s := &Server{Reader: reader, Clock: clk}
+	s := fakeServer(t) // the key AKID / s3cret in namespace tenant, the clock at t0
 	body := []byte(`{"PlayerId":"p"}`)
 	signed := func(keyID, secret, service string, at time.Time) *http.Request {
 		r, _ := http.NewRequest(http.MethodPost, "http://gamelift.local/", bytes.NewReader(body))
