@@ -76,6 +76,7 @@ func run() error {
 	flag.StringVar(&tokenKeyFile, "query-token-key-file", "", "File with the key that signs continue tokens; replicas must share it (random when unset).")
 	flag.DurationVar(&o.QuerySnapshotWindow, "query-snapshot-window", 5*time.Minute, "How long a paged list's snapshot stays readable; older continue tokens get 410 Expired.")
 	flag.StringVar(&o.GameLiftAddr, "gamelift-bind-address", "", "Address of the GameLift-compatible endpoint, e.g. :9090 (off unless set).")
+	flag.StringVar(&o.GameLiftCertDir, "gamelift-cert-dir", "", "Folder with the GameLift endpoint's tls.crt and tls.key: serve HTTPS, reloading a renewed certificate (empty: plain HTTP).")
 	flag.DurationVar(&o.GameLiftReadTimeout, "gamelift-read-timeout", gamelift.DefaultReadTimeout, "How long a GameLift client may take to send a request (and to read its answer).")
 	flag.DurationVar(&o.GameLiftIdleTimeout, "gamelift-idle-timeout", gamelift.DefaultIdleTimeout, "How long a kept-alive GameLift connection may stay idle.")
 	flag.IntVar(&o.GameLiftMaxConnections, "gamelift-max-connections", gamelift.DefaultMaxConnections, "GameLift connections served at once; more wait to be accepted.")

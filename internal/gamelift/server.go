@@ -2,10 +2,13 @@ package gamelift
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/playersessions/operator/controllers"
@@ -46,6 +50,9 @@ type Server struct {
 	Options controllers.Options
 	// Agones tells whether a FleetId names an Agones Fleet (nil: never).
 	Agones *agones.Client
+	// CertDir, when set, holds tls.crt and tls.key: the endpoint then serves HTTPS, and picks up a renewed
+	// certificate (cert-manager rewrites the Secret) without a restart.
+	CertDir string
 	// ReadTimeout bounds reading a whole request (a slow body), WriteTimeout writing its answer, IdleTimeout
 	// how long a kept-alive connection may wait for the next request; MaxConnections bounds the connections
 	// served at once (more wait to be accepted). Zero: DefaultLimits.
@@ -92,13 +99,22 @@ func (s *Server) Start(ctx context.Context) error {
 		maxConns = DefaultMaxConnections
 	}
 	l = netutil.LimitListener(l, maxConns)
+	if s.CertDir != "" {
+		watcher, err := certwatcher.New(filepath.Join(s.CertDir, "tls.crt"), filepath.Join(s.CertDir, "tls.key"))
+		if err != nil {
+			_ = l.Close()
+			return fmt.Errorf("loading the GameLift endpoint's certificate: %w", err)
+		}
+		go func() { _ = watcher.Start(ctx) }()
+		l = tls.NewListener(l, &tls.Config{GetCertificate: watcher.GetCertificate, MinVersion: tls.VersionTLS12})
+	}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
-	ctrl.Log.WithName("gamelift").Info("Serving the GameLift-compatible endpoint", "address", s.Addr)
+	ctrl.Log.WithName("gamelift").Info("Serving the GameLift-compatible endpoint", "address", s.Addr, "tls", s.CertDir != "")
 	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

@@ -71,6 +71,8 @@ type Options struct {
 	// GameLiftReadTimeout, GameLiftIdleTimeout and GameLiftMaxConnections limit its clients (0: defaults).
 	GameLiftReadTimeout, GameLiftIdleTimeout time.Duration
 	GameLiftMaxConnections                   int
+	// GameLiftCertDir holds the endpoint's tls.crt and tls.key (empty: plain HTTP).
+	GameLiftCertDir string
 
 	// WebhookPort enables the PlayerSession admission webhook on WebhookHost:WebhookPort (0: off), serving
 	// WebhookCertDir's tls.crt/tls.key.
@@ -178,7 +180,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query
 		if err := mgr.Add(&gamelift.Server{
 			Addr: o.GameLiftAddr, Client: client.WithFieldOwner(mgr.GetClient(), gamelift.FieldManager), Reader: mgr.GetCache(), Index: index, Tokens: tokens,
 			Clock: o.Clock, Options: o.Controllers, Agones: ag, Recorder: mgr.GetEventRecorder("gamelift-endpoint"),
-			ReadTimeout: o.GameLiftReadTimeout, WriteTimeout: o.GameLiftReadTimeout, IdleTimeout: o.GameLiftIdleTimeout, MaxConnections: o.GameLiftMaxConnections,
+			ReadTimeout: o.GameLiftReadTimeout, WriteTimeout: o.GameLiftReadTimeout, IdleTimeout: o.GameLiftIdleTimeout, MaxConnections: o.GameLiftMaxConnections, CertDir: o.GameLiftCertDir,
 		}); err != nil {
 			return nil, nil, err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io/fs"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -87,5 +88,62 @@ func TestConfigDefaultServerDryRun(t *testing.T) {
 		if err := c.Patch(ctx, u, client.Apply, client.DryRunAll, client.FieldOwner("dry-run-test"), client.ForceOwnership); err != nil {
 			t.Errorf("%s %s/%s: %v", u.GetKind(), u.GetNamespace(), u.GetName(), err)
 		}
+	}
+}
+
+// TestConfigDeploysTheGameLiftEndpointWithTLS: in config/default the manager serves the GameLift endpoint
+// over HTTPS, from the Secret that cert-manager's Certificate fills, behind a Service that reaches its port.
+func TestConfigDeploysTheGameLiftEndpointWithTLS(t *testing.T) {
+	objs := build(t, testenv.Path("config", "default"))
+	find := func(kind, name string) *unstructured.Unstructured {
+		for _, u := range objs {
+			if u.GetKind() == kind && u.GetName() == name {
+				return u
+			}
+		}
+		t.Fatalf("config/default has no %s %s", kind, name)
+		return nil
+	}
+	dep := find("Deployment", "playersessions-manager")
+	containers, _, _ := unstructured.NestedSlice(dep.Object, "spec", "template", "spec", "containers")
+	c := containers[0].(map[string]any)
+	args, _, _ := unstructured.NestedStringSlice(c, "args")
+	var certDir string
+	bind := false
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, "--gamelift-cert-dir="); ok {
+			certDir = v
+		}
+		bind = bind || strings.HasPrefix(a, "--gamelift-bind-address=:9090")
+	}
+	if certDir == "" || !bind {
+		t.Fatalf("the manager's args do not serve the endpoint over TLS: %v", args)
+	}
+	mounts, _, _ := unstructured.NestedSlice(c, "volumeMounts")
+	var volume string
+	for _, m := range mounts {
+		if m.(map[string]any)["mountPath"] == certDir {
+			volume = m.(map[string]any)["name"].(string)
+		}
+	}
+	volumes, _, _ := unstructured.NestedSlice(dep.Object, "spec", "template", "spec", "volumes")
+	var secret string
+	for _, v := range volumes {
+		if v.(map[string]any)["name"] == volume {
+			secret, _, _ = unstructured.NestedString(v.(map[string]any), "secret", "secretName")
+		}
+	}
+	certSecret, _, _ := unstructured.NestedString(find("Certificate", "playersessions-gamelift").Object, "spec", "secretName")
+	if secret == "" || secret != certSecret {
+		t.Errorf("%s is mounted from Secret %q, the Certificate fills %q", certDir, secret, certSecret)
+	}
+	ports, _, _ := unstructured.NestedSlice(c, "ports")
+	named := false
+	for _, p := range ports {
+		named = named || (p.(map[string]any)["name"] == "gamelift" && p.(map[string]any)["containerPort"] == int64(9090))
+	}
+	svcPorts, _, _ := unstructured.NestedSlice(find("Service", "playersessions-gamelift").Object, "spec", "ports")
+	if !named || svcPorts[0].(map[string]any)["targetPort"] != "gamelift" {
+		t.Errorf("the Service does not reach the endpoint's port: container ports %v, service ports %v", ports, svcPorts)
 	}
 }
