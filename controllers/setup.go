@@ -15,6 +15,8 @@ import (
 // cluster-wide because keys live in the tenants' namespaces; the cache reads only labelled access-key
 // Secrets (config/rbac/kustomization.yaml says why).
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// The continue-token key that replicas share is a Secret the first replica creates in its own namespace.
+// +kubebuilder:rbac:groups="",namespace=playersessions-system,resources=secrets,verbs=get;create
 // +kubebuilder:rbac:groups=game.playersessions.dev,resources=playersessions,verbs=create
 // +kubebuilder:rbac:groups=game.playersessions.dev,resources=gamesessions,verbs=create
 

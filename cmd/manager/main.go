@@ -16,6 +16,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -39,9 +40,9 @@ func run() error {
 	o := manager.Options{Controllers: controllers.DefaultOptions()}
 	c := &o.Controllers
 	var (
-		localDir, crdDir, webhookDir, policyDir, queryBind, tokenKeyFile string
-		qps                                                              float64
-		burst                                                            int
+		localDir, crdDir, webhookDir, policyDir, queryBind, tokenKeyFile, tokenKeySecret string
+		qps                                                                              float64
+		burst                                                                            int
 	)
 	flag.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint (0 disables it).")
 	flag.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address of the health probes.")
@@ -73,7 +74,8 @@ func run() error {
 	flag.StringVar(&queryBind, "query-bind-address", "0.0.0.0", "Address of the query API server.")
 	flag.StringVar(&o.QueryCertDir, "query-cert-dir", "/tmp/playersessions-query", "Folder with the query API server's tls.crt and tls.key (self-signed ones are generated when missing).")
 	flag.StringVar(&o.QueryKubeconfig, "query-kubeconfig", os.Getenv("KUBECONFIG"), "Kubeconfig for the query API server's delegated authentication and authorization (empty: in-cluster).")
-	flag.StringVar(&tokenKeyFile, "query-token-key-file", "", "File with the key that signs continue tokens; replicas must share it (random when unset).")
+	flag.StringVar(&tokenKeyFile, "query-token-key-file", "", "File with the key that signs continue tokens (overrides --query-token-key-secret).")
+	flag.StringVar(&tokenKeySecret, "query-token-key-secret", "playersessions-system/playersessions-query-token-key", "NAMESPACE/NAME of the Secret holding the continue-token key that replicas share; the first replica creates it (empty: a random key per replica).")
 	flag.DurationVar(&o.QuerySnapshotWindow, "query-snapshot-window", 5*time.Minute, "How long a paged list's snapshot stays readable; older continue tokens get 410 Expired.")
 	flag.StringVar(&o.GameLiftAddr, "gamelift-bind-address", "", "Address of the GameLift-compatible endpoint, e.g. :9090 (off unless set).")
 	flag.StringVar(&o.GameLiftCertDir, "gamelift-cert-dir", "", "Folder with the GameLift endpoint's tls.crt and tls.key: serve HTTPS, reloading a renewed certificate (empty: plain HTTP).")
@@ -93,6 +95,11 @@ func run() error {
 	log := ctrl.Log.WithName("setup")
 	ctx := ctrl.SetupSignalHandler()
 	o.QueryBindAddress = net.ParseIP(queryBind)
+	if ns, name, ok := strings.Cut(tokenKeySecret, "/"); ok {
+		o.QueryTokenKeySecret = types.NamespacedName{Namespace: ns, Name: name}
+	} else if tokenKeySecret != "" {
+		return fmt.Errorf("--query-token-key-secret must be NAMESPACE/NAME, got %q", tokenKeySecret)
+	}
 	if tokenKeyFile != "" {
 		key, err := os.ReadFile(tokenKeyFile)
 		if err != nil {

@@ -10,8 +10,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -56,8 +58,11 @@ type Options struct {
 	QueryCertDir string
 	// QueryKubeconfig is for delegated authentication and authorization; empty: in-cluster.
 	QueryKubeconfig string
-	// QueryTokenKey signs continue tokens; replicas behind one Service must share it. Random when empty.
-	QueryTokenKey []byte
+	// QueryTokenKey signs continue tokens; replicas behind one Service must share it. When empty, it is read
+	// from (or, by the first replica, created in) the Secret QueryTokenKeySecret; random when that is empty
+	// too, or its namespace does not exist (a single local manager).
+	QueryTokenKey       []byte
+	QueryTokenKeySecret types.NamespacedName
 	// QuerySnapshotWindow is how long a paged list's snapshot stays readable.
 	QuerySnapshotWindow time.Duration
 
@@ -157,6 +162,18 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query
 		return nil, nil, err
 	}
 	key := o.QueryTokenKey
+	if len(key) == 0 && o.QueryTokenKeySecret.Name != "" {
+		direct, err := client.New(cfg, client.Options{Scheme: mgr.GetScheme()})
+		if err != nil {
+			return nil, nil, err
+		}
+		if key, err = EnsureTokenKey(ctx, direct, o.QueryTokenKeySecret); err != nil {
+			if !apierrors.IsNotFound(err) {
+				return nil, nil, err
+			}
+			ctrl.Log.WithName("setup").Info("No namespace for the shared continue-token key; using a key of this replica only", "secret", o.QueryTokenKeySecret)
+		}
+	}
 	if len(key) == 0 {
 		key = make([]byte, 32)
 		_, _ = rand.Read(key)

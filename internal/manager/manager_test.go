@@ -2,12 +2,14 @@ package manager_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/playersessions/operator/controllers"
@@ -45,4 +47,43 @@ func TestCacheHoldsOnlyAccessKeySecrets(t *testing.T) {
 		}
 		g.Expect(names).To(Equal([]string{"default/key"}))
 	}).WithTimeout(20 * time.Second).Should(Succeed())
+}
+
+// TestEnsureTokenKeyConcurrentStarts: replicas starting at the same moment all end up with the one key the
+// first create stored, so a continue token from one replica pages on another.
+func TestEnsureTokenKeyConcurrentStarts(t *testing.T) {
+	g := NewWithT(t)
+	cp := testenv.ControlPlane(t, localcp.Options{})
+	ctx := context.Background()
+	c, err := client.New(cp.Config, client.Options{Scheme: manager.Scheme()})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "playersessions-system"}})).To(Succeed())
+	key := types.NamespacedName{Namespace: "playersessions-system", Name: "playersessions-query-token-key"}
+	keys := make([][]byte, 8)
+	errs := make([]error, 8)
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			keys[i], errs[i] = manager.EnsureTokenKey(ctx, c, key)
+		}()
+	}
+	wg.Wait()
+	for i := range keys {
+		g.Expect(errs[i]).NotTo(HaveOccurred())
+		g.Expect(keys[i]).To(HaveLen(32))
+		g.Expect(keys[i]).To(Equal(keys[0]), "replica %d got another key", i)
+	}
+	var s corev1.Secret
+	g.Expect(c.Get(ctx, key, &s)).To(Succeed())
+	g.Expect(s.Data[manager.TokenKeyField]).To(Equal(keys[0]))
+	// A later start reads the same key.
+	again, err := manager.EnsureTokenKey(ctx, c, key)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(again).To(Equal(keys[0]))
+	// A Secret without a usable key is an error, not a silent new key.
+	g.Expect(c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: "broken"}})).To(Succeed())
+	_, err = manager.EnsureTokenKey(ctx, c, types.NamespacedName{Namespace: key.Namespace, Name: "broken"})
+	g.Expect(err).To(MatchError(ContainSubstring("holds no continue-token key")))
 }
