@@ -18,14 +18,19 @@ import (
 // answered (UnauthorizedException) before anything reads the cluster, so no API server is needed.
 func startLimited(t *testing.T) string {
 	t.Helper()
+	return startServer(t, &Server{Clock: clock.RealClock{}, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond,
+		IdleTimeout: 500 * time.Millisecond, MaxConnections: 2})
+}
+
+// startServer runs s on a free loopback port until the test ends, and returns the address once it accepts.
+func startServer(t *testing.T, s *Server) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
+	s.Addr = l.Addr().String()
 	l.Close()
-	s := &Server{Addr: addr, Clock: clock.RealClock{}, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond,
-		IdleTimeout: 500 * time.Millisecond, MaxConnections: 2}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Start(ctx) }()
@@ -36,9 +41,9 @@ func startLimited(t *testing.T) string {
 		}
 	})
 	for range 100 {
-		if c, err := net.Dial("tcp", addr); err == nil {
+		if c, err := net.Dial("tcp", s.Addr); err == nil {
 			c.Close()
-			return addr
+			return s.Addr
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -1,7 +1,6 @@
 package gamelift
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -62,32 +61,7 @@ func servedCN(t *testing.T, addr string) string {
 func TestEndpointServesTLSAndReloadsItsCertificate(t *testing.T) {
 	dir := t.TempDir()
 	writeCert(t, dir, "first")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	s := &Server{Addr: addr, Clock: clock.RealClock{}, CertDir: dir}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Start(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
-	for i := 0; ; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		if i == 100 {
-			t.Fatal("the endpoint did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	addr := startServer(t, &Server{Clock: clock.RealClock{}, CertDir: dir})
 	if cn := servedCN(t, addr); cn != "first" {
 		t.Fatalf("served %q", cn)
 	}
