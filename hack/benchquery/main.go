@@ -430,7 +430,7 @@ func inProcess(n int) {
 		var got int
 		r := testing.Benchmark(func(b *testing.B) {
 			for b.Loop() {
-				p, _ := ix.List(cs.q, 0, "", tokens)
+				p, _ := ix.List(context.Background(), cs.q, query.ListOptions{}, tokens)
 				got = len(p.Items)
 			}
 		})

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apiserver/pkg/storage"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
@@ -99,7 +100,7 @@ type describePlayerSessionsOutput struct {
 	NextToken      string          `json:"NextToken,omitempty"`
 }
 
-func (s *Server) describePlayerSessions(_ context.Context, namespace string, decode func(any) *Error) (any, *Error) {
+func (s *Server) describePlayerSessions(ctx context.Context, namespace string, decode func(any) *Error) (any, *Error) {
 	var in describePlayerSessionsInput
 	if err := decode(&in); err != nil {
 		return nil, err
@@ -152,10 +153,15 @@ func (s *Server) describePlayerSessions(_ context.Context, namespace string, dec
 			return nil, err
 		}
 	}
-	page, err := s.Index.List(q, limit, in.NextToken, s.Tokens)
+	page, err := s.Index.List(ctx, q, query.ListOptions{Limit: limit, Continue: in.NextToken}, s.Tokens)
 	if err != nil {
-		if apierrors.IsResourceExpired(err) || apierrors.IsBadRequest(err) {
+		switch {
+		case apierrors.IsResourceExpired(err) || apierrors.IsBadRequest(err):
 			return nil, invalid("Invalid NextToken: %s", err.Error())
+		case storage.IsTooLargeResourceVersion(err):
+			// The token comes from a replica whose index is ahead of this one's: a retryable server error
+			// (the SDKs retry 5xx), never a page of older data.
+			return nil, errorf(InternalServiceException, "This endpoint has not yet seen the data the NextToken was issued for; retry")
 		}
 		return nil, internal(err)
 	}
@@ -386,7 +392,7 @@ func (s *Server) transition(ctx context.Context, namespace string, decode func(a
 	if err := checkPlayerSessionID("playerSessionId", in.PlayerSessionId); err != nil {
 		return nil, err
 	}
-	page, err := s.Index.List(query.Query{Namespace: namespace, Fields: map[string]string{query.FieldPlayerSessionID: in.PlayerSessionId}}, 1, "", s.Tokens)
+	page, err := s.Index.List(ctx, query.Query{Namespace: namespace, Fields: map[string]string{query.FieldPlayerSessionID: in.PlayerSessionId}}, query.ListOptions{Limit: 1}, s.Tokens)
 	if err != nil {
 		return nil, internal(err)
 	}
@@ -421,16 +427,7 @@ func (s *Server) transition(ctx context.Context, namespace string, decode func(a
 // waitIndexed waits (briefly) until the query index holds ps at its resourceVersion, so that a Describe
 // call right after a write reads the write.
 func (s *Server) waitIndexed(ctx context.Context, ps *gamev1.PlayerSession) {
-	want, err := query.ParseRV(ps.ResourceVersion)
-	if err != nil {
-		return
+	if want, err := query.ParseRV(ps.ResourceVersion); err == nil {
+		_ = s.Index.WaitFor(ctx, want) // a Describe may then read older data; the write itself succeeded
 	}
-	_ = wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, 5*time.Second, true, func(context.Context) (bool, error) {
-		cur := s.Index.Get(ps.Namespace, ps.Name)
-		if cur == nil {
-			return false, nil
-		}
-		rv, err := query.ParseRV(cur.ResourceVersion)
-		return err == nil && rv >= want, nil
-	})
 }

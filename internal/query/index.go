@@ -3,6 +3,7 @@
 package query
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/google/btree"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/apiserver/pkg/storage"
 	"k8s.io/utils/clock"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
@@ -98,13 +100,21 @@ type Event struct {
 // indexedFields (each a B-tree of keys "namespace/name", so pages come in a stable order), a window of
 // superseded versions so a paged list reads one consistent snapshot, and a window of recent events so a
 // watch can start from a list's resourceVersion.
+//
+// Every resourceVersion the index hands out is the resourceVersion (etcd revision) of a write of a player
+// session, never a number of its own: snapshot N is the state after every write up to revision N, so it
+// means the same on every replica that has seen those writes. A request for a snapshot newer than the
+// index waits up to the freshness timeout for the informer to deliver it, then fails as kube-apiserver
+// does ("Too large resource version", 504), never answering from an older snapshot.
 type Index struct {
-	clock  clock.PassiveClock
-	window time.Duration
+	clock     clock.PassiveClock
+	window    time.Duration
+	freshness time.Duration
 
 	mu          sync.RWMutex
-	rv          uint64 // the newest resourceVersion applied
-	compactedRV uint64 // snapshots older than this are no longer consistent
+	rv          uint64        // the newest resourceVersion applied
+	advanced    chan struct{} // closed when rv grows, if someone waits for it
+	compactedRV uint64        // snapshots older than this are no longer consistent
 	objects     map[string]*history
 	buckets     map[string]map[string]*bucket
 	all         *bucket
@@ -117,7 +127,7 @@ type Index struct {
 // NewIndex returns an empty index that keeps superseded versions and events for window.
 func NewIndex(clk clock.PassiveClock, window time.Duration) *Index {
 	ix := &Index{
-		clock: clk, window: window, maxEvents: 100000,
+		clock: clk, window: window, freshness: DefaultFreshnessTimeout, maxEvents: 100000,
 		objects:  map[string]*history{},
 		buckets:  map[string]map[string]*bucket{},
 		all:      &bucket{tree: newTree()},
@@ -127,6 +137,52 @@ func NewIndex(clk clock.PassiveClock, window time.Duration) *Index {
 		ix.buckets[f] = map[string]*bucket{}
 	}
 	return ix
+}
+
+// DefaultFreshnessTimeout is how long a request for a snapshot newer than the index waits for it: the
+// time kube-apiserver's watch cache waits in the same case.
+const DefaultFreshnessTimeout = 3 * time.Second
+
+// SetFreshnessTimeout sets how long a request for a snapshot newer than the index waits for it (tests
+// shorten it). Call it before the index is used.
+func (ix *Index) SetFreshnessTimeout(d time.Duration) { ix.freshness = d }
+
+// RV is the newest resourceVersion the index holds.
+func (ix *Index) RV() uint64 {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return ix.rv
+}
+
+// WaitFor waits until the index holds snapshot rv (every write up to revision rv), for at most the
+// freshness timeout. It returns kube-apiserver's "Too large resource version" error (a 504 Timeout with
+// cause ResourceVersionTooLarge, which client-go's reflector recognises) if the index is still behind.
+func (ix *Index) WaitFor(ctx context.Context, rv uint64) error {
+	var timer *time.Timer
+	for {
+		ix.mu.Lock()
+		cur := ix.rv
+		if cur >= rv {
+			ix.mu.Unlock()
+			return nil
+		}
+		if ix.advanced == nil {
+			ix.advanced = make(chan struct{})
+		}
+		advanced := ix.advanced
+		ix.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(ix.freshness)
+			defer timer.Stop()
+		}
+		select {
+		case <-advanced:
+		case <-timer.C:
+			return storage.NewTooLargeResourceVersionError(rv, cur, 1)
+		case <-ctx.Done():
+			return storage.NewTooLargeResourceVersionError(rv, cur, 1)
+		}
+	}
 }
 
 func newTree() *btree.BTreeG[string] { return btree.NewG(32, func(a, b string) bool { return a < b }) }
@@ -164,29 +220,33 @@ func (ix *Index) Delete(ps *gamev1.PlayerSession) {
 func (ix *Index) apply(key string, rv uint64, obj *gamev1.PlayerSession) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	if h := ix.objects[key]; h != nil && obj != nil {
-		if cur := h.latest(); cur != nil && cur.ResourceVersion == obj.ResourceVersion {
-			return // a resync or relist of what we have
-		}
-	}
-	if rv <= ix.rv {
-		rv = ix.rv // a relist or a deletion without a newer revision: order it after what we have
-		if obj != nil || ix.objects[key] != nil {
-			rv++
-		}
-	}
-	now := ix.clock.Now()
 	h := ix.objects[key]
 	var old *gamev1.PlayerSession
-	if h == nil {
-		if obj == nil {
-			return
+	if h != nil {
+		last := h.versions[len(h.versions)-1]
+		old = last.obj
+		switch {
+		case obj != nil && old != nil && old.ResourceVersion == obj.ResourceVersion:
+			return // a resync or relist of what we have
+		case obj == nil && old == nil:
+			return // deleted already
+		case obj == nil && rv <= last.rv:
+			// A deletion whose revision is unknown: a relist found the object gone and hands over its last
+			// known state. It happened after last.rv and before the relist; record it in the newest snapshot
+			// rather than invent a revision, which another replica would not share.
+			rv = max(ix.rv, last.rv)
+		case rv < last.rv:
+			return // older than what we have (an out-of-order relist): never go back
 		}
+	} else if obj == nil {
+		return
+	}
+	now := ix.clock.Now()
+	if h == nil {
 		h = &history{}
 		ix.objects[key] = h
 		ix.all.insert(key)
 	} else {
-		old = h.latest()
 		ix.pending = append(ix.pending, superseded{key: key, rv: rv, at: now})
 	}
 	h.versions = append(h.versions, version{rv: rv, obj: obj})
@@ -195,7 +255,14 @@ func (ix *Index) apply(key string, rv uint64, obj *gamev1.PlayerSession) {
 			ix.bucket(f, fieldValue(obj, f), true).insert(key)
 		}
 	}
-	ix.rv = rv
+	if rv > ix.rv {
+		// A relist can deliver objects out of revision order; the newest revision seen is the snapshot.
+		ix.rv = rv
+		if ix.advanced != nil {
+			close(ix.advanced)
+			ix.advanced = nil
+		}
+	}
 	ix.compact(now)
 	ix.notify(Event{RV: rv, Type: eventType(old, obj), Old: old, New: obj})
 }

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -17,7 +18,10 @@ import (
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 )
 
-var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+var (
+	t0  = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	ctx = context.Background()
+)
 
 type fixture struct {
 	ix     *Index
@@ -95,7 +99,7 @@ func TestListSelectors(t *testing.T) {
 		{"no match", Query{Fields: map[string]string{FieldPlayerID: "nobody"}}, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			page, err := f.ix.List(tt.q, 0, "", f.tokens)
+			page, err := f.ix.List(ctx, tt.q, ListOptions{}, f.tokens)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,7 +121,7 @@ func TestPagingReadsOneSnapshot(t *testing.T) {
 		f.put("ns", fmt.Sprintf("p%02d", i), "alice", "g", gamev1.PlayerSessionReserved, nil)
 	}
 	q := Query{Fields: map[string]string{FieldPlayerID: "alice"}}
-	page, err := f.ix.List(q, 4, "", f.tokens)
+	page, err := f.ix.List(ctx, q, ListOptions{Limit: 4}, f.tokens)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +133,7 @@ func TestPagingReadsOneSnapshot(t *testing.T) {
 	f.put("ns", "p05", "bob", "g", gamev1.PlayerSessionReserved, nil)
 	f.put("ns", "p99", "alice", "g", gamev1.PlayerSessionReserved, nil)
 	for page.Continue != "" {
-		if page, err = f.ix.List(q, 4, page.Continue, f.tokens); err != nil {
+		if page, err = f.ix.List(ctx, q, ListOptions{Limit: 4, Continue: page.Continue}, f.tokens); err != nil {
 			t.Fatal(err)
 		}
 		if page.RV != snapshot {
@@ -145,7 +149,7 @@ func TestPagingReadsOneSnapshot(t *testing.T) {
 		t.Errorf("pages = %v, want the snapshot %v", got, want)
 	}
 	// A fresh list sees the changes.
-	page, _ = f.ix.List(q, 0, "", f.tokens)
+	page, _ = f.ix.List(ctx, q, ListOptions{}, f.tokens)
 	if got := names(page.Items); slices.Contains(got, "ns/p06") || slices.Contains(got, "ns/p05") || !slices.Contains(got, "ns/p99") {
 		t.Errorf("fresh list = %v", got)
 	}
@@ -155,7 +159,7 @@ func TestContinueTokenErrors(t *testing.T) {
 	f := newFixture()
 	f.seed()
 	q := Query{Fields: map[string]string{FieldPlayerID: "alice"}}
-	page, err := f.ix.List(q, 1, "", f.tokens)
+	page, err := f.ix.List(ctx, q, ListOptions{Limit: 1}, f.tokens)
 	if err != nil || page.Continue == "" {
 		t.Fatalf("first page: %v %q", err, page.Continue)
 	}
@@ -174,7 +178,7 @@ func TestContinueTokenErrors(t *testing.T) {
 		{"other server key", q, page.Continue, NewTokens([]byte("another key"))},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := f.ix.List(tt.q, 1, tt.token, tt.tokens)
+			_, err := f.ix.List(ctx, tt.q, ListOptions{Limit: 1, Continue: tt.token}, tt.tokens)
 			if !apierrors.IsBadRequest(err) {
 				t.Fatalf("got %v, want 400", err)
 			}
@@ -186,7 +190,7 @@ func TestContinueTokenErrors(t *testing.T) {
 		f.put("a", "p1", "alice", "g1", gamev1.PlayerSessionActive, nil) // supersedes a version
 		f.clock.Step(2 * time.Minute)
 		f.put("a", "p9", "zed", "g9", gamev1.PlayerSessionActive, nil) // compaction runs
-		_, err := f.ix.List(q, 1, page.Continue, f.tokens)
+		_, err := f.ix.List(ctx, q, ListOptions{Limit: 1, Continue: page.Continue}, f.tokens)
 		if !apierrors.IsResourceExpired(err) || apierrors.ReasonForError(err) != metav1.StatusReasonExpired {
 			t.Fatalf("got %v, want 410 Expired", err)
 		}
@@ -194,7 +198,7 @@ func TestContinueTokenErrors(t *testing.T) {
 		if status.Code != http.StatusGone || status.ListMeta.Continue == "" {
 			t.Fatalf("status %+v: want 410 with a fresh continue token", status)
 		}
-		rest, err := f.ix.List(q, 0, status.ListMeta.Continue, f.tokens)
+		rest, err := f.ix.List(ctx, q, ListOptions{Continue: status.ListMeta.Continue}, f.tokens)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -229,7 +233,7 @@ func TestWatch(t *testing.T) {
 	f.seed()
 	q := Query{Fields: map[string]string{FieldPlayerID: "alice"}}
 	convert := func(t watch.EventType, ps *gamev1.PlayerSession) watch.Event { return watch.Event{Type: t, Object: ps} }
-	w, err := f.ix.Watch(q, "0", convert)
+	w, err := f.ix.Watch(ctx, q, WatchOptions{ResourceVersion: "0"}, convert)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +273,7 @@ func TestWatch(t *testing.T) {
 	}
 
 	// From a list's resourceVersion: the events since then are replayed.
-	w2, err := f.ix.Watch(q, strconv.FormatUint(rvBefore, 10), convert)
+	w2, err := f.ix.Watch(ctx, q, WatchOptions{ResourceVersion: strconv.FormatUint(rvBefore, 10)}, convert)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +287,7 @@ func TestWatch(t *testing.T) {
 	f.ix.mu.Lock()
 	f.ix.events = f.ix.events[len(f.ix.events)-1:]
 	f.ix.mu.Unlock()
-	if _, err := f.ix.Watch(q, "1", convert); !apierrors.IsResourceExpired(err) {
+	if _, err := f.ix.Watch(ctx, q, WatchOptions{ResourceVersion: "1"}, convert); !apierrors.IsResourceExpired(err) {
 		t.Fatalf("got %v, want 410", err)
 	}
 }

@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,11 +21,16 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	clientfeatures "k8s.io/client-go/features"
+	clientfeaturestesting "k8s.io/client-go/features/testing"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -266,6 +273,70 @@ func TestQueryAPI(t *testing.T) {
 		}
 	})
 
+	t.Run("informer with watch-list", func(t *testing.T) {
+		// client-go's reflector asks for the initial state as a watch (sendInitialEvents=true,
+		// resourceVersionMatch=NotOlderThan) and waits for the initial-events-end bookmark. Without it, it
+		// would hang until the watch times out and then fall back to a list: the recorded requests show it
+		// did neither.
+		clientfeaturestesting.SetFeatureDuringTest(t, clientfeatures.WatchListClient, true)
+		var mu sync.Mutex
+		var requests []string
+		cfg := rest.CopyConfig(e.cp.Config)
+		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+			return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+				if strings.Contains(req.URL.Path, "/query.playersessions.dev/") {
+					mu.Lock()
+					requests = append(requests, req.URL.RawQuery)
+					mu.Unlock()
+				}
+				return rt.RoundTrip(req)
+			})
+		})
+		factory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(dynamic.NewForConfigOrDie(cfg), 0, "team-a",
+			func(o *metav1.ListOptions) { o.FieldSelector = "gameSessionName=arena" })
+		inf := factory.ForResource(psGVR)
+		stop := make(chan struct{})
+		defer close(stop)
+		factory.Start(stop)
+		syncCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if !toolscache.WaitForCacheSync(syncCtx.Done(), inf.Informer().HasSynced) {
+			t.Fatal("the informer did not sync")
+		}
+		initial, _ := inf.Lister().List(labels.Everything())
+		var got []string
+		for _, o := range initial {
+			got = append(got, o.(*unstructured.Unstructured).GetName())
+		}
+		slices.Sort(got)
+		if want := []string{"alice-arena", "bob-arena", "carol-arena", "dave-arena", "zed-arena"}; !slices.Equal(got, want) {
+			t.Errorf("initial state %v, want %v", got, want)
+		}
+		mu.Lock()
+		first := slices.Clone(requests)
+		mu.Unlock()
+		if len(first) == 0 || !strings.Contains(first[0], "sendInitialEvents=true") || !strings.Contains(first[0], "resourceVersionMatch=NotOlderThan") || !strings.Contains(first[0], "watch=true") {
+			t.Fatalf("requests %v: want a watch-list first", first)
+		}
+		for _, q := range first {
+			if !strings.Contains(q, "watch=true") {
+				t.Errorf("request %q is not a watch: the reflector fell back to a list", q)
+			}
+		}
+
+		// Then the changes stream in.
+		if err := e.admin.Create(ctx, &gamev1.PlayerSession{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "erin-arena"},
+			Spec: gamev1.PlayerSessionSpec{GameSessionName: "arena", PlayerID: "erin"}}); err != nil {
+			t.Fatal(err)
+		}
+		NewWithT(t).Eventually(func(g Gomega) {
+			o, err := inf.Lister().ByNamespace("team-a").Get("erin-arena")
+			g.Expect(err).NotTo(HaveOccurred())
+			status, _, _ := unstructured.NestedString(o.(*unstructured.Unstructured).Object, "status", "status")
+			g.Expect(status).To(Equal("RESERVED"))
+		}).WithTimeout(20 * time.Second).Should(Succeed())
+	})
+
 	t.Run("table", func(t *testing.T) {
 		rc, err := rest.RESTClientFor(restConfigFor(e.cp.Config))
 		if err != nil {
@@ -353,6 +424,10 @@ func TestQueryAPI(t *testing.T) {
 		}
 	})
 }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 func restConfigFor(cfg *rest.Config) *rest.Config {
 	c := rest.CopyConfig(cfg)

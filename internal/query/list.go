@@ -1,6 +1,7 @@
 package query
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
@@ -97,32 +99,68 @@ type Page struct {
 	Continue string
 }
 
-// List answers q from the index: at most limit items (0: all) in key order, from the snapshot and position
-// of the continue token cont, if any. It walks only the bucket of the most selective indexed field q
-// constrains, so it costs what it returns, not what the index holds.
-func (ix *Index) List(q Query, limit int64, cont string, tokens *Tokens) (Page, error) {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
+// ListOptions are the paging and consistency options of a list, as kube-apiserver takes them.
+type ListOptions struct {
+	// Limit is the most items returned (0: all).
+	Limit int64
+	// Continue is the continue token of the previous page.
+	Continue string
+	// ResourceVersion and ResourceVersionMatch choose the snapshot: "" or "0" the newest the index holds;
+	// N (NotOlderThan, the default) at least N, waiting for the index to reach it; N with Exact exactly
+	// snapshot N, while the index still keeps it.
+	ResourceVersion      string
+	ResourceVersionMatch metav1.ResourceVersionMatch
+}
+
+// List answers q from the index: at most opts.Limit items in key order, from the snapshot and position of
+// the continue token, if any. It walks only the bucket of the most selective indexed field q constrains,
+// so it costs what it returns, not what the index holds. A snapshot newer than the index (a token or a
+// resourceVersion from a replica further ahead) is waited for, then refused as too large.
+func (ix *Index) List(ctx context.Context, q Query, opts ListOptions, tokens *Tokens) (Page, error) {
 	fp := q.fingerprint()
-	rv, after := ix.rv, ""
-	if cont != "" {
-		c, err := tokens.decode(cont)
+	var want uint64 // the snapshot asked for, 0 for the newest
+	after := ""
+	exact := false
+	if opts.Continue != "" {
+		c, err := tokens.decode(opts.Continue)
 		if err != nil {
 			return Page{}, err
 		}
 		if c.Q != fp {
 			return Page{}, apierrors.NewBadRequest("continue token was issued for other selectors or another namespace")
 		}
-		if c.RV < ix.compactedRV {
+		want, after, exact = c.RV, c.Key, true
+	} else if opts.ResourceVersion != "" && opts.ResourceVersion != "0" {
+		rv, err := ParseRV(opts.ResourceVersion)
+		if err != nil {
+			return Page{}, apierrors.NewBadRequest(err.Error())
+		}
+		want, exact = rv, opts.ResourceVersionMatch == metav1.ResourceVersionMatchExact
+	}
+	if want > 0 {
+		if err := ix.WaitFor(ctx, want); err != nil {
+			return Page{}, err
+		}
+	}
+
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	rv := ix.rv
+	if exact {
+		if want < ix.compactedRV {
+			if opts.Continue == "" {
+				return Page{}, errTooOld(want, ix.compactedRV)
+			}
 			// Too old to read consistently: as kube-apiserver does, 410 with a token that continues from the
 			// same position in the current snapshot.
-			fresh := tokens.encode(continueToken{V: 1, RV: ix.rv, Key: c.Key, Q: fp})
+			fresh := tokens.encode(continueToken{V: 1, RV: ix.rv, Key: after, Q: fp})
 			err := apierrors.NewResourceExpired("the continue token has expired: its snapshot is no longer kept; continue with the token in metadata.continue for an inconsistent continuation, or restart the list")
 			err.ErrStatus.ListMeta.Continue = fresh
 			return Page{}, err
 		}
-		rv, after = c.RV, c.Key
+		rv = want
 	}
+	limit := opts.Limit
 
 	page := Page{RV: rv}
 	visit := func(key string) bool {
@@ -183,8 +221,9 @@ func (ix *Index) Get(namespace, name string) *gamev1.PlayerSession {
 	return nil
 }
 
-// errWatchTooOld is returned for a watch from a resourceVersion older than the event window.
-func errWatchTooOld(rv, oldest uint64) error {
+// errTooOld is returned for a watch from a resourceVersion older than the event window, or an exact list
+// of a snapshot older than the version window.
+func errTooOld(rv, oldest uint64) error {
 	return apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d (%d)", rv, oldest))
 }
 

@@ -86,12 +86,11 @@ func (r *REST) List(ctx context.Context, opts *metainternalversion.ListOptions) 
 	if err != nil {
 		return nil, err
 	}
-	var limit int64
-	cont := ""
+	var lo ListOptions
 	if opts != nil {
-		limit, cont = opts.Limit, opts.Continue
+		lo = ListOptions{Limit: opts.Limit, Continue: opts.Continue, ResourceVersion: opts.ResourceVersion, ResourceVersionMatch: opts.ResourceVersionMatch}
 	}
-	page, err := r.index.List(q, limit, cont, r.tokens)
+	page, err := r.index.List(ctx, q, lo, r.tokens)
 	if err != nil {
 		return nil, err
 	}
@@ -111,11 +110,11 @@ func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions)
 	if err != nil {
 		return nil, err
 	}
-	rv := ""
+	var wo WatchOptions
 	if opts != nil {
-		rv = opts.ResourceVersion
+		wo = WatchOptions{ResourceVersion: opts.ResourceVersion, SendInitialEvents: opts.SendInitialEvents, AllowBookmarks: opts.AllowWatchBookmarks}
 	}
-	return r.index.Watch(q, rv, func(t watch.EventType, ps *gamev1.PlayerSession) watch.Event {
+	return r.index.Watch(ctx, q, wo, func(t watch.EventType, ps *gamev1.PlayerSession) watch.Event {
 		return watch.Event{Type: t, Object: toQuery(ps)}
 	})
 }

@@ -1,9 +1,12 @@
 package query
 
 import (
+	"context"
 	"strconv"
 	"sync"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
@@ -20,22 +23,48 @@ type watcher struct {
 	ix   *Index
 }
 
-// Watch starts a watch of q from resourceVersion fromRV ("" or "0": the current state as ADDED events
-// first). convert builds the API object of an event.
-func (ix *Index) Watch(q Query, fromRV string, convert func(watch.EventType, *gamev1.PlayerSession) watch.Event) (watch.Interface, error) {
-	rv, err := ParseRV(fromRV)
+// WatchOptions are the options of a watch, as kube-apiserver takes them.
+type WatchOptions struct {
+	// ResourceVersion is where the watch starts: "" or "0" the newest snapshot the index holds, N snapshot
+	// N (waited for if the index is behind it).
+	ResourceVersion string
+	// SendInitialEvents: the state at the start as ADDED events first (a watch-list). Unset means set for a
+	// watch from "" or "0" (the legacy behaviour), unset otherwise.
+	SendInitialEvents *bool
+	// AllowBookmarks: after the initial events of a watch-list, a BOOKMARK at the snapshot's
+	// resourceVersion annotated k8s.io/initial-events-end, which a watch-list client waits for.
+	AllowBookmarks bool
+}
+
+// Watch starts a watch of q. convert builds the API object of an event (and of a bookmark, an empty
+// PlayerSession with only a resourceVersion and annotations).
+func (ix *Index) Watch(ctx context.Context, q Query, opts WatchOptions, convert func(watch.EventType, *gamev1.PlayerSession) watch.Event) (watch.Interface, error) {
+	rv, err := ParseRV(opts.ResourceVersion)
 	if err != nil {
-		return nil, err
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	initialEvents := rv == 0
+	if opts.SendInitialEvents != nil {
+		initialEvents = *opts.SendInitialEvents
+	}
+	if rv > 0 {
+		if err := ix.WaitFor(ctx, rv); err != nil {
+			return nil, err
+		}
 	}
 	w := &watcher{q: q, in: make(chan Event, 10000), out: make(chan watch.Event, 100), done: make(chan struct{}), ix: ix}
 	ix.mu.Lock()
 	var initial []Event
 	switch {
-	case rv == 0:
+	case initialEvents:
+		// The newest snapshot, which is not older than rv: WaitFor saw to that.
 		for _, h := range ix.objects {
 			if ps := h.latest(); q.matches(ps) {
 				initial = append(initial, Event{Type: watch.Added, New: ps})
 			}
+		}
+		if opts.SendInitialEvents != nil && opts.AllowBookmarks {
+			initial = append(initial, Event{RV: ix.rv, Type: watch.Bookmark})
 		}
 	case rv < ix.rv:
 		oldest := ix.rv + 1
@@ -44,7 +73,7 @@ func (ix *Index) Watch(q Query, fromRV string, convert func(watch.EventType, *ga
 		}
 		if rv+1 < oldest {
 			ix.mu.Unlock()
-			return nil, errWatchTooOld(rv, oldest)
+			return nil, errTooOld(rv, oldest)
 		}
 		for _, e := range ix.events {
 			if e.RV > rv {
@@ -62,6 +91,18 @@ func (w *watcher) run(initial []Event, convert func(watch.EventType, *gamev1.Pla
 	defer close(w.out)
 	defer w.Stop()
 	send := func(e Event) bool {
+		if e.Type == watch.Bookmark {
+			mark := &gamev1.PlayerSession{ObjectMeta: metav1.ObjectMeta{
+				ResourceVersion: strconv.FormatUint(e.RV, 10),
+				Annotations:     map[string]string{metav1.InitialEventsAnnotationKey: "true"},
+			}}
+			select {
+			case w.out <- convert(watch.Bookmark, mark):
+				return true
+			case <-w.done:
+				return false
+			}
+		}
 		var typ watch.EventType
 		var obj *gamev1.PlayerSession
 		was, is := w.q.matches(e.Old), w.q.matches(e.New)
