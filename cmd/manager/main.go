@@ -27,6 +27,7 @@ import (
 	"github.com/playersessions/operator/internal/gamelift"
 	"github.com/playersessions/operator/internal/localcp"
 	"github.com/playersessions/operator/internal/manager"
+	"github.com/playersessions/operator/internal/query"
 )
 
 func main() {
@@ -49,6 +50,9 @@ func run() error {
 	flag.StringVar(&o.PprofAddr, "pprof-bind-address", "", "Address of the net/http/pprof endpoints (off unless set).")
 	flag.BoolVar(&o.LeaderElect, "leader-elect", true, "Elect a leader: only the leader runs the controllers.")
 	flag.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease (required outside a cluster).")
+	flag.DurationVar(&o.LeaseDuration, "leader-elect-lease-duration", 15*time.Second, "How long a leader's Lease lasts without renewal: a leader that dies is replaced within about this long.")
+	flag.DurationVar(&o.RenewDeadline, "leader-elect-renew-deadline", 10*time.Second, "How long the leader keeps trying to renew its Lease before it steps down.")
+	flag.DurationVar(&o.RetryPeriod, "leader-elect-retry-period", 2*time.Second, "How often candidates try to acquire, and the leader to renew, the Lease.")
 	flag.DurationVar(&c.PlayerSessionTimeout, "player-session-timeout", c.PlayerSessionTimeout, "How long a RESERVED player session waits to be accepted before it is TIMEDOUT.")
 	flag.DurationVar(&c.Retention, "retention", c.Retention, "How long player sessions and ended game sessions are kept after their game session ended.")
 	flag.StringVar(&c.Region, "region", c.Region, "Region written into the GameLift-style ARNs.")
@@ -77,6 +81,7 @@ func run() error {
 	flag.StringVar(&tokenKeyFile, "query-token-key-file", "", "File with the key that signs continue tokens (overrides --query-token-key-secret).")
 	flag.StringVar(&tokenKeySecret, "query-token-key-secret", "playersessions-system/playersessions-query-token-key", "NAMESPACE/NAME of the Secret holding the continue-token key that replicas share; the first replica creates it (empty: a random key per replica).")
 	flag.DurationVar(&o.QuerySnapshotWindow, "query-snapshot-window", 5*time.Minute, "How long a paged list's snapshot stays readable; older continue tokens get 410 Expired.")
+	flag.DurationVar(&o.QueryFreshnessTimeout, "query-freshness-timeout", query.DefaultFreshnessTimeout, "How long a query for a snapshot newer than this replica's index (a continue token from another replica) waits for it before 504 Too large resource version.")
 	flag.StringVar(&o.GameLiftAddr, "gamelift-bind-address", "", "Address of the GameLift-compatible endpoint, e.g. :9090 (off unless set).")
 	flag.StringVar(&o.GameLiftCertDir, "gamelift-cert-dir", "", "Folder with the GameLift endpoint's tls.crt and tls.key: serve HTTPS, reloading a renewed certificate (empty: plain HTTP).")
 	flag.DurationVar(&o.GameLiftReadTimeout, "gamelift-read-timeout", gamelift.DefaultReadTimeout, "How long a GameLift client may take to send a request (and to read its answer).")

@@ -46,6 +46,9 @@ type Options struct {
 	PprofAddr               string
 	LeaderElect             bool
 	LeaderElectionNamespace string
+	// LeaseDuration, RenewDeadline and RetryPeriod time the leader election (0: controller-runtime's 15 s,
+	// 10 s and 2 s). A leader that dies without releasing its Lease is replaced within about LeaseDuration.
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 	// SkipNameValidation lets tests run several managers in one process.
 	SkipNameValidation bool
 	// DisableControllers runs only the cache, its indexes and the servers (benchmarks of the read path).
@@ -65,6 +68,9 @@ type Options struct {
 	QueryTokenKeySecret types.NamespacedName
 	// QuerySnapshotWindow is how long a paged list's snapshot stays readable.
 	QuerySnapshotWindow time.Duration
+	// QueryFreshnessTimeout is how long a request for a snapshot newer than this replica's index (a token
+	// from a replica further ahead) waits for it before 504 Too large resource version (0: 3 s).
+	QueryFreshnessTimeout time.Duration
 
 	// DisableAgones turns the Agones integration off (no discovery, no GameServer watches).
 	DisableAgones bool
@@ -84,6 +90,14 @@ type Options struct {
 	WebhookPort    int
 	WebhookHost    string
 	WebhookCertDir string
+}
+
+// nonZero is d, or nil (the default) when d is 0.
+func nonZero(d time.Duration) *time.Duration {
+	if d == 0 {
+		return nil
+	}
+	return &d
 }
 
 // Scheme knows the built-in kinds and game.playersessions.dev.
@@ -107,6 +121,9 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query
 		LeaderElection:          o.LeaderElect,
 		LeaderElectionID:        "playersessions-manager.game.playersessions.dev",
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
+		LeaseDuration:           nonZero(o.LeaseDuration),
+		RenewDeadline:           nonZero(o.RenewDeadline),
+		RetryPeriod:             nonZero(o.RetryPeriod),
 		Cache: cache.Options{DefaultTransform: controllers.StripForCache, ByObject: map[client.Object]cache.ByObject{
 			// Only access-key Secrets are cached (and readable by the manager's RBAC in practice).
 			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{gamelift.AccessKeyLabel: "true"})},
@@ -158,6 +175,9 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query
 		window = 5 * time.Minute
 	}
 	index := query.NewIndex(o.Clock, window)
+	if o.QueryFreshnessTimeout > 0 {
+		index.SetFreshnessTimeout(o.QueryFreshnessTimeout)
+	}
 	if err := query.Feed(ctx, mgr.GetCache(), index); err != nil {
 		return nil, nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 
 	"go.uber.org/zap/zapcore"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/playersessions/operator/internal/localcp"
 	"github.com/playersessions/operator/internal/manager"
+	"github.com/playersessions/operator/internal/query"
 )
 
 // Path is elem joined to the repository's root directory.
@@ -43,25 +45,41 @@ func ControlPlane(t testing.TB, o localcp.Options) *localcp.ControlPlane {
 	return cp
 }
 
-// StartManager runs the manager with opts against cp until the test ends; it stops before the control
-// plane does.
-func StartManager(t testing.TB, cp *localcp.ControlPlane, opts manager.Options) {
+// Manager is a manager a test started.
+type Manager struct {
+	ctrl.Manager
+	// Index is the query API's index (nil when the query API and the GameLift endpoint are off).
+	Index *query.Index
+	// Stop stops the manager as a crash would, as far as the cluster can tell: its watches and servers
+	// end and it does not release a Lease it holds. It returns once the manager has stopped.
+	Stop func()
+}
+
+// StartManager runs the manager with opts against cp until the test ends (or Stop); it stops before the
+// control plane does.
+func StartManager(t testing.TB, cp *localcp.ControlPlane, opts manager.Options) *Manager {
 	t.Helper()
 	opts.SkipNameValidation = true // several managers in one test binary
 	ctx, cancel := context.WithCancel(context.Background())
-	mgr, _, err := manager.New(ctx, cp.Config, opts)
+	mgr, index, err := manager.New(ctx, cp.Config, opts)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil && !opts.LeaderElect {
+				// A leader stopped this way reports its lost election, which is what Stop means.
+				t.Errorf("manager: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return &Manager{Manager: mgr, Index: index, Stop: stop}
 }
 
 // FreePort is a TCP port on 127.0.0.1 that nothing listens on now.
