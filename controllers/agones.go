@@ -59,8 +59,7 @@ type bindingDecision struct {
 	reason       string // GameServerBound condition reason
 	message      string
 	statusReason string // GameSession status.statusReason, for an end
-	ip, dns      string
-	port         int32
+	endpoint     gamev1.Endpoint
 }
 
 // decideBinding decides, from the GameServer as it is now (nil: it does not exist), what the game session
@@ -90,7 +89,7 @@ func decideBinding(spec *gamev1.AgonesGameServer, bound gamev1.AgonesStatus, nam
 			return bindingDecision{outcome: bindingWait, reason: gamev1.WaitingForGameServerReason,
 				message: fmt.Sprintf("GameServer %s is Allocated but has no address or port %q yet", name, spec.PortName)}
 		}
-		return bindingDecision{outcome: bindingActive, reason: gamev1.GameServerAllocatedReason, ip: ip, dns: dns, port: port,
+		return bindingDecision{outcome: bindingActive, reason: gamev1.GameServerAllocatedReason, endpoint: gamev1.Endpoint{IPAddress: ip, DNSName: dns, Port: port},
 			message: fmt.Sprintf("Bound to Allocated GameServer %s", name)}
 	case wasActive:
 		return bindingDecision{outcome: bindingEnd, reason: gamev1.GameServerReleasedReason, statusReason: "TRIGGERED_ON_PROCESS_TERMINATE",
@@ -156,7 +155,7 @@ func (r *GameSessionReconciler) applyBinding(ctx context.Context, gs *gamev1.Gam
 			r.Recorder.Eventf(gs, nil, corev1.EventTypeNormal, "GameServerBound", "Bind", "Bound to Allocated GameServer %s", name)
 		}
 		if gs.Status.Status == gamev1.GameSessionActivating || gs.Status.Status == gamev1.GameSessionActive {
-			gs.Status.IPAddress, gs.Status.DNSName, gs.Status.Port = d.ip, d.dns, d.port
+			gs.Status.Endpoint = d.endpoint
 		}
 		r.setBound(gs, metav1.ConditionTrue, d.reason, d.message)
 	case bindingEnd:

@@ -162,20 +162,20 @@ func TestDecideBinding(t *testing.T) {
 		{name: "Starting, never bound: wait", bound: none, server: server("Starting"), outcome: bindingWait, reason: gamev1.WaitingForGameServerReason},
 		{name: "Allocated: active on the first port", bound: none, server: server(agones.StateAllocated), outcome: bindingActive, reason: gamev1.GameServerAllocatedReason,
 			check: func(t *testing.T, d bindingDecision) {
-				expect(t, d.ip, "10.0.0.1")
-				expect(t, d.port, int32(7000))
+				expect(t, d.endpoint.IPAddress, "10.0.0.1")
+				expect(t, d.endpoint.Port, int32(7000))
 			}},
 		{name: "Allocated: named port", spec: named, bound: none, server: server(agones.StateAllocated), outcome: bindingActive, reason: gamev1.GameServerAllocatedReason,
-			check: func(t *testing.T, d bindingDecision) { expect(t, d.port, int32(7001)) }},
+			check: func(t *testing.T, d bindingDecision) { expect(t, d.endpoint.Port, int32(7001)) }},
 		{name: "Allocated: DNS name address", bound: none, server: server(agones.StateAllocated, func(s *agones.GameServer) { s.Address = "gs.example.net" }),
 			outcome: bindingActive, reason: gamev1.GameServerAllocatedReason,
 			check: func(t *testing.T, d bindingDecision) {
-				expect(t, d.ip, "")
-				expect(t, d.dns, "gs.example.net")
+				expect(t, d.endpoint.IPAddress, "")
+				expect(t, d.endpoint.DNSName, "gs.example.net")
 			}},
 		{name: "Allocated: IPv6 address", bound: none, server: server(agones.StateAllocated, func(s *agones.GameServer) { s.Address = "fd00::1" }),
 			outcome: bindingActive, reason: gamev1.GameServerAllocatedReason,
-			check: func(t *testing.T, d bindingDecision) { expect(t, d.ip, "fd00::1") }},
+			check: func(t *testing.T, d bindingDecision) { expect(t, d.endpoint.IPAddress, "fd00::1") }},
 		{name: "Allocated without address: wait", bound: none, server: server(agones.StateAllocated, func(s *agones.GameServer) { s.Address = "" }),
 			outcome: bindingWait, reason: gamev1.WaitingForGameServerReason},
 		{name: "Allocated, named port missing: wait", spec: &gamev1.AgonesGameServer{PortName: "nope"}, bound: none, server: server(agones.StateAllocated),

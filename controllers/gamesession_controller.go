@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -10,7 +9,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
@@ -27,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/internal/admission"
 	"github.com/playersessions/operator/internal/agones"
 )
 
@@ -58,23 +57,15 @@ func (r *GameSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := gs.DeepCopy()
-	released := false
+	released := false // the finalizer let go, or retention deleted it: nothing left to write
 	defer func() {
-		if released {
-			return
-		}
-		if retErr == nil {
-			gs.Status.ObservedGeneration = gs.Generation
-		}
-		setGameSessionReadiness(gs)
-		if err := patchStatus(ctx, r.Client, before, gs); err != nil {
-			if apierrors.IsConflict(err) && retErr == nil {
-				// A newer version is on its way through the cache; look again once it is there.
-				ctrl.LoggerFrom(ctx).V(1).Info("Game session changed while reconciling; retrying", "gameSession", klog.KObj(gs))
-				result = ctrl.Result{RequeueAfter: time.Second}
-				return
-			}
-			retErr = kerrors.NewAggregate([]error{retErr, client.IgnoreNotFound(err)})
+		if !released {
+			writeStatus(ctx, r.Client, before, gs, func(ok bool) {
+				if ok {
+					gs.Status.ObservedGeneration = gs.Generation
+				}
+				setGameSessionReadiness(gs)
+			}, &result, &retErr)
 		}
 	}()
 
@@ -84,9 +75,9 @@ func (r *GameSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 
 	if !gs.DeletionTimestamp.IsZero() {
-		done, err := r.reconcileDelete(ctx, before, gs, players.Items)
+		recheck, done, err := r.reconcileDelete(ctx, before, gs, players.Items)
 		released = done
-		return ctrl.Result{}, err
+		return ctrl.Result{RequeueAfter: recheck}, err
 	}
 	if controllerutil.AddFinalizer(gs, gamev1.GameSessionFinalizer) {
 		// Patch the finalizer before anything else, so no game session with player sessions lacks it.
@@ -110,6 +101,7 @@ func (r *GameSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	expire, deleted, err := r.reconcileRetention(ctx, gs)
 	if deleted || err != nil {
+		released = deleted
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: earliest(earliest(recheck, expire), allocate)}, nil
@@ -138,12 +130,12 @@ func (r *GameSessionReconciler) reconcileActivation(ctx context.Context, gs *gam
 		return
 	}
 	if gs.Spec.Port != 0 {
-		gs.Status.IPAddress, gs.Status.DNSName, gs.Status.Port = gs.Spec.IPAddress, gs.Spec.DNSName, gs.Spec.Port
+		gs.Status.Endpoint = gs.Spec.Endpoint
 	}
 	if gs.Status.Status == gamev1.GameSessionActivating && gs.Status.Port != 0 {
 		gs.Status.Status = gamev1.GameSessionActive
 		ctrl.LoggerFrom(ctx).Info("Game session activated", "gameSession", klog.KObj(gs))
-		r.Recorder.Eventf(gs, nil, corev1.EventTypeNormal, "Activated", "Activate", "Game session is ACTIVE at %s", endpoint(gs.Status.IPAddress, gs.Status.DNSName, gs.Status.Port))
+		r.Recorder.Eventf(gs, nil, corev1.EventTypeNormal, "Activated", "Activate", "Game session is ACTIVE at %s", gs.Status.Endpoint)
 	}
 }
 
@@ -163,21 +155,21 @@ func (r *GameSessionReconciler) reconcileTermination(ctx context.Context, gs *ga
 // waiting ones in creation order, and refuses those that cannot get one. It returns when to look again.
 func (r *GameSessionReconciler) reconcileSeats(ctx context.Context, gs *gamev1.GameSession, players []gamev1.PlayerSession) (time.Duration, error) {
 	now := r.Clock.Now()
-	plan := planSeats(gs, players, now, r.PlayerSessionTimeout)
-	gs.Status.Seats = plan.seats
-	gs.Status.CurrentPlayerSessionCount = int32(len(plan.seats))
-	if len(plan.admitted) > 0 || len(plan.released) > 0 {
-		ctrl.LoggerFrom(ctx).V(1).Info("Seats changed", "gameSession", klog.KObj(gs), "admitted", plan.admitted, "released", plan.released, "seats", len(plan.seats))
+	plan := admission.PlanSeats(gs, players, now, r.PlayerSessionTimeout)
+	gs.Status.Seats = plan.Seats
+	gs.Status.CurrentPlayerSessionCount = int32(len(plan.Seats))
+	if len(plan.Admitted) > 0 || len(plan.Released) > 0 {
+		ctrl.LoggerFrom(ctx).V(1).Info("Seats changed", "gameSession", klog.KObj(gs), "admitted", plan.Admitted, "released", plan.Released, "seats", len(plan.Seats))
 	}
 	var recheck time.Duration
-	if !plan.recheckAt.IsZero() {
-		recheck = plan.recheckAt.Sub(now)
+	if !plan.RecheckAt.IsZero() {
+		recheck = plan.RecheckAt.Sub(now)
 	}
-	if len(plan.deferred) > 0 {
+	if len(plan.Deferred) > 0 {
 		// The next pass refuses, against the ledger this one writes (our own write does not trigger it).
 		recheck = earliest(recheck, max(r.BatchWindow, time.Millisecond))
 	}
-	if len(plan.refusals) == 0 {
+	if len(plan.Refusals) == 0 {
 		return recheck, nil
 	}
 	// Refusals are final: make sure the ledger they were decided against is the one the API server holds.
@@ -188,7 +180,7 @@ func (r *GameSessionReconciler) reconcileSeats(ctx context.Context, gs *gamev1.G
 	if live.ResourceVersion != gs.ResourceVersion {
 		return earliest(recheck, time.Second), nil
 	}
-	for _, ref := range plan.refusals {
+	for _, ref := range plan.Refusals {
 		if err := r.refuse(ctx, ref); err != nil {
 			return 0, err
 		}
@@ -197,23 +189,24 @@ func (r *GameSessionReconciler) reconcileSeats(ctx context.Context, gs *gamev1.G
 }
 
 // refuse records a final refusal on a player session.
-func (r *GameSessionReconciler) refuse(ctx context.Context, ref refusal) error {
-	ps := ref.ps.DeepCopy()
-	if !setRefused(ps, r.Clock.Now(), ref.reason, ref.message) {
+func (r *GameSessionReconciler) refuse(ctx context.Context, ref admission.Refusal) error {
+	ps := ref.PlayerSession.DeepCopy()
+	if !admission.SetRefused(ps, r.Clock.Now(), ref.Reason, ref.Message) {
 		return nil
 	}
 	setPlayerSessionReadiness(ps)
-	if err := patchStatus(ctx, r.Client, ref.ps, ps); err != nil {
+	if err := patchStatus(ctx, r.Client, ref.PlayerSession, ps); err != nil {
 		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
 			return nil // It changed or went; the next pass decides again.
 		}
 		return err
 	}
-	recordRefusal(ctx, r.Recorder, ps, ref.reason, ref.message)
+	recordRefusal(ctx, r.Recorder, ps, ref.Reason, ref.Message)
 	return nil
 }
 
-// reconcileRetention deletes a TERMINATED game session once the retention period after its end has passed.
+// reconcileRetention deletes a TERMINATED game session once the retention period after its end has passed,
+// and reports whether it did (then nothing is left to write); otherwise it returns the time left.
 func (r *GameSessionReconciler) reconcileRetention(ctx context.Context, gs *gamev1.GameSession) (time.Duration, bool, error) {
 	if gs.Status.Status != gamev1.GameSessionTerminated || gs.Status.TerminationTime == nil {
 		return 0, false, nil
@@ -228,15 +221,16 @@ func (r *GameSessionReconciler) reconcileRetention(ctx context.Context, gs *game
 	if err := r.Delete(ctx, gs, client.Preconditions{UID: &gs.UID}); client.IgnoreNotFound(err) != nil {
 		return 0, false, err
 	}
-	return 0, false, nil
+	return 0, true, nil
 }
 
 // reconcileDelete handles a deleted game session: it becomes TERMINATED (if it was not already), its player
 // sessions complete and stamp its end on themselves, and then the finalizer lets the object go. It reports
-// whether the finalizer was removed. before is the object as read, which the API server holds.
-func (r *GameSessionReconciler) reconcileDelete(ctx context.Context, before, gs *gamev1.GameSession, players []gamev1.PlayerSession) (bool, error) {
+// when to look again (the admission pass may leave refusals for the next one) and whether the finalizer
+// was removed. before is the object as read, which the API server holds.
+func (r *GameSessionReconciler) reconcileDelete(ctx context.Context, before, gs *gamev1.GameSession, players []gamev1.PlayerSession) (time.Duration, bool, error) {
 	if !controllerutil.ContainsFinalizer(gs, gamev1.GameSessionFinalizer) {
-		return true, nil
+		return 0, true, nil
 	}
 	if gs.Status.Status != gamev1.GameSessionTerminated {
 		gs.Status.Status = gamev1.GameSessionTerminated
@@ -246,20 +240,24 @@ func (r *GameSessionReconciler) reconcileDelete(ctx context.Context, before, gs 
 	}
 	r.reconcileIdentity(gs)
 	r.reconcileTermination(ctx, gs)
-	if _, err := r.reconcileSeats(ctx, gs, players); err != nil {
-		return false, err
+	recheck, err := r.reconcileSeats(ctx, gs, players)
+	if err != nil {
+		return 0, false, err
 	}
 	// Let go only once the end is persisted and every player session has recorded it; their updates bring us back.
 	if before.Status.TerminationTime == nil || !allPlayerSessionsReleased(before, players) {
-		return false, nil
+		return recheck, false, nil
 	}
 	controllerutil.RemoveFinalizer(gs, gamev1.GameSessionFinalizer)
 	patch := client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})
 	if err := r.Patch(ctx, gs, patch); err != nil {
-		return false, client.IgnoreNotFound(err)
+		if apierrors.IsConflict(err) {
+			return ConflictRetry, false, nil
+		}
+		return 0, false, client.IgnoreNotFound(err)
 	}
 	ctrl.LoggerFrom(ctx).Info("Game session released its player sessions", "gameSession", klog.KObj(gs))
-	return true, nil
+	return 0, true, nil
 }
 
 // allPlayerSessionsReleased reports whether every player session of gs has recorded the game session's end
@@ -268,7 +266,7 @@ func allPlayerSessionsReleased(gs *gamev1.GameSession, players []gamev1.PlayerSe
 	for i := range players {
 		ps := &players[i]
 		switch {
-		case isRefused(ps):
+		case admission.IsRefused(ps):
 		case ps.Status.GameSessionID != "" && ps.Status.GameSessionID != gs.Status.GameSessionID:
 		case ps.Status.Status == "":
 			return false // Refused in this pass; wait to see it.
@@ -383,7 +381,7 @@ const (
 // playerSessionChangeForGameSession classifies a player session update by what it means to its game session.
 func playerSessionChangeForGameSession(old, ps *gamev1.PlayerSession) ledgerEffect {
 	switch {
-	case isRefused(ps) != isRefused(old),
+	case admission.IsRefused(ps) != admission.IsRefused(old),
 		(ps.Status.GameSessionTerminationTime == nil) != (old.Status.GameSessionTerminationTime == nil):
 		return ledgerChange
 	case ps.Status.Status.IsTerminal() != old.Status.Status.IsTerminal(),
@@ -391,14 +389,6 @@ func playerSessionChangeForGameSession(old, ps *gamev1.PlayerSession) ledgerEffe
 		return ledgerRelease
 	}
 	return ledgerNone
-}
-
-func endpoint(ip, dns string, port int32) string {
-	host := ip
-	if host == "" {
-		host = dns
-	}
-	return fmt.Sprintf("%s:%d", host, port)
 }
 
 func observeDuration(controller string, start time.Time) {

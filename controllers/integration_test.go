@@ -32,7 +32,7 @@ func createGS(t *testing.T, c client.Client, ns, name string, max int32, mutate 
 	t.Helper()
 	gs := &gamev1.GameSession{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec:       gamev1.GameSessionSpec{FleetID: "fleet-test", MaximumPlayerSessionCount: max, IPAddress: "10.0.0.1", Port: 7777},
+		Spec:       gamev1.GameSessionSpec{FleetID: "fleet-test", MaximumPlayerSessionCount: max, Endpoint: gamev1.Endpoint{IPAddress: "10.0.0.1", Port: 7777}},
 	}
 	for _, m := range mutate {
 		m(gs)
@@ -81,7 +81,7 @@ func waitForStatus(t *testing.T, c client.Client, ns, name string, s gamev1.Play
 	}).WithTimeout(20 * time.Second).Should(Succeed())
 }
 
-func admission(ps *gamev1.PlayerSession) *metav1.Condition {
+func admittedCondition(ps *gamev1.PlayerSession) *metav1.Condition {
 	return meta.FindStatusCondition(ps.Status.Conditions, gamev1.AdmittedCondition)
 }
 
@@ -279,7 +279,7 @@ func TestIntegrationCapacityUnderConcurrency(t *testing.T) {
 		reasons := map[string]int{}
 		for i := range list.Items {
 			ps := &list.Items[i]
-			cond := admission(ps)
+			cond := admittedCondition(ps)
 			g.Expect(cond).NotTo(BeNil(), ps.Name)
 			g.Expect(cond.Status).NotTo(Equal(metav1.ConditionUnknown), ps.Name)
 			reasons[cond.Reason]++
@@ -332,7 +332,7 @@ func TestIntegrationDenyAllAndInactive(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		for n, reason := range want {
 			ps := getPS(g, c, ns, n)
-			cond := admission(ps)
+			cond := admittedCondition(ps)
 			g.Expect(cond).NotTo(BeNil(), n)
 			g.Expect(cond.Status).To(Equal(metav1.ConditionFalse), n)
 			g.Expect(cond.Reason).To(Equal(reason), n)
@@ -483,4 +483,71 @@ func TestIntegrationAPIServerValidation(t *testing.T) {
 			t.Fatalf("fleetId change: got %v", err)
 		}
 	})
+}
+
+// TestIntegrationGroups: player sessions created with kubectl as one group (spec.group) are admitted all
+// or nothing; an incomplete group holds no seat and is refused whole when its window closes; the API
+// server rejects a malformed group and any change of it.
+func TestIntegrationGroups(t *testing.T) {
+	g := NewWithT(t)
+	c := controlPlane(t)
+	ns := namespace(t, c)
+	opts := testOptions()
+	opts.PlayerSessionTimeout = 3 * time.Second // the window of an incomplete group
+	startManager(t, opts)
+	ctx := context.Background()
+	createGS(t, c, ns, "arena", 4)
+	member := func(name, group string, size int32) error {
+		return c.Create(ctx, &gamev1.PlayerSession{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec:       gamev1.PlayerSessionSpec{GameSessionName: "arena", PlayerID: "player-" + name, Group: &gamev1.PlayerSessionGroup{Name: group, Size: size}},
+		})
+	}
+
+	// A group of three: two members wait, holding nothing, while a single player session is admitted.
+	g.Expect(member("red-1", "red", 3)).To(Succeed())
+	g.Expect(member("red-2", "red", 3)).To(Succeed())
+	createPS(t, c, ns, "solo", "arena")
+	waitForStatus(t, c, ns, "solo", gamev1.PlayerSessionReserved)
+	g.Consistently(func(g Gomega) {
+		g.Expect(getPS(g, c, ns, "red-1").Status.Status).To(BeEmpty())
+		g.Expect(getGS(g, c, ns, "arena").Status.CurrentPlayerSessionCount).To(BeEquivalentTo(1))
+	}).WithTimeout(time.Second).Should(Succeed())
+	g.Expect(member("red-3", "red", 3)).To(Succeed())
+	for _, n := range []string{"red-1", "red-2", "red-3"} {
+		waitForStatus(t, c, ns, n, gamev1.PlayerSessionReserved)
+	}
+
+	// A group of two for the last seat: refused whole.
+	g.Expect(member("blue-1", "blue", 2)).To(Succeed())
+	g.Expect(member("blue-2", "blue", 2)).To(Succeed())
+	for _, n := range []string{"blue-1", "blue-2"} {
+		g.Eventually(func(g Gomega) {
+			cond := admittedCondition(getPS(g, c, ns, n))
+			g.Expect(cond).NotTo(BeNil())
+			g.Expect(cond.Reason).To(Equal(gamev1.GameSessionFullReason))
+		}).WithTimeout(20 * time.Second).Should(Succeed())
+	}
+
+	// An incomplete group: refused whole when the window closes; the seat stays free for a single one.
+	g.Expect(member("green-1", "green", 2)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		cond := admittedCondition(getPS(g, c, ns, "green-1"))
+		g.Expect(cond).NotTo(BeNil())
+		g.Expect(cond.Reason).To(Equal(gamev1.InvalidGroupReason))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+	createPS(t, c, ns, "late", "arena")
+	waitForStatus(t, c, ns, "late", gamev1.PlayerSessionReserved)
+
+	// The API server checks the group.
+	for _, bad := range []*gamev1.PlayerSessionGroup{{Name: "Red", Size: 2}, {Name: "red", Size: 0}, {Name: "red", Size: 26}} {
+		err := c.Create(ctx, &gamev1.PlayerSession{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "bad-"},
+			Spec:       gamev1.PlayerSessionSpec{GameSessionName: "arena", PlayerID: "x", Group: bad},
+		})
+		g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "group %+v: %v", bad, err)
+	}
+	ps := getPS(g, c, ns, "red-1")
+	ps.Spec.Group.Size = 4
+	g.Expect(apierrors.IsInvalid(c.Update(ctx, ps))).To(BeTrue(), "spec is immutable")
 }

@@ -5,8 +5,16 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
+
+// ConflictRetry is how soon a reconcile whose status write met a conflict looks again, unless it asked
+// to look again sooner.
+const ConflictRetry = time.Second
 
 // patchStatus writes the status of after as a merge patch against before, guarded by before's
 // resourceVersion: a reconcile working from a stale cache gets a conflict, never a blind overwrite.
@@ -16,6 +24,32 @@ func patchStatus(ctx context.Context, c client.Client, before, after client.Obje
 		return nil
 	}
 	return c.Status().Patch(ctx, after, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+}
+
+// writeStatus is the one status write of a reconcile, which both reconcilers defer. finish(ok) completes
+// the status first (ok: the reconcile succeeded, so observedGeneration may advance; then readiness).
+//
+// The policy, the same for both kinds:
+//   - nothing changed: no write;
+//   - the object is gone: nothing to write, no error;
+//   - conflict (it changed since it was read: another writer, or our own previous write not yet in the
+//     cache): not an error, nothing of this pass is kept, and the reconcile looks again after
+//     ConflictRetry, or sooner if it asked to (the newer version's event usually brings it back first;
+//     the requeue covers the case where that event is filtered, as a game session's own writes are);
+//   - any other error: returned with the reconcile's own, so the workqueue backs off.
+//
+// A failed reconcile still writes what it changed (its conditions), never observedGeneration.
+func writeStatus(ctx context.Context, c client.Client, before, obj client.Object, finish func(ok bool), result *ctrl.Result, retErr *error) {
+	finish(*retErr == nil)
+	err := patchStatus(ctx, c, before, obj)
+	switch {
+	case err == nil, apierrors.IsNotFound(err):
+	case apierrors.IsConflict(err) && *retErr == nil:
+		ctrl.LoggerFrom(ctx).V(1).Info("Object changed while reconciling; looking again", "object", klog.KObj(obj))
+		result.RequeueAfter = earliest(result.RequeueAfter, ConflictRetry)
+	default:
+		*retErr = kerrors.NewAggregate([]error{*retErr, err})
+	}
 }
 
 // earliest returns the smaller non-zero duration (zero when both are zero).

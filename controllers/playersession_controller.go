@@ -8,7 +8,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -20,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/internal/admission"
 	"github.com/playersessions/operator/internal/agones"
 )
 
@@ -48,23 +48,23 @@ func (r *PlayerSessionReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := ps.DeepCopy()
-	deleted := false
+	deleted := false // retention deleted it: nothing left to write
 	defer func() {
-		if deleted {
-			return
-		}
-		if retErr == nil {
-			ps.Status.ObservedGeneration = ps.Generation
-		}
-		setPlayerSessionReadiness(ps)
-		if err := patchStatus(ctx, r.Client, before, ps); err != nil {
-			if apierrors.IsConflict(err) && retErr == nil {
-				// Someone (a game server accepting the player) changed it; the new version brings us back.
-				ctrl.LoggerFrom(ctx).V(1).Info("Player session changed while reconciling; retrying", "playerSession", klog.KObj(ps))
-				result = ctrl.Result{RequeueAfter: time.Second}
-				return
-			}
-			retErr = kerrors.NewAggregate([]error{retErr, client.IgnoreNotFound(err)})
+		if !deleted {
+			writeStatus(ctx, r.Client, before, ps, func(ok bool) {
+				if admission.IsPending(ps) {
+					// A waiting player session is not written until it is decided: one write less per
+					// admission, and its resourceVersion stays the revision of its create, which orders it
+					// among the others (admission.Before). kstatus reads it as InProgress (generation 1,
+					// observedGeneration 0), which it is.
+					ps.Status = before.Status
+					return
+				}
+				if ok {
+					ps.Status.ObservedGeneration = ps.Generation
+				}
+				setPlayerSessionReadiness(ps)
+			}, &result, &retErr)
 		}
 	}()
 
@@ -73,7 +73,7 @@ func (r *PlayerSessionReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, err
 	}
 	now := r.Clock.Now()
-	admission, err := r.reconcileAdmission(ctx, ps, gs, now)
+	waitAdmission, err := r.reconcileAdmission(ctx, ps, gs, now)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -90,7 +90,7 @@ func (r *PlayerSessionReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		deleted = gone
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: earliest(earliest(admission, timeout), expire)}, nil
+	return ctrl.Result{RequeueAfter: earliest(earliest(waitAdmission, timeout), expire)}, nil
 }
 
 // gameSessionOf returns the game session ps belongs to, or nil when there is none. From the cache unless live;
@@ -114,37 +114,29 @@ func (r *PlayerSessionReconciler) gameSessionOf(ctx context.Context, ps *gamev1.
 // does not exist once the admission window (one timeout from creation) has passed. The game session
 // reconciler decides every other admission.
 func (r *PlayerSessionReconciler) reconcileAdmission(ctx context.Context, ps *gamev1.PlayerSession, gs *gamev1.GameSession, now time.Time) (time.Duration, error) {
-	if ps.Status.Status != "" || isRefused(ps) {
+	if ps.Status.Status != "" || admission.IsRefused(ps) {
 		return 0, nil
 	}
 	switch {
-	case gs != nil && hasSeat(gs, ps.Name) && gs.Status.GameSessionID != "":
+	case gs != nil && admission.HasSeat(gs, ps.Name) && gs.Status.GameSessionID != "":
 		reserve(ps, gs, r.Options, now)
 		admissionsTotal.Inc()
 		ctrl.LoggerFrom(ctx).V(1).Info("Player session reserved", "playerSession", klog.KObj(ps), "gameSession", klog.KObj(gs))
 		r.Recorder.Eventf(ps, gs, corev1.EventTypeNormal, "Reserved", "Reserve", "Seat reserved in game session %s; accept within %s", gs.Name, r.PlayerSessionTimeout)
 		return 0, nil
 	case gs != nil:
-		meta.SetStatusCondition(&ps.Status.Conditions, metav1.Condition{
-			Type: gamev1.AdmittedCondition, Status: metav1.ConditionUnknown, Reason: gamev1.AdmissionPendingReason,
-			Message: "Waiting for game session " + gs.Name + " to grant a seat", ObservedGeneration: ps.Generation,
-		})
-		return 0, nil
+		return 0, nil // the game session decides; its ledger write brings us back
 	}
 	deadline := ps.CreationTimestamp.Add(r.PlayerSessionTimeout)
 	if now.Before(deadline) {
-		meta.SetStatusCondition(&ps.Status.Conditions, metav1.Condition{
-			Type: gamev1.AdmittedCondition, Status: metav1.ConditionUnknown, Reason: gamev1.GameSessionNotFoundReason,
-			Message: "Waiting for game session " + ps.Spec.GameSessionName + " to exist", ObservedGeneration: ps.Generation,
-		})
-		return deadline.Sub(now), nil
+		return deadline.Sub(now), nil // waiting for the game session to exist
 	}
 	live, err := r.gameSessionOf(ctx, ps, true)
 	if err != nil || live != nil {
 		return time.Second, err // The cache is behind; the game session reconciler will decide.
 	}
 	msg := "Game session " + ps.Spec.GameSessionName + " not found in namespace " + ps.Namespace
-	if setRefused(ps, now, gamev1.GameSessionNotFoundReason, msg) {
+	if admission.SetRefused(ps, now, gamev1.GameSessionNotFoundReason, msg) {
 		recordRefusal(ctx, r.Recorder, ps, gamev1.GameSessionNotFoundReason, msg)
 	}
 	return 0, nil
@@ -211,7 +203,7 @@ func (r *PlayerSessionReconciler) reconcileEnded(ctx context.Context, ps *gamev1
 		}
 	}
 	if gs != nil && ps.Status.Status.HoldsSeat() {
-		ps.Status.IPAddress, ps.Status.DNSName, ps.Status.Port = gs.Status.IPAddress, gs.Status.DNSName, gs.Status.Port
+		ps.Status.Endpoint = gs.Status.Endpoint
 	}
 }
 
@@ -243,19 +235,10 @@ func retentionAnchor(ps *gamev1.PlayerSession) *metav1.MicroTime {
 	switch {
 	case ps.Status.GameSessionTerminationTime != nil:
 		return ps.Status.GameSessionTerminationTime
-	case isRefused(ps):
+	case admission.IsRefused(ps):
 		return ps.Status.TerminationTime
 	}
 	return nil
-}
-
-func hasSeat(gs *gamev1.GameSession, name string) bool {
-	for _, s := range gs.Status.Seats {
-		if s.Name == name {
-			return true
-		}
-	}
-	return false
 }
 
 // reserve makes ps RESERVED in gs, which granted it a seat.
@@ -267,22 +250,11 @@ func reserve(ps *gamev1.PlayerSession, gs *gamev1.GameSession, o Options, now ti
 	ps.Status.FleetID = gs.Spec.FleetID
 	ps.Status.FleetArn = o.FleetArn(gs.Spec.FleetID)
 	ps.Status.CreationTime = &created
-	ps.Status.IPAddress, ps.Status.DNSName, ps.Status.Port = gs.Status.IPAddress, gs.Status.DNSName, gs.Status.Port
+	ps.Status.Endpoint = gs.Status.Endpoint
 	meta.SetStatusCondition(&ps.Status.Conditions, metav1.Condition{
 		Type: gamev1.AdmittedCondition, Status: metav1.ConditionTrue, Reason: gamev1.SeatReservedReason,
 		Message: "Seat reserved in game session " + gs.Name, ObservedGeneration: ps.Generation,
 	})
-}
-
-// setRefused marks ps refused for good. It reports false if it already was.
-func setRefused(ps *gamev1.PlayerSession, now time.Time, reason, message string) bool {
-	if isRefused(ps) || ps.Status.Status != "" {
-		return false
-	}
-	meta.SetStatusCondition(&ps.Status.Conditions, refusedCondition(ps.Generation, reason, message))
-	end := metav1.NewMicroTime(now)
-	ps.Status.TerminationTime = &end
-	return true
 }
 
 func recordRefusal(ctx context.Context, rec events.EventRecorder, ps *gamev1.PlayerSession, reason, message string) {
@@ -328,9 +300,9 @@ func (r *PlayerSessionReconciler) playerSessionsOf(ctx context.Context, o client
 		ps := &list.Items[i]
 		bound := ps.Status.GameSessionID != "" && ps.Status.GameSessionID == gs.Status.GameSessionID
 		switch {
-		case isPending(ps) && hasSeat(gs, ps.Name):
+		case admission.IsPending(ps) && admission.HasSeat(gs, ps.Name):
 		case bound && ended && ps.Status.GameSessionTerminationTime == nil:
-		case bound && ps.Status.Status.HoldsSeat() && (ps.Status.IPAddress != gs.Status.IPAddress || ps.Status.DNSName != gs.Status.DNSName || ps.Status.Port != gs.Status.Port):
+		case bound && ps.Status.Status.HoldsSeat() && ps.Status.Endpoint != gs.Status.Endpoint:
 		default:
 			continue
 		}

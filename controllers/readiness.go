@@ -7,6 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/internal/admission"
 )
 
 // Readiness, as GitOps tools read it. Flux (kstatus) and the Argo CD health checks in config/argocd read the
@@ -58,7 +59,7 @@ func setPlayerSessionReadiness(ps *gamev1.PlayerSession) {
 		ready.Reason, ready.Message = admitted.Reason, admitted.Message
 	}
 	meta.SetStatusCondition(&ps.Status.Conditions, ready)
-	if !isRefused(ps) {
+	if !admission.IsRefused(ps) {
 		meta.RemoveStatusCondition(&ps.Status.Conditions, gamev1.PlayerSessionStalledCondition)
 		return
 	}

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/internal/admission"
 	"github.com/playersessions/operator/internal/agones"
 )
 
@@ -34,6 +35,8 @@ type fixture struct {
 }
 
 type builderIndexer struct{ b *fake.ClientBuilder }
+
+var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
 func (i builderIndexer) IndexField(_ context.Context, obj client.Object, field string, f client.IndexerFunc) error {
 	i.b.WithIndex(obj, field, f)
@@ -250,7 +253,7 @@ func TestRefusalNeedsAFreshLedger(t *testing.T) {
 	res, err := f.gsr.reconcileSeats(context.Background(), stale, []gamev1.PlayerSession{*f.ps(t, "a"), *f.ps(t, "b")})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(res).To(BeNumerically(">", 0), "retries instead of refusing")
-	g.Expect(isRefused(f.ps(t, "b"))).To(BeFalse())
+	g.Expect(admission.IsRefused(f.ps(t, "b"))).To(BeFalse())
 }
 
 func TestDenyAllAndActivating(t *testing.T) {
@@ -266,11 +269,11 @@ func TestDenyAllAndActivating(t *testing.T) {
 	f.clock.Step(30 * time.Second)
 	g.Expect(f.reconcileGS(t, "activating").RequeueAfter).To(Equal(30*time.Second), "rechecks when the admission window closes")
 	f.reconcilePS(t, "w")
-	g.Expect(meta.FindStatusCondition(f.ps(t, "w").Status.Conditions, gamev1.AdmittedCondition).Status).To(Equal(metav1.ConditionUnknown))
+	g.Expect(admission.IsPending(f.ps(t, "w"))).To(BeTrue(), "still waiting")
 	f.clock.Step(30 * time.Second)
 	f.reconcileGS(t, "activating")
 	w := f.ps(t, "w")
-	g.Expect(isRefused(w)).To(BeTrue())
+	g.Expect(admission.IsRefused(w)).To(BeTrue())
 	g.Expect(meta.FindStatusCondition(w.Status.Conditions, gamev1.AdmittedCondition).Reason).To(Equal(gamev1.InvalidGameSessionStatusReason))
 }
 
@@ -279,13 +282,13 @@ func TestGameSessionNotFound(t *testing.T) {
 	f := newFixture(t, newPS("orphan", "missing"))
 	f.clock.Step(10 * time.Second)
 	g.Expect(f.reconcilePS(t, "orphan").RequeueAfter).To(Equal(50 * time.Second))
-	c := meta.FindStatusCondition(f.ps(t, "orphan").Status.Conditions, gamev1.AdmittedCondition)
-	g.Expect(c.Status).To(Equal(metav1.ConditionUnknown))
-	g.Expect(c.Reason).To(Equal(gamev1.GameSessionNotFoundReason))
+	waiting := f.ps(t, "orphan")
+	g.Expect(waiting.Status.Conditions).To(BeEmpty(), "a waiting player session is not written")
+	g.Expect(waiting.Status.ObservedGeneration).To(BeZero())
 	f.clock.Step(50 * time.Second)
 	res := f.reconcilePS(t, "orphan")
 	ps := f.ps(t, "orphan")
-	g.Expect(isRefused(ps)).To(BeTrue())
+	g.Expect(admission.IsRefused(ps)).To(BeTrue())
 	g.Expect(meta.FindStatusCondition(ps.Status.Conditions, gamev1.AdmittedCondition).Reason).To(Equal(gamev1.GameSessionNotFoundReason))
 	g.Expect(res.RequeueAfter).To(Equal(f.psr.Retention), "a refused player session is kept for the retention period")
 	f.clock.Step(f.psr.Retention)
@@ -392,7 +395,7 @@ func TestForceRemovedGameSessionStillEndsPlayerSessions(t *testing.T) {
 func TestNotOwnLedgerWrite(t *testing.T) {
 	base := newGS("gs", 2, true)
 	base.ResourceVersion = "1"
-	base.Status = gamev1.GameSessionStatus{Status: gamev1.GameSessionActive, Port: 7777, IPAddress: "10.1.2.3"}
+	base.Status = gamev1.GameSessionStatus{Status: gamev1.GameSessionActive, Endpoint: gamev1.Endpoint{IPAddress: "10.1.2.3", Port: 7777}}
 	tests := []struct {
 		name   string
 		change func(gs *gamev1.GameSession)
@@ -443,7 +446,7 @@ func TestPlayerSessionChangeForGameSession(t *testing.T) {
 		{"being deleted", func(ps *gamev1.PlayerSession) { t := metav1.Now(); ps.DeletionTimestamp = &t }, ledgerRelease},
 		{"refused", func(ps *gamev1.PlayerSession) {
 			ps.Status.Status = ""
-			ps.Status.Conditions = []metav1.Condition{refusedCondition(1, gamev1.GameSessionFullReason, "full")}
+			ps.Status.Conditions = []metav1.Condition{admission.RefusedCondition(1, gamev1.GameSessionFullReason, "full")}
 		}, ledgerChange},
 		{"recorded the game session's end", func(ps *gamev1.PlayerSession) {
 			ps.Status.Status, ps.Status.GameSessionTerminationTime = gamev1.PlayerSessionCompleted, &now

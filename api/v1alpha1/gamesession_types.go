@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"fmt"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -216,25 +218,9 @@ type GameSessionSpec struct {
 	// +kubebuilder:validation:MaxLength=4096
 	GameSessionData string `json:"gameSessionData,omitempty"`
 
-	// ipAddress is the game server's address, for game servers not managed by another controller.
-	// +optional
-	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=128
-	// +kubebuilder:validation:Pattern=`^[0-9A-Fa-f:.]+$`
-	IPAddress string `json:"ipAddress,omitempty"`
-
-	// dnsName is the game server's DNS name.
-	// +optional
-	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$`
-	DNSName string `json:"dnsName,omitempty"`
-
-	// port is the game server's port.
-	// +optional
-	// +kubebuilder:validation:Minimum=1
-	// +kubebuilder:validation:Maximum=60000
-	Port int32 `json:"port,omitempty"`
+	// The game server's endpoint, for game servers not managed by another controller (ipAddress, dnsName,
+	// port).
+	Endpoint `json:",inline"`
 
 	// agones binds the game session to an Agones GameServer, which then provides its endpoint and status and
 	// accepts and completes its player sessions through a List. Immutable.
@@ -331,21 +317,9 @@ type GameSessionStatus struct {
 	// +optional
 	TerminationTime *metav1.MicroTime `json:"terminationTime,omitempty"`
 
-	// ipAddress is the game server's address.
-	// +optional
-	// +kubebuilder:validation:MaxLength=128
-	IPAddress string `json:"ipAddress,omitempty"`
-
-	// dnsName is the game server's DNS name.
-	// +optional
-	// +kubebuilder:validation:MaxLength=253
-	DNSName string `json:"dnsName,omitempty"`
-
-	// port is the game server's port.
-	// +optional
-	// +kubebuilder:validation:Minimum=0
-	// +kubebuilder:validation:Maximum=60000
-	Port int32 `json:"port,omitempty"`
+	// The game server's endpoint (ipAddress, dnsName, port): copied from the spec, or set by the game
+	// server, or by the Agones integration from the bound GameServer.
+	Endpoint `json:",inline"`
 
 	// agones is the state of the bound Agones GameServer (with spec.agones).
 	// +optional
@@ -413,4 +387,37 @@ type GameSessionList struct {
 
 func init() {
 	SchemeBuilder.Register(&GameSession{}, &GameSessionList{})
+}
+
+// Endpoint is where players connect: a game session's (in its spec and status) and, copied from it, a
+// player session's. The JSON is three flat fields of the object that holds it.
+type Endpoint struct {
+	// ipAddress is the game server's address.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[0-9A-Fa-f:.]+$`
+	IPAddress string `json:"ipAddress,omitempty"`
+
+	// dnsName is the game server's DNS name.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$`
+	DNSName string `json:"dnsName,omitempty"`
+
+	// port is the game server's port.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=60000
+	Port int32 `json:"port,omitempty"`
+}
+
+// String is host:port, the host being the IP address, else the DNS name.
+func (e Endpoint) String() string {
+	host := e.IPAddress
+	if host == "" {
+		host = e.DNSName
+	}
+	return fmt.Sprintf("%s:%d", host, e.Port)
 }

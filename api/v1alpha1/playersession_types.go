@@ -55,7 +55,14 @@ const (
 	GameSessionNotFoundReason = "GameSessionNotFound"
 	// PlayerSessionCreationDeniedReason: the game session's playerSessionCreationPolicy is DENY_ALL.
 	PlayerSessionCreationDeniedReason = "PlayerSessionCreationDenied"
+	// InvalidGroupReason: the player session's group can never be admitted: its members disagree on its
+	// size, there are more of them than it declares, or not all were created within the admission window.
+	InvalidGroupReason = "InvalidGroup"
 )
+
+// GroupLabel carries spec.group.name on every member of a group (set by the GameLift endpoint), so that
+// `kubectl get psess -l game.playersessions.dev/group=NAME` lists a group.
+const GroupLabel = "game.playersessions.dev/group"
 
 // PlayerSessionSpec is what a game backend asks for: a seat for a player in a game session.
 // It is immutable once created.
@@ -78,6 +85,29 @@ type PlayerSessionSpec struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	PlayerData string `json:"playerData,omitempty"`
+
+	// group makes this player session one of a group that is admitted all or nothing, as GameLift's
+	// CreatePlayerSessions is: once every member exists, they all get a seat or are all refused, and no
+	// seat is ever held by part of a group. Create the members with the same group and size (the GameLift
+	// endpoint does this for CreatePlayerSessions).
+	// +optional
+	Group *PlayerSessionGroup `json:"group,omitempty"`
+}
+
+// PlayerSessionGroup names a group of player sessions admitted all or nothing.
+type PlayerSessionGroup struct {
+	// name identifies the group among the player sessions of its game session.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+
+	// size is the number of player sessions in the group (GameLift's CreatePlayerSessions takes 1 to 25).
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=25
+	Size int32 `json:"size"`
 }
 
 // PlayerSessionStatus is the observed state of a player session. The operator writes it, except that a game
@@ -129,21 +159,8 @@ type PlayerSessionStatus struct {
 	// +optional
 	GameSessionTerminationTime *metav1.MicroTime `json:"gameSessionTerminationTime,omitempty"`
 
-	// ipAddress is the game server's address, copied from the game session.
-	// +optional
-	// +kubebuilder:validation:MaxLength=128
-	IPAddress string `json:"ipAddress,omitempty"`
-
-	// dnsName is the game server's DNS name, copied from the game session.
-	// +optional
-	// +kubebuilder:validation:MaxLength=253
-	DNSName string `json:"dnsName,omitempty"`
-
-	// port is the game server's port, copied from the game session.
-	// +optional
-	// +kubebuilder:validation:Minimum=0
-	// +kubebuilder:validation:Maximum=60000
-	Port int32 `json:"port,omitempty"`
+	// The game server's endpoint (ipAddress, dnsName, port), copied from the game session.
+	Endpoint `json:",inline"`
 
 	// conditions describe admission (Admitted) and readiness (Ready, Stalled).
 	// +optional

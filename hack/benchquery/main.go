@@ -114,9 +114,7 @@ func playerSession(i int) *gamev1.PlayerSession {
 			FleetID:         "fleet-bench",
 			FleetArn:        "arn:aws:gamelift:local:000000000000:fleet/fleet-bench",
 			CreationTime:    &now,
-			IPAddress:       "10.0.0.1",
-			DNSName:         "gs.example.com",
-			Port:            7777,
+			Endpoint:        gamev1.Endpoint{IPAddress: "10.0.0.1", DNSName: "gs.example.com", Port: 7777},
 			Conditions: []metav1.Condition{{
 				Type: gamev1.AdmittedCondition, Status: metav1.ConditionTrue, Reason: gamev1.SeatReservedReason,
 				Message: "Seat reserved in game session " + gsName, LastTransitionTime: metav1.Now(), ObservedGeneration: 1,

@@ -2,21 +2,23 @@ package gamelift
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"regexp"
+	"strings"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apiserver/pkg/storage"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/controllers"
+	"github.com/playersessions/operator/internal/admission"
 	"github.com/playersessions/operator/internal/query"
-	pswebhook "github.com/playersessions/operator/internal/webhook"
 )
 
 type handler func(ctx context.Context, namespace string, decode func(any) *Error) (any, *Error)
@@ -233,11 +235,11 @@ func (s *Server) createPlayerSession(ctx context.Context, namespace string, deco
 	if aerr != nil {
 		return nil, aerr
 	}
-	ps, aerr := s.reserve(ctx, gs, in.PlayerId, in.PlayerData)
+	pss, aerr := s.reserve(ctx, gs, []seatRequest{{in.PlayerId, in.PlayerData}})
 	if aerr != nil {
 		return nil, aerr
 	}
-	return createPlayerSessionOutput{PlayerSession: toPlayerSession(ps)}, nil
+	return createPlayerSessionOutput{PlayerSession: toPlayerSession(pss[0])}, nil
 }
 
 func (s *Server) createPlayerSessions(ctx context.Context, namespace string, decode func(any) *Error) (any, *Error) {
@@ -268,12 +270,17 @@ func (s *Server) createPlayerSessions(ctx context.Context, namespace string, dec
 	if aerr != nil {
 		return nil, aerr
 	}
+	players := make([]seatRequest, len(in.PlayerIds))
+	for i, p := range in.PlayerIds {
+		players[i] = seatRequest{p, in.PlayerDataMap[p]}
+	}
+	// All or nothing, as GameLift's: one group, admitted or refused as one.
+	pss, aerr := s.reserve(ctx, gs, players)
+	if aerr != nil {
+		return nil, aerr
+	}
 	out := createPlayerSessionsOutput{PlayerSessions: []PlayerSession{}}
-	for _, p := range in.PlayerIds {
-		ps, aerr := s.reserve(ctx, gs, p, in.PlayerDataMap[p])
-		if aerr != nil {
-			return nil, aerr
-		}
+	for _, ps := range pss {
 		out.PlayerSessions = append(out.PlayerSessions, toPlayerSession(ps))
 	}
 	return out, nil
@@ -309,47 +316,100 @@ func (s *Server) acceptingGameSession(ctx context.Context, namespace, id string,
 	return gs, nil
 }
 
-// reserve creates a PlayerSession object and waits for the operator's decision.
-func (s *Server) reserve(ctx context.Context, gs *gamev1.GameSession, playerID, playerData string) (*gamev1.PlayerSession, *Error) {
-	ps := &gamev1.PlayerSession{
-		ObjectMeta: metav1.ObjectMeta{Namespace: gs.Namespace, GenerateName: gs.Name + "-"},
-		Spec:       gamev1.PlayerSessionSpec{GameSessionName: gs.Name, PlayerID: playerID, PlayerData: playerData},
+// seatRequest is one player of a CreatePlayerSession(s) call.
+type seatRequest struct{ playerID, playerData string }
+
+// reserve creates the player sessions of one call and waits for the operator's decision on each. Several
+// players form a group (spec.group), which the operator admits or refuses as one; a call that fails
+// leaves no player session behind, as in GameLift, so no seat is held by a half-done call.
+func (s *Server) reserve(ctx context.Context, gs *gamev1.GameSession, players []seatRequest) ([]*gamev1.PlayerSession, *Error) {
+	var group *gamev1.PlayerSessionGroup
+	if len(players) > 1 {
+		group = &gamev1.PlayerSessionGroup{Name: "cps-" + strings.ToLower(rand.Text()[:16]), Size: int32(len(players))}
 	}
-	if err := s.Client.Create(ctx, ps); err != nil {
-		if reason, message := pswebhook.RefusalReason(err); reason != "" {
-			return nil, refusalError(reason, message) // refused at create by the admission webhook
+	created := make([]*gamev1.PlayerSession, len(players))
+	errs := make([]error, len(players))
+	var wg sync.WaitGroup
+	for i, p := range players {
+		ps := &gamev1.PlayerSession{
+			ObjectMeta: metav1.ObjectMeta{Namespace: gs.Namespace, GenerateName: gs.Name + "-"},
+			Spec:       gamev1.PlayerSessionSpec{GameSessionName: gs.Name, PlayerID: p.playerID, PlayerData: p.playerData, Group: group},
 		}
-		if apierrors.IsInvalid(err) {
-			return nil, invalid("%s", err.Error())
+		if group != nil {
+			ps.Labels = map[string]string{gamev1.GroupLabel: group.Name}
 		}
-		return nil, internal(err)
+		wg.Go(func() {
+			if errs[i] = s.Client.Create(ctx, ps); errs[i] == nil {
+				created[i] = ps
+			}
+		})
 	}
+	wg.Wait()
+	if aerr := createError(errs); aerr != nil {
+		s.withdraw(created)
+		return nil, aerr
+	}
+
 	timeout := s.DecisionTimeout
 	if timeout == 0 {
 		timeout = 10 * time.Second
 	}
-	var decided *gamev1.PlayerSession
-	err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		var cur gamev1.PlayerSession
-		if err := s.Reader.Get(ctx, client.ObjectKeyFromObject(ps), &cur); err != nil {
-			return false, client.IgnoreNotFound(err)
+	waitCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	decided := make([]*gamev1.PlayerSession, len(created))
+	for i, ps := range created {
+		// Read from the query index, so that a Describe right after the call reads what it returned.
+		cur, err := s.Index.Await(waitCtx, ps.Namespace, ps.Name, func(cur *gamev1.PlayerSession) bool {
+			return cur.Status.Status != "" || admission.IsRefused(cur)
+		})
+		if err != nil {
+			s.withdraw(created)
+			return nil, internal(fmt.Errorf("no admission decision for player session %s/%s within %s", ps.Namespace, ps.Name, timeout))
 		}
-		if cur.Status.Status != "" || meta.IsStatusConditionFalse(cur.Status.Conditions, gamev1.AdmittedCondition) {
-			decided = &cur
-			return true, nil
+		if cond := meta.FindStatusCondition(cur.Status.Conditions, gamev1.AdmittedCondition); cond != nil && cond.Status == metav1.ConditionFalse {
+			s.withdraw(created)
+			return nil, refusalError(cond.Reason, cond.Message)
 		}
-		return false, nil
-	})
-	if err != nil {
-		return nil, internal(fmt.Errorf("no admission decision for player session %s/%s within %s", ps.Namespace, ps.Name, timeout))
+		decided[i] = cur
 	}
-	if cond := meta.FindStatusCondition(decided.Status.Conditions, gamev1.AdmittedCondition); cond != nil && cond.Status == metav1.ConditionFalse {
-		// A refused call leaves no player session behind, as in GameLift.
-		_ = s.Client.Delete(ctx, decided, client.Preconditions{UID: &decided.UID})
-		return nil, refusalError(cond.Reason, cond.Message)
-	}
-	s.waitIndexed(ctx, decided)
 	return decided, nil
+}
+
+// createError is the GameLift error of the first failed create: a refusal the admission webhook answered
+// (its reason travels as a StatusCause), else the first other error.
+func createError(errs []error) *Error {
+	var first error
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		if reason, message, ok := admission.RefusalOf(err); ok {
+			return refusalError(reason, message)
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	switch {
+	case first == nil:
+		return nil
+	case apierrors.IsInvalid(first):
+		return invalid("%s", first.Error())
+	}
+	return internal(first)
+}
+
+// withdraw deletes the player sessions of a call that failed. It runs even when the caller has gone (a
+// fresh context), and a player session it cannot delete is refused by the operator anyway: an incomplete
+// group is refused whole once its window closes.
+func (s *Server) withdraw(created []*gamev1.PlayerSession) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, ps := range created {
+		if ps != nil {
+			_ = s.Client.Delete(ctx, ps, client.Preconditions{UID: &ps.UID})
+		}
+	}
 }
 
 // refusalError is GameLift's exception for an admission refusal reason.

@@ -124,7 +124,7 @@ func TestGameLiftEndpoint(t *testing.T) {
 	e.tenant(t, "tenant-a", "AKIDTENANTA", "secret-a")
 	e.tenant(t, "tenant-b", "AKIDTENANTB", "secret-b")
 	gs := &gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Namespace: "tenant-a", Name: "arena"},
-		Spec: gamev1.GameSessionSpec{FleetID: "fleet-a", MaximumPlayerSessionCount: 2, IPAddress: "10.0.0.9", Port: 7777}}
+		Spec: gamev1.GameSessionSpec{FleetID: "fleet-a", MaximumPlayerSessionCount: 2, Endpoint: gamev1.Endpoint{IPAddress: "10.0.0.9", Port: 7777}}}
 	g.Expect(e.admin.Create(ctx, gs)).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		g.Expect(e.admin.Get(ctx, client.ObjectKeyFromObject(gs), gs)).To(Succeed())
@@ -424,4 +424,92 @@ func TestAmbiguousAccessKey(t *testing.T) {
 		_, err := c.DescribePlayerSessions(ctx, &gamelift.DescribePlayerSessionsInput{PlayerId: aws.String("alice")})
 		return errText(err)
 	}).WithTimeout(20 * time.Second).Should(BeEmpty())
+}
+
+// TestCreatePlayerSessionsAllOrNothing: concurrent CreatePlayerSessions calls on one game session each get
+// a seat for every player or none, whatever the interleaving; a failed call leaves nothing behind and the
+// game session never holds more than its maximum.
+func TestCreatePlayerSessionsAllOrNothing(t *testing.T) {
+	g := NewWithT(t)
+	e := startEnv(t)
+	ctx := context.Background()
+	e.tenant(t, "tenant-g", "AKIDGROUPS", "secret-g")
+	gs := &gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Namespace: "tenant-g", Name: "arena"},
+		Spec: gamev1.GameSessionSpec{FleetID: "fleet-g", MaximumPlayerSessionCount: 10, Endpoint: gamev1.Endpoint{IPAddress: "10.0.0.9", Port: 7777}}}
+	g.Expect(e.admin.Create(ctx, gs)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(e.admin.Get(ctx, client.ObjectKeyFromObject(gs), gs)).To(Succeed())
+		g.Expect(gs.Status.Status).To(Equal(gamev1.GameSessionActive))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+	gsid := gs.Status.GameSessionID
+	c := e.sdk("AKIDGROUPS", "secret-g")
+	g.Eventually(func() string {
+		_, err := c.DescribeGameSessions(ctx, &gamelift.DescribeGameSessionsInput{GameSessionId: aws.String(gsid)})
+		return errText(err)
+	}).WithTimeout(20 * time.Second).Should(BeEmpty())
+
+	// Eight calls of three players for ten seats.
+	const calls, size = 8, 3
+	results := make([]string, calls)
+	returned := make([][]types.PlayerSession, calls)
+	done := make(chan int)
+	for i := range calls {
+		go func() {
+			defer func() { done <- i }()
+			ids := make([]string, size)
+			for j := range ids {
+				ids[j] = fmt.Sprintf("call%d-player%d", i, j)
+			}
+			out, err := c.CreatePlayerSessions(ctx, &gamelift.CreatePlayerSessionsInput{GameSessionId: aws.String(gsid), PlayerIds: ids})
+			if err != nil {
+				results[i] = errorCode(err)
+				return
+			}
+			results[i], returned[i] = "ok", out.PlayerSessions
+		}()
+	}
+	for range calls {
+		<-done
+	}
+	ok := 0
+	for i, r := range results {
+		switch r {
+		case "ok":
+			ok++
+			g.Expect(returned[i]).To(HaveLen(size))
+			for _, ps := range returned[i] {
+				g.Expect(ps.Status).To(Equal(types.PlayerSessionStatusReserved))
+			}
+		case "GameSessionFullException":
+		default:
+			t.Errorf("call %d: %s", i, r)
+		}
+	}
+	g.Expect(ok).To(Equal(10/size), "as many whole groups as fit: %v", results)
+
+	// What is left in the cluster: whole groups only, and the ledger within the maximum.
+	g.Eventually(func(g Gomega) {
+		var list gamev1.PlayerSessionList
+		g.Expect(e.admin.List(ctx, &list, client.InNamespace("tenant-g"))).To(Succeed())
+		groups := map[string]int{}
+		for _, ps := range list.Items {
+			g.Expect(ps.Spec.Group).NotTo(BeNil())
+			g.Expect(ps.Labels).To(HaveKeyWithValue(gamev1.GroupLabel, ps.Spec.Group.Name))
+			g.Expect(ps.Status.Status).To(Equal(gamev1.PlayerSessionReserved))
+			groups[ps.Spec.Group.Name]++
+		}
+		g.Expect(groups).To(HaveLen(ok), "a refused call leaves no player session behind")
+		for name, n := range groups {
+			g.Expect(n).To(Equal(size), "group %s", name)
+		}
+		g.Expect(e.admin.Get(ctx, client.ObjectKeyFromObject(gs), gs)).To(Succeed())
+		g.Expect(gs.Status.CurrentPlayerSessionCount).To(BeEquivalentTo(ok * size))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+
+	// The last free seat is not taken by part of a group.
+	_, err := c.CreatePlayerSessions(ctx, &gamelift.CreatePlayerSessionsInput{GameSessionId: aws.String(gsid), PlayerIds: []string{"x", "y"}})
+	g.Expect(errorCode(err)).To(Equal("GameSessionFullException"))
+	one, err := c.CreatePlayerSession(ctx, &gamelift.CreatePlayerSessionInput{GameSessionId: aws.String(gsid), PlayerId: aws.String("last")})
+	g.Expect(errText(err)).To(BeEmpty())
+	g.Expect(one.PlayerSession.Status).To(Equal(types.PlayerSessionStatusReserved))
 }

@@ -113,7 +113,7 @@ type Index struct {
 
 	mu          sync.RWMutex
 	rv          uint64        // the newest resourceVersion applied
-	advanced    chan struct{} // closed when rv grows, if someone waits for it
+	advanced    chan struct{} // closed at the next change, if someone waits for one
 	compactedRV uint64        // snapshots older than this are no longer consistent
 	objects     map[string]*history
 	buckets     map[string]map[string]*bucket
@@ -181,6 +181,34 @@ func (ix *Index) WaitFor(ctx context.Context, rv uint64) error {
 			return storage.NewTooLargeResourceVersionError(rv, cur, 1)
 		case <-ctx.Done():
 			return storage.NewTooLargeResourceVersionError(rv, cur, 1)
+		}
+	}
+}
+
+// Await waits until the player session namespace/name is in the index and satisfies cond, and returns it;
+// it fails when ctx ends first. Each change of the index wakes it, so it answers as soon as the informer
+// delivers the version that satisfies cond.
+func (ix *Index) Await(ctx context.Context, namespace, name string, cond func(*gamev1.PlayerSession) bool) (*gamev1.PlayerSession, error) {
+	key := Key(namespace, name)
+	for {
+		ix.mu.Lock()
+		var ps *gamev1.PlayerSession
+		if h := ix.objects[key]; h != nil {
+			ps = h.latest()
+		}
+		if ps != nil && cond(ps) {
+			ix.mu.Unlock()
+			return ps, nil
+		}
+		if ix.advanced == nil {
+			ix.advanced = make(chan struct{})
+		}
+		advanced := ix.advanced
+		ix.mu.Unlock()
+		select {
+		case <-advanced:
+		case <-ctx.Done():
+			return ps, ctx.Err()
 		}
 	}
 }
@@ -258,10 +286,10 @@ func (ix *Index) apply(key string, rv uint64, obj *gamev1.PlayerSession) {
 	if rv > ix.rv {
 		// A relist can deliver objects out of revision order; the newest revision seen is the snapshot.
 		ix.rv = rv
-		if ix.advanced != nil {
-			close(ix.advanced)
-			ix.advanced = nil
-		}
+	}
+	if ix.advanced != nil { // wake WaitFor and Await
+		close(ix.advanced)
+		ix.advanced = nil
 	}
 	ix.compact(now)
 	ix.notify(Event{RV: rv, Type: eventType(old, obj), Old: old, New: obj})

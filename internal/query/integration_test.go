@@ -93,7 +93,7 @@ func (e *env) seed(t *testing.T) {
 			t.Fatal(err)
 		}
 		gs := &gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "arena"},
-			Spec: gamev1.GameSessionSpec{FleetID: "fleet-q", MaximumPlayerSessionCount: 10, IPAddress: "10.0.0.1", Port: 7777}}
+			Spec: gamev1.GameSessionSpec{FleetID: "fleet-q", MaximumPlayerSessionCount: 10, Endpoint: gamev1.Endpoint{IPAddress: "10.0.0.1", Port: 7777}}}
 		if err := e.admin.Create(ctx, gs); err != nil {
 			t.Fatal(err)
 		}

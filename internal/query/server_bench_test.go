@@ -31,7 +31,7 @@ func benchPlayerSession(i int) *gamev1.PlayerSession {
 			PlayerSessionID: fmt.Sprintf("psess-%07d", i), Status: gamev1.PlayerSessionReserved,
 			GameSessionID: "arn:aws:gamelift:local::gamesession/fleet-bench/" + gs, FleetID: "fleet-bench",
 			FleetArn: "arn:aws:gamelift:local:000000000000:fleet/fleet-bench", CreationTime: &created,
-			IPAddress: "10.0.0.1", DNSName: "gs.example.com", Port: 7777, ObservedGeneration: 1,
+			Endpoint: gamev1.Endpoint{IPAddress: "10.0.0.1", DNSName: "gs.example.com", Port: 7777}, ObservedGeneration: 1,
 			Conditions: []metav1.Condition{{Type: gamev1.AdmittedCondition, Status: metav1.ConditionTrue,
 				Reason: gamev1.SeatReservedReason, Message: "Seat reserved in game session " + gs,
 				LastTransitionTime: metav1.NewTime(t0), ObservedGeneration: 1}},

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
@@ -18,10 +17,10 @@ import (
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/controllers"
+	"github.com/playersessions/operator/internal/admission"
 	"github.com/playersessions/operator/internal/localcp"
 	"github.com/playersessions/operator/internal/manager"
 	"github.com/playersessions/operator/internal/testenv"
-	"github.com/playersessions/operator/internal/webhook"
 )
 
 // warnings collects the warnings the API server returns to a client.
@@ -64,7 +63,7 @@ func TestIntegrationCreateTimeRefusal(t *testing.T) {
 		gs := &gamev1.GameSession{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 			Spec: gamev1.GameSessionSpec{FleetID: "fleet-1", MaximumPlayerSessionCount: max, PlayerSessionCreationPolicy: policy,
-				IPAddress: "10.0.0.1", Port: 7777},
+				Endpoint: gamev1.Endpoint{IPAddress: "10.0.0.1", Port: 7777}},
 		}
 		g.Expect(c.Create(ctx, gs)).To(Succeed())
 		g.Eventually(func() gamev1.GameSessionStatusValue {
@@ -87,7 +86,9 @@ func TestIntegrationCreateTimeRefusal(t *testing.T) {
 	var err1 error
 	g.Eventually(func() error { err1 = create("closed"); return err1 }, 30*time.Second, 100*time.Millisecond).Should(HaveOccurred())
 	g.Expect(err1.Error()).To(ContainSubstring("PlayerSessionCreationDenied: Game session closed does not accept player sessions (DENY_ALL)"))
-	reason, message := webhook.RefusalReason(err1)
+	// The reason arrives as data, a StatusCause kube-apiserver passed through from the webhook's answer.
+	reason, message, ok := admission.RefusalOf(err1)
+	g.Expect(ok).To(BeTrue(), "a StatusCause carrying the reason")
 	g.Expect(reason).To(Equal(gamev1.PlayerSessionCreationDeniedReason))
 	g.Expect(message).To(HavePrefix("Game session closed does not accept"))
 
@@ -122,7 +123,7 @@ func TestIntegrationCreateTimeRefusal(t *testing.T) {
 		g.Eventually(reserved, 30*time.Second, 50*time.Millisecond).Should(Equal(2))
 		err := create("small")
 		g.Expect(err).To(HaveOccurred(), "refused at create, not later")
-		reason, _ := webhook.RefusalReason(err)
+		reason, _, _ := admission.RefusalOf(err)
 		g.Expect(reason).To(Equal(gamev1.GameSessionFullReason), err.Error())
 		g.Expect(err.Error()).To(ContainSubstring("is full (2 of 2 seats taken)"))
 		var list gamev1.PlayerSessionList
@@ -140,7 +141,7 @@ func TestIntegrationCreateTimeRefusal(t *testing.T) {
 			if err == nil {
 				return ""
 			}
-			r, _ := webhook.RefusalReason(err)
+			r, _, _ := admission.RefusalOf(err)
 			return r
 		}, 10*time.Second, 50*time.Millisecond).Should(Equal(gamev1.InvalidGameSessionStatusReason))
 	})
@@ -178,27 +179,4 @@ func refusedCount(t *testing.T, reason string) float64 {
 		}
 	}
 	return 0
-}
-
-func TestRefusalReason(t *testing.T) {
-	denied := func(msg string) error { // as kube-apiserver reports a webhook's denial
-		return &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: 403, Reason: metav1.StatusReasonForbidden,
-			Message: `admission webhook "vplayersession.game.playersessions.dev" denied the request: ` + msg}}
-	}
-	tests := []struct {
-		err                     error
-		wantReason, wantMessage string
-	}{
-		{denied(`playersessions.game.playersessions.dev "p" is forbidden: GameSessionFull: Game session gs is full`), gamev1.GameSessionFullReason, "Game session gs is full"},
-		{denied(`playersessions.game.playersessions.dev "p" is forbidden: InvalidGameSessionStatus: Game session gs is TERMINATED`), gamev1.InvalidGameSessionStatusReason, "Game session gs is TERMINATED"},
-		{denied("something else"), "", ""},
-		{apierrors.NewInvalid(gamev1.GroupVersion.WithKind("PlayerSession").GroupKind(), "p", nil), "", ""},
-		{fmt.Errorf("GameSessionFull: not an API error"), "", ""},
-		{nil, "", ""},
-	}
-	for _, tt := range tests {
-		if r, m := webhook.RefusalReason(tt.err); r != tt.wantReason || m != tt.wantMessage {
-			t.Errorf("RefusalReason(%v) = %q, %q, want %q, %q", tt.err, r, m, tt.wantReason, tt.wantMessage)
-		}
-	}
 }

@@ -5,7 +5,6 @@ package webhook
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/klog/v2"
@@ -16,6 +15,7 @@ import (
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/controllers"
+	psadmission "github.com/playersessions/operator/internal/admission"
 )
 
 // Path is where the webhook is served (controller-runtime's path for the kind).
@@ -56,15 +56,15 @@ func (v *PlayerSessionValidator) ValidateCreate(ctx context.Context, ps *gamev1.
 	if err := v.Reader.List(ctx, &players, client.InNamespace(ps.Namespace), client.MatchingFields{controllers.IndexPlayerSessionGameSessionName: gs.Name}); err != nil {
 		return nil, nil
 	}
-	reason, message, refused := controllers.CreateRefusal(gs, players.Items, ps, v.Clock.Now(), v.Options.PlayerSessionTimeout)
+	refusal, refused := psadmission.CreateRefusal(gs, players.Items, ps, v.Clock.Now(), v.Options.PlayerSessionTimeout)
 	if !refused {
 		return nil, nil
 	}
 	if req, err := admission.RequestFromContext(ctx); err == nil && (req.DryRun == nil || !*req.DryRun) {
-		controllers.RecordCreateRefusal(reason)
+		controllers.RecordCreateRefusal(refusal.Reason)
 	}
-	ctrl.LoggerFrom(ctx).V(1).Info("Player session refused at create", "playerSession", klog.KObj(ps), "gameSession", klog.KObj(gs), "reason", reason)
-	return nil, apierrors.NewForbidden(gamev1.GroupVersion.WithResource("playersessions").GroupResource(), ps.Name, fmt.Errorf("%s: %s", reason, message))
+	ctrl.LoggerFrom(ctx).V(1).Info("Player session refused at create", "playerSession", klog.KObj(ps), "gameSession", klog.KObj(gs), "reason", refusal.Reason)
+	return nil, psadmission.Forbidden(refusal) // the reason travels as a StatusCause
 }
 
 // ValidateUpdate allows every update: the API server's CEL rules guard them.
@@ -75,19 +75,4 @@ func (v *PlayerSessionValidator) ValidateUpdate(context.Context, *gamev1.PlayerS
 // ValidateDelete allows every delete.
 func (v *PlayerSessionValidator) ValidateDelete(context.Context, *gamev1.PlayerSession) (admission.Warnings, error) {
 	return nil, nil
-}
-
-// RefusalReason extracts the admission reason (GameSessionFull, ...) from the error of a create that this
-// webhook refused, or "" when err is something else.
-func RefusalReason(err error) (reason, message string) {
-	if !apierrors.IsForbidden(err) {
-		return "", ""
-	}
-	msg := err.Error()
-	for _, r := range []string{gamev1.GameSessionFullReason, gamev1.PlayerSessionCreationDeniedReason, gamev1.InvalidGameSessionStatusReason} {
-		if i := strings.Index(msg, r+": "); i >= 0 {
-			return r, msg[i+len(r)+2:]
-		}
-	}
-	return "", ""
 }

@@ -121,7 +121,7 @@ func TestTwoReplicas(t *testing.T) {
 		Data:       map[string][]byte{gl.AccessKeyIDField: []byte(keyID), gl.SecretAccessKeyField: []byte(secret)},
 	})).To(Succeed())
 	gs := &gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "arena"},
-		Spec: gamev1.GameSessionSpec{FleetID: "fleet-r", MaximumPlayerSessionCount: 50, IPAddress: "10.0.0.7", Port: 7777}}
+		Spec: gamev1.GameSessionSpec{FleetID: "fleet-r", MaximumPlayerSessionCount: 50, Endpoint: gamev1.Endpoint{IPAddress: "10.0.0.7", Port: 7777}}}
 	g.Expect(admin.Create(ctx, gs)).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(gs), gs)).To(Succeed())

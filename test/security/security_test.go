@@ -160,7 +160,7 @@ func TestGameServerTrustBoundary(t *testing.T) {
 	e := setup(t)
 	g := NewWithT(t)
 	e.create(t,
-		&gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Name: "arena-1"}, Spec: gamev1.GameSessionSpec{FleetID: "fleet-arena", MaximumPlayerSessionCount: 2, IPAddress: "10.0.0.1", Port: 7777}},
+		&gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Name: "arena-1"}, Spec: gamev1.GameSessionSpec{FleetID: "fleet-arena", MaximumPlayerSessionCount: 2, Endpoint: gamev1.Endpoint{IPAddress: "10.0.0.1", Port: 7777}}},
 		&gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Name: "lobby"}, Spec: gamev1.GameSessionSpec{FleetID: "fleet-arena", MaximumPlayerSessionCount: 2}},
 		&gamev1.PlayerSession{ObjectMeta: metav1.ObjectMeta{Name: "alice-arena-1"}, Spec: gamev1.PlayerSessionSpec{GameSessionName: "arena-1", PlayerID: "alice"}},
 		&gamev1.PlayerSession{ObjectMeta: metav1.ObjectMeta{Name: "bob-arena-1"}, Spec: gamev1.PlayerSessionSpec{GameSessionName: "arena-1", PlayerID: "bob"}},

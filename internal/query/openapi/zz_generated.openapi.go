@@ -24,12 +24,14 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		"github.com/playersessions/operator/api/v1alpha1.AgonesGameServer":             schema_playersessions_operator_api_v1alpha1_AgonesGameServer(ref),
 		"github.com/playersessions/operator/api/v1alpha1.AgonesSelector":               schema_playersessions_operator_api_v1alpha1_AgonesSelector(ref),
 		"github.com/playersessions/operator/api/v1alpha1.AgonesStatus":                 schema_playersessions_operator_api_v1alpha1_AgonesStatus(ref),
+		"github.com/playersessions/operator/api/v1alpha1.Endpoint":                     schema_playersessions_operator_api_v1alpha1_Endpoint(ref),
 		"github.com/playersessions/operator/api/v1alpha1.GameProperty":                 schema_playersessions_operator_api_v1alpha1_GameProperty(ref),
 		"github.com/playersessions/operator/api/v1alpha1.GameSession":                  schema_playersessions_operator_api_v1alpha1_GameSession(ref),
 		"github.com/playersessions/operator/api/v1alpha1.GameSessionList":              schema_playersessions_operator_api_v1alpha1_GameSessionList(ref),
 		"github.com/playersessions/operator/api/v1alpha1.GameSessionSpec":              schema_playersessions_operator_api_v1alpha1_GameSessionSpec(ref),
 		"github.com/playersessions/operator/api/v1alpha1.GameSessionStatus":            schema_playersessions_operator_api_v1alpha1_GameSessionStatus(ref),
 		"github.com/playersessions/operator/api/v1alpha1.PlayerSession":                schema_playersessions_operator_api_v1alpha1_PlayerSession(ref),
+		"github.com/playersessions/operator/api/v1alpha1.PlayerSessionGroup":           schema_playersessions_operator_api_v1alpha1_PlayerSessionGroup(ref),
 		"github.com/playersessions/operator/api/v1alpha1.PlayerSessionList":            schema_playersessions_operator_api_v1alpha1_PlayerSessionList(ref),
 		"github.com/playersessions/operator/api/v1alpha1.PlayerSessionSpec":            schema_playersessions_operator_api_v1alpha1_PlayerSessionSpec(ref),
 		"github.com/playersessions/operator/api/v1alpha1.PlayerSessionStatus":          schema_playersessions_operator_api_v1alpha1_PlayerSessionStatus(ref),
@@ -277,6 +279,40 @@ func schema_playersessions_operator_api_v1alpha1_AgonesStatus(ref common.Referen
 	}
 }
 
+func schema_playersessions_operator_api_v1alpha1_Endpoint(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "Endpoint is where players connect: a game session's (in its spec and status) and, copied from it, a player session's. The JSON is three flat fields of the object that holds it.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"ipAddress": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ipAddress is the game server's address.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"dnsName": {
+						SchemaProps: spec.SchemaProps{
+							Description: "dnsName is the game server's DNS name.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"port": {
+						SchemaProps: spec.SchemaProps{
+							Description: "port is the game server's port.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+				},
+			},
+		},
+	}
+}
+
 func schema_playersessions_operator_api_v1alpha1_GameProperty(ref common.ReferenceCallback) common.OpenAPIDefinition {
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
@@ -473,7 +509,7 @@ func schema_playersessions_operator_api_v1alpha1_GameSessionSpec(ref common.Refe
 					},
 					"ipAddress": {
 						SchemaProps: spec.SchemaProps{
-							Description: "ipAddress is the game server's address, for game servers not managed by another controller.",
+							Description: "ipAddress is the game server's address.",
 							Type:        []string{"string"},
 							Format:      "",
 						},
@@ -687,6 +723,36 @@ func schema_playersessions_operator_api_v1alpha1_PlayerSession(ref common.Refere
 	}
 }
 
+func schema_playersessions_operator_api_v1alpha1_PlayerSessionGroup(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "PlayerSessionGroup names a group of player sessions admitted all or nothing.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"name": {
+						SchemaProps: spec.SchemaProps{
+							Description: "name identifies the group among the player sessions of its game session.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"size": {
+						SchemaProps: spec.SchemaProps{
+							Description: "size is the number of player sessions in the group (GameLift's CreatePlayerSessions takes 1 to 25).",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+				},
+				Required: []string{"name", "size"},
+			},
+		},
+	}
+}
+
 func schema_playersessions_operator_api_v1alpha1_PlayerSessionList(ref common.ReferenceCallback) common.OpenAPIDefinition {
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
@@ -765,10 +831,18 @@ func schema_playersessions_operator_api_v1alpha1_PlayerSessionSpec(ref common.Re
 							Format:      "",
 						},
 					},
+					"group": {
+						SchemaProps: spec.SchemaProps{
+							Description: "group makes this player session one of a group that is admitted all or nothing, as GameLift's CreatePlayerSessions is: once every member exists, they all get a seat or are all refused, and no seat is ever held by part of a group. Create the members with the same group and size (the GameLift endpoint does this for CreatePlayerSessions).",
+							Ref:         ref("github.com/playersessions/operator/api/v1alpha1.PlayerSessionGroup"),
+						},
+					},
 				},
 				Required: []string{"gameSessionName", "playerId"},
 			},
 		},
+		Dependencies: []string{
+			"github.com/playersessions/operator/api/v1alpha1.PlayerSessionGroup"},
 	}
 }
 
@@ -834,21 +908,21 @@ func schema_playersessions_operator_api_v1alpha1_PlayerSessionStatus(ref common.
 					},
 					"ipAddress": {
 						SchemaProps: spec.SchemaProps{
-							Description: "ipAddress is the game server's address, copied from the game session.",
+							Description: "ipAddress is the game server's address.",
 							Type:        []string{"string"},
 							Format:      "",
 						},
 					},
 					"dnsName": {
 						SchemaProps: spec.SchemaProps{
-							Description: "dnsName is the game server's DNS name, copied from the game session.",
+							Description: "dnsName is the game server's DNS name.",
 							Type:        []string{"string"},
 							Format:      "",
 						},
 					},
 					"port": {
 						SchemaProps: spec.SchemaProps{
-							Description: "port is the game server's port, copied from the game session.",
+							Description: "port is the game server's port.",
 							Type:        []string{"integer"},
 							Format:      "int32",
 						},
