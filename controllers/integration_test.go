@@ -144,7 +144,7 @@ func TestIntegrationLifecycle(t *testing.T) {
 			reasons[e.Reason] = true
 		}
 		g.Expect(reasons).To(HaveKey("Activated"))
-		g.Expect(reasons).To(HaveKey("Reserved"))
+		g.Expect(reasons).To(HaveKey("SeatsGranted"))
 		g.Expect(reasons).To(HaveKey("Completed"))
 		g.Expect(reasons).To(HaveKey("Terminated"))
 	}).WithTimeout(20 * time.Second).Should(Succeed())

@@ -22,7 +22,9 @@ type Options struct {
 	// MaxConcurrentReconciles per controller.
 	MaxConcurrentReconciles int
 	// BatchWindow is how long a game session waits after a change of one of its player sessions before it
-	// reconciles, so that the changes of a burst are decided, and written, together.
+	// reconciles. 0 (the default): at once; a burst is still decided and written together, because the
+	// workqueue runs one reconcile of a game session at a time and folds the changes that arrive meanwhile
+	// into the next one. A window only adds latency (docs/benchmarks.md).
 	BatchWindow time.Duration
 	// ReleaseWindow is how long a game session waits, at most, after one of its player sessions ended before
 	// it frees the seat in its ledger, when nobody waits for one (a waiting player session brings the game
@@ -52,7 +54,7 @@ func DefaultOptions() Options {
 		Region:                  "local",
 		AccountID:               "000000000000",
 		MaxConcurrentReconciles: 16,
-		BatchWindow:             100 * time.Millisecond,
+		BatchWindow:             0,
 		ReleaseWindow:           time.Second,
 		AgonesAllocationTimeout: 60 * time.Second,
 		RetainDeclared:          true,

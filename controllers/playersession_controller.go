@@ -122,7 +122,6 @@ func (r *PlayerSessionReconciler) reconcileAdmission(ctx context.Context, ps *ga
 		reserve(ps, gs, r.Options, now)
 		admissionsTotal.Inc()
 		ctrl.LoggerFrom(ctx).V(1).Info("Player session reserved", "playerSession", klog.KObj(ps), "gameSession", klog.KObj(gs))
-		r.Recorder.Eventf(ps, gs, corev1.EventTypeNormal, "Reserved", "Reserve", "Seat reserved in game session %s; accept within %s", gs.Name, r.PlayerSessionTimeout)
 		return 0, nil
 	case gs != nil:
 		return 0, nil // the game session decides; its ledger write brings us back

@@ -42,7 +42,7 @@ func run() error {
 	c := &o.Controllers
 	var (
 		localDir, crdDir, webhookDir, policyDir, queryBind, tokenKeyFile, tokenKeySecret string
-		qps                                                                              float64
+		qps, glQPS                                                                       float64
 		burst                                                                            int
 	)
 	flag.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint (0 disables it).")
@@ -83,6 +83,8 @@ func run() error {
 	flag.DurationVar(&o.QuerySnapshotWindow, "query-snapshot-window", 5*time.Minute, "How long a paged list's snapshot stays readable; older continue tokens get 410 Expired.")
 	flag.DurationVar(&o.QueryFreshnessTimeout, "query-freshness-timeout", query.DefaultFreshnessTimeout, "How long a query for a snapshot newer than this replica's index (a continue token from another replica) waits for it before 504 Too large resource version.")
 	flag.StringVar(&o.GameLiftAddr, "gamelift-bind-address", "", "Address of the GameLift-compatible endpoint, e.g. :9090 (off unless set).")
+	flag.Float64Var(&glQPS, "gamelift-kube-api-qps", 200, "Client-side QPS limit of the GameLift endpoint's own client towards kube-apiserver (separate from the controllers').")
+	flag.IntVar(&o.GameLiftBurst, "gamelift-kube-api-burst", 400, "Burst of the GameLift endpoint's own client.")
 	flag.StringVar(&o.GameLiftCertDir, "gamelift-cert-dir", "", "Folder with the GameLift endpoint's tls.crt and tls.key: serve HTTPS, reloading a renewed certificate (empty: plain HTTP).")
 	flag.DurationVar(&o.GameLiftReadTimeout, "gamelift-read-timeout", gamelift.DefaultReadTimeout, "How long a GameLift client may take to send a request (and to read its answer).")
 	flag.DurationVar(&o.GameLiftIdleTimeout, "gamelift-idle-timeout", gamelift.DefaultIdleTimeout, "How long a kept-alive GameLift connection may stay idle.")
@@ -100,6 +102,7 @@ func run() error {
 	log := ctrl.Log.WithName("setup")
 	ctx := ctrl.SetupSignalHandler()
 	o.QueryBindAddress = net.ParseIP(queryBind)
+	o.GameLiftQPS = float32(glQPS)
 	if ns, name, ok := strings.Cut(tokenKeySecret, "/"); ok {
 		o.QueryTokenKeySecret = types.NamespacedName{Namespace: ns, Name: name}
 	} else if tokenKeySecret != "" {

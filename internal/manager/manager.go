@@ -84,6 +84,11 @@ type Options struct {
 	GameLiftMaxConnections                   int
 	// GameLiftCertDir holds the endpoint's tls.crt and tls.key (empty: plain HTTP).
 	GameLiftCertDir string
+	// GameLiftQPS and GameLiftBurst limit the endpoint's own client towards kube-apiserver (0: 200 and
+	// twice the QPS). The endpoint does not share the controllers' limit: callers outside the cluster
+	// must not be able to starve the controllers (timeouts, releases) of their requests.
+	GameLiftQPS   float32
+	GameLiftBurst int
 
 	// WebhookPort enables the PlayerSession admission webhook on WebhookHost:WebhookPort (0: off), serving
 	// WebhookCertDir's tls.crt/tls.key.
@@ -214,8 +219,21 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query
 		if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Secret{}, gamelift.IndexAccessKeyID, gamelift.AccessKeyIDOf); err != nil {
 			return nil, nil, err
 		}
+		glCfg := rest.CopyConfig(cfg)
+		glCfg.QPS, glCfg.Burst = o.GameLiftQPS, o.GameLiftBurst
+		if glCfg.QPS == 0 {
+			glCfg.QPS = 200
+		}
+		if glCfg.Burst == 0 {
+			glCfg.Burst = int(2 * glCfg.QPS)
+		}
+		glCfg.RateLimiter = nil
+		glClient, err := client.New(glCfg, client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(), Cache: &client.CacheOptions{Reader: mgr.GetCache()}})
+		if err != nil {
+			return nil, nil, err
+		}
 		if err := mgr.Add(&gamelift.Server{
-			Addr: o.GameLiftAddr, Client: client.WithFieldOwner(mgr.GetClient(), gamelift.FieldManager), Reader: mgr.GetCache(), Index: index, Tokens: tokens,
+			Addr: o.GameLiftAddr, Client: client.WithFieldOwner(glClient, gamelift.FieldManager), Reader: mgr.GetCache(), Index: index, Tokens: tokens,
 			Clock: o.Clock, Options: o.Controllers, Agones: ag, Recorder: mgr.GetEventRecorder("gamelift-endpoint"),
 			ReadTimeout: o.GameLiftReadTimeout, WriteTimeout: o.GameLiftReadTimeout, IdleTimeout: o.GameLiftIdleTimeout, MaxConnections: o.GameLiftMaxConnections, CertDir: o.GameLiftCertDir,
 		}); err != nil {
