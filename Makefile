@@ -52,7 +52,7 @@ e2e: envtest ## The GameLift endpoint driven by the aws CLI and boto3 (installs 
 	test/e2e/gamelift.sh
 
 .PHONY: bench
-bench: envtest ## Run the timeout-lateness benchmark against a local control plane (see docs/benchmarks.md).
+bench: envtest ## Admissions against plain creates, CreatePlayerSession latency, timeout lateness, on a local control plane (docs/benchmarks.md).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go run ./hack/bench $(BENCH_ARGS)
 
 .PHONY: bench-query

@@ -1,6 +1,13 @@
 // Command bench measures the operator core on an embedded local control plane (real etcd and
-// kube-apiserver): admissions per second for N concurrent reservations, then how late the TIMEDOUT
-// transitions land after their deadlines. See docs/benchmarks.md.
+// kube-apiserver, with the admission webhook and policies as make run installs them), in one run:
+//
+//  1. the ceiling: plain creates of N PlayerSession objects with no controllers admitting them;
+//  2. admissions: N creates, at the same concurrency, each until RESERVED, and the ratio to the ceiling;
+//  3. how late the TIMEDOUT transitions of those N land after their deadlines;
+//  4. CreatePlayerSession through the GameLift endpoint (aws-sdk-go-v2): one client alone, then many
+//     concurrent clients (p50 / p99, calls per second), and CreatePlayerSessions of 10 players.
+//
+// See docs/benchmarks.md.
 //
 //	KUBEBUILDER_ASSETS=$(hack/envtest-binaries.sh) go run ./hack/bench -players 1000
 //
@@ -11,29 +18,36 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	gl "github.com/aws/aws-sdk-go-v2/service/gamelift"
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/controllers"
 	"github.com/playersessions/operator/hack/benchutil"
+	"github.com/playersessions/operator/internal/gamelift"
 	"github.com/playersessions/operator/internal/localcp"
+	"github.com/playersessions/operator/internal/manager"
 )
 
 func main() {
@@ -50,47 +64,40 @@ func run() error {
 		qps                     float64
 		workers                 int
 		batch                   time.Duration
+		webhook, skipTimeouts   bool
+		glCalls, glClients      int
+		pprofAddr               string
 	)
-	flag.IntVar(&players, "players", 1000, "Player sessions to reserve and leave to time out.")
+	flag.IntVar(&players, "players", 1000, "Player sessions to create in the ceiling and admission phases (then left to time out).")
 	flag.IntVar(&seats, "seats", 200, "Seats per game session (players/seats game sessions are created).")
-	flag.IntVar(&writers, "writers", 32, "Concurrent clients creating player sessions.")
+	flag.IntVar(&writers, "writers", 32, "Concurrent clients creating player sessions (both phases).")
 	flag.DurationVar(&timeout, "timeout", controllers.DefaultOptions().PlayerSessionTimeout, "The manager's --player-session-timeout.")
 	flag.Float64Var(&qps, "kube-api-qps", 200, "The manager's client QPS (its --kube-api-qps).")
 	flag.IntVar(&workers, "max-concurrent-reconciles", controllers.DefaultOptions().MaxConcurrentReconciles, "Workers per controller.")
 	flag.DurationVar(&batch, "batch-window", controllers.DefaultOptions().BatchWindow, "The manager's --batch-window.")
+	flag.BoolVar(&webhook, "webhook", true, "Install and serve the admission webhook, as make run does.")
+	flag.BoolVar(&skipTimeouts, "skip-timeouts", false, "Skip the timeout-lateness phase.")
+	flag.IntVar(&glCalls, "gamelift-calls", 1000, "CreatePlayerSession calls under concurrency (0: skip the GameLift phase).")
+	flag.IntVar(&glClients, "gamelift-clients", 32, "Concurrent GameLift clients.")
+	flag.StringVar(&pprofAddr, "pprof", "", "Serve the manager's net/http/pprof here during the run.")
 	flag.BoolVar(&timeline, "timeline", false, "Also print, per 500 ms from the first deadline, how many deadlines came due and how many TIMEDOUT transitions were stamped and seen.")
 	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.Level(zapcore.WarnLevel)))
+	ctrl.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel)))
 
-	cp, err := localcp.Start(localcp.Options{CRDDirectoryPaths: []string{"config/crd/bases"}, Dir: os.Getenv("BENCH_KUBECONFIG_DIR")})
+	lo := localcp.Options{CRDDirectoryPaths: []string{"config/crd/bases"}, ManifestDirectoryPaths: []string{"config/policy"}, Dir: os.Getenv("BENCH_KUBECONFIG_DIR")}
+	if webhook {
+		lo.WebhookDirectoryPaths = []string{"config/webhook"}
+	}
+	cp, err := localcp.Start(lo)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = cp.Stop() }()
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = gamev1.AddToScheme(scheme)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	scheme := manager.Scheme()
 
-	// The manager under test.
-	mcfg := *cp.Config
-	mcfg.QPS, mcfg.Burst = float32(qps), int(2*qps)
-	mgr, err := ctrl.NewManager(&mcfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache: cache.Options{DefaultTransform: controllers.StripForCache}})
-	if err != nil {
-		return err
-	}
-	opts := controllers.DefaultOptions()
-	opts.PlayerSessionTimeout = timeout
-	opts.MaxConcurrentReconciles = workers
-	opts.BatchWindow = batch
-	if err := controllers.Setup(ctx, mgr, clock.RealClock{}, opts, nil); err != nil {
-		return err
-	}
-	go func() { _ = mgr.Start(ctx) }()
-
-	// The observer: a separate informer that timestamps when each transition becomes visible.
+	// The observer: a separate client and informer that timestamps when each transition becomes visible.
 	ocfg := *cp.Config
 	ocfg.QPS, ocfg.Burst = 1000, 2000
 	c, err := client.New(&ocfg, client.Options{Scheme: scheme})
@@ -110,7 +117,7 @@ func run() error {
 	}
 	record := func(o any) {
 		ps, ok := o.(*gamev1.PlayerSession)
-		if !ok {
+		if !ok || ps.Namespace != benchNS {
 			return
 		}
 		now := time.Now()
@@ -132,58 +139,76 @@ func run() error {
 	}
 	go func() { _ = obs.Start(ctx) }()
 	obs.WaitForCacheSync(ctx)
-
-	const ns = "bench"
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		return err
-	}
-	games := (players + seats - 1) / seats
-	for i := range games {
-		gs := &gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("gs-%d", i)},
-			Spec: gamev1.GameSessionSpec{FleetID: "fleet-bench", MaximumPlayerSessionCount: int32(seats), IPAddress: "10.0.0.1", Port: 7777}}
-		if err := c.Create(ctx, gs); err != nil {
+	for _, ns := range []string{ceilingNS, benchNS, gameliftNS} {
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			return err
 		}
 	}
-	for i := range games {
-		if err := benchutil.WaitFor(ctx, 30*time.Second, func() bool {
-			var gs gamev1.GameSession
-			return c.Get(ctx, client.ObjectKey{Namespace: ns, Name: fmt.Sprintf("gs-%d", i)}, &gs) == nil && gs.Status.Status == gamev1.GameSessionActive
-		}); err != nil {
-			return fmt.Errorf("game sessions did not activate: %w", err)
-		}
-	}
 
-	fmt.Printf("players=%d game-sessions=%d seats=%d writers=%d timeout=%s manager-qps=%.0f workers=%d batch-window=%s\n", players, games, seats, writers, timeout, qps, workers, batch)
-	start := time.Now()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, writers)
-	for range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= players {
-					return
-				}
-				ps := &gamev1.PlayerSession{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("p-%05d", i)},
-					Spec: gamev1.PlayerSessionSpec{GameSessionName: fmt.Sprintf("gs-%d", i%games), PlayerID: fmt.Sprintf("player-%d", i)}}
-				if err := c.Create(ctx, ps); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
+	mcfg := *cp.Config
+	mcfg.QPS, mcfg.Burst = float32(qps), int(2*qps)
+	opts := manager.Options{Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", DisableAgones: true, SkipNameValidation: true}
+	opts.Controllers.PlayerSessionTimeout = timeout
+	opts.Controllers.MaxConcurrentReconciles = workers
+	opts.Controllers.BatchWindow = batch
+	if webhook {
+		opts.WebhookHost, opts.WebhookPort, opts.WebhookCertDir = cp.WebhookHost, cp.WebhookPort, cp.WebhookCertDir
 	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+	fmt.Printf("players=%d seats=%d writers=%d timeout=%s manager-qps=%.0f workers=%d batch-window=%s webhook=%v\n", players, seats, writers, timeout, qps, workers, batch, webhook)
+
+	// 1. The ceiling: the same creates, answered by the webhook (when on) but admitted by nobody.
+	ceiling, err := startManager(ctx, &mcfg, opts, true)
+	if err != nil {
 		return err
 	}
-	created := time.Since(start)
+	plain, err := createAll(ctx, c, ceilingNS, players, writers, func(i int) string { return "nowhere" })
+	ceiling()
+	if err != nil {
+		return err
+	}
+	plainRate := float64(players) / plain.Seconds()
+	fmt.Printf("ceiling: %d plain creates from %d writers in %s: %.0f creates/s\n", players, writers, plain.Round(time.Millisecond), plainRate)
+	if err := c.DeleteAllOf(ctx, &gamev1.PlayerSession{}, client.InNamespace(ceilingNS)); err != nil {
+		return err
+	}
+	if err := benchutil.WaitFor(ctx, 2*time.Minute, func() bool {
+		var l gamev1.PlayerSessionList
+		return c.List(ctx, &l, client.InNamespace(ceilingNS)) == nil && len(l.Items) == 0
+	}); err != nil {
+		return fmt.Errorf("ceiling player sessions not deleted: %w", err)
+	}
+
+	// 2. Admissions, by the whole manager (controllers, webhook, GameLift endpoint).
+	glAddr := ""
+	if glCalls > 0 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		glAddr = l.Addr().String()
+		_ = l.Close()
+		opts.GameLiftAddr = glAddr
+	}
+	opts.PprofAddr = pprofAddr
+	stop, err := startManager(ctx, &mcfg, opts, false)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	games := (players + seats - 1) / seats
+	for i := range games {
+		if err := createGameSession(ctx, c, benchNS, fmt.Sprintf("gs-%d", i), seats); err != nil {
+			return err
+		}
+	}
+	writesBefore := requestCounts(ctx, cp.Config)
+	fmt.Println("admitting...")
+	admitting, err := createAll(ctx, c, benchNS, players, writers, func(i int) string { return fmt.Sprintf("gs-%d", i%games) })
+	if err != nil {
+		return err
+	}
 	count := func(m map[string]time.Time) int { mu.Lock(); defer mu.Unlock(); return len(m) }
+	start := time.Now().Add(-admitting)
 	if err := benchutil.WaitFor(ctx, 5*time.Minute, func() bool { return count(reservedAt) == players }); err != nil {
 		return fmt.Errorf("only %d of %d reserved: %w", count(reservedAt), players, err)
 	}
@@ -195,38 +220,122 @@ func run() error {
 		}
 	}
 	mu.Unlock()
-	admitting := lastReserved.Sub(start)
-	fmt.Printf("created %d player sessions in %s; all RESERVED after %s: %.0f admissions/s\n", players, created.Round(time.Millisecond), admitting.Round(time.Millisecond), float64(players)/admitting.Seconds())
+	all := lastReserved.Sub(start)
+	rate := float64(players) / all.Seconds()
+	fmt.Printf("admissions: %d created in %s, all RESERVED after %s: %.0f admissions/s = %.2f x the ceiling\n", players, admitting.Round(time.Millisecond), all.Round(time.Millisecond), rate, rate/plainRate)
+	fmt.Printf("  writes per admission (kube-apiserver's count; the create is the benchmark's): %s\n", perAdmission(writesBefore, requestCounts(ctx, cp.Config), players))
 
-	if err := benchutil.WaitFor(ctx, timeout+5*time.Minute, func() bool { return count(timedOutAt) == players }); err != nil {
-		return fmt.Errorf("only %d of %d timed out: %w", count(timedOutAt), players, err)
-	}
-	var list gamev1.PlayerSessionList
-	if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
-		return err
-	}
-	var stamped, observed []time.Duration
-	early := 0
-	for i := range list.Items {
-		ps := &list.Items[i]
-		deadline := ps.Status.CreationTime.Add(timeout)
-		if ps.Status.TerminationTime.Time.Before(deadline) {
-			early++
+	// 3. Timeout lateness.
+	if !skipTimeouts {
+		if err := benchutil.WaitFor(ctx, timeout+5*time.Minute, func() bool { return count(timedOutAt) == players }); err != nil {
+			return fmt.Errorf("only %d of %d timed out: %w", count(timedOutAt), players, err)
 		}
-		stamped = append(stamped, ps.Status.TerminationTime.Sub(deadline))
-		observed = append(observed, timedOutAt[ps.Name].Sub(deadline))
+		var list gamev1.PlayerSessionList
+		if err := c.List(ctx, &list, client.InNamespace(benchNS)); err != nil {
+			return err
+		}
+		var stamped, observed []time.Duration
+		early := 0
+		for i := range list.Items {
+			ps := &list.Items[i]
+			deadline := ps.Status.CreationTime.Add(timeout)
+			if ps.Status.TerminationTime.Time.Before(deadline) {
+				early++
+			}
+			stamped = append(stamped, ps.Status.TerminationTime.Sub(deadline))
+			observed = append(observed, timedOutAt[ps.Name].Sub(deadline))
+		}
+		fmt.Printf("TIMEDOUT lateness after the deadline, as stamped by the controller (terminationTime): %s\n", benchutil.Summary(stamped))
+		fmt.Printf("TIMEDOUT lateness after the deadline, as seen by a watching client:                   %s\n", benchutil.Summary(observed))
+		fmt.Printf("early transitions: %d\n", early)
+		if timeline {
+			printTimeline(list.Items, timedOutAt, timeout)
+		}
+		if early > 0 {
+			return fmt.Errorf("%d transitions were early", early)
+		}
 	}
-	fmt.Printf("TIMEDOUT lateness after the deadline, as stamped by the controller (terminationTime): %s\n", benchutil.Summary(stamped))
-	fmt.Printf("TIMEDOUT lateness after the deadline, as seen by a watching client:                   %s\n", benchutil.Summary(observed))
-	fmt.Printf("early transitions: %d\n", early)
-	if timeline {
-		printTimeline(list.Items, timedOutAt, timeout)
+
+	// 4. The GameLift endpoint.
+	if glCalls > 0 {
+		if err := benchGameLift(ctx, c, glAddr, glCalls, glClients); err != nil {
+			return err
+		}
 	}
 	printReconcileTotals()
-	if early > 0 {
-		return fmt.Errorf("%d transitions were early", early)
-	}
 	return nil
+}
+
+const (
+	ceilingNS  = "ceiling"
+	benchNS    = "bench"
+	gameliftNS = "gamelift"
+)
+
+// startManager runs the manager (controllers off for the ceiling) until the returned stop.
+func startManager(ctx context.Context, cfg *rest.Config, opts manager.Options, noControllers bool) (stop func(), err error) {
+	opts.DisableControllers = noControllers
+	ctx, cancel := context.WithCancel(ctx)
+	mgr, _, err := manager.New(ctx, cfg, opts)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = mgr.Start(ctx) }()
+	if !mgr.GetCache().WaitForCacheSync(ctx) {
+		cancel()
+		return nil, fmt.Errorf("the manager's cache did not sync")
+	}
+	if opts.WebhookPort != 0 {
+		// The webhook answers once its server is up: wait for it, so no create goes unchecked.
+		if err := benchutil.WaitFor(ctx, 30*time.Second, func() bool { return mgr.GetWebhookServer().StartedChecker()(nil) == nil }); err != nil {
+			cancel()
+			return nil, fmt.Errorf("webhook server: %w", err)
+		}
+	}
+	return func() { cancel(); <-done }, nil
+}
+
+func createGameSession(ctx context.Context, c client.Client, ns, name string, seats int) error {
+	gs := &gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: gamev1.GameSessionSpec{FleetID: "fleet-bench", MaximumPlayerSessionCount: int32(seats), Endpoint: gamev1.Endpoint{IPAddress: "10.0.0.1", Port: 7777}}}
+	if err := c.Create(ctx, gs); err != nil {
+		return err
+	}
+	return benchutil.WaitFor(ctx, 30*time.Second, func() bool {
+		return c.Get(ctx, client.ObjectKeyFromObject(gs), gs) == nil && gs.Status.Status == gamev1.GameSessionActive
+	})
+}
+
+// createAll creates n player sessions in ns from writers concurrent clients and returns how long it took.
+func createAll(ctx context.Context, c client.Client, ns string, n, writers int, game func(int) string) (time.Duration, error) {
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for range writers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				ps := &gamev1.PlayerSession{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("p-%05d", i)},
+					Spec: gamev1.PlayerSessionSpec{GameSessionName: game(i), PlayerID: fmt.Sprintf("player-%d", i)}}
+				if err := c.Create(ctx, ps); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
 }
 
 var timeline bool
@@ -292,4 +401,156 @@ func printReconcileTotals() {
 			}
 		}
 	}
+}
+
+// benchGameLift measures CreatePlayerSession through the GameLift endpoint with aws-sdk-go-v2 (AWS JSON
+// 1.1 is what the SDK sends for GameLift; the endpoint's codec is not what is measured): one client alone,
+// then clients concurrent clients, then CreatePlayerSessions of 10 players by one client.
+func benchGameLift(ctx context.Context, c client.Client, addr string, calls, clients int) error {
+	keyID, secret := "AKIDBENCH", "bench-secret"
+	if err := c.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: gameliftNS, Name: "gamelift-key", Labels: map[string]string{gamelift.AccessKeyLabel: "true"}},
+		Data:       map[string][]byte{gamelift.AccessKeyIDField: []byte(keyID), gamelift.SecretAccessKeyField: []byte(secret)},
+	}); err != nil {
+		return err
+	}
+	const alone, groups, groupSize = 200, 50, 10
+	seats := alone + calls + groups*groupSize
+	var ids []string
+	for i := 0; i*200 < seats; i++ {
+		name := fmt.Sprintf("gl-%d", i)
+		if err := createGameSession(ctx, c, gameliftNS, name, 200); err != nil {
+			return err
+		}
+		var gs gamev1.GameSession
+		if err := c.Get(ctx, client.ObjectKey{Namespace: gameliftNS, Name: name}, &gs); err != nil {
+			return err
+		}
+		ids = append(ids, gs.Status.GameSessionID)
+	}
+	newClient := func() *gl.Client {
+		return gl.New(gl.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + addr),
+			Credentials: credentials.NewStaticCredentialsProvider(keyID, secret, ""), RetryMaxAttempts: 1})
+	}
+	// The key reaches the endpoint's cache asynchronously.
+	probe := newClient()
+	if err := benchutil.WaitFor(ctx, 30*time.Second, func() bool {
+		_, err := probe.DescribeGameSessions(ctx, &gl.DescribeGameSessionsInput{GameSessionId: aws.String(ids[0])})
+		return err == nil
+	}); err != nil {
+		return fmt.Errorf("the GameLift endpoint does not answer: %w", err)
+	}
+	var seat atomic.Int64
+	gameFor := func(n int) string { return ids[(int(seat.Add(int64(n)))-n)/200] }
+	one := func(cl *gl.Client, i int) (time.Duration, error) {
+		start := time.Now()
+		_, err := cl.CreatePlayerSession(ctx, &gl.CreatePlayerSessionInput{GameSessionId: aws.String(gameFor(1)), PlayerId: aws.String(fmt.Sprintf("gl-player-%d", i))})
+		return time.Since(start), err
+	}
+
+	var lat []time.Duration
+	for i := range alone {
+		d, err := one(probe, i)
+		if err != nil {
+			return fmt.Errorf("CreatePlayerSession alone: %w", err)
+		}
+		lat = append(lat, d)
+	}
+	fmt.Printf("GameLift CreatePlayerSession, 1 client, %d calls: %s\n", alone, benchutil.Summary(lat))
+
+	lat = make([]time.Duration, calls)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	start := time.Now()
+	for range clients {
+		cl := newClient()
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= calls {
+					return
+				}
+				d, err := one(cl, alone+i)
+				if err != nil {
+					failed.Add(1)
+				}
+				lat[i] = d
+			}
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	fmt.Printf("GameLift CreatePlayerSession, %d clients, %d calls: %s, %.0f calls/s, %d failed\n", clients, calls, benchutil.Summary(lat), float64(calls)/took.Seconds(), failed.Load())
+
+	lat = lat[:0]
+	for i := range groups {
+		players := make([]string, groupSize)
+		for j := range players {
+			players[j] = fmt.Sprintf("group-%d-player-%d", i, j)
+		}
+		start := time.Now()
+		if _, err := probe.CreatePlayerSessions(ctx, &gl.CreatePlayerSessionsInput{GameSessionId: aws.String(gameFor(groupSize)), PlayerIds: players}); err != nil {
+			return fmt.Errorf("CreatePlayerSessions: %w", err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	fmt.Printf("GameLift CreatePlayerSessions of %d players, 1 client, %d calls: %s\n", groupSize, groups, benchutil.Summary(lat))
+	return nil
+}
+
+// requestCounts reads kube-apiserver's apiserver_request_total for the operator's resources and Events,
+// by resource, subresource and verb.
+func requestCounts(ctx context.Context, cfg *rest.Config) map[string]float64 {
+	out := map[string]float64{}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return out
+	}
+	raw, err := cs.RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return out
+	}
+	label := func(line, name string) string {
+		i := strings.Index(line, name+`="`)
+		if i < 0 {
+			return ""
+		}
+		rest := line[i+len(name)+2:]
+		return rest[:strings.IndexByte(rest, '"')]
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if !strings.HasPrefix(line, "apiserver_request_total{") {
+			continue
+		}
+		res := label(line, "resource")
+		if res != "playersessions" && res != "gamesessions" && res != "events" {
+			continue
+		}
+		verb := label(line, "verb")
+		if verb == "LIST" || verb == "WATCH" || verb == "GET" {
+			continue
+		}
+		key := res
+		if sub := label(line, "subresource"); sub != "" {
+			key += "/" + sub
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err == nil {
+			out[key+" "+verb] += v
+		}
+	}
+	return out
+}
+
+// perAdmission prints the writes per admission between two readings of requestCounts.
+func perAdmission(before, after map[string]float64, n int) string {
+	var parts []string
+	for k, v := range after {
+		if d := v - before[k]; d > 0 {
+			parts = append(parts, fmt.Sprintf("%s %.2f", k, d/float64(n)))
+		}
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ", ")
 }
