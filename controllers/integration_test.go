@@ -551,3 +551,44 @@ func TestIntegrationGroups(t *testing.T) {
 	ps.Spec.Group.Size = 4
 	g.Expect(apierrors.IsInvalid(c.Update(ctx, ps))).To(BeTrue(), "spec is immutable")
 }
+
+// TestIntegrationFirstComeFirstServedWithinASecond: two player sessions created in the same second wait
+// for an ACTIVATING game session; the one kube-apiserver stored first gets the only seat, although its
+// name sorts last (creationTimestamp has one-second resolution; the create's revision breaks the tie).
+func TestIntegrationFirstComeFirstServedWithinASecond(t *testing.T) {
+	g := NewWithT(t)
+	c := controlPlane(t)
+	ns := namespace(t, c)
+	startManager(t, testOptions())
+	ctx := context.Background()
+	createGS(t, c, ns, "arena", 1, func(gs *gamev1.GameSession) { gs.Spec.Endpoint = gamev1.Endpoint{} }) // ACTIVATING
+	for {
+		createPS(t, c, ns, "zed", "arena")
+		createPS(t, c, ns, "amy", "arena")
+		zed, amy := getPS(g, c, ns, "zed"), getPS(g, c, ns, "amy")
+		if zed.CreationTimestamp.Equal(&amy.CreationTimestamp) {
+			break
+		}
+		// Across a second boundary: try again, so the test checks the tie-break, not the timestamps.
+		g.Expect(c.Delete(ctx, zed)).To(Succeed())
+		g.Expect(c.Delete(ctx, amy)).To(Succeed())
+		g.Eventually(func() bool {
+			var l gamev1.PlayerSessionList
+			return c.List(ctx, &l, client.InNamespace(ns)) == nil && len(l.Items) == 0
+		}).WithTimeout(10 * time.Second).Should(BeTrue())
+	}
+	// Both wait for the game server; then it activates the game session.
+	g.Consistently(func(g Gomega) {
+		g.Expect(getPS(g, c, ns, "zed").Status.Status).To(BeEmpty())
+	}).WithTimeout(500 * time.Millisecond).Should(Succeed())
+	gs := getGS(g, c, ns, "arena")
+	before := gs.DeepCopy()
+	gs.Status.Status, gs.Status.Endpoint = gamev1.GameSessionActive, gamev1.Endpoint{IPAddress: "10.0.0.1", Port: 7777}
+	g.Expect(c.Status().Patch(ctx, gs, client.MergeFrom(before))).To(Succeed())
+	waitForStatus(t, c, ns, "zed", gamev1.PlayerSessionReserved)
+	g.Eventually(func(g Gomega) {
+		cond := admittedCondition(getPS(g, c, ns, "amy"))
+		g.Expect(cond).NotTo(BeNil())
+		g.Expect(cond.Reason).To(Equal(gamev1.GameSessionFullReason))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+}
