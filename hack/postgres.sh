@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL server on loopback for the history store's tests (Debian's postgresql package,
+# installed when missing, as hack/e2e-deps.sh installs the e2e's dependencies).
+#
+#   hack/postgres.sh start PORT   # prints the data directory, then the connection string
+#   hack/postgres.sh stop DIR     # stops the server and removes DIR
+set -euo pipefail
+
+bindir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
+
+as_postgres() {
+	if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+case "${1:-}" in
+start)
+	port=${2:?port}
+	if [ -z "$(bindir)" ]; then
+		echo "installing Debian's postgresql package" >&2
+		sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+		$sudo apt-get update -qq >&2
+		DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >&2
+	fi
+	bin=$(bindir)
+	dir=$(mktemp -d /tmp/playersessions-pg.XXXXXX)
+	chmod 755 "$dir"
+	if [ "$(id -u)" = 0 ]; then chown postgres: "$dir"; fi
+	as_postgres "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 >/dev/null
+	as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
+		-o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
+	echo "$dir"
+	echo "postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
+	;;
+stop)
+	dir=${2:?dir}
+	as_postgres "$(bindir)/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+	rm -rf "$dir"
+	;;
+*)
+	echo "usage: $0 start PORT | stop DIR" >&2
+	exit 2
+	;;
+esac

@@ -1,0 +1,286 @@
+// Package history is the history store: ended player sessions kept, for the retention period after their
+// game session ended, in a PostgreSQL-compatible database instead of etcd. It speaks PostgreSQL's wire
+// protocol (pgx) and uses only SQL that PostgreSQL, CockroachDB and YugabyteDB share: no advisory locks
+// (migrations serialise on a row lock), no declarative partitioning (a table per day of game-session end,
+// dropped whole when its last row has been kept for the retention period).
+//
+// Not yet wired into the manager (issue 13): this package is the storage layer the archiver and the
+// describe paths will use.
+package history
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"k8s.io/utils/clock"
+)
+
+// Record is one ended player session as the store keeps it. Object is the PlayerSession as JSON, answered
+// as it was when archived.
+type Record struct {
+	Namespace, Name    string
+	PlayerSessionID    string
+	GameSessionID      string
+	PlayerID           string
+	Status             string
+	GameSessionEndedAt time.Time
+	Object             []byte
+}
+
+// Key is a record's place in list order: namespace, then name (the live index's order, so the two tiers
+// merge into one sequence).
+type Key struct{ Namespace, Name string }
+
+// Query selects records: a namespace ("" for all) and at most one of the indexed questions.
+type Query struct {
+	Namespace       string
+	PlayerSessionID string
+	GameSessionID   string
+	PlayerID        string
+	// Status filters (with GameSessionID, as GameLift's DescribePlayerSessions does).
+	Status string
+}
+
+// Store is a history store.
+type Store struct {
+	pool      *pgxpool.Pool
+	clock     clock.PassiveClock
+	retention time.Duration
+}
+
+// Open connects to the database at url and applies the migrations it lacks.
+func Open(ctx context.Context, url string, clk clock.PassiveClock, retention time.Duration) (*Store, error) {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("history store: %w", err)
+	}
+	s := &Store{pool: pool, clock: clk, retention: retention}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the connections.
+func (s *Store) Close() { s.pool.Close() }
+
+// migrations are applied in order, each once, recorded in ps_history_schema.
+var migrations = []string{
+	// 1: the registry of day tables.
+	`CREATE TABLE ps_history_days (day DATE PRIMARY KEY, created_at TIMESTAMPTZ NOT NULL)`,
+}
+
+// dayTableDDL creates the table of one day of game-session ends, with an index per question.
+const dayTableDDL = `
+CREATE TABLE IF NOT EXISTS %[1]s (
+	player_session_id     TEXT PRIMARY KEY,
+	namespace             TEXT NOT NULL,
+	name                  TEXT NOT NULL,
+	game_session_id       TEXT NOT NULL,
+	player_id             TEXT NOT NULL,
+	status                TEXT NOT NULL,
+	game_session_ended_at TIMESTAMPTZ NOT NULL,
+	object                BYTEA NOT NULL
+);
+CREATE INDEX IF NOT EXISTS %[1]s_key ON %[1]s (namespace, name);
+CREATE INDEX IF NOT EXISTS %[1]s_game ON %[1]s (game_session_id, namespace, name);
+CREATE INDEX IF NOT EXISTS %[1]s_player ON %[1]s (player_id, namespace, name);`
+
+// migrate applies the migrations under a row lock, so replicas starting at once apply each exactly once.
+func (s *Store) migrate(ctx context.Context) error {
+	for _, ddl := range []string{
+		`CREATE TABLE IF NOT EXISTS ps_history_lock (id INT PRIMARY KEY)`,
+		`CREATE TABLE IF NOT EXISTS ps_history_schema (version INT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)`,
+		`INSERT INTO ps_history_lock (id) VALUES (1) ON CONFLICT (id) DO NOTHING`,
+	} {
+		if err := retryConcurrentDDL(func() error { _, err := s.pool.Exec(ctx, ddl); return err }); err != nil {
+			return fmt.Errorf("history store: preparing migrations: %w", err)
+		}
+	}
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT id FROM ps_history_lock WHERE id = 1 FOR UPDATE`); err != nil {
+			return fmt.Errorf("history store: locking migrations: %w", err)
+		}
+		var applied int
+		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM ps_history_schema`).Scan(&applied); err != nil {
+			return err
+		}
+		for v := applied + 1; v <= len(migrations); v++ {
+			if _, err := tx.Exec(ctx, migrations[v-1]); err != nil {
+				return fmt.Errorf("history store: migration %d: %w", v, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO ps_history_schema (version, applied_at) VALUES ($1, $2)`, v, s.clock.Now()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// retryConcurrentDDL retries a statement that lost a race with the same statement elsewhere (two replicas
+// creating the same table: PostgreSQL reports a unique violation on its catalog).
+func retryConcurrentDDL(f func() error) error {
+	var err error
+	for range 5 {
+		if err = f(); err == nil {
+			return nil
+		}
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || (pgErr.Code != "23505" && pgErr.Code != "42P07" && pgErr.Code != "40001") {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return err
+}
+
+func day(t time.Time) time.Time {
+	y, m, d := t.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+func tableOf(d time.Time) string { return "ps_history_" + d.Format("20060102") }
+
+// ensureDay creates the table of day d (once) and registers it.
+func (s *Store) ensureDay(ctx context.Context, d time.Time) error {
+	if err := retryConcurrentDDL(func() error {
+		_, err := s.pool.Exec(ctx, fmt.Sprintf(dayTableDDL, tableOf(d)))
+		return err
+	}); err != nil {
+		return fmt.Errorf("history store: creating %s: %w", tableOf(d), err)
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO ps_history_days (day, created_at) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING`, d, s.clock.Now())
+	return err
+}
+
+// Archive writes recs, idempotently: a record already there (archived before a crash, or by another
+// replica at the same time) is left as it is, so there is only ever one copy of each.
+func (s *Store) Archive(ctx context.Context, recs []Record) error {
+	byDay := map[time.Time][]Record{}
+	for _, r := range recs {
+		if r.PlayerSessionID == "" || r.GameSessionEndedAt.IsZero() {
+			return fmt.Errorf("history store: record %s/%s has no player session id or game session end", r.Namespace, r.Name)
+		}
+		d := day(r.GameSessionEndedAt)
+		byDay[d] = append(byDay[d], r)
+	}
+	for d, rs := range byDay {
+		if err := s.ensureDay(ctx, d); err != nil {
+			return err
+		}
+		batch := &pgx.Batch{}
+		for _, r := range rs {
+			batch.Queue(`INSERT INTO `+tableOf(d)+` (player_session_id, namespace, name, game_session_id, player_id, status, game_session_ended_at, object)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (player_session_id) DO NOTHING`,
+				r.PlayerSessionID, r.Namespace, r.Name, r.GameSessionID, r.PlayerID, r.Status, r.GameSessionEndedAt, r.Object)
+		}
+		if err := s.pool.SendBatch(ctx, batch).Close(); err != nil {
+			return fmt.Errorf("history store: archiving into %s: %w", tableOf(d), err)
+		}
+	}
+	return nil
+}
+
+// days lists the day tables that exist, oldest first.
+func (s *Store) days(ctx context.Context) ([]time.Time, error) {
+	rows, err := s.pool.Query(ctx, `SELECT day FROM ps_history_days ORDER BY day`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[time.Time])
+}
+
+// List answers q: at most limit records (0: all) after the key after, in key order, from every day table,
+// each through the index of q's question, so it costs what it returns.
+func (s *Store) List(ctx context.Context, q Query, after Key, limit int) ([]Record, error) {
+	recs, err := s.list(ctx, q, after, limit)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" {
+		// A day table was dropped between reading the registry and querying it: read the registry again.
+		recs, err = s.list(ctx, q, after, limit)
+	}
+	return recs, err
+}
+
+func (s *Store) list(ctx context.Context, q Query, after Key, limit int) ([]Record, error) {
+	days, err := s.days(ctx)
+	if err != nil || len(days) == 0 {
+		return nil, err
+	}
+	var where []string
+	var args []any
+	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
+	if q.Namespace != "" {
+		where = append(where, "namespace = "+arg(q.Namespace))
+	}
+	switch {
+	case q.PlayerSessionID != "":
+		where = append(where, "player_session_id = "+arg(q.PlayerSessionID))
+	case q.GameSessionID != "":
+		where = append(where, "game_session_id = "+arg(q.GameSessionID))
+		if q.Status != "" {
+			where = append(where, "status = "+arg(q.Status))
+		}
+	case q.PlayerID != "":
+		where = append(where, "player_id = "+arg(q.PlayerID))
+	}
+	if after != (Key{}) {
+		where = append(where, fmt.Sprintf("(namespace, name) > (%s, %s)", arg(after.Namespace), arg(after.Name)))
+	}
+	cond := ""
+	if len(where) > 0 {
+		cond = " WHERE " + strings.Join(where, " AND ")
+	}
+	var parts []string
+	for _, d := range days {
+		parts = append(parts, `SELECT namespace, name, player_session_id, game_session_id, player_id, status, game_session_ended_at, object FROM `+tableOf(d)+cond)
+	}
+	sql := strings.Join(parts, " UNION ALL ") + " ORDER BY namespace, name"
+	if limit > 0 {
+		sql += fmt.Sprintf(" LIMIT %d", limit)
+	}
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("history store: %w", err)
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Record, error) {
+		var r Record
+		err := row.Scan(&r.Namespace, &r.Name, &r.PlayerSessionID, &r.GameSessionID, &r.PlayerID, &r.Status, &r.GameSessionEndedAt, &r.Object)
+		return r, err
+	})
+}
+
+// DropExpired drops, whole, every day table whose last possible record has been kept for the retention
+// period: day D holds game sessions that ended before D+1, so it goes at D+1+retention, never a moment
+// before any of its records is due (GameLift's rule: kept 30 days after the game session ended). It
+// returns the days dropped.
+func (s *Store) DropExpired(ctx context.Context) ([]time.Time, error) {
+	days, err := s.days(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := s.clock.Now()
+	var dropped []time.Time
+	for _, d := range days {
+		if now.Before(d.AddDate(0, 0, 1).Add(s.retention)) {
+			continue
+		}
+		if _, err := s.pool.Exec(ctx, `DROP TABLE IF EXISTS `+tableOf(d)); err != nil {
+			return dropped, fmt.Errorf("history store: dropping %s: %w", tableOf(d), err)
+		}
+		if _, err := s.pool.Exec(ctx, `DELETE FROM ps_history_days WHERE day = $1`, d); err != nil {
+			return dropped, err
+		}
+		dropped = append(dropped, d)
+	}
+	sort.Slice(dropped, func(i, j int) bool { return dropped[i].Before(dropped[j]) })
+	return dropped, nil
+}

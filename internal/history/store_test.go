@@ -1,0 +1,200 @@
+package history
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/playersessions/operator/internal/testenv"
+)
+
+// startPostgres starts a real PostgreSQL server for the test (hack/postgres.sh: Debian's package,
+// installed when missing) and returns a connection string to a fresh database.
+func startPostgres(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	out, err := exec.Command(testenv.Path("hack", "postgres.sh"), "start", fmt.Sprint(port)).Output()
+	if err != nil {
+		msg := ""
+		if ee, ok := err.(*exec.ExitError); ok {
+			msg = string(ee.Stderr)
+		}
+		t.Fatalf("starting PostgreSQL with hack/postgres.sh: %v: %s", err, msg)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	dir, url := lines[0], lines[len(lines)-1]
+	t.Cleanup(func() { _ = exec.Command(testenv.Path("hack", "postgres.sh"), "stop", dir).Run() })
+	return url
+}
+
+var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+
+func record(ns, name, game, player string, ended time.Time) Record {
+	return Record{Namespace: ns, Name: name, PlayerSessionID: "psess-" + ns + "-" + name, GameSessionID: game, PlayerID: player,
+		Status: "COMPLETED", GameSessionEndedAt: ended, Object: []byte(`{"metadata":{"name":"` + name + `"}}`)}
+}
+
+func names(rs []Record) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.Namespace+"/"+r.Name)
+	}
+	return out
+}
+
+func TestStore(t *testing.T) {
+	url := startPostgres(t)
+	ctx := context.Background()
+	clk := clocktesting.NewFakeClock(t0)
+	const retention = 30 * 24 * time.Hour
+
+	// Two replicas start at once: each migration is applied once.
+	stores := make([]*Store, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i := range stores {
+		wg.Go(func() { stores[i], errs[i] = Open(ctx, url, clk, retention) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := stores[0], stores[1]
+	defer a.Close()
+	defer b.Close()
+	var versions int
+	if err := a.pool.QueryRow(ctx, `SELECT COUNT(*) FROM ps_history_schema`).Scan(&versions); err != nil || versions != len(migrations) {
+		t.Fatalf("schema versions recorded: %d (%v), want %d", versions, err, len(migrations))
+	}
+
+	// Records over three days of game-session ends, two namespaces.
+	var recs []Record
+	for i := range 30 {
+		ns := []string{"team-a", "team-b"}[i%2]
+		ended := t0.Add(time.Duration(i%3) * 24 * time.Hour)
+		recs = append(recs, record(ns, fmt.Sprintf("p%02d", i), fmt.Sprintf("game-%d", i%5), fmt.Sprintf("player-%d", i%4), ended))
+	}
+
+	t.Run("archiving twice, and from two replicas at once, keeps one copy", func(t *testing.T) {
+		if err := a.Archive(ctx, recs[:20]); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i, s := range []*Store{a, b} {
+			wg.Go(func() { errs[i] = s.Archive(ctx, recs) }) // a crash after archiving, before deleting: archived again
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		all, err := a.List(ctx, Query{}, Key{}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(all) != len(recs) {
+			t.Fatalf("%d records, want %d", len(all), len(recs))
+		}
+	})
+
+	t.Run("the three questions, the status filter, the namespace", func(t *testing.T) {
+		for _, tt := range []struct {
+			name string
+			q    Query
+			want int
+		}{
+			{"player session id", Query{PlayerSessionID: "psess-team-b-p07"}, 1},
+			{"player session id in another namespace", Query{Namespace: "team-a", PlayerSessionID: "psess-team-b-p07"}, 0},
+			{"game session", Query{GameSessionID: "game-2"}, 6},
+			{"game session and status", Query{GameSessionID: "game-2", Status: "COMPLETED"}, 6},
+			{"game session, other status", Query{GameSessionID: "game-2", Status: "ACTIVE"}, 0},
+			{"player", Query{PlayerID: "player-1"}, 8},
+			{"player in a namespace", Query{Namespace: "team-b", PlayerID: "player-1"}, 8},
+			{"player in the other namespace", Query{Namespace: "team-a", PlayerID: "player-1"}, 0},
+		} {
+			got, err := a.List(ctx, tt.q, Key{}, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != tt.want {
+				t.Errorf("%s: %d records (%v), want %d", tt.name, len(got), names(got), tt.want)
+			}
+			if !slices.IsSortedFunc(got, func(x, y Record) int { return strings.Compare(x.Namespace+"/"+x.Name, y.Namespace+"/"+y.Name) }) {
+				t.Errorf("%s: not in key order: %v", tt.name, names(got))
+			}
+		}
+	})
+
+	t.Run("paging across day tables in key order", func(t *testing.T) {
+		var got []string
+		after := Key{}
+		for {
+			page, err := b.List(ctx, Query{}, after, 7)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, names(page)...)
+			if len(page) < 7 {
+				break
+			}
+			after = Key{page[len(page)-1].Namespace, page[len(page)-1].Name}
+		}
+		want := names(recs)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("pages %v, want %v", got, want)
+		}
+	})
+
+	t.Run("retention drops whole days, never before 30 days after the end", func(t *testing.T) {
+		// Day 0 holds game sessions that ended at t0 (12:00); it may go only once the last instant of day 0
+		// is 30 days past: at midnight ending day 0, plus 30 days.
+		lastDue := day(t0).AddDate(0, 0, 1).Add(retention)
+		clk.SetTime(lastDue.Add(-time.Nanosecond))
+		dropped, err := a.DropExpired(ctx)
+		if err != nil || len(dropped) != 0 {
+			t.Fatalf("dropped %v (%v) a nanosecond early", dropped, err)
+		}
+		clk.SetTime(lastDue)
+		if dropped, err = a.DropExpired(ctx); err != nil || len(dropped) != 1 || !dropped[0].Equal(day(t0)) {
+			t.Fatalf("dropped %v (%v), want day 0", dropped, err)
+		}
+		left, err := a.List(ctx, Query{}, Key{}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) != 20 {
+			t.Errorf("%d records left, want 20 (days 1 and 2)", len(left))
+		}
+		for _, r := range left {
+			if r.GameSessionEndedAt.Before(day(t0).AddDate(0, 0, 1)) {
+				t.Errorf("%s ended on day 0 and was kept", r.Name)
+			}
+			if lastDue.Sub(r.GameSessionEndedAt) >= retention+24*time.Hour {
+				t.Errorf("%s kept too long", r.Name)
+			}
+		}
+		// Two days later, the other two days go too.
+		clk.SetTime(lastDue.AddDate(0, 0, 2))
+		if dropped, err = a.DropExpired(ctx); err != nil || len(dropped) != 2 {
+			t.Fatalf("dropped %v (%v), want days 1 and 2", dropped, err)
+		}
+	})
+}
