@@ -21,6 +21,14 @@ var (
 		Name: "playersessions_admissions_refused_total",
 		Help: "Player sessions refused a seat, by reason: at create time by the admission webhook, or later by the controllers.",
 	}, []string{"reason"})
+	archivedTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "playersessions_history_archived_total",
+		Help: "Ended player sessions moved to the history store (written there, then their custom resource deleted).",
+	})
+	archiveErrorsTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "playersessions_history_archive_errors_total",
+		Help: "Failed writes to the history store (the player session stays a custom resource and is retried).",
+	})
 	timeoutsTotal = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "playersessions_player_session_timeouts_total",
 		Help: "RESERVED player sessions that were not accepted in time (TIMEDOUT).",
@@ -110,7 +118,8 @@ func RecordCreateRefusal(reason string) {
 func RegisterMetrics(reader client.Reader) {
 	registerOnce.Do(func() {
 		ctrlmetrics.Registry.MustRegister(admissionsTotal, admissionsRefusedTotal, timeoutsTotal, timeoutLateness,
-			reconcileDuration, collector, agonesAllocationsTotal, agonesBindsTotal, agonesPlayerTransitionsTotal, agonesUnknownValuesTotal)
+			reconcileDuration, collector, agonesAllocationsTotal, agonesBindsTotal, agonesPlayerTransitionsTotal, agonesUnknownValuesTotal,
+			archivedTotal, archiveErrorsTotal)
 	})
 	collector.reader.Store(&reader)
 }

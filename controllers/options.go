@@ -44,6 +44,13 @@ type Options struct {
 	// DeclarativeMarkers are label or annotation keys with which appliers track what they applied: an
 	// object carrying one is declared.
 	DeclarativeMarkers []string
+
+	// History, when set, is the history store: an ended player session whose game session ended more than
+	// HistoryGrace ago is written there and its custom resource deleted; retention then runs in the store.
+	// Nil: retention runs on the custom resources (the embedded default).
+	History Archiver
+	// HistoryGrace is how long an ended player session stays a custom resource after its game session ended.
+	HistoryGrace time.Duration
 }
 
 // DefaultOptions are GameLift's: 60 s to accept a reservation, 30 days of retention.
@@ -58,6 +65,7 @@ func DefaultOptions() Options {
 		ReleaseWindow:           time.Second,
 		AgonesAllocationTimeout: 60 * time.Second,
 		RetainDeclared:          true,
+		HistoryGrace:            5 * time.Minute,
 		DeclarativeManagers:     []string{"argocd-controller", "kustomize-controller", "helm-controller"},
 		DeclarativeMarkers: []string{"argocd.argoproj.io/tracking-id", "app.kubernetes.io/instance",
 			"kustomize.toolkit.fluxcd.io/name", "helm.toolkit.fluxcd.io/name"},

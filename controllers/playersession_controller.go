@@ -85,12 +85,17 @@ func (r *PlayerSessionReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	}
 	timeout := r.reconcileTimeout(ctx, ps, now)
 	r.reconcileEnded(ctx, ps, gs, now)
+	archive, gone, err := r.reconcileArchive(ctx, before, ps, now)
+	if gone || err != nil {
+		deleted = gone
+		return ctrl.Result{}, err
+	}
 	expire, gone, err := r.reconcileRetention(ctx, ps, now)
 	if gone || err != nil {
 		deleted = gone
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: earliest(earliest(waitAdmission, timeout), expire)}, nil
+	return ctrl.Result{RequeueAfter: earliest(earliest(earliest(waitAdmission, timeout), expire), archive)}, nil
 }
 
 // gameSessionOf returns the game session ps belongs to, or nil when there is none. From the cache unless live;

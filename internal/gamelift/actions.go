@@ -155,7 +155,7 @@ func (s *Server) describePlayerSessions(ctx context.Context, namespace string, d
 			return nil, err
 		}
 	}
-	page, err := s.Index.List(ctx, q, query.ListOptions{Limit: limit, Continue: in.NextToken}, s.Tokens)
+	page, err := s.Index.ListAll(ctx, q, query.ListOptions{Limit: limit, Continue: in.NextToken}, s.Tokens, s.History)
 	if err != nil {
 		switch {
 		case apierrors.IsResourceExpired(err) || apierrors.IsBadRequest(err):

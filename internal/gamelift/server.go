@@ -45,7 +45,9 @@ type Server struct {
 	// Index answers DescribePlayerSessions.
 	Index  *query.Index
 	Tokens *query.Tokens
-	Clock  clock.Clock
+	// History, when set, is the history store that DescribePlayerSessions merges with the live index.
+	History query.History
+	Clock   clock.Clock
 	// Options are the controllers' (ARNs, timeout).
 	Options controllers.Options
 	// Agones tells whether a FleetId names an Agones Fleet (nil: never).

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 )
 
@@ -40,7 +41,9 @@ type Key struct{ Namespace, Name string }
 
 // Query selects records: a namespace ("" for all) and at most one of the indexed questions.
 type Query struct {
-	Namespace       string
+	Namespace string
+	// Name selects one object (with Namespace).
+	Name            string
 	PlayerSessionID string
 	GameSessionID   string
 	PlayerID        string
@@ -221,6 +224,9 @@ func (s *Store) list(ctx context.Context, q Query, after Key, limit int) ([]Reco
 	if q.Namespace != "" {
 		where = append(where, "namespace = "+arg(q.Namespace))
 	}
+	if q.Name != "" {
+		where = append(where, "name = "+arg(q.Name))
+	}
 	switch {
 	case q.PlayerSessionID != "":
 		where = append(where, "player_session_id = "+arg(q.PlayerSessionID))
@@ -283,4 +289,33 @@ func (s *Store) DropExpired(ctx context.Context) ([]time.Time, error) {
 	}
 	sort.Slice(dropped, func(i, j int) bool { return dropped[i].Before(dropped[j]) })
 	return dropped, nil
+}
+
+// Retention drops the expired days of the store: at start and then every Interval (an hour when 0), on
+// the elected leader only (a manager Runnable).
+type Retention struct {
+	Store    *Store
+	Clock    clock.Clock
+	Interval time.Duration
+}
+
+// NeedLeaderElection is true: one replica drops days.
+func (r *Retention) NeedLeaderElection() bool { return true }
+
+// Start drops expired days until ctx ends; a failed pass is retried at the next tick.
+func (r *Retention) Start(ctx context.Context) error {
+	interval := r.Interval
+	if interval == 0 {
+		interval = time.Hour
+	}
+	for {
+		if _, err := r.Store.DropExpired(ctx); err != nil && ctx.Err() == nil {
+			klog.FromContext(ctx).Error(err, "Dropping expired days of the history store")
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.Clock.After(interval):
+		}
+	}
 }

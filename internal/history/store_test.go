@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -12,9 +14,13 @@ import (
 	"time"
 
 	clocktesting "k8s.io/utils/clock/testing"
-
-	"github.com/playersessions/operator/internal/testenv"
 )
+
+// script is hack/postgres.sh of this repository.
+func script() string {
+	_, file, _, _ := runtime.Caller(0) // internal/history/store_test.go
+	return filepath.Join(filepath.Dir(file), "..", "..", "hack", "postgres.sh")
+}
 
 // startPostgres starts a real PostgreSQL server for the test (hack/postgres.sh: Debian's package,
 // installed when missing) and returns a connection string to a fresh database.
@@ -26,7 +32,7 @@ func startPostgres(t *testing.T) string {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	out, err := exec.Command(testenv.Path("hack", "postgres.sh"), "start", fmt.Sprint(port)).Output()
+	out, err := exec.Command(script(), "start", fmt.Sprint(port)).Output()
 	if err != nil {
 		msg := ""
 		if ee, ok := err.(*exec.ExitError); ok {
@@ -36,7 +42,7 @@ func startPostgres(t *testing.T) string {
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	dir, url := lines[0], lines[len(lines)-1]
-	t.Cleanup(func() { _ = exec.Command(testenv.Path("hack", "postgres.sh"), "stop", dir).Run() })
+	t.Cleanup(func() { _ = exec.Command(script(), "stop", dir).Run() })
 	return url
 }
 

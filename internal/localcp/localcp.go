@@ -363,6 +363,14 @@ func dieWithParent(assets string) (string, error) {
 	return dir, nil
 }
 
+// EtcdURL is the client URL of the control plane's etcd (its /metrics too), for benchmarks.
+func (cp *ControlPlane) EtcdURL() string {
+	if e := cp.env.ControlPlane.Etcd; e != nil && e.URL != nil {
+		return e.URL.String()
+	}
+	return ""
+}
+
 // AddUser provisions a user with a client certificate (and groups) and returns its client configuration.
 func (cp *ControlPlane) AddUser(u envtest.User) (*rest.Config, error) {
 	au, err := cp.env.AddUser(u, nil)

@@ -32,6 +32,7 @@ import (
 	"github.com/playersessions/operator/controllers"
 	"github.com/playersessions/operator/internal/agones"
 	"github.com/playersessions/operator/internal/gamelift"
+	"github.com/playersessions/operator/internal/history"
 	"github.com/playersessions/operator/internal/query"
 	pswebhook "github.com/playersessions/operator/internal/webhook"
 )
@@ -90,11 +91,24 @@ type Options struct {
 	GameLiftQPS   float32
 	GameLiftBurst int
 
+	// HistoryStore is the connection string of the history store (a PostgreSQL-compatible database; empty:
+	// none, retention runs on the custom resources). Ended player sessions move there HistoryGrace
+	// (Controllers.HistoryGrace) after their game session ended; describe calls merge both tiers.
+	HistoryStore string
+
 	// WebhookPort enables the PlayerSession admission webhook on WebhookHost:WebhookPort (0: off), serving
 	// WebhookCertDir's tls.crt/tls.key.
 	WebhookPort    int
 	WebhookHost    string
 	WebhookCertDir string
+}
+
+// historyOf is store as the lists' history tier: nil (no tier) when there is no store, not a nil *Store.
+func historyOf(store *history.Store) query.History {
+	if store == nil {
+		return nil
+	}
+	return store
 }
 
 // nonZero is d, or nil (the default) when d is 0.
@@ -138,6 +152,16 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("creating the manager: %w", err)
+	}
+	var store *history.Store
+	if o.HistoryStore != "" {
+		if store, err = history.Open(ctx, o.HistoryStore, o.Clock, o.Controllers.Retention); err != nil {
+			return nil, nil, err
+		}
+		o.Controllers.History = store
+		if err := mgr.Add(&history.Retention{Store: store, Clock: o.Clock}); err != nil {
+			return nil, nil, err
+		}
 	}
 	var ag *agones.Client
 	if !o.DisableAgones {
@@ -207,6 +231,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query
 	if o.QueryPort != 0 {
 		server, err := query.NewServer(query.ServerOptions{
 			BindAddress: o.QueryBindAddress, Port: o.QueryPort, CertDir: o.QueryCertDir, Kubeconfig: o.QueryKubeconfig,
+			History: historyOf(store),
 		}, index, tokens)
 		if err != nil {
 			return nil, nil, fmt.Errorf("creating the query API server: %w", err)
@@ -233,7 +258,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query
 			return nil, nil, err
 		}
 		if err := mgr.Add(&gamelift.Server{
-			Addr: o.GameLiftAddr, Client: client.WithFieldOwner(glClient, gamelift.FieldManager), Reader: mgr.GetCache(), Index: index, Tokens: tokens,
+			Addr: o.GameLiftAddr, Client: client.WithFieldOwner(glClient, gamelift.FieldManager), Reader: mgr.GetCache(), Index: index, Tokens: tokens, History: historyOf(store),
 			Clock: o.Clock, Options: o.Controllers, Agones: ag, Recorder: mgr.GetEventRecorder("gamelift-endpoint"),
 			ReadTimeout: o.GameLiftReadTimeout, WriteTimeout: o.GameLiftReadTimeout, IdleTimeout: o.GameLiftIdleTimeout, MaxConnections: o.GameLiftMaxConnections, CertDir: o.GameLiftCertDir,
 		}); err != nil {

@@ -46,6 +46,8 @@ type ServerOptions struct {
 	// Kubeconfig is used for delegated authentication (TokenReview, the requestheader CA) and authorization
 	// (SubjectAccessReview); empty means in-cluster.
 	Kubeconfig string
+	// History, when set, is the history store that lists and gets merge with the live index.
+	History History
 }
 
 // Server is the aggregated query API server, a manager Runnable on every replica.
@@ -84,7 +86,7 @@ func NewServer(o ServerOptions, index *Index, tokens *Tokens) (*Server, error) {
 	}
 	// Verify the front proxy's certificate chain once per chain, not once per request (see authn.go).
 	cfg.Authentication.Authenticator = withFrontProxyCache(cfg.Authentication.Authenticator, cfg.Authentication.RequestHeaderConfig, clock.RealClock{})
-	return newServer(cfg, index, tokens)
+	return newServer(cfg, index, tokens, o.History)
 }
 
 // newConfig is the query API server's configuration before authentication, authorization and serving are
@@ -101,14 +103,14 @@ func newConfig() *genericapiserver.RecommendedConfig {
 }
 
 // newServer builds the server from a complete configuration and installs the query API over index.
-func newServer(cfg *genericapiserver.RecommendedConfig, index *Index, tokens *Tokens) (*Server, error) {
+func newServer(cfg *genericapiserver.RecommendedConfig, index *Index, tokens *Tokens, h History) (*Server, error) {
 	server, err := cfg.Complete().New("playersessions-query", genericapiserver.NewEmptyDelegate())
 	if err != nil {
 		return nil, err
 	}
 	group := genericapiserver.NewDefaultAPIGroupInfo(queryv1.GroupName, Scheme, runtime.NewParameterCodec(Scheme), Codecs)
 	group.VersionedResourcesStorageMap[queryv1.SchemeGroupVersion.Version] = map[string]rest.Storage{
-		"playersessions": NewREST(index, tokens),
+		"playersessions": NewREST(index, tokens, h),
 	}
 	if err := server.InstallAPIGroup(&group); err != nil {
 		return nil, err

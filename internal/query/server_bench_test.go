@@ -51,7 +51,7 @@ func newTestServer(tb testing.TB, index *Index) http.Handler {
 	cfg.Authorization.Authorizer = authorizerfactory.NewAlwaysAllowAuthorizer()
 	cfg.ExternalAddress = "127.0.0.1:443" // no listener: the handler is called directly
 	cfg.LoopbackClientConfig = &rest.Config{Host: "https://127.0.0.1:443"}
-	s, err := newServer(cfg, index, NewTokens([]byte("k")))
+	s, err := newServer(cfg, index, NewTokens([]byte("k")), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -48,8 +48,9 @@ func convertFieldLabel(label, value string) (string, string, error) {
 
 // REST is the read-only storage of query.playersessions.dev/v1alpha1 playersessions.
 type REST struct {
-	index  *Index
-	tokens *Tokens
+	index   *Index
+	tokens  *Tokens
+	history History // nil: live sessions only
 }
 
 var (
@@ -62,8 +63,10 @@ var (
 	_ rest.TableConvertor       = &REST{}
 )
 
-// NewREST returns the storage over index.
-func NewREST(index *Index, tokens *Tokens) *REST { return &REST{index: index, tokens: tokens} }
+// NewREST returns the storage over index and, when h is not nil, the history store.
+func NewREST(index *Index, tokens *Tokens, h History) *REST {
+	return &REST{index: index, tokens: tokens, history: h}
+}
 
 func (r *REST) New() runtime.Object     { return &queryv1.PlayerSession{} }
 func (r *REST) NewList() runtime.Object { return &queryv1.PlayerSessionList{} }
@@ -73,7 +76,10 @@ func (r *REST) GetSingularName() string { return "playersession" }
 
 // Get returns one player session.
 func (r *REST) Get(ctx context.Context, name string, _ *metav1.GetOptions) (runtime.Object, error) {
-	ps := r.index.Get(genericapirequest.NamespaceValue(ctx), name)
+	ps, err := r.index.GetAll(ctx, genericapirequest.NamespaceValue(ctx), name, r.history)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
 	if ps == nil {
 		return nil, apierrors.NewNotFound(queryv1.SchemeGroupVersion.WithResource("playersessions").GroupResource(), name)
 	}
@@ -90,7 +96,7 @@ func (r *REST) List(ctx context.Context, opts *metainternalversion.ListOptions) 
 	if opts != nil {
 		lo = ListOptions{Limit: opts.Limit, Continue: opts.Continue, ResourceVersion: opts.ResourceVersion, ResourceVersionMatch: opts.ResourceVersionMatch}
 	}
-	page, err := r.index.List(ctx, q, lo, r.tokens)
+	page, err := r.index.ListAll(ctx, q, lo, r.tokens, r.history)
 	if err != nil {
 		return nil, err
 	}

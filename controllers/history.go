@@ -1,0 +1,85 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/internal/history"
+)
+
+// Archiver writes ended player sessions to the history store (history.Store). Archive must be idempotent:
+// it is called again for a record it already holds after a crash between archiving and deleting, or by
+// two managers at once.
+type Archiver interface {
+	Archive(ctx context.Context, recs []history.Record) error
+}
+
+// Archivable reports whether ps belongs in the history store: it ended (COMPLETED or TIMEDOUT) and so did
+// its game session, and it has its GameLift id. A refused player session never held a seat and has no
+// id; it stays a custom resource until its retention ends.
+func Archivable(ps *gamev1.PlayerSession) bool {
+	return ps.Status.Status.IsTerminal() && ps.Status.GameSessionTerminationTime != nil && ps.Status.PlayerSessionID != ""
+}
+
+// RecordOf is the history record of an ended player session: its indexed fields, and the object as JSON
+// without its managed fields.
+func RecordOf(ps *gamev1.PlayerSession) (history.Record, error) {
+	c := ps.DeepCopy()
+	c.ManagedFields = nil
+	c.APIVersion, c.Kind = gamev1.GroupVersion.String(), "PlayerSession"
+	obj, err := json.Marshal(c)
+	if err != nil {
+		return history.Record{}, err
+	}
+	return history.Record{
+		Namespace: ps.Namespace, Name: ps.Name, PlayerSessionID: ps.Status.PlayerSessionID,
+		GameSessionID: ps.Status.GameSessionID, PlayerID: ps.Spec.PlayerID, Status: string(ps.Status.Status),
+		GameSessionEndedAt: ps.Status.GameSessionTerminationTime.Time, Object: obj,
+	}, nil
+}
+
+// reconcileArchive moves an ended player session to the history store once its game session has been
+// over for HistoryGrace: it writes the record first and deletes the custom resource after, guarded by the
+// resourceVersion it archived, so a crash between the two archives it again (one copy: the store ignores
+// a record it holds) and a change in between (a late write) is archived again before the object goes.
+// An object an applier declares stays (GitOps would recreate it). It reports when to look again and
+// whether the object is gone.
+func (r *PlayerSessionReconciler) reconcileArchive(ctx context.Context, before, ps *gamev1.PlayerSession, now time.Time) (time.Duration, bool, error) {
+	if r.History == nil || !Archivable(ps) || r.Declared(ps) != "" {
+		return 0, false, nil
+	}
+	if !equality.Semantic.DeepEqual(before.Status, ps.Status) {
+		return 0, false, nil // this pass writes the status first; that write brings the object back
+	}
+	if wait := ps.Status.GameSessionTerminationTime.Add(r.HistoryGrace).Sub(now); wait > 0 {
+		return wait, false, nil
+	}
+	rec, err := RecordOf(ps)
+	if err != nil {
+		return 0, false, err
+	}
+	if err := r.History.Archive(ctx, []history.Record{rec}); err != nil {
+		archiveErrorsTotal.Inc()
+		return 0, false, err // retried with backoff; the object stays until it is archived
+	}
+	if err := r.Delete(ctx, ps, client.Preconditions{UID: &ps.UID, ResourceVersion: &ps.ResourceVersion}); err != nil {
+		switch {
+		case apierrors.IsNotFound(err):
+			return 0, true, nil
+		case apierrors.IsConflict(err):
+			return ConflictRetry, false, nil // it changed after we archived it: archive the new version
+		}
+		return 0, false, err
+	}
+	archivedTotal.Inc()
+	ctrl.LoggerFrom(ctx).V(1).Info("Player session moved to the history store", "playerSession", klog.KObj(ps))
+	return 0, true, nil
+}
