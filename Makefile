@@ -55,6 +55,14 @@ e2e: envtest ## The GameLift endpoint driven by the aws CLI and boto3 (installs 
 bench: envtest ## Admissions against plain creates, CreatePlayerSession latency, timeout lateness, on a local control plane (docs/benchmarks.md).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go run ./hack/bench $(BENCH_ARGS)
 
+.PHONY: bench-retention
+bench-retention: envtest ## What retained player sessions cost etcd, kube-apiserver and the manager (docs/benchmarks.md).
+	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go run ./hack/benchretention $(BENCH_ARGS)
+
+.PHONY: bench-history
+bench-history: envtest ## Describe calls against 10 million player sessions in the history store (docs/benchmarks.md).
+	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go run ./hack/benchhistory -records 10000000 $(BENCH_ARGS)
+
 .PHONY: bench-query
 bench-query: envtest ## Compare the query API with CRD field selectors and list-all (see docs/benchmarks.md).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go run ./hack/benchquery $(BENCH_ARGS)

@@ -4,8 +4,9 @@
 // (migrations serialise on a row lock), no declarative partitioning (a table per day of game-session end,
 // dropped whole when its last row has been kept for the retention period).
 //
-// Not yet wired into the manager (issue 13): this package is the storage layer the archiver and the
-// describe paths will use.
+// The manager opens it with --history-store: the PlayerSession reconciler archives ended player sessions
+// into it (controllers.reconcileArchive), and the query API and the GameLift endpoint merge it with the
+// live index (query.Index.ListAll).
 package history
 
 import (
@@ -137,7 +138,7 @@ func retryConcurrentDDL(f func() error) error {
 			return nil
 		}
 		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) || (pgErr.Code != "23505" && pgErr.Code != "42P07" && pgErr.Code != "40001") {
+		if !errors.As(err, &pgErr) || (pgErr.Code != "23505" && pgErr.Code != "42P07" && pgErr.Code != "42710" && pgErr.Code != "40001") {
 			return err
 		}
 		time.Sleep(10 * time.Millisecond)

@@ -1,0 +1,332 @@
+// Command benchhistory measures the history store at scale (issue 13): N ended player sessions over 30
+// days in a real PostgreSQL (hack/postgres.sh), then DescribePlayerSessions by player, by game session
+// and by id through the GameLift endpoint, and the same questions through the query API (kube-apiserver's
+// aggregator), p50 / p99; the store's archival rate with the controllers' pattern (one record per call,
+// 16 at once); and kube-apiserver's and the manager's memory before and after the store grew.
+//
+//	KUBEBUILDER_ASSETS=$(hack/envtest-binaries.sh) go run ./hack/benchhistory -records 10000000
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	gl "github.com/aws/aws-sdk-go-v2/service/gamelift"
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/playersessions/operator/controllers"
+	"github.com/playersessions/operator/hack/benchutil"
+	"github.com/playersessions/operator/internal/gamelift"
+	"github.com/playersessions/operator/internal/history"
+	"github.com/playersessions/operator/internal/localcp"
+	"github.com/playersessions/operator/internal/manager"
+	queryv1 "github.com/playersessions/operator/internal/query/v1alpha1"
+)
+
+const ns = "history"
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "benchhistory:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	records := flag.Int("records", 1000000, "Ended player sessions to store, over 30 days.")
+	iterations := flag.Int("iterations", 200, "Calls per question.")
+	loaders := flag.Int("loaders", 4, "Concurrent bulk loaders.")
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel)))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	out, err := exec.Command("hack/postgres.sh", "start", strconv.Itoa(port)).Output()
+	if err != nil {
+		return fmt.Errorf("hack/postgres.sh: %w", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	defer func() { _ = exec.Command("hack/postgres.sh", "stop", lines[0]).Run() }()
+	url := lines[len(lines)-1]
+
+	queryPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	glPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	dir, _ := os.MkdirTemp("", "benchhistory-")
+	defer os.RemoveAll(dir)
+	cp, err := localcp.Start(localcp.Options{CRDDirectoryPaths: []string{"config/crd/bases"}, Dir: dir, QueryPort: queryPort})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = cp.Stop() }()
+	glAddr := fmt.Sprintf("127.0.0.1:%d", glPort)
+	mgr, _, err := manager.New(ctx, cp.Config, manager.Options{
+		Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", DisableControllers: true, DisableAgones: true,
+		QueryPort: queryPort, QueryBindAddress: net.ParseIP("127.0.0.1"), QueryCertDir: cp.ServingCertDir, QueryKubeconfig: cp.Kubeconfig,
+		GameLiftAddr: glAddr, HistoryStore: url,
+	})
+	if err != nil {
+		return err
+	}
+	go func() { _ = mgr.Start(ctx) }()
+	if !mgr.GetCache().WaitForCacheSync(ctx) {
+		return fmt.Errorf("cache did not sync")
+	}
+	c, err := client.New(cp.Config, client.Options{Scheme: manager.Scheme()})
+	if err != nil {
+		return err
+	}
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		return err
+	}
+	if err := c.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gamelift-key", Labels: map[string]string{gamelift.AccessKeyLabel: "true"}},
+		Data:       map[string][]byte{gamelift.AccessKeyIDField: []byte("AKIDHIST"), gamelift.SecretAccessKeyField: []byte("secret")},
+	}); err != nil {
+		return err
+	}
+	store, err := history.Open(ctx, url, clock.RealClock{}, 30*24*time.Hour)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	time.Sleep(10 * time.Second)
+	before := memory(cp)
+
+	// The controllers' pattern: one record per call, 16 at once (their workers), for 20 s.
+	now := time.Now()
+	var archived atomic.Int64
+	stop := time.Now().Add(20 * time.Second)
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := 0; time.Now().Before(stop); i++ {
+				if err := store.Archive(ctx, []history.Record{rec(*records+w*1_000_000+i, now)}); err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					return
+				}
+				archived.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	fmt.Printf("archival, one record per call, 16 concurrent: %.0f records/s\n", float64(archived.Load())/20)
+
+	// The bulk: N records over 30 days, in batches.
+	start := time.Now()
+	var next atomic.Int64
+	const batch = 2000
+	errs := make(chan error, *loaders)
+	for range *loaders {
+		wg.Go(func() {
+			for {
+				from := int(next.Add(batch)) - batch
+				if from >= *records {
+					return
+				}
+				recs := make([]history.Record, 0, batch)
+				for i := from; i < min(from+batch, *records); i++ {
+					recs = append(recs, rec(i, now))
+				}
+				if err := store.Archive(ctx, recs); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	took := time.Since(start)
+	fmt.Printf("loaded %d records in %s: %.0f records/s (batches of %d, %d loaders)\n", *records, took.Round(time.Second), float64(*records)/took.Seconds(), batch, *loaders)
+	time.Sleep(10 * time.Second)
+	after := memory(cp)
+	fmt.Printf("kube-apiserver RSS %s -> %s; manager heap %s -> %s\n", mb(before[0]), mb(after[0]), mb(before[1]), mb(after[1]))
+
+	sdk := gl.New(gl.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + glAddr),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDHIST", "secret", ""), RetryMaxAttempts: 1})
+	if err := benchutil.WaitFor(ctx, 30*time.Second, func() bool {
+		_, err := sdk.DescribePlayerSessions(ctx, &gl.DescribePlayerSessionsInput{PlayerId: aws.String("player-0")})
+		return err == nil
+	}); err != nil {
+		return fmt.Errorf("GameLift endpoint: %w", err)
+	}
+	dyn := dynamic.NewForConfigOrDie(cp.Config).Resource(queryv1.SchemeGroupVersion.WithResource("playersessions")).Namespace(ns)
+	if err := benchutil.WaitFor(ctx, 60*time.Second, func() bool {
+		_, err := dyn.List(ctx, metav1.ListOptions{FieldSelector: "playerId=player-0"})
+		return err == nil
+	}); err != nil {
+		return fmt.Errorf("query API: %w", err)
+	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	players, games := *records/players20, *records/10
+	type question struct {
+		name     string
+		gamelift func() (int, error)
+		query    func() (int, error)
+	}
+	pick := func(n int) int { return rnd.IntN(n) }
+	for _, q := range []question{
+		{"one player (20 over 30 days)", func() (int, error) {
+			o, err := sdk.DescribePlayerSessions(ctx, &gl.DescribePlayerSessionsInput{PlayerId: aws.String(fmt.Sprintf("player-%d", pick(players)))})
+			return lenOr(o, err)
+		}, func() (int, error) {
+			l, err := dyn.List(ctx, metav1.ListOptions{FieldSelector: fmt.Sprintf("playerId=player-%d", pick(players))})
+			if err != nil {
+				return 0, err
+			}
+			return len(l.Items), nil
+		}},
+		{"one game session (10)", func() (int, error) {
+			o, err := sdk.DescribePlayerSessions(ctx, &gl.DescribePlayerSessionsInput{GameSessionId: aws.String(gameID(pick(games)))})
+			return lenOr(o, err)
+		}, func() (int, error) {
+			l, err := dyn.List(ctx, metav1.ListOptions{FieldSelector: "gameSessionId=" + gameID(pick(games))})
+			if err != nil {
+				return 0, err
+			}
+			return len(l.Items), nil
+		}},
+		{"one player session (1)", func() (int, error) {
+			o, err := sdk.DescribePlayerSessions(ctx, &gl.DescribePlayerSessionsInput{PlayerSessionId: aws.String(psID(pick(*records)))})
+			return lenOr(o, err)
+		}, func() (int, error) {
+			l, err := dyn.List(ctx, metav1.ListOptions{FieldSelector: "playerSessionId=" + psID(pick(*records))})
+			if err != nil {
+				return 0, err
+			}
+			return len(l.Items), nil
+		}},
+	} {
+		gla, n1, err := time200(*iterations, q.gamelift)
+		if err != nil {
+			return fmt.Errorf("%s, GameLift: %w", q.name, err)
+		}
+		qa, n2, err := time200(*iterations, q.query)
+		if err != nil {
+			return fmt.Errorf("%s, query API: %w", q.name, err)
+		}
+		fmt.Printf("%-30s GameLift %s (%.1f results)   query API %s (%.1f results)\n", q.name, benchutil.Summary(gla), n1, benchutil.Summary(qa), n2)
+	}
+	return nil
+}
+
+// players20: each player has about 20 sessions in the 30 days.
+const players20 = 20
+
+func gameID(g int) string {
+	return fmt.Sprintf("arn:aws:gamelift:local::gamesession/fleet-h/gsess-%08d", g)
+}
+func psID(i int) string { return fmt.Sprintf("psess-%09d", i) }
+
+// rec is ended player session i: game session i/10, player i%(records/20)... spread so that each player
+// has about 20 sessions; game sessions end over the last 30 days.
+func rec(i int, now time.Time) history.Record {
+	g := i / 10
+	ended := now.Add(-time.Duration(g%30)*24*time.Hour - time.Duration(g%86400)*time.Second)
+	name := fmt.Sprintf("ps-%09d", i)
+	player := fmt.Sprintf("player-%d", (int64(i)*7919)%max(1, totalPlayers.Load()))
+	obj := fmt.Sprintf(`{"apiVersion":"game.playersessions.dev/v1alpha1","kind":"PlayerSession","metadata":{"name":%q,"namespace":%q,"uid":"00000000-0000-0000-0000-%012d","resourceVersion":"1","generation":1,"creationTimestamp":%q},"spec":{"gameSessionName":"gs-%08d","playerId":%q},"status":{"playerSessionId":%q,"status":"COMPLETED","gameSessionId":%q,"fleetId":"fleet-h","fleetArn":"arn:aws:gamelift:local:000000000000:fleet/fleet-h","creationTime":%q,"terminationTime":%q,"gameSessionTerminationTime":%q,"ipAddress":"10.0.0.1","port":7777,"observedGeneration":1}}`,
+		name, ns, i, ended.UTC().Format(time.RFC3339), g, player, psID(i), gameID(g), micro(ended), micro(ended), micro(ended))
+	return history.Record{Namespace: ns, Name: name, PlayerSessionID: psID(i), GameSessionID: gameID(g), PlayerID: player,
+		Status: "COMPLETED", GameSessionEndedAt: ended, Object: []byte(obj)}
+}
+
+// micro is t as a MicroTime in JSON.
+func micro(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00") }
+
+// totalPlayers is records/20, set once the flag is read.
+var totalPlayers atomic.Int64
+
+func init() {
+	for i, a := range os.Args {
+		if v, ok := strings.CutPrefix(a, "-records="); ok {
+			n, _ := strconv.Atoi(v)
+			totalPlayers.Store(int64(n / players20))
+		} else if a == "-records" && i+1 < len(os.Args) {
+			n, _ := strconv.Atoi(os.Args[i+1])
+			totalPlayers.Store(int64(n / players20))
+		}
+	}
+	if totalPlayers.Load() == 0 {
+		totalPlayers.Store(1000000 / players20)
+	}
+}
+
+func lenOr(o *gl.DescribePlayerSessionsOutput, err error) (int, error) {
+	if err != nil {
+		return 0, err
+	}
+	return len(o.PlayerSessions), nil
+}
+
+func time200(n int, f func() (int, error)) ([]time.Duration, float64, error) {
+	var d []time.Duration
+	total := 0
+	for range n {
+		start := time.Now()
+		k, err := f()
+		if err != nil {
+			return nil, 0, err
+		}
+		d = append(d, time.Since(start))
+		total += k
+	}
+	return d, float64(total) / float64(n), nil
+}
+
+// memory is kube-apiserver's resident memory and this process's heap in use after a collection.
+func memory(cp *localcp.ControlPlane) [2]float64 {
+	var out [2]float64
+	out[0] = benchutil.RSSOf("kube-apiserver", "--etcd-servers="+cp.EtcdURL())
+	runtime.GC()
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	out[1] = float64(ms.HeapInuse)
+	return out
+}
+
+func mb(b float64) string { return fmt.Sprintf("%.0f MB", b/1024/1024) }
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
