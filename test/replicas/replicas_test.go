@@ -252,9 +252,11 @@ func TestTwoReplicas(t *testing.T) {
 		}
 
 		// The survivor answers the query API and the GameLift endpoint.
-		list, err := follower.query.Namespace(ns).List(ctx, metav1.ListOptions{FieldSelector: "status=TIMEDOUT"})
-		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(names(list)).To(ContainElements("tenant/late-0", "tenant/late-1", "tenant/late-2"))
+		g.Eventually(func(g Gomega) { // its index follows its own informer, a moment behind the API server
+			list, err := follower.query.Namespace(ns).List(ctx, metav1.ListOptions{FieldSelector: "status=TIMEDOUT"})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(names(list)).To(ContainElements("tenant/late-0", "tenant/late-1", "tenant/late-2"))
+		}).WithTimeout(10 * time.Second).Should(Succeed())
 		_, err = follower.gamelift.CreatePlayerSession(ctx, &gamelift.CreatePlayerSessionInput{
 			GameSessionId: aws.String(gs.Status.GameSessionID), PlayerId: aws.String("after-failover"),
 		})
