@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	gl "github.com/aws/aws-sdk-go-v2/service/gamelift"
+	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -57,6 +58,7 @@ func run() error {
 	records := flag.Int("records", 1000000, "Ended player sessions to store, over 30 days.")
 	iterations := flag.Int("iterations", 200, "Calls per question.")
 	loaders := flag.Int("loaders", 4, "Concurrent bulk loaders.")
+	analyze := flag.Bool("analyze", true, "ANALYZE after the load, as autovacuum would before long, so the planner has statistics.")
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel)))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -171,6 +173,17 @@ func run() error {
 		return err
 	}
 	took := time.Since(start)
+	if *analyze {
+		// What autovacuum does some time after a bulk load: statistics for the planner.
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			return err
+		}
+		if _, err := conn.Exec(ctx, "ANALYZE"); err != nil {
+			return err
+		}
+		_ = conn.Close(ctx)
+	}
 	fmt.Printf("loaded %d records in %s: %.0f records/s (batches of %d, %d loaders)\n", *records, took.Round(time.Second), float64(*records)/took.Seconds(), batch, *loaders)
 	time.Sleep(10 * time.Second)
 	after := memory(cp)
