@@ -311,31 +311,11 @@ func createGameSession(ctx context.Context, c client.Client, ns, name string, se
 // createAll creates n player sessions in ns from writers concurrent clients and returns how long it took.
 func createAll(ctx context.Context, c client.Client, ns string, n, writers int, game func(int) string) (time.Duration, error) {
 	start := time.Now()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, writers)
-	for range writers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				ps := &gamev1.PlayerSession{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("p-%05d", i)},
-					Spec: gamev1.PlayerSessionSpec{GameSessionName: game(i), PlayerID: fmt.Sprintf("player-%d", i)}}
-				if err := c.Create(ctx, ps); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		return 0, err
-	}
-	return time.Since(start), nil
+	err := benchutil.Parallel(writers, n, func(i int) error {
+		return c.Create(ctx, &gamev1.PlayerSession{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("p-%05d", i)},
+			Spec: gamev1.PlayerSessionSpec{GameSessionName: game(i), PlayerID: fmt.Sprintf("player-%d", i)}})
+	})
+	return time.Since(start), err
 }
 
 var timeline bool

@@ -146,30 +146,14 @@ func run() error {
 
 	// The bulk: N records over 30 days, in batches.
 	start := time.Now()
-	var next atomic.Int64
 	const batch = 2000
-	errs := make(chan error, *loaders)
-	for range *loaders {
-		wg.Go(func() {
-			for {
-				from := int(next.Add(batch)) - batch
-				if from >= *records {
-					return
-				}
-				recs := make([]history.Record, 0, batch)
-				for i := from; i < min(from+batch, *records); i++ {
-					recs = append(recs, rec(i, now))
-				}
-				if err := store.Archive(ctx, recs); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+	if err := benchutil.Parallel(*loaders, (*records+batch-1)/batch, func(b int) error {
+		recs := make([]history.Record, 0, batch)
+		for i := b * batch; i < min((b+1)*batch, *records); i++ {
+			recs = append(recs, rec(i, now))
+		}
+		return store.Archive(ctx, recs)
+	}); err != nil {
 		return err
 	}
 	took := time.Since(start)

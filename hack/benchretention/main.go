@@ -18,8 +18,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap/zapcore"
@@ -109,26 +107,7 @@ func measure(n, writers int, settle time.Duration) error {
 	}
 
 	start := time.Now()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, writers)
-	for range writers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				if err := retain(ctx, c, ns, i); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+	if err := benchutil.Parallel(writers, n, func(i int) error { return retain(ctx, c, ns, i) }); err != nil {
 		return err
 	}
 	if err := benchutil.WaitFor(ctx, 10*time.Minute, func() bool { return index.Len() >= n }); err != nil {
