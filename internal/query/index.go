@@ -166,10 +166,7 @@ func (ix *Index) WaitFor(ctx context.Context, rv uint64) error {
 			ix.mu.Unlock()
 			return nil
 		}
-		if ix.advanced == nil {
-			ix.advanced = make(chan struct{})
-		}
-		advanced := ix.advanced
+		advanced := ix.nextChangeLocked()
 		ix.mu.Unlock()
 		if timer == nil {
 			timer = time.NewTimer(ix.freshness)
@@ -183,6 +180,14 @@ func (ix *Index) WaitFor(ctx context.Context, rv uint64) error {
 			return storage.NewTooLargeResourceVersionError(rv, cur, 1)
 		}
 	}
+}
+
+// nextChangeLocked returns a channel that the index's next change closes; ix.mu must be held.
+func (ix *Index) nextChangeLocked() <-chan struct{} {
+	if ix.advanced == nil {
+		ix.advanced = make(chan struct{})
+	}
+	return ix.advanced
 }
 
 // Await waits until the player session namespace/name is in the index and satisfies cond, and returns it;
@@ -200,10 +205,7 @@ func (ix *Index) Await(ctx context.Context, namespace, name string, cond func(*g
 			ix.mu.Unlock()
 			return ps, nil
 		}
-		if ix.advanced == nil {
-			ix.advanced = make(chan struct{})
-		}
-		advanced := ix.advanced
+		advanced := ix.nextChangeLocked()
 		ix.mu.Unlock()
 		select {
 		case <-advanced:

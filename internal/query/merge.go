@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	historystore "github.com/playersessions/operator/internal/history"
@@ -34,7 +35,7 @@ func (ix *Index) ListAll(ctx context.Context, q Query, opts ListOptions, tokens 
 		if err != nil {
 			return Page{}, err
 		}
-		ns, name, _ := cutKey(c.Key)
+		ns, name, _ := strings.Cut(c.Key, "/") // Key: neither part holds a slash
 		after = historystore.Key{Namespace: ns, Name: name}
 	}
 	want := 0
@@ -136,13 +137,4 @@ func historyList(ctx context.Context, h History, q Query, after historystore.Key
 		}
 		after = historystore.Key{Namespace: recs[len(recs)-1].Namespace, Name: recs[len(recs)-1].Name}
 	}
-}
-
-func cutKey(key string) (namespace, name string, ok bool) {
-	for i := 0; i < len(key); i++ {
-		if key[i] == '/' {
-			return key[:i], key[i+1:], true
-		}
-	}
-	return "", key, false
 }
