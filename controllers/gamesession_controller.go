@@ -110,12 +110,17 @@ func (r *GameSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	archive, deleting, err := r.reconcileArchive(ctx, before, gs)
+	if deleting || err != nil {
+		released = deleting
+		return ctrl.Result{}, err
+	}
 	expire, deleted, err := r.reconcileRetention(ctx, gs)
 	if deleted || err != nil {
 		released = deleted
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: earliest(earliest(recheck, expire), allocate)}, nil
+	return ctrl.Result{RequeueAfter: earliest(earliest(earliest(recheck, expire), allocate), archive)}, nil
 }
 
 // reconcileIdentity mints the game session's id and creation time once.

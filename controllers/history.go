@@ -20,6 +20,7 @@ import (
 // two managers at once.
 type Archiver interface {
 	Archive(ctx context.Context, recs []history.Record) error
+	ArchiveGameSessions(ctx context.Context, recs []history.GameSessionRecord) error
 }
 
 // Archivable reports whether ps belongs in the history store: it ended (COMPLETED or TIMEDOUT) and so did
@@ -81,5 +82,53 @@ func (r *PlayerSessionReconciler) reconcileArchive(ctx context.Context, before, 
 	}
 	archivedTotal.Inc()
 	ctrl.LoggerFrom(ctx).V(1).Info("Player session moved to the history store", "playerSession", klog.KObj(ps))
+	return 0, true, nil
+}
+
+// GameSessionRecordOf is the history record of an ended game session.
+func GameSessionRecordOf(gs *gamev1.GameSession) (history.GameSessionRecord, error) {
+	c := gs.DeepCopy()
+	c.ManagedFields = nil
+	c.APIVersion, c.Kind = gamev1.GroupVersion.String(), "GameSession"
+	obj, err := json.Marshal(c)
+	if err != nil {
+		return history.GameSessionRecord{}, err
+	}
+	return history.GameSessionRecord{Namespace: gs.Namespace, Name: gs.Name, GameSessionID: gs.Status.GameSessionID, FleetID: gs.Spec.FleetID,
+		Status: string(gs.Status.Status), EndedAt: gs.Status.TerminationTime.Time, Object: obj}, nil
+}
+
+// reconcileArchive moves a TERMINATED game session to the history store once it has been over for
+// HistoryGrace: written first, then deleted (its finalizer then lets go once its player sessions have
+// recorded its end, as for any deletion). A game session an applier declares stays. It reports when to
+// look again and whether the object is being deleted (nothing left to write in this pass).
+func (r *GameSessionReconciler) reconcileArchive(ctx context.Context, before, gs *gamev1.GameSession) (time.Duration, bool, error) {
+	if r.History == nil || gs.Status.Status != gamev1.GameSessionTerminated || gs.Status.TerminationTime == nil || r.Declared(gs) != "" {
+		return 0, false, nil
+	}
+	if wait := gs.Status.TerminationTime.Add(r.HistoryGrace).Sub(r.Clock.Now()); wait > 0 {
+		return wait, false, nil
+	}
+	if !equality.Semantic.DeepEqual(before.Status, gs.Status) {
+		return 0, false, nil // this pass writes the status first
+	}
+	rec, err := GameSessionRecordOf(gs)
+	if err != nil {
+		return 0, false, err
+	}
+	if err := r.History.ArchiveGameSessions(ctx, []history.GameSessionRecord{rec}); err != nil {
+		archiveErrorsTotal.Inc()
+		return 0, false, err
+	}
+	if err := r.Delete(ctx, gs, client.Preconditions{UID: &gs.UID, ResourceVersion: &gs.ResourceVersion}); err != nil {
+		switch {
+		case apierrors.IsNotFound(err):
+			return 0, true, nil
+		case apierrors.IsConflict(err):
+			return ConflictRetry, false, nil
+		}
+		return 0, false, err
+	}
+	ctrl.LoggerFrom(ctx).V(1).Info("Game session moved to the history store", "gameSession", klog.KObj(gs))
 	return 0, true, nil
 }

@@ -20,9 +20,20 @@ import (
 
 // fakeArchiver is a history store that keeps one copy per id and counts calls; fail makes the next call fail.
 type fakeArchiver struct {
-	calls   int
-	records map[string]history.Record
-	fail    error
+	calls        int
+	records      map[string]history.Record
+	gameSessions map[string]history.GameSessionRecord
+	fail         error
+}
+
+func (a *fakeArchiver) ArchiveGameSessions(_ context.Context, recs []history.GameSessionRecord) error {
+	if a.gameSessions == nil {
+		a.gameSessions = map[string]history.GameSessionRecord{}
+	}
+	for _, r := range recs {
+		a.gameSessions[r.GameSessionID] = r
+	}
+	return nil
 }
 
 func (a *fakeArchiver) Archive(_ context.Context, recs []history.Record) error {
@@ -143,4 +154,32 @@ func (c *failingDeletes) Delete(ctx context.Context, obj client.Object, opts ...
 		return c.err
 	}
 	return c.Client.Delete(ctx, obj, opts...)
+}
+
+// TestArchiveGameSession: a TERMINATED game session goes to the history store after the grace period and
+// is then deleted (its finalizer lets go as for any deletion).
+func TestArchiveGameSession(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, newGS("arena", 2, true))
+	store := &fakeArchiver{records: map[string]history.Record{}}
+	f.gsr.History, f.gsr.HistoryGrace = store, time.Minute
+	f.reconcileGS(t, "arena") // finalizer, id, ACTIVE
+	gs := f.gs(t, "arena")
+	before := gs.DeepCopy()
+	gs.Status.Status = gamev1.GameSessionTerminated
+	g.Expect(f.c.Status().Patch(context.Background(), gs, client.MergeFrom(before))).To(Succeed())
+	f.reconcileGS(t, "arena") // stamps the end
+	g.Expect(f.reconcileGS(t, "arena").RequeueAfter).To(Equal(time.Minute), "waits for the grace period")
+	g.Expect(store.gameSessions).To(BeEmpty())
+
+	f.clock.Step(time.Minute)
+	f.reconcileGS(t, "arena") // archives, then deletes
+	g.Expect(store.gameSessions).To(HaveLen(1))
+	for _, r := range store.gameSessions {
+		g.Expect(r.Status).To(Equal("TERMINATED"))
+		g.Expect(r.EndedAt).To(BeTemporally("==", t0))
+	}
+	f.reconcileGS(t, "arena") // the finalizer lets go: no player session waits for it
+	err := f.c.Get(context.Background(), client.ObjectKey{Namespace: "ns", Name: "arena"}, &gamev1.GameSession{})
+	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "deleted: %v", err)
 }

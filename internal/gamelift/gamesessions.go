@@ -2,6 +2,7 @@ package gamelift
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
@@ -15,6 +16,7 @@ import (
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/controllers"
+	"github.com/playersessions/operator/internal/history"
 )
 
 var fleetIDPattern = regexp.MustCompile(`^[a-z]*fleet-[a-zA-Z0-9\-]+$|^arn:.*:[a-z]*fleet\/[a-z]*fleet-[a-zA-Z0-9\-]+$`)
@@ -188,6 +190,15 @@ func (s *Server) describeGameSessions(ctx context.Context, namespace string, dec
 			return nil, err
 		}
 		gs, aerr := s.gameSessionByID(ctx, namespace, in.GameSessionId)
+		if aerr != nil && aerr.Type == NotFoundException && s.GameSessionHistory != nil {
+			old, err := s.archivedGameSessions(ctx, history.GameSessionQuery{Namespace: namespace, GameSessionID: in.GameSessionId}, "", 1)
+			if err != nil {
+				return nil, internal(err)
+			}
+			if len(old) == 1 {
+				gs, aerr = old[0], nil
+			}
+		}
 		if aerr != nil {
 			return nil, aerr
 		}
@@ -220,17 +231,62 @@ func (s *Server) describeGameSessions(ctx context.Context, namespace string, dec
 	if err := s.Reader.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{controllers.IndexGameSessionFleetID: fleet}); err != nil {
 		return nil, internal(err)
 	}
-	slices.SortFunc(list.Items, func(a, b gamev1.GameSession) int { return strings.Compare(a.Name, b.Name) })
+	all := make([]*gamev1.GameSession, 0, len(list.Items))
+	live := map[string]bool{}
 	for i := range list.Items {
-		gs := &list.Items[i]
+		all = append(all, &list.Items[i])
+		live[list.Items[i].Status.GameSessionID] = true
+	}
+	if s.GameSessionHistory != nil {
+		// Ended game sessions moved to the history store: merged in name order, each once.
+		want := 0
+		if limit > 0 {
+			want = limit + 1
+		}
+		old, err := s.archivedGameSessions(ctx, history.GameSessionQuery{Namespace: namespace, FleetID: fleet, Status: in.StatusFilter}, after, want)
+		if err != nil {
+			return nil, internal(err)
+		}
+		for _, gs := range old {
+			if !live[gs.Status.GameSessionID] {
+				all = append(all, gs)
+			}
+		}
+	}
+	slices.SortFunc(all, func(a, b *gamev1.GameSession) int {
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Status.GameSessionID, b.Status.GameSessionID)
+	})
+	var last string
+	for _, gs := range all {
 		if gs.Name <= after || gs.Status.GameSessionID == "" || (in.StatusFilter != "" && string(gs.Status.Status) != in.StatusFilter) {
 			continue
 		}
 		if limit > 0 && len(out.GameSessions) == limit {
-			out.NextToken = s.Tokens.Sign(scope, list.Items[i-1].Name)
+			out.NextToken = s.Tokens.Sign(scope, last)
 			break
 		}
 		out.GameSessions = append(out.GameSessions, s.toGameSession(gs))
+		last = gs.Name
+	}
+	return out, nil
+}
+
+// archivedGameSessions reads game sessions from the history store.
+func (s *Server) archivedGameSessions(ctx context.Context, q history.GameSessionQuery, after string, limit int) ([]*gamev1.GameSession, error) {
+	recs, err := s.GameSessionHistory.ListGameSessions(ctx, q, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*gamev1.GameSession, 0, len(recs))
+	for _, r := range recs {
+		gs := &gamev1.GameSession{}
+		if err := json.Unmarshal(r.Object, gs); err != nil {
+			return nil, fmt.Errorf("history store: game session %s/%s: %w", r.Namespace, r.Name, err)
+		}
+		out = append(out, gs)
 	}
 	return out, nil
 }

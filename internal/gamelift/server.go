@@ -22,6 +22,7 @@ import (
 
 	"github.com/playersessions/operator/controllers"
 	"github.com/playersessions/operator/internal/agones"
+	"github.com/playersessions/operator/internal/history"
 	"github.com/playersessions/operator/internal/query"
 )
 
@@ -35,6 +36,11 @@ const (
 // an applier of the same object should ignore the fields it sets; docs/gitops.md).
 const FieldManager = "playersessions-gamelift"
 
+// GameSessionHistory is where ended game sessions moved (history.Store).
+type GameSessionHistory interface {
+	ListGameSessions(ctx context.Context, q history.GameSessionQuery, after string, limit int) ([]history.GameSessionRecord, error)
+}
+
 // Server is the GameLift-compatible HTTP endpoint, a manager Runnable on every replica.
 type Server struct {
 	// Addr is the listen address.
@@ -47,7 +53,9 @@ type Server struct {
 	Tokens *query.Tokens
 	// History, when set, is the history store that DescribePlayerSessions merges with the live index.
 	History query.History
-	Clock   clock.Clock
+	// GameSessionHistory, when set, is the history store that DescribeGameSessions merges with the cache.
+	GameSessionHistory GameSessionHistory
+	Clock              clock.Clock
 	// Options are the controllers' (ARNs, timeout).
 	Options controllers.Options
 	// Agones tells whether a FleetId names an Agones Fleet (nil: never).

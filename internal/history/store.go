@@ -82,6 +82,19 @@ var migrations = []string{
 	`CREATE TABLE ps_history_days (day DATE PRIMARY KEY, created_at TIMESTAMPTZ NOT NULL)`,
 }
 
+// gameSessionDayTableDDL creates the table of the game sessions that ended on one day.
+const gameSessionDayTableDDL = `
+CREATE TABLE IF NOT EXISTS %[1]s (
+	game_session_id TEXT PRIMARY KEY,
+	namespace       TEXT NOT NULL,
+	name            TEXT NOT NULL,
+	fleet_id        TEXT NOT NULL,
+	status          TEXT NOT NULL,
+	ended_at        TIMESTAMPTZ NOT NULL,
+	object          BYTEA NOT NULL
+);
+CREATE INDEX IF NOT EXISTS %[1]s_fleet ON %[1]s (namespace, fleet_id, name, game_session_id);`
+
 // dayTableDDL creates the table of one day of game-session ends, with an index per question.
 const dayTableDDL = `
 CREATE TABLE IF NOT EXISTS %[1]s (
@@ -153,13 +166,17 @@ func day(t time.Time) time.Time {
 
 func tableOf(d time.Time) string { return "ps_history_" + d.Format("20060102") }
 
+func gameSessionTableOf(d time.Time) string { return "gs_history_" + d.Format("20060102") }
+
 // ensureDay creates the table of day d (once) and registers it.
 func (s *Store) ensureDay(ctx context.Context, d time.Time) error {
-	if err := retryConcurrentDDL(func() error {
-		_, err := s.pool.Exec(ctx, fmt.Sprintf(dayTableDDL, tableOf(d)))
-		return err
-	}); err != nil {
-		return fmt.Errorf("history store: creating %s: %w", tableOf(d), err)
+	for _, t := range []struct{ ddl, table string }{{dayTableDDL, tableOf(d)}, {gameSessionDayTableDDL, gameSessionTableOf(d)}} {
+		if err := retryConcurrentDDL(func() error {
+			_, err := s.pool.Exec(ctx, fmt.Sprintf(t.ddl, t.table))
+			return err
+		}); err != nil {
+			return fmt.Errorf("history store: creating %s: %w", t.table, err)
+		}
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO ps_history_days (day, created_at) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING`, d, s.clock.Now())
 	return err
@@ -280,7 +297,7 @@ func (s *Store) DropExpired(ctx context.Context) ([]time.Time, error) {
 		if now.Before(d.AddDate(0, 0, 1).Add(s.retention)) {
 			continue
 		}
-		if _, err := s.pool.Exec(ctx, `DROP TABLE IF EXISTS `+tableOf(d)); err != nil {
+		if _, err := s.pool.Exec(ctx, `DROP TABLE IF EXISTS `+tableOf(d)+`, `+gameSessionTableOf(d)); err != nil {
 			return dropped, fmt.Errorf("history store: dropping %s: %w", tableOf(d), err)
 		}
 		if _, err := s.pool.Exec(ctx, `DELETE FROM ps_history_days WHERE day = $1`, d); err != nil {
@@ -290,6 +307,83 @@ func (s *Store) DropExpired(ctx context.Context) ([]time.Time, error) {
 	}
 	sort.Slice(dropped, func(i, j int) bool { return dropped[i].Before(dropped[j]) })
 	return dropped, nil
+}
+
+// GameSessionRecord is one ended game session as the store keeps it. Object is the GameSession as JSON.
+type GameSessionRecord struct {
+	Namespace, Name string
+	GameSessionID   string
+	FleetID         string
+	Status          string
+	EndedAt         time.Time
+	Object          []byte
+}
+
+// GameSessionQuery selects game sessions of a namespace: by id, or by fleet with an optional status.
+type GameSessionQuery struct {
+	Namespace     string
+	GameSessionID string
+	FleetID       string
+	Status        string
+}
+
+// ArchiveGameSessions writes recs, idempotently (one copy of each game session id).
+func (s *Store) ArchiveGameSessions(ctx context.Context, recs []GameSessionRecord) error {
+	for _, r := range recs {
+		if r.GameSessionID == "" || r.EndedAt.IsZero() {
+			return fmt.Errorf("history store: game session %s/%s has no id or end", r.Namespace, r.Name)
+		}
+		d := day(r.EndedAt)
+		if err := s.ensureDay(ctx, d); err != nil {
+			return err
+		}
+		if _, err := s.pool.Exec(ctx, `INSERT INTO `+gameSessionTableOf(d)+` (game_session_id, namespace, name, fleet_id, status, ended_at, object)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (game_session_id) DO NOTHING`,
+			r.GameSessionID, r.Namespace, r.Name, r.FleetID, r.Status, r.EndedAt, r.Object); err != nil {
+			return fmt.Errorf("history store: archiving game session %s/%s: %w", r.Namespace, r.Name, err)
+		}
+	}
+	return nil
+}
+
+// ListGameSessions answers q in name order (then id): at most limit (0: all) after the name after.
+func (s *Store) ListGameSessions(ctx context.Context, q GameSessionQuery, after string, limit int) ([]GameSessionRecord, error) {
+	days, err := s.days(ctx)
+	if err != nil || len(days) == 0 {
+		return nil, err
+	}
+	args := []any{q.Namespace}
+	where := []string{"namespace = $1"}
+	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
+	if q.GameSessionID != "" {
+		where = append(where, "game_session_id = "+arg(q.GameSessionID))
+	}
+	if q.FleetID != "" {
+		where = append(where, "fleet_id = "+arg(q.FleetID))
+	}
+	if q.Status != "" {
+		where = append(where, "status = "+arg(q.Status))
+	}
+	if after != "" {
+		where = append(where, "name > "+arg(after))
+	}
+	var parts []string
+	for _, d := range days {
+		parts = append(parts, `SELECT namespace, name, game_session_id, fleet_id, status, ended_at, object FROM `+gameSessionTableOf(d)+` WHERE `+strings.Join(where, " AND "))
+	}
+	sql := strings.Join(parts, " UNION ALL ") + " ORDER BY name, game_session_id"
+	if limit > 0 {
+		sql += fmt.Sprintf(" LIMIT %d", limit)
+	}
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("history store: %w", err)
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (GameSessionRecord, error) {
+		var r GameSessionRecord
+		err := row.Scan(&r.Namespace, &r.Name, &r.GameSessionID, &r.FleetID, &r.Status, &r.EndedAt, &r.Object)
+		return r, err
+	})
 }
 
 // Retention drops the expired days of the store: at start and then every Interval (an hour when 0), on

@@ -111,6 +111,14 @@ func historyOf(store *history.Store) query.History {
 	return store
 }
 
+// gameSessionHistoryOf is store as DescribeGameSessions' history tier (nil when there is no store).
+func gameSessionHistoryOf(store *history.Store) gamelift.GameSessionHistory {
+	if store == nil {
+		return nil
+	}
+	return store
+}
+
 // nonZero is d, or nil (the default) when d is 0.
 func nonZero(d time.Duration) *time.Duration {
 	if d == 0 {
@@ -258,7 +266,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query
 			return nil, nil, err
 		}
 		if err := mgr.Add(&gamelift.Server{
-			Addr: o.GameLiftAddr, Client: client.WithFieldOwner(glClient, gamelift.FieldManager), Reader: mgr.GetCache(), Index: index, Tokens: tokens, History: historyOf(store),
+			Addr: o.GameLiftAddr, Client: client.WithFieldOwner(glClient, gamelift.FieldManager), Reader: mgr.GetCache(), Index: index, Tokens: tokens, History: historyOf(store), GameSessionHistory: gameSessionHistoryOf(store),
 			Clock: o.Clock, Options: o.Controllers, Agones: ag, Recorder: mgr.GetEventRecorder("gamelift-endpoint"),
 			ReadTimeout: o.GameLiftReadTimeout, WriteTimeout: o.GameLiftReadTimeout, IdleTimeout: o.GameLiftIdleTimeout, MaxConnections: o.GameLiftMaxConnections, CertDir: o.GameLiftCertDir,
 		}); err != nil {

@@ -106,6 +106,11 @@ func TestHistoryStore(t *testing.T) {
 				names = append(names, ps.Name)
 			}
 			g.Expect(names).To(ConsistOf("a2-p0", "a2-p1", "a2-p2", "a2-p3"))
+			// The game session follows its player sessions into the store.
+			var games gamev1.GameSessionList
+			g.Expect(admin.List(ctx, &games, client.InNamespace(ns))).To(Succeed())
+			g.Expect(games.Items).To(HaveLen(1))
+			g.Expect(games.Items[0].Name).To(Equal("arena-2"))
 		}).WithTimeout(60 * time.Second).Should(Succeed())
 		conn, err := pgx.Connect(ctx, url)
 		g.Expect(err).NotTo(HaveOccurred())
@@ -194,5 +199,27 @@ func TestHistoryStore(t *testing.T) {
 		one, err := c.DescribePlayerSessions(ctx, &gamelift.DescribePlayerSessionsInput{PlayerSessionId: out.PlayerSessions[0].PlayerSessionId})
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(one.PlayerSessions).To(HaveLen(1))
+
+		// DescribeGameSessions: the archived game session by id, and both by fleet, in name order.
+		gsOut, err := c.DescribeGameSessions(ctx, &gamelift.DescribeGameSessionsInput{GameSessionId: aws.String(endedID)})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(gsOut.GameSessions).To(HaveLen(1))
+		g.Expect(string(gsOut.GameSessions[0].Status)).To(Equal("TERMINATED"))
+		var fleet []string
+		var nextGS *string
+		for {
+			page, err := c.DescribeGameSessions(ctx, &gamelift.DescribeGameSessionsInput{FleetId: aws.String("fleet-h"), Limit: aws.Int32(1), NextToken: nextGS})
+			g.Expect(err).NotTo(HaveOccurred())
+			for _, gs := range page.GameSessions {
+				fleet = append(fleet, string(gs.Status))
+				if gs.Status == "TERMINATED" {
+					g.Expect(aws.ToString(gs.GameSessionId)).To(Equal(endedID))
+				}
+			}
+			if nextGS = page.NextToken; nextGS == nil {
+				break
+			}
+		}
+		g.Expect(fleet).To(Equal([]string{"TERMINATED", "ACTIVE"}), "arena-1 (archived), then arena-2 (live)")
 	})
 }
