@@ -67,20 +67,11 @@ func (r *PlayerSessionReconciler) reconcileArchive(ctx context.Context, before, 
 	if err != nil {
 		return 0, false, err
 	}
-	if err := r.History.Archive(ctx, []history.Record{rec}); err != nil {
-		archiveErrorsTotal.Inc()
-		return 0, false, err // retried with backoff; the object stays until it is archived
+	if wait, gone, err := archiveThenDelete(ctx, r.Client, ps, func() error {
+		return r.History.Archive(ctx, []history.Record{rec})
+	}); !gone || err != nil {
+		return wait, gone, err
 	}
-	if err := r.Delete(ctx, ps, client.Preconditions{UID: &ps.UID, ResourceVersion: &ps.ResourceVersion}); err != nil {
-		switch {
-		case apierrors.IsNotFound(err):
-			return 0, true, nil
-		case apierrors.IsConflict(err):
-			return ConflictRetry, false, nil // it changed after we archived it: archive the new version
-		}
-		return 0, false, err
-	}
-	archivedTotal.Inc()
 	ctrl.LoggerFrom(ctx).V(1).Info("Player session moved to the history store", "playerSession", klog.KObj(ps))
 	return 0, true, nil
 }
@@ -116,11 +107,26 @@ func (r *GameSessionReconciler) reconcileArchive(ctx context.Context, before, gs
 	if err != nil {
 		return 0, false, err
 	}
-	if err := r.History.ArchiveGameSessions(ctx, []history.GameSessionRecord{rec}); err != nil {
+	if wait, gone, err := archiveThenDelete(ctx, r.Client, gs, func() error {
+		return r.History.ArchiveGameSessions(ctx, []history.GameSessionRecord{rec})
+	}); !gone || err != nil {
+		return wait, gone, err
+	}
+	ctrl.LoggerFrom(ctx).V(1).Info("Game session moved to the history store", "gameSession", klog.KObj(gs))
+	return 0, true, nil
+}
+
+// archiveThenDelete writes obj to the history store with write, then deletes it with its UID and
+// resourceVersion as preconditions: a failed write keeps the object (the error is returned, and retried);
+// a failed delete leaves it to be written again (the store keeps one copy); a conflict (it changed after
+// it was written) looks again after ConflictRetry. It reports whether the object is gone or going.
+func archiveThenDelete(ctx context.Context, c client.Client, obj client.Object, write func() error) (time.Duration, bool, error) {
+	if err := write(); err != nil {
 		archiveErrorsTotal.Inc()
 		return 0, false, err
 	}
-	if err := r.Delete(ctx, gs, client.Preconditions{UID: &gs.UID, ResourceVersion: &gs.ResourceVersion}); err != nil {
+	uid, rv := obj.GetUID(), obj.GetResourceVersion()
+	if err := c.Delete(ctx, obj, client.Preconditions{UID: &uid, ResourceVersion: &rv}); err != nil {
 		switch {
 		case apierrors.IsNotFound(err):
 			return 0, true, nil
@@ -129,6 +135,6 @@ func (r *GameSessionReconciler) reconcileArchive(ctx context.Context, before, gs
 		}
 		return 0, false, err
 	}
-	ctrl.LoggerFrom(ctx).V(1).Info("Game session moved to the history store", "gameSession", klog.KObj(gs))
+	archivedTotal.Inc()
 	return 0, true, nil
 }

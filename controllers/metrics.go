@@ -23,11 +23,11 @@ var (
 	}, []string{"reason"})
 	archivedTotal = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "playersessions_history_archived_total",
-		Help: "Ended player sessions moved to the history store (written there, then their custom resource deleted).",
+		Help: "Ended player sessions and game sessions moved to the history store (written there, then their custom resource deleted).",
 	})
 	archiveErrorsTotal = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "playersessions_history_archive_errors_total",
-		Help: "Failed writes to the history store (the player session stays a custom resource and is retried).",
+		Help: "Failed writes to the history store (the object stays a custom resource and is retried).",
 	})
 	timeoutsTotal = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "playersessions_player_session_timeouts_total",
