@@ -191,7 +191,7 @@ func (s *Server) describeGameSessions(ctx context.Context, namespace string, dec
 		}
 		gs, aerr := s.gameSessionByID(ctx, namespace, in.GameSessionId)
 		if aerr != nil && aerr.Type == NotFoundException && s.GameSessionHistory != nil {
-			old, err := s.archivedGameSessions(ctx, history.GameSessionQuery{Namespace: namespace, GameSessionID: in.GameSessionId}, "", 1)
+			old, err := s.archivedGameSessions(ctx, history.GameSessionQuery{Namespace: namespace, GameSessionID: in.GameSessionId}, history.GameSessionKey{}, 1)
 			if err != nil {
 				return nil, internal(err)
 			}
@@ -220,62 +220,95 @@ func (s *Server) describeGameSessions(ctx context.Context, namespace string, dec
 		return nil, aerr
 	}
 	scope := "DescribeGameSessions/" + namespace + "/" + fleet + "/" + in.StatusFilter
-	after := ""
+	var after history.GameSessionKey
 	if in.NextToken != "" {
-		var err error
-		if after, err = s.Tokens.Verify(scope, in.NextToken); err != nil {
+		v, err := s.Tokens.Verify(scope, in.NextToken)
+		if err != nil {
 			return nil, invalid("Invalid NextToken")
 		}
+		after = parseGameSessionKey(v)
 	}
 	var list gamev1.GameSessionList
 	if err := s.Reader.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{controllers.IndexGameSessionFleetID: fleet}); err != nil {
 		return nil, internal(err)
 	}
-	all := make([]*gamev1.GameSession, 0, len(list.Items))
-	live := map[string]bool{}
+	live := make([]*gamev1.GameSession, 0, len(list.Items))
 	for i := range list.Items {
-		all = append(all, &list.Items[i])
-		live[list.Items[i].Status.GameSessionID] = true
+		live = append(live, &list.Items[i])
 	}
+	var archived []*gamev1.GameSession
 	if s.GameSessionHistory != nil {
-		// Ended game sessions moved to the history store: merged in name order, each once.
 		want := 0
 		if limit > 0 {
 			want = limit + 1
 		}
-		old, err := s.archivedGameSessions(ctx, history.GameSessionQuery{Namespace: namespace, FleetID: fleet, Status: in.StatusFilter}, after, want)
-		if err != nil {
+		var err error
+		if archived, err = s.archivedGameSessions(ctx, history.GameSessionQuery{Namespace: namespace, FleetID: fleet, Status: in.StatusFilter}, after, want); err != nil {
 			return nil, internal(err)
 		}
-		for _, gs := range old {
-			if !live[gs.Status.GameSessionID] {
-				all = append(all, gs)
-			}
-		}
 	}
-	slices.SortFunc(all, func(a, b *gamev1.GameSession) int {
-		if c := strings.Compare(a.Name, b.Name); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Status.GameSessionID, b.Status.GameSessionID)
-	})
-	var last string
-	for _, gs := range all {
-		if gs.Name <= after || gs.Status.GameSessionID == "" || (in.StatusFilter != "" && string(gs.Status.Status) != in.StatusFilter) {
-			continue
-		}
-		if limit > 0 && len(out.GameSessions) == limit {
-			out.NextToken = s.Tokens.Sign(scope, last)
-			break
-		}
+	page, last, more := pageGameSessions(live, archived, after, in.StatusFilter, limit)
+	for _, gs := range page {
 		out.GameSessions = append(out.GameSessions, s.toGameSession(gs))
-		last = gs.Name
+	}
+	if more {
+		out.NextToken = s.Tokens.Sign(scope, last.Name+"/"+last.GameSessionID)
 	}
 	return out, nil
 }
 
+// parseGameSessionKey reads a DescribeGameSessions token's key: "name/id" (an object name has no "/").
+func parseGameSessionKey(v string) history.GameSessionKey {
+	name, id, _ := strings.Cut(v, "/")
+	return history.GameSessionKey{Name: name, GameSessionID: id}
+}
+
+func keyOf(gs *gamev1.GameSession) history.GameSessionKey {
+	return history.GameSessionKey{Name: gs.Name, GameSessionID: gs.Status.GameSessionID}
+}
+
+func compareKeys(a, b history.GameSessionKey) int {
+	if c := strings.Compare(a.Name, b.Name); c != 0 {
+		return c
+	}
+	return strings.Compare(a.GameSessionID, b.GameSessionID)
+}
+
+// pageGameSessions merges the live game sessions of a fleet with those the history store returned (each
+// game session once: live wins) in key order (name, then id) and returns the page after the key after: at
+// most limit (0: all) with the given status (any when empty), its last key, and whether more follow. A name
+// reused by a new game session after the first one ended sorts both by id, so neither is skipped at a page
+// boundary.
+func pageGameSessions(live, archived []*gamev1.GameSession, after history.GameSessionKey, status string, limit int) ([]*gamev1.GameSession, history.GameSessionKey, bool) {
+	all := make([]*gamev1.GameSession, 0, len(live)+len(archived))
+	seen := make(map[string]bool, len(live))
+	for _, gs := range live {
+		all = append(all, gs)
+		seen[gs.Status.GameSessionID] = true
+	}
+	for _, gs := range archived {
+		if !seen[gs.Status.GameSessionID] {
+			all = append(all, gs)
+		}
+	}
+	slices.SortFunc(all, func(a, b *gamev1.GameSession) int { return compareKeys(keyOf(a), keyOf(b)) })
+	var page []*gamev1.GameSession
+	var last history.GameSessionKey
+	for _, gs := range all {
+		if compareKeys(keyOf(gs), after) <= 0 || gs.Status.GameSessionID == "" || (status != "" && string(gs.Status.Status) != status) {
+			continue
+		}
+		if limit > 0 && len(page) == limit {
+			return page, last, true
+		}
+		page = append(page, gs)
+		last = keyOf(gs)
+	}
+	return page, last, false
+}
+
 // archivedGameSessions reads game sessions from the history store.
-func (s *Server) archivedGameSessions(ctx context.Context, q history.GameSessionQuery, after string, limit int) ([]*gamev1.GameSession, error) {
+func (s *Server) archivedGameSessions(ctx context.Context, q history.GameSessionQuery, after history.GameSessionKey, limit int) ([]*gamev1.GameSession, error) {
 	recs, err := s.GameSessionHistory.ListGameSessions(ctx, q, after, limit)
 	if err != nil {
 		return nil, err

@@ -38,7 +38,7 @@ const FieldManager = "playersessions-gamelift"
 
 // GameSessionHistory is where ended game sessions moved (history.Store).
 type GameSessionHistory interface {
-	ListGameSessions(ctx context.Context, q history.GameSessionQuery, after string, limit int) ([]history.GameSessionRecord, error)
+	ListGameSessions(ctx context.Context, q history.GameSessionQuery, after history.GameSessionKey, limit int) ([]history.GameSessionRecord, error)
 }
 
 // Server is the GameLift-compatible HTTP endpoint, a manager Runnable on every replica.

@@ -346,8 +346,15 @@ func (s *Store) ArchiveGameSessions(ctx context.Context, recs []GameSessionRecor
 	return nil
 }
 
-// ListGameSessions answers q in name order (then id): at most limit (0: all) after the name after.
-func (s *Store) ListGameSessions(ctx context.Context, q GameSessionQuery, after string, limit int) ([]GameSessionRecord, error) {
+// GameSessionKey is a game session's place in DescribeGameSessions' order: its object name, then its id (a
+// name can be reused once its game session has ended, so the name alone does not say where a page ended).
+type GameSessionKey struct {
+	Name          string
+	GameSessionID string
+}
+
+// ListGameSessions answers q in key order (name, then id): at most limit (0: all) after the key after.
+func (s *Store) ListGameSessions(ctx context.Context, q GameSessionQuery, after GameSessionKey, limit int) ([]GameSessionRecord, error) {
 	days, err := s.days(ctx)
 	if err != nil || len(days) == 0 {
 		return nil, err
@@ -364,8 +371,8 @@ func (s *Store) ListGameSessions(ctx context.Context, q GameSessionQuery, after 
 	if q.Status != "" {
 		where = append(where, "status = "+arg(q.Status))
 	}
-	if after != "" {
-		where = append(where, "name > "+arg(after))
+	if after != (GameSessionKey{}) {
+		where = append(where, fmt.Sprintf("(name, game_session_id) > (%s, %s)", arg(after.Name), arg(after.GameSessionID)))
 	}
 	var parts []string
 	for _, d := range days {

@@ -173,25 +173,30 @@ func TestStore(t *testing.T) {
 		gsRec := func(name, id, fleet string, ended time.Time) GameSessionRecord {
 			return GameSessionRecord{Namespace: "team-a", Name: name, GameSessionID: id, FleetID: fleet, Status: "TERMINATED", EndedAt: ended, Object: []byte(`{}`)}
 		}
-		recs := []GameSessionRecord{gsRec("arena-2", "gs-2", "f1", t0), gsRec("arena-1", "gs-1", "f1", t0.Add(24*time.Hour)), gsRec("arena-3", "gs-3", "f2", t0)}
+		recs := []GameSessionRecord{gsRec("arena-2", "gs-2", "f1", t0), gsRec("arena-1", "gs-1", "f1", t0.Add(24*time.Hour)), gsRec("arena-3", "gs-3", "f2", t0),
+			gsRec("arena-1", "gs-0", "f1", t0)} // a name reused: the key is (name, id)
 		for range 2 {
 			if err := b.ArchiveGameSessions(ctx, recs); err != nil {
 				t.Fatal(err)
 			}
 		}
-		byFleet, err := a.ListGameSessions(ctx, GameSessionQuery{Namespace: "team-a", FleetID: "f1"}, "", 0)
+		byFleet, err := a.ListGameSessions(ctx, GameSessionQuery{Namespace: "team-a", FleetID: "f1"}, GameSessionKey{}, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(byFleet) != 2 || byFleet[0].Name != "arena-1" || byFleet[1].Name != "arena-2" {
+		if len(byFleet) != 3 || byFleet[0].GameSessionID != "gs-0" || byFleet[1].GameSessionID != "gs-1" || byFleet[2].GameSessionID != "gs-2" {
 			t.Errorf("by fleet: %+v", byFleet)
 		}
-		after, _ := a.ListGameSessions(ctx, GameSessionQuery{Namespace: "team-a", FleetID: "f1"}, "arena-1", 1)
-		if len(after) != 1 || after[0].Name != "arena-2" {
-			t.Errorf("after arena-1: %+v", after)
+		after, _ := a.ListGameSessions(ctx, GameSessionQuery{Namespace: "team-a", FleetID: "f1"}, GameSessionKey{Name: "arena-1", GameSessionID: "gs-0"}, 1)
+		if len(after) != 1 || after[0].GameSessionID != "gs-1" {
+			t.Errorf("after arena-1/gs-0: %+v", after)
 		}
-		byID, _ := a.ListGameSessions(ctx, GameSessionQuery{Namespace: "team-a", GameSessionID: "gs-3"}, "", 1)
-		other, _ := a.ListGameSessions(ctx, GameSessionQuery{Namespace: "team-b", GameSessionID: "gs-3"}, "", 1)
+		after, _ = a.ListGameSessions(ctx, GameSessionQuery{Namespace: "team-a", FleetID: "f1"}, GameSessionKey{Name: "arena-1", GameSessionID: "gs-1"}, 1)
+		if len(after) != 1 || after[0].GameSessionID != "gs-2" {
+			t.Errorf("after arena-1/gs-1: %+v", after)
+		}
+		byID, _ := a.ListGameSessions(ctx, GameSessionQuery{Namespace: "team-a", GameSessionID: "gs-3"}, GameSessionKey{}, 1)
+		other, _ := a.ListGameSessions(ctx, GameSessionQuery{Namespace: "team-b", GameSessionID: "gs-3"}, GameSessionKey{}, 1)
 		if len(byID) != 1 || len(other) != 0 {
 			t.Errorf("by id: %+v, in another namespace: %+v", byID, other)
 		}
