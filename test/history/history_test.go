@@ -205,21 +205,29 @@ func TestHistoryStore(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(gsOut.GameSessions).To(HaveLen(1))
 		g.Expect(string(gsOut.GameSessions[0].Status)).To(Equal("TERMINATED"))
-		var fleet []string
+		// The name arena-1 is used again by a new game session: pages of one by fleet list both arena-1s
+		// (ordered by id) and arena-2, none skipped at a page boundary.
+		reused := newGS("arena-1")
+		g.Eventually(func(g Gomega) {
+			g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(reused), reused)).To(Succeed())
+			g.Expect(reused.Status.GameSessionID).NotTo(BeEmpty())
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+		type listed struct{ name, id, status string }
+		var fleet []listed
 		var nextGS *string
 		for {
 			page, err := c.DescribeGameSessions(ctx, &gamelift.DescribeGameSessionsInput{FleetId: aws.String("fleet-h"), Limit: aws.Int32(1), NextToken: nextGS})
 			g.Expect(err).NotTo(HaveOccurred())
 			for _, gs := range page.GameSessions {
-				fleet = append(fleet, string(gs.Status))
-				if gs.Status == "TERMINATED" {
-					g.Expect(aws.ToString(gs.GameSessionId)).To(Equal(endedID))
-				}
+				fleet = append(fleet, listed{aws.ToString(gs.Name), aws.ToString(gs.GameSessionId), string(gs.Status)})
 			}
 			if nextGS = page.NextToken; nextGS == nil {
 				break
 			}
 		}
-		g.Expect(fleet).To(Equal([]string{"TERMINATED", "ACTIVE"}), "arena-1 (archived), then arena-2 (live)")
+		g.Expect(fleet).To(HaveLen(3))
+		g.Expect(fleet[:2]).To(ConsistOf(listed{"", endedID, "TERMINATED"}, listed{"", reused.Status.GameSessionID, "ACTIVE"}), "both arena-1s")
+		g.Expect(fleet[0].id < fleet[1].id).To(BeTrue(), "a reused name is ordered by id")
+		g.Expect(fleet[2].status).To(Equal("ACTIVE"), "then arena-2")
 	})
 }
