@@ -61,7 +61,12 @@ type Store struct {
 
 // Open connects to the database at url and applies the migrations it lacks.
 func Open(ctx context.Context, url string, clk clock.PassiveClock, retention time.Duration) (*Store, error) {
-	pool, err := pgxpool.New(ctx, url)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("history store: %w", err)
+	}
+	cfg.AfterConnect = preferGenericPlans
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("history store: %w", err)
 	}
@@ -71,6 +76,20 @@ func Open(ctx context.Context, url string, clk clock.PassiveClock, retention tim
 		return nil, err
 	}
 	return s, nil
+}
+
+// preferGenericPlans makes a connection plan each of the store's prepared statements once. A describe
+// query is a UNION ALL over one index scan per day table: planning it afresh takes about 12 ms on 30 days,
+// executing it under 1 ms, and PostgreSQL plans a prepared statement afresh for its first five executions
+// on each connection (plan_cache_mode auto). The generic plan uses the same index per day. A database that
+// does not know the setting keeps its own default.
+func preferGenericPlans(ctx context.Context, conn *pgx.Conn) error {
+	_, err := conn.Exec(ctx, "SET plan_cache_mode = force_generic_plan")
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "42704" || pgErr.Code == "0A000") { // undefined_object, feature_not_supported
+		return nil
+	}
+	return err
 }
 
 // Close closes the connections.
@@ -269,7 +288,7 @@ func (s *Store) list(ctx context.Context, q Query, after Key, limit int) ([]Reco
 	}
 	sql := strings.Join(parts, " UNION ALL ") + " ORDER BY namespace, name"
 	if limit > 0 {
-		sql += fmt.Sprintf(" LIMIT %d", limit)
+		sql += " LIMIT " + arg(limit) // a parameter: one prepared statement whatever the page size
 	}
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
@@ -380,7 +399,7 @@ func (s *Store) ListGameSessions(ctx context.Context, q GameSessionQuery, after 
 	}
 	sql := strings.Join(parts, " UNION ALL ") + " ORDER BY name, game_session_id"
 	if limit > 0 {
-		sql += fmt.Sprintf(" LIMIT %d", limit)
+		sql += " LIMIT " + arg(limit) // a parameter: one prepared statement whatever the page size
 	}
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {

@@ -24,7 +24,7 @@ func script() string {
 
 // startPostgres starts a real PostgreSQL server for the test (hack/postgres.sh: Debian's package,
 // installed when missing) and returns a connection string to a fresh database.
-func startPostgres(t *testing.T) string {
+func startPostgres(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
