@@ -65,6 +65,7 @@ func run() error {
 		workers                 int
 		batch                   time.Duration
 		webhook, skipTimeouts   bool
+		twoWrites               bool
 		glCalls, glClients      int
 		pprofAddr               string
 	)
@@ -77,6 +78,7 @@ func run() error {
 	flag.DurationVar(&batch, "batch-window", controllers.DefaultOptions().BatchWindow, "The manager's --batch-window.")
 	flag.BoolVar(&webhook, "webhook", true, "Install and serve the admission webhook, as make run does.")
 	flag.BoolVar(&skipTimeouts, "skip-timeouts", false, "Skip the timeout-lateness phase.")
+	flag.BoolVar(&twoWrites, "two-writes", false, "After the ceiling, also time the same creates each followed by the status write a reservation makes, with no controllers (the bound of any admission that writes the player session's status).")
 	flag.IntVar(&glCalls, "gamelift-calls", 1000, "CreatePlayerSession calls under concurrency (0: skip the GameLift phase).")
 	flag.IntVar(&glClients, "gamelift-clients", 32, "Concurrent GameLift clients.")
 	flag.StringVar(&pprofAddr, "pprof", "", "Serve the manager's net/http/pprof here during the run.")
@@ -176,6 +178,31 @@ func run() error {
 		return c.List(ctx, &l, client.InNamespace(ceilingNS)) == nil && len(l.Items) == 0
 	}); err != nil {
 		return fmt.Errorf("ceiling player sessions not deleted: %w", err)
+	}
+
+	// 1b. The bound of an admission that writes the player session's status: create, then the RESERVED
+	// status (as the PlayerSession reconciler writes it), by the same writers, with no controllers.
+	if twoWrites {
+		bound, err := startManager(ctx, &mcfg, opts, true)
+		if err != nil {
+			return err
+		}
+		d, err := createAndReserveAll(ctx, c, ceilingNS, players, writers)
+		bound()
+		if err != nil {
+			return err
+		}
+		rate := float64(players) / d.Seconds()
+		fmt.Printf("two writes: %d creates each followed by its RESERVED status write in %s: %.0f/s = %.2f x the ceiling\n", players, d.Round(time.Millisecond), rate, rate/plainRate)
+		if err := c.DeleteAllOf(ctx, &gamev1.PlayerSession{}, client.InNamespace(ceilingNS)); err != nil {
+			return err
+		}
+		if err := benchutil.WaitFor(ctx, 2*time.Minute, func() bool {
+			var l gamev1.PlayerSessionList
+			return c.List(ctx, &l, client.InNamespace(ceilingNS)) == nil && len(l.Items) == 0
+		}); err != nil {
+			return fmt.Errorf("two-write player sessions not deleted: %w", err)
+		}
 	}
 
 	// 2. Admissions, by the whole manager (controllers, webhook, GameLift endpoint).
@@ -314,6 +341,34 @@ func createAll(ctx context.Context, c client.Client, ns string, n, writers int, 
 	err := benchutil.Parallel(writers, n, func(i int) error {
 		return c.Create(ctx, &gamev1.PlayerSession{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("p-%05d", i)},
 			Spec: gamev1.PlayerSessionSpec{GameSessionName: game(i), PlayerID: fmt.Sprintf("player-%d", i)}})
+	})
+	return time.Since(start), err
+}
+
+// createAndReserveAll creates n player sessions from writers clients, each followed by the status a
+// reservation writes (status, ids, creation time, endpoint, the Admitted condition), as a merge patch.
+func createAndReserveAll(ctx context.Context, c client.Client, ns string, n, writers int) (time.Duration, error) {
+	start := time.Now()
+	err := benchutil.Parallel(writers, n, func(i int) error {
+		ps := &gamev1.PlayerSession{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("r-%05d", i)},
+			Spec: gamev1.PlayerSessionSpec{GameSessionName: "nowhere", PlayerID: fmt.Sprintf("player-%d", i)}}
+		if err := c.Create(ctx, ps); err != nil {
+			return err
+		}
+		before := ps.DeepCopy()
+		now := metav1.NewMicroTime(time.Now())
+		ps.Status.Status = gamev1.PlayerSessionReserved
+		ps.Status.PlayerSessionID = controllers.PlayerSessionID(ps)
+		ps.Status.GameSessionID = "arn:aws:gamelift:local::gamesession/fleet-bench/gsess-nowhere"
+		ps.Status.FleetID = "fleet-bench"
+		ps.Status.CreationTime = &now
+		ps.Status.Endpoint = gamev1.Endpoint{IPAddress: "10.0.0.1", Port: 7777}
+		ps.Status.Conditions = []metav1.Condition{{Type: gamev1.AdmittedCondition, Status: metav1.ConditionTrue, Reason: gamev1.SeatReservedReason,
+			Message: "Seat reserved in game session nowhere", LastTransitionTime: metav1.NewTime(now.Time), ObservedGeneration: ps.Generation},
+			{Type: gamev1.PlayerSessionReadyCondition, Status: metav1.ConditionTrue, Reason: gamev1.SeatReservedReason,
+				Message: "Seat granted in game session nowhere; status.status tells the rest", LastTransitionTime: metav1.NewTime(now.Time), ObservedGeneration: ps.Generation}}
+		ps.Status.ObservedGeneration = ps.Generation
+		return c.Status().Patch(ctx, ps, client.MergeFrom(before))
 	})
 	return time.Since(start), err
 }
