@@ -2,11 +2,17 @@
 # A throwaway PostgreSQL server on loopback for the history store's tests (Debian's postgresql package,
 # installed when missing, as hack/e2e-deps.sh installs the e2e's dependencies).
 #
-#   hack/postgres.sh start PORT   # prints the data directory, then the connection string
+#   hack/postgres.sh start PORT   # prints the data directory, the server's version, the connection string
 #   hack/postgres.sh stop DIR     # stops the server and removes DIR
+#
+# POSTGRES_BIN=DIR uses the initdb, pg_ctl and postgres in DIR instead (another PostgreSQL version; see
+# docs/design.md, "versions tested").
 set -euo pipefail
 
-bindir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
+bindir() {
+	if [ -n "${POSTGRES_BIN:-}" ]; then echo "$POSTGRES_BIN"; return; fi
+	ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1
+}
 
 as_postgres() {
 	if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
@@ -29,6 +35,7 @@ start)
 	as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
 		-o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
 	echo "$dir"
+	"$bin/postgres" --version
 	echo "postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
 	;;
 stop)

@@ -8,11 +8,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/playersessions/operator/internal/history/historytest"
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
 // BenchmarkList times the store's three questions over 30 day tables holding 300,000 records (10 per game
-// session, 20 per player), analyzed, against a real PostgreSQL (hack/postgres.sh):
+// session, 20 per player), analyzed, against a real PostgreSQL (historytest.Postgres):
 //
 //	go test -run '^$' -bench BenchmarkList ./internal/history
 //
@@ -20,7 +22,7 @@ import (
 func BenchmarkList(b *testing.B) {
 	const days, perDay, perGame, perPlayer = 30, 10000, 10, 20
 	ctx := context.Background()
-	url := startPostgres(b)
+	url := historytest.Postgres(b)
 	now := t0.Add(days * 24 * time.Hour)
 	s, err := Open(ctx, url, clocktesting.NewFakeClock(now), 30*24*time.Hour)
 	if err != nil {

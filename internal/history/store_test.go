@@ -3,10 +3,6 @@ package history
 import (
 	"context"
 	"fmt"
-	"net"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -14,37 +10,9 @@ import (
 	"time"
 
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/playersessions/operator/internal/history/historytest"
 )
-
-// script is hack/postgres.sh of this repository.
-func script() string {
-	_, file, _, _ := runtime.Caller(0) // internal/history/store_test.go
-	return filepath.Join(filepath.Dir(file), "..", "..", "hack", "postgres.sh")
-}
-
-// startPostgres starts a real PostgreSQL server for the test (hack/postgres.sh: Debian's package,
-// installed when missing) and returns a connection string to a fresh database.
-func startPostgres(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	out, err := exec.Command(script(), "start", fmt.Sprint(port)).Output()
-	if err != nil {
-		msg := ""
-		if ee, ok := err.(*exec.ExitError); ok {
-			msg = string(ee.Stderr)
-		}
-		t.Fatalf("starting PostgreSQL with hack/postgres.sh: %v: %s", err, msg)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	dir, url := lines[0], lines[len(lines)-1]
-	t.Cleanup(func() { _ = exec.Command(script(), "stop", dir).Run() })
-	return url
-}
 
 var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
@@ -62,7 +30,7 @@ func names(rs []Record) []string {
 }
 
 func TestStore(t *testing.T) {
-	url := startPostgres(t)
+	url := historytest.Postgres(t)
 	ctx := context.Background()
 	clk := clocktesting.NewFakeClock(t0)
 	const retention = 30 * 24 * time.Hour

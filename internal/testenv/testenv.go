@@ -4,14 +4,10 @@
 package testenv
 
 import (
-	"bytes"
 	"context"
 	"net"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 
@@ -95,22 +91,4 @@ func FreePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-// Postgres starts a throwaway PostgreSQL server for the test with hack/postgres.sh (Debian's package,
-// installed when missing) and returns its connection string; it stops when the test ends.
-func Postgres(t testing.TB) string {
-	t.Helper()
-	port := FreePort(t)
-	cmd := exec.Command(Path("hack", "postgres.sh"), "start", strconv.Itoa(port))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("starting PostgreSQL with hack/postgres.sh: %v: %s", err, stderr.String())
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	dir, url := lines[0], lines[len(lines)-1]
-	t.Cleanup(func() { _ = exec.Command(Path("hack", "postgres.sh"), "stop", dir).Run() })
-	return url
 }

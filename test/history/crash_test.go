@@ -17,6 +17,7 @@ import (
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/controllers"
+	"github.com/playersessions/operator/internal/history/historytest"
 	"github.com/playersessions/operator/internal/localcp"
 	"github.com/playersessions/operator/internal/manager"
 	"github.com/playersessions/operator/internal/testenv"
@@ -29,7 +30,7 @@ import (
 func TestCrashBetweenWriteAndDelete(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	url := testenv.Postgres(t)
+	url := historytest.Postgres(t)
 	cp := testenv.ControlPlane(t, localcp.Options{})
 	admin, err := client.New(cp.Config, client.Options{Scheme: manager.Scheme()})
 	g.Expect(err).NotTo(HaveOccurred())

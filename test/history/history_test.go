@@ -25,6 +25,7 @@ import (
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/controllers"
 	gl "github.com/playersessions/operator/internal/gamelift"
+	"github.com/playersessions/operator/internal/history/historytest"
 	"github.com/playersessions/operator/internal/localcp"
 	"github.com/playersessions/operator/internal/manager"
 	queryv1 "github.com/playersessions/operator/internal/query/v1alpha1"
@@ -36,7 +37,7 @@ const ns = "tenant"
 func TestHistoryStore(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	url := testenv.Postgres(t)
+	url := historytest.Postgres(t)
 	queryPort := testenv.FreePort(t)
 	cp := testenv.ControlPlane(t, localcp.Options{QueryPort: queryPort})
 	admin, err := client.New(cp.Config, client.Options{Scheme: manager.Scheme()})
