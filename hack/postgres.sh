@@ -28,12 +28,16 @@ start)
 		DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >&2
 	fi
 	bin=$(bindir)
+	[ -x "$bin/postgres" ] || { echo "postgres.sh: no PostgreSQL in $bin" >&2; exit 1; }
 	dir=$(mktemp -d /tmp/playersessions-pg.XXXXXX)
+	started=""
+	trap '[ -n "$started" ] || rm -rf "$dir"' EXIT # a server that did not start leaves nothing behind
 	chmod 755 "$dir"
 	if [ "$(id -u)" = 0 ]; then chown postgres: "$dir"; fi
 	as_postgres "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 >/dev/null
 	as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
 		-o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
+	started=1
 	echo "$dir"
 	"$bin/postgres" --version
 	echo "postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
