@@ -6,7 +6,7 @@
 #   hack/postgres.sh stop DIR     # stops the server and removes DIR
 #
 # POSTGRES_BIN=DIR uses the initdb, pg_ctl and postgres in DIR instead (another PostgreSQL version; see
-# docs/design.md, "versions tested").
+# docs/design.md, "versions tested"); POSTGRES_OPTIONS adds server settings (e.g. "-c shared_buffers=1GB").
 set -euo pipefail
 
 bindir() {
@@ -36,7 +36,7 @@ start)
 	if [ "$(id -u)" = 0 ]; then chown postgres: "$dir"; fi
 	as_postgres "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 >/dev/null
 	as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
-		-o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
+		-o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 ${POSTGRES_OPTIONS:-}" start >/dev/null
 	started=1
 	echo "$dir"
 	"$bin/postgres" --version

@@ -17,6 +17,8 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +38,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/controllers"
 	"github.com/playersessions/operator/hack/benchutil"
 	"github.com/playersessions/operator/internal/gamelift"
@@ -59,7 +62,10 @@ func run() error {
 	iterations := flag.Int("iterations", 200, "Calls per question.")
 	loaders := flag.Int("loaders", 4, "Concurrent bulk loaders.")
 	analyze := flag.Bool("analyze", true, "ANALYZE after the load, as autovacuum would before long, so the planner has statistics.")
+	cpuProfile := flag.String("cpuprofile", "", "Write a CPU profile of this process (the managers and the clients) over the describe calls to this file.")
+	liveN := flag.Int("live", 2000, "Live player sessions (custom resources, 10 per game session, 20 per player) for the live-only figures.")
 	flag.Parse()
+	totalPlayers = max(1, *records/players20)
 	ctrl.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel)))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -188,18 +194,45 @@ func run() error {
 	}); err != nil {
 		return fmt.Errorf("query API: %w", err)
 	}
+	// Live-only figures in the same run, to compare with: live player sessions (custom resources with the
+	// status the controllers write), asked of a second endpoint whose manager has no history store, and
+	// of the first one, which asks the store too.
+	liveSDK, err := liveOnly(ctx, cp, c, *liveN)
+	if err != nil {
+		return fmt.Errorf("live-only endpoint: %w", err)
+	}
+	if err := benchutil.WaitFor(ctx, 60*time.Second, func() bool {
+		o, err := sdk.DescribePlayerSessions(ctx, &gl.DescribePlayerSessionsInput{PlayerSessionId: aws.String(livePSID(*liveN - 1))})
+		return err == nil && len(o.PlayerSessions) == 1
+	}); err != nil {
+		return fmt.Errorf("live player sessions on the first endpoint: %w", err)
+	}
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	rnd := rand.New(rand.NewPCG(1, 2))
 	players, games := *records/players20, *records/10
 	type question struct {
-		name     string
-		gamelift func() (int, error)
-		query    func() (int, error)
+		name  string
+		input func(live bool) *gl.DescribePlayerSessionsInput
+		query func() (int, error)
 	}
 	pick := func(n int) int { return rnd.IntN(n) }
 	for _, q := range []question{
-		{"one player (20 over 30 days)", func() (int, error) {
-			o, err := sdk.DescribePlayerSessions(ctx, &gl.DescribePlayerSessionsInput{PlayerId: aws.String(fmt.Sprintf("player-%d", pick(players)))})
-			return lenOr(o, err)
+		{"one player (20)", func(live bool) *gl.DescribePlayerSessionsInput {
+			if live {
+				return &gl.DescribePlayerSessionsInput{PlayerId: aws.String(livePlayer(pick(*liveN / players20)))}
+			}
+			return &gl.DescribePlayerSessionsInput{PlayerId: aws.String(fmt.Sprintf("player-%d", pick(players)))}
 		}, func() (int, error) {
 			l, err := dyn.List(ctx, metav1.ListOptions{FieldSelector: fmt.Sprintf("playerId=player-%d", pick(players))})
 			if err != nil {
@@ -207,9 +240,11 @@ func run() error {
 			}
 			return len(l.Items), nil
 		}},
-		{"one game session (10)", func() (int, error) {
-			o, err := sdk.DescribePlayerSessions(ctx, &gl.DescribePlayerSessionsInput{GameSessionId: aws.String(gameID(pick(games)))})
-			return lenOr(o, err)
+		{"one game session (10)", func(live bool) *gl.DescribePlayerSessionsInput {
+			if live {
+				return &gl.DescribePlayerSessionsInput{GameSessionId: aws.String(liveGameID(pick(*liveN / 10)))}
+			}
+			return &gl.DescribePlayerSessionsInput{GameSessionId: aws.String(gameID(pick(games)))}
 		}, func() (int, error) {
 			l, err := dyn.List(ctx, metav1.ListOptions{FieldSelector: "gameSessionId=" + gameID(pick(games))})
 			if err != nil {
@@ -217,9 +252,11 @@ func run() error {
 			}
 			return len(l.Items), nil
 		}},
-		{"one player session (1)", func() (int, error) {
-			o, err := sdk.DescribePlayerSessions(ctx, &gl.DescribePlayerSessionsInput{PlayerSessionId: aws.String(psID(pick(*records)))})
-			return lenOr(o, err)
+		{"one player session (1)", func(live bool) *gl.DescribePlayerSessionsInput {
+			if live {
+				return &gl.DescribePlayerSessionsInput{PlayerSessionId: aws.String(livePSID(pick(*liveN)))}
+			}
+			return &gl.DescribePlayerSessionsInput{PlayerSessionId: aws.String(psID(pick(*records)))}
 		}, func() (int, error) {
 			l, err := dyn.List(ctx, metav1.ListOptions{FieldSelector: "playerSessionId=" + psID(pick(*records))})
 			if err != nil {
@@ -228,15 +265,33 @@ func run() error {
 			return len(l.Items), nil
 		}},
 	} {
-		gla, n1, err := time200(*iterations, q.gamelift)
-		if err != nil {
-			return fmt.Errorf("%s, GameLift: %w", q.name, err)
+		describe := func(c *gl.Client, live bool) func() (int, error) {
+			return func() (int, error) { return lenOr(c.DescribePlayerSessions(ctx, q.input(live))) }
 		}
-		qa, n2, err := time200(*iterations, q.query)
+		var lat [3][]time.Duration
+		var n [3]float64
+		for k, call := range []func() (int, error){describe(liveSDK, true), describe(sdk, true), describe(sdk, false)} {
+			if lat[k], n[k], err = time200(*iterations, call); err != nil {
+				return fmt.Errorf("%s, GameLift: %w", q.name, err)
+			}
+		}
+		storeLat, nStore, err := time200(*iterations, func() (int, error) {
+			in := q.input(false)
+			recs, err := store.List(ctx, history.Query{Namespace: ns, PlayerID: aws.ToString(in.PlayerId),
+				GameSessionID: aws.ToString(in.GameSessionId), PlayerSessionID: aws.ToString(in.PlayerSessionId)}, history.Key{}, 100)
+			return len(recs), err
+		})
+		if err != nil {
+			return fmt.Errorf("%s, store: %w", q.name, err)
+		}
+		qa, nq, err := time200(*iterations, q.query)
 		if err != nil {
 			return fmt.Errorf("%s, query API: %w", q.name, err)
 		}
-		fmt.Printf("%-30s GameLift %s (%.1f results)   query API %s (%.1f results)\n", q.name, benchutil.Summary(gla), n1, benchutil.Summary(qa), n2)
+		ratio := float64(p50(lat[2])) / float64(p50(lat[0]))
+		fmt.Printf("%s, GameLift:\n  live-only (no store)  %s (%.1f results)\n  live, store on        %s (%.1f results)\n  archived              %s (%.1f results): p50 %.1f x live-only\n", q.name, benchutil.Summary(lat[0]), n[0], benchutil.Summary(lat[1]), n[1], benchutil.Summary(lat[2]), n[2], ratio)
+		fmt.Printf("  the store's share     %s (%.1f records; Store.List from this process)\n", benchutil.Summary(storeLat), nStore)
+		fmt.Printf("  query API, archived   %s (%.1f results)\n", benchutil.Summary(qa), nq)
 	}
 	return nil
 }
@@ -255,7 +310,7 @@ func rec(i int, now time.Time) history.Record {
 	g := i / 10
 	ended := now.Add(-time.Duration(g%30)*24*time.Hour - time.Duration(g%86400)*time.Second)
 	name := fmt.Sprintf("ps-%09d", i)
-	player := fmt.Sprintf("player-%d", (int64(i)*7919)%max(1, totalPlayers.Load()))
+	player := fmt.Sprintf("player-%d", (i*7919)%totalPlayers)
 	obj := fmt.Sprintf(`{"apiVersion":"game.playersessions.dev/v1alpha1","kind":"PlayerSession","metadata":{"name":%q,"namespace":%q,"uid":"00000000-0000-0000-0000-%012d","resourceVersion":"1","generation":1,"creationTimestamp":%q},"spec":{"gameSessionName":"gs-%08d","playerId":%q},"status":{"playerSessionId":%q,"status":"COMPLETED","gameSessionId":%q,"fleetId":"fleet-h","fleetArn":"arn:aws:gamelift:local:000000000000:fleet/fleet-h","creationTime":%q,"terminationTime":%q,"gameSessionTerminationTime":%q,"ipAddress":"10.0.0.1","port":7777,"observedGeneration":1}}`,
 		name, ns, i, ended.UTC().Format(time.RFC3339), g, player, psID(i), gameID(g), micro(ended), micro(ended), micro(ended))
 	return history.Record{Namespace: ns, Name: name, PlayerSessionID: psID(i), GameSessionID: gameID(g), PlayerID: player,
@@ -266,22 +321,7 @@ func rec(i int, now time.Time) history.Record {
 func micro(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00") }
 
 // totalPlayers is records/20, set once the flag is read.
-var totalPlayers atomic.Int64
-
-func init() {
-	for i, a := range os.Args {
-		if v, ok := strings.CutPrefix(a, "-records="); ok {
-			n, _ := strconv.Atoi(v)
-			totalPlayers.Store(int64(n / players20))
-		} else if a == "-records" && i+1 < len(os.Args) {
-			n, _ := strconv.Atoi(os.Args[i+1])
-			totalPlayers.Store(int64(n / players20))
-		}
-	}
-	if totalPlayers.Load() == 0 {
-		totalPlayers.Store(1000000 / players20)
-	}
-}
+var totalPlayers int
 
 func lenOr(o *gl.DescribePlayerSessionsOutput, err error) (int, error) {
 	if err != nil {
@@ -326,4 +366,65 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// The live player sessions: live-ps-i in game session i/10, player i%(live/20), each with a GameLift id.
+func livePSID(i int) string { return fmt.Sprintf("psess-live-%07d", i) }
+func liveGameID(g int) string {
+	return fmt.Sprintf("arn:aws:gamelift:local::gamesession/fleet-live/gsess-live-%06d", g)
+}
+func livePlayer(p int) string { return fmt.Sprintf("live-player-%d", p) }
+
+// liveOnly creates n live player sessions with the status the controllers write when they reserve a
+// seat, starts a second manager (GameLift endpoint only, no history store, no controllers) and returns a
+// client of its endpoint once its index holds them all.
+func liveOnly(ctx context.Context, cp *localcp.ControlPlane, c client.Client, n int) (*gl.Client, error) {
+	players := max(1, n/players20)
+	now := metav1.NowMicro()
+	if err := benchutil.Parallel(16, n, func(i int) error {
+		gsName := fmt.Sprintf("live-gs-%06d", i/10)
+		ps := &gamev1.PlayerSession{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("live-ps-%07d", i)},
+			Spec:       gamev1.PlayerSessionSpec{GameSessionName: gsName, PlayerID: livePlayer(i % players)},
+		}
+		if err := c.Create(ctx, ps); err != nil {
+			return err
+		}
+		ps.Status = gamev1.PlayerSessionStatus{
+			PlayerSessionID: livePSID(i), Status: gamev1.PlayerSessionReserved, GameSessionID: liveGameID(i / 10),
+			FleetID: "fleet-live", FleetArn: "arn:aws:gamelift:local:000000000000:fleet/fleet-live", CreationTime: &now,
+			Endpoint: gamev1.Endpoint{IPAddress: "10.0.0.1", DNSName: "gs.example.com", Port: 7777},
+			Conditions: []metav1.Condition{{Type: gamev1.AdmittedCondition, Status: metav1.ConditionTrue, Reason: gamev1.SeatReservedReason,
+				Message: "Seat reserved in game session " + gsName, LastTransitionTime: metav1.Now(), ObservedGeneration: 1}},
+			ObservedGeneration: 1,
+		}
+		return c.Status().Update(ctx, ps)
+	}); err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	mgr, _, err := manager.New(ctx, cp.Config, manager.Options{
+		Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", DisableControllers: true, DisableAgones: true,
+		GameLiftAddr: addr,
+	})
+	if err != nil {
+		return nil, err
+	}
+	go func() { _ = mgr.Start(ctx) }()
+	sdk := gl.New(gl.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + addr),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDHIST", "secret", ""), RetryMaxAttempts: 1})
+	return sdk, benchutil.WaitFor(ctx, 60*time.Second, func() bool {
+		o, err := sdk.DescribePlayerSessions(ctx, &gl.DescribePlayerSessionsInput{PlayerSessionId: aws.String(livePSID(n - 1))})
+		return err == nil && len(o.PlayerSessions) == 1
+	})
+}
+
+// p50 sorts d and returns its median, as Summary prints it.
+func p50(d []time.Duration) time.Duration {
+	slices.Sort(d)
+	return d[len(d)/2]
 }

@@ -14,11 +14,19 @@ import (
 	"time"
 )
 
-// Summary sorts d and prints its p50, p99 and maximum, rounded to the millisecond.
+// Summary sorts d and prints its p50, p99 and maximum (rounded: see round).
 func Summary(d []time.Duration) string {
 	slices.Sort(d)
 	q := func(p float64) time.Duration { return d[min(len(d)-1, int(p*float64(len(d))))] }
-	return fmt.Sprintf("p50=%s p99=%s max=%s", q(.50).Round(time.Millisecond), q(.99).Round(time.Millisecond), d[len(d)-1].Round(time.Millisecond))
+	return fmt.Sprintf("p50=%s p99=%s max=%s", round(q(.50)), round(q(.99)), round(d[len(d)-1]))
+}
+
+// round keeps two or three significant digits: to 10 us below 10 ms, else to the millisecond.
+func round(d time.Duration) time.Duration {
+	if d < 10*time.Millisecond {
+		return d.Round(10 * time.Microsecond)
+	}
+	return d.Round(time.Millisecond)
 }
 
 // WaitFor polls cond every 20 ms until it holds, or fails after limit.
