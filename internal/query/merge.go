@@ -20,7 +20,8 @@ type History interface {
 // key order (namespace, name) with one continue token (the live snapshot's resourceVersion and the last
 // key); a player session in both (archived, not yet deleted) is answered once, from the live tier. With
 // h nil it is List. The history tier is read through the index of q's question (player session id, game
-// session id with status, or player id); other selectors filter what it returns.
+// session id with status, or player id); other selectors filter what it returns. A player session id
+// found live is not looked for in the store.
 func (ix *Index) ListAll(ctx context.Context, q Query, opts ListOptions, tokens *Tokens, h History) (Page, error) {
 	if h == nil {
 		return ix.List(ctx, q, opts, tokens)
@@ -28,6 +29,11 @@ func (ix *Index) ListAll(ctx context.Context, q Query, opts ListOptions, tokens 
 	live, err := ix.List(ctx, q, opts, tokens)
 	if err != nil {
 		return Page{}, err
+	}
+	if q.Fields[FieldPlayerSessionID] != "" && len(live.Items) > 0 {
+		// A player session id ("psess-" + the object's UID) names one object: found live, it is the whole
+		// answer (the store can hold only its archived copy), and the store's round trips are saved.
+		return live, nil
 	}
 	var after historystore.Key
 	if opts.Continue != "" {
