@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/playersessions/operator/internal/history/historytest"
-	clocktesting "k8s.io/utils/clock/testing"
 )
 
 // BenchmarkList times the store's three questions over 30 day tables holding 300,000 records (10 per game
