@@ -2,7 +2,6 @@ package history
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
-	"github.com/playersessions/operator/controllers"
 	"github.com/playersessions/operator/internal/history/historytest"
 	"github.com/playersessions/operator/internal/localcp"
 	"github.com/playersessions/operator/internal/manager"
@@ -65,36 +63,10 @@ func TestCrashBetweenWriteAndDelete(t *testing.T) {
 		return admin.Delete(ctx, ps)
 	}).WithTimeout(20 * time.Second).Should(MatchError(ContainSubstring("the manager crashes before it deletes")))
 
-	start := func() *testenv.Manager {
-		opts := manager.Options{Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", DisableAgones: true, HistoryStore: url}
-		opts.Controllers.PlayerSessionTimeout = time.Hour
-		opts.Controllers.HistoryGrace = time.Second
-		return testenv.StartManager(t, cp, opts)
-	}
-	first := start()
-
-	const crashNS = "crash"
-	g.Expect(admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: crashNS}})).To(Succeed())
-	gs := &gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Namespace: crashNS, Name: "arena"},
-		Spec: gamev1.GameSessionSpec{FleetID: "fleet-c", MaximumPlayerSessionCount: 10, Endpoint: gamev1.Endpoint{IPAddress: "10.0.0.9", Port: 7777}}}
-	g.Expect(admin.Create(ctx, gs)).To(Succeed())
-	const players = 4
-	for i := range players {
-		g.Expect(admin.Create(ctx, &gamev1.PlayerSession{ObjectMeta: metav1.ObjectMeta{Namespace: crashNS, Name: fmt.Sprintf("p%d", i)},
-			Spec: gamev1.PlayerSessionSpec{GameSessionName: "arena", PlayerID: fmt.Sprintf("player-%d", i)}})).To(Succeed())
-	}
-	g.Eventually(func(g Gomega) {
-		var list gamev1.PlayerSessionList
-		g.Expect(admin.List(ctx, &list, client.InNamespace(crashNS))).To(Succeed())
-		g.Expect(list.Items).To(HaveLen(players))
-		for _, ps := range list.Items {
-			g.Expect(ps.Status.Status).To(Equal(gamev1.PlayerSessionReserved))
-		}
-	}).WithTimeout(30 * time.Second).Should(Succeed())
-	g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(gs), gs)).To(Succeed())
-	before := gs.DeepCopy()
-	gs.Status.Status = gamev1.GameSessionTerminated
-	g.Expect(admin.Status().Patch(ctx, gs, client.MergeFrom(before))).To(Succeed())
+	first := startArchiver(t, cp, url)
+	const crashNS, players = "crash", 4
+	gm := startGame(g, admin, crashNS, "fleet-c", players)
+	gm.end(g)
 
 	conn, err := pgx.Connect(ctx, url)
 	g.Expect(err).NotTo(HaveOccurred())
@@ -113,13 +85,6 @@ func TestCrashBetweenWriteAndDelete(t *testing.T) {
 		}
 		return rows, distinct
 	}
-	remaining := func(g Gomega) (int, int) {
-		var pss gamev1.PlayerSessionList
-		g.Expect(admin.List(ctx, &pss, client.InNamespace(crashNS))).To(Succeed())
-		var gss gamev1.GameSessionList
-		g.Expect(admin.List(ctx, &gss, client.InNamespace(crashNS))).To(Succeed())
-		return len(pss.Items), len(gss.Items)
-	}
 
 	// The first manager writes every record, then its deletes are refused: the state a crash between the
 	// two steps leaves. Then it stops.
@@ -130,7 +95,7 @@ func TestCrashBetweenWriteAndDelete(t *testing.T) {
 		g.Expect(n).To(Equal(1))
 	}).WithTimeout(60 * time.Second).Should(Succeed())
 	g.Consistently(func(g Gomega) {
-		ps, games := remaining(g)
+		ps, games := gm.remaining(g)
 		g.Expect(ps).To(Equal(players))
 		g.Expect(games).To(Equal(1))
 	}).WithTimeout(2 * time.Second).Should(Succeed())
@@ -139,9 +104,9 @@ func TestCrashBetweenWriteAndDelete(t *testing.T) {
 	// The deletes are allowed again; the next manager finishes the move: written again (the store keeps
 	// one copy), then deleted.
 	g.Expect(admin.Delete(ctx, binding)).To(Succeed())
-	start()
+	startArchiver(t, cp, url)
 	g.Eventually(func(g Gomega) {
-		ps, games := remaining(g)
+		ps, games := gm.remaining(g)
 		g.Expect(ps).To(BeZero())
 		g.Expect(games).To(BeZero())
 	}).WithTimeout(60 * time.Second).Should(Succeed())

@@ -9,13 +9,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	gamev1 "github.com/playersessions/operator/api/v1alpha1"
-	"github.com/playersessions/operator/controllers"
 	"github.com/playersessions/operator/internal/history/historytest"
 	"github.com/playersessions/operator/internal/localcp"
 	"github.com/playersessions/operator/internal/manager"
@@ -50,47 +46,18 @@ func TestStoreDownAtTheWrite(t *testing.T) {
 	cp := testenv.ControlPlane(t, localcp.Options{})
 	c, err := client.New(cp.Config, client.Options{Scheme: manager.Scheme()})
 	g.Expect(err).NotTo(HaveOccurred())
-	opts := manager.Options{Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", DisableAgones: true, HistoryStore: url}
-	opts.Controllers.PlayerSessionTimeout = time.Hour
-	opts.Controllers.HistoryGrace = time.Second
-	testenv.StartManager(t, cp, opts) // the store is up at start: the migrations run
-
+	startArchiver(t, cp, url) // the store is up at start: the migrations run
 	const downNS, players = "down", 3
-	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: downNS}})).To(Succeed())
-	gs := &gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Namespace: downNS, Name: "arena"},
-		Spec: gamev1.GameSessionSpec{FleetID: "fleet-d", MaximumPlayerSessionCount: 10, Endpoint: gamev1.Endpoint{IPAddress: "10.0.0.9", Port: 7777}}}
-	g.Expect(c.Create(ctx, gs)).To(Succeed())
-	for i := range players {
-		g.Expect(c.Create(ctx, &gamev1.PlayerSession{ObjectMeta: metav1.ObjectMeta{Namespace: downNS, Name: fmt.Sprintf("p%d", i)},
-			Spec: gamev1.PlayerSessionSpec{GameSessionName: "arena", PlayerID: fmt.Sprintf("player-%d", i)}})).To(Succeed())
-	}
-	g.Eventually(func(g Gomega) {
-		var list gamev1.PlayerSessionList
-		g.Expect(c.List(ctx, &list, client.InNamespace(downNS))).To(Succeed())
-		g.Expect(list.Items).To(HaveLen(players))
-		for _, ps := range list.Items {
-			g.Expect(ps.Status.Status).To(Equal(gamev1.PlayerSessionReserved))
-		}
-	}).WithTimeout(30 * time.Second).Should(Succeed())
-	remaining := func(g Gomega) (int, int) {
-		var pss gamev1.PlayerSessionList
-		g.Expect(c.List(ctx, &pss, client.InNamespace(downNS))).To(Succeed())
-		var gss gamev1.GameSessionList
-		g.Expect(c.List(ctx, &gss, client.InNamespace(downNS))).To(Succeed())
-		return len(pss.Items), len(gss.Items)
-	}
+	gm := startGame(g, c, downNS, "fleet-d", players)
 
 	// The store goes away, then the game ends: every write fails and nothing leaves etcd.
 	storeDown(true)
 	failedBefore := archiveErrors(g)
-	g.Expect(c.Get(ctx, client.ObjectKeyFromObject(gs), gs)).To(Succeed())
-	before := gs.DeepCopy()
-	gs.Status.Status = gamev1.GameSessionTerminated
-	g.Expect(c.Status().Patch(ctx, gs, client.MergeFrom(before))).To(Succeed())
+	gm.end(g)
 	g.Eventually(func() float64 { return archiveErrors(g) - failedBefore }).WithTimeout(30*time.Second).
 		Should(BeNumerically(">=", players+1), "every record's write was tried and failed")
 	g.Consistently(func(g Gomega) {
-		ps, games := remaining(g)
+		ps, games := gm.remaining(g)
 		g.Expect(ps).To(Equal(players))
 		g.Expect(games).To(Equal(1))
 	}).WithTimeout(3 * time.Second).Should(Succeed())
@@ -98,7 +65,7 @@ func TestStoreDownAtTheWrite(t *testing.T) {
 	// The store is back: each record is written, once, and its custom resource deleted.
 	storeDown(false)
 	g.Eventually(func(g Gomega) {
-		ps, games := remaining(g)
+		ps, games := gm.remaining(g)
 		g.Expect(ps).To(BeZero())
 		g.Expect(games).To(BeZero())
 	}).WithTimeout(90 * time.Second).Should(Succeed())
