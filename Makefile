@@ -16,7 +16,7 @@ all: build
 manifests: ## Generate the CRDs, the RBAC role and the webhook configuration from the markers.
 	$(CONTROLLER_GEN) crd paths="./api/..." output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) webhook paths="./internal/webhook/..." output:webhook:artifacts:config=config/webhook
-	$(CONTROLLER_GEN) rbac:roleName=manager-role paths="./controllers/..." output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=manager-role paths="./controllers/...;./internal/gamelift/...;./internal/index/..." output:rbac:artifacts:config=config/rbac
 
 .PHONY: generate
 generate: ## Generate the deepcopy functions and the query API's OpenAPI definitions.

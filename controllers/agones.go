@@ -17,6 +17,9 @@ import (
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/internal/agones"
+	"github.com/playersessions/operator/internal/ids"
+	"github.com/playersessions/operator/internal/indexes"
+	"github.com/playersessions/operator/internal/metrics"
 )
 
 // The bridge to Agones. A GameSession with spec.agones is bound to a GameServer (named, or allocated from a
@@ -28,20 +31,6 @@ import (
 // +kubebuilder:rbac:groups=agones.dev,resources=gameservers,verbs=get;list;watch
 // +kubebuilder:rbac:groups=agones.dev,resources=fleets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=allocation.agones.dev,resources=gameserverallocations,verbs=create
-
-// IndexGameSessionGameServer indexes game sessions by the GameServer they are (or will be) bound to.
-const IndexGameSessionGameServer = "agones.gameServerName"
-
-// gameServerOf is the GameServer a game session is bound to or waits for ("" while allocating).
-func gameServerOf(gs *gamev1.GameSession) string {
-	if gs.Status.Agones != nil && gs.Status.Agones.GameServerName != "" {
-		return gs.Status.Agones.GameServerName
-	}
-	if gs.Spec.Agones != nil {
-		return gs.Spec.Agones.GameServerName
-	}
-	return ""
-}
 
 // bindingOutcome is what a GameServer means for its game session.
 type bindingOutcome int
@@ -113,7 +102,7 @@ func (r *GameSessionReconciler) reconcileAgones(ctx context.Context, gs *gamev1.
 		r.setBound(gs, metav1.ConditionFalse, gamev1.WaitingForGameServerReason, "Agones is not installed (no agones.dev GameServer API)")
 		return 0, nil
 	}
-	name := gameServerOf(gs)
+	name := indexes.GameServerOf(gs)
 	var server *agones.GameServer
 	var err error
 	if name == "" {
@@ -150,7 +139,7 @@ func (r *GameSessionReconciler) applyBinding(ctx context.Context, gs *gamev1.Gam
 	case bindingActive:
 		if st.GameServerUID == "" {
 			st.GameServerName, st.GameServerUID, st.LastAllocated = name, server.UID, server.LastAllocated
-			agonesBindsTotal.Inc()
+			metrics.AgonesBinds.Inc()
 			ctrl.LoggerFrom(ctx).Info("Game session bound to GameServer", "gameSession", klog.KObj(gs), "gameServer", name)
 			r.Recorder.Eventf(gs, nil, corev1.EventTypeNormal, "GameServerBound", "Bind", "Bound to Allocated GameServer %s", name)
 		}
@@ -223,12 +212,12 @@ func (r *GameSessionReconciler) allocate(ctx context.Context, gs *gamev1.GameSes
 	at := metav1.NewMicroTime(now)
 	st.LastAllocationTime = &at
 	if err != nil {
-		agonesAllocationsTotal.WithLabelValues("Failed").Inc()
+		metrics.AgonesAllocations.WithLabelValues("Failed").Inc()
 		st.AllocationAttempts++
 		r.setBound(gs, metav1.ConditionFalse, gamev1.AllocatingReason, "Allocation from fleet "+spec.FleetName+" failed: "+err.Error())
 		return nil, min(allocationBackoff(st.AllocationAttempts), deadline.Sub(now)), nil
 	}
-	agonesAllocationsTotal.WithLabelValues(state).Inc()
+	metrics.AgonesAllocations.WithLabelValues(state).Inc()
 	if state != agones.AllocationAllocated {
 		st.AllocationAttempts++
 		msg := fmt.Sprintf("No GameServer available in fleet %s (%s, attempt %d)", spec.FleetName, state, st.AllocationAttempts)
@@ -282,7 +271,7 @@ func (r *GameSessionReconciler) reportUnknownPlayers(ctx context.Context, gs *ga
 		}
 	}
 	if len(fresh) > 0 {
-		agonesUnknownValuesTotal.Add(float64(len(fresh)))
+		metrics.AgonesUnknownListValues.Add(float64(len(fresh)))
 		ctrl.LoggerFrom(ctx).Info("Players List holds values of no player session", "gameSession", klog.KObj(gs), "values", fresh)
 		r.Recorder.Eventf(gs, nil, corev1.EventTypeWarning, "UnknownPlayers", "Track",
 			"GameServer %s list %q holds %d value(s) that match no player session: %v", server.Name, spec.PlayersList, len(fresh), fresh)
@@ -298,7 +287,7 @@ func playersListValue(spec *gamev1.AgonesGameServer, ps *gamev1.PlayerSession) s
 	if spec.PlayersListValues == gamev1.AgonesListValuesPlayerID {
 		return ps.Spec.PlayerID
 	}
-	return PlayerSessionID(ps)
+	return ids.PlayerSessionID(ps)
 }
 
 // reconcileAgonesPlayers accepts (RESERVED -> ACTIVE) a player session whose value is in its GameServer's
@@ -318,11 +307,11 @@ func (r *PlayerSessionReconciler) reconcileAgonesPlayers(ctx context.Context, be
 	switch {
 	case ps.Status.Status == gamev1.PlayerSessionReserved && present:
 		ps.Status.Status = gamev1.PlayerSessionActive
-		agonesPlayerTransitionsTotal.WithLabelValues(string(gamev1.PlayerSessionActive)).Inc()
+		metrics.AgonesPlayerTransitions.WithLabelValues(string(gamev1.PlayerSessionActive)).Inc()
 		r.Recorder.Eventf(ps, nil, corev1.EventTypeNormal, "Accepted", "Accept", "Player is in GameServer %s list %q", server.Name, gs.Spec.Agones.PlayersList)
 	case ps.Status.Status == gamev1.PlayerSessionActive && !present:
 		ps.Status.Status = gamev1.PlayerSessionCompleted
-		agonesPlayerTransitionsTotal.WithLabelValues(string(gamev1.PlayerSessionCompleted)).Inc()
+		metrics.AgonesPlayerTransitions.WithLabelValues(string(gamev1.PlayerSessionCompleted)).Inc()
 	}
 	return nil
 }
@@ -337,7 +326,7 @@ func listMismatch(ps *gamev1.PlayerSession, spec *gamev1.AgonesGameServer, playe
 // gameSessionsOfGameServer lists the game sessions bound to (or waiting for) the GameServer o.
 func gameSessionsOfGameServer(ctx context.Context, c client.Reader, o client.Object) []gamev1.GameSession {
 	var list gamev1.GameSessionList
-	if err := c.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{IndexGameSessionGameServer: o.GetName()}); err != nil {
+	if err := c.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexes.GameSessionGameServer: o.GetName()}); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "Listing game sessions of GameServer", "gameServer", klog.KObj(o))
 		return nil
 	}
@@ -368,7 +357,7 @@ func (r *PlayerSessionReconciler) playerSessionsForGameServer(ctx context.Contex
 		}
 		players := server.Players(gs.Spec.Agones.PlayersList)
 		var list gamev1.PlayerSessionList
-		if err := r.List(ctx, &list, client.InNamespace(gs.Namespace), client.MatchingFields{IndexPlayerSessionGameSessionName: gs.Name}, client.UnsafeDisableDeepCopy); err != nil {
+		if err := r.List(ctx, &list, client.InNamespace(gs.Namespace), client.MatchingFields{indexes.PlayerSessionGameSessionName: gs.Name}, client.UnsafeDisableDeepCopy); err != nil {
 			ctrl.LoggerFrom(ctx).Error(err, "Listing player sessions of game session", "gameSession", klog.KObj(&gs))
 			continue
 		}

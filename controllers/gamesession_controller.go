@@ -27,6 +27,8 @@ import (
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/internal/admission"
 	"github.com/playersessions/operator/internal/agones"
+	"github.com/playersessions/operator/internal/indexes"
+	"github.com/playersessions/operator/internal/metrics"
 )
 
 // GameSessionReconciler owns a game session's status and its seat ledger. It is the only writer of the
@@ -53,7 +55,7 @@ type GameSessionReconciler struct {
 
 // Reconcile moves one game session through its lifecycle.
 func (r *GameSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
-	defer observeDuration("gamesession", time.Now())
+	defer metrics.ObserveReconcile("gamesession", time.Now())
 	gs := &gamev1.GameSession{}
 	if err := r.Get(ctx, req.NamespacedName, gs); err != nil {
 		r.written.forget(req.NamespacedName)
@@ -81,7 +83,7 @@ func (r *GameSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}()
 
 	var players gamev1.PlayerSessionList
-	if err := r.List(ctx, &players, client.InNamespace(gs.Namespace), client.MatchingFields{IndexPlayerSessionGameSessionName: gs.Name}); err != nil {
+	if err := r.List(ctx, &players, client.InNamespace(gs.Namespace), client.MatchingFields{indexes.PlayerSessionGameSessionName: gs.Name}); err != nil {
 		return ctrl.Result{}, err
 	}
 
@@ -424,8 +426,4 @@ func playerSessionChangeForGameSession(old, ps *gamev1.PlayerSession) ledgerEffe
 		return ledgerRelease
 	}
 	return ledgerNone
-}
-
-func observeDuration(controller string, start time.Time) {
-	reconcileDuration.WithLabelValues(controller).Observe(time.Since(start).Seconds())
 }

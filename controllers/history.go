@@ -13,6 +13,7 @@ import (
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/internal/history"
+	"github.com/playersessions/operator/internal/metrics"
 )
 
 // Archiver writes ended player sessions to the history store (history.Store). Archive must be idempotent:
@@ -122,7 +123,7 @@ func (r *GameSessionReconciler) reconcileArchive(ctx context.Context, before, gs
 // it was written) looks again after ConflictRetry. It reports whether the object is gone or going.
 func archiveThenDelete(ctx context.Context, c client.Client, obj client.Object, write func() error) (time.Duration, bool, error) {
 	if err := write(); err != nil {
-		archiveErrorsTotal.Inc()
+		metrics.ArchiveErrors.Inc()
 		return 0, false, err
 	}
 	uid, rv := obj.GetUID(), obj.GetResourceVersion()
@@ -135,6 +136,6 @@ func archiveThenDelete(ctx context.Context, c client.Client, obj client.Object, 
 		}
 		return 0, false, err
 	}
-	archivedTotal.Inc()
+	metrics.Archived.Inc()
 	return 0, true, nil
 }

@@ -2,10 +2,9 @@
 package controllers
 
 import (
-	"fmt"
 	"time"
 
-	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/internal/ids"
 )
 
 // Options configure both reconcilers.
@@ -16,9 +15,8 @@ type Options struct {
 	PlayerSessionTimeout time.Duration
 	// Retention is how long player sessions and ended game sessions are kept after their game session ended.
 	Retention time.Duration
-	// Region and AccountID appear in the GameLift-style ARNs the operator mints.
-	Region    string
-	AccountID string
+	// ARNs mint the GameLift-style ids and ARNs (their region and account).
+	ids.ARNs
 	// MaxConcurrentReconciles per controller.
 	MaxConcurrentReconciles int
 	// BatchWindow is how long a game session waits after a change of one of its player sessions before it
@@ -58,8 +56,7 @@ func DefaultOptions() Options {
 	return Options{
 		PlayerSessionTimeout:    60 * time.Second,
 		Retention:               30 * 24 * time.Hour,
-		Region:                  "local",
-		AccountID:               "000000000000",
+		ARNs:                    ids.ARNs{Region: "local", AccountID: "000000000000"},
 		MaxConcurrentReconciles: 16,
 		BatchWindow:             0,
 		ReleaseWindow:           time.Second,
@@ -70,20 +67,4 @@ func DefaultOptions() Options {
 		DeclarativeMarkers: []string{"argocd.argoproj.io/tracking-id", "app.kubernetes.io/instance",
 			"kustomize.toolkit.fluxcd.io/name", "helm.toolkit.fluxcd.io/name"},
 	}
-}
-
-// GameSessionID mints the GameLift-style id of a game session: unique cluster-wide (it embeds the object UID)
-// and stable for the object's life.
-func (o Options) GameSessionID(gs *gamev1.GameSession) string {
-	return fmt.Sprintf("arn:aws:gamelift:%s::gamesession/%s/gsess-%s", o.Region, gs.Spec.FleetID, gs.UID)
-}
-
-// FleetArn is the ARN of a fleet.
-func (o Options) FleetArn(fleetID string) string {
-	return fmt.Sprintf("arn:aws:gamelift:%s:%s:fleet/%s", o.Region, o.AccountID, fleetID)
-}
-
-// PlayerSessionID mints the GameLift-style id of a player session from its UID.
-func PlayerSessionID(ps *gamev1.PlayerSession) string {
-	return "psess-" + string(ps.UID)
 }

@@ -21,6 +21,9 @@ import (
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/internal/admission"
 	"github.com/playersessions/operator/internal/agones"
+	"github.com/playersessions/operator/internal/ids"
+	"github.com/playersessions/operator/internal/indexes"
+	"github.com/playersessions/operator/internal/metrics"
 )
 
 // PlayerSessionReconciler owns a player session's status after admission: it takes up the seat its game
@@ -42,7 +45,7 @@ type PlayerSessionReconciler struct {
 
 // Reconcile moves one player session through its lifecycle.
 func (r *PlayerSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
-	defer observeDuration("playersession", time.Now())
+	defer metrics.ObserveReconcile("playersession", time.Now())
 	ps := &gamev1.PlayerSession{}
 	if err := r.Get(ctx, req.NamespacedName, ps); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -125,7 +128,7 @@ func (r *PlayerSessionReconciler) reconcileAdmission(ctx context.Context, ps *ga
 	switch {
 	case gs != nil && admission.HasSeat(gs, ps.Name) && gs.Status.GameSessionID != "":
 		reserve(ps, gs, r.Options, now)
-		admissionsTotal.Inc()
+		metrics.Admissions.Inc()
 		ctrl.LoggerFrom(ctx).V(1).Info("Player session reserved", "playerSession", klog.KObj(ps), "gameSession", klog.KObj(gs))
 		return 0, nil
 	case gs != nil:
@@ -160,8 +163,8 @@ func (r *PlayerSessionReconciler) reconcileTimeout(ctx context.Context, ps *game
 	ps.Status.Status = gamev1.PlayerSessionTimedOut
 	end := metav1.NewMicroTime(now)
 	ps.Status.TerminationTime = &end
-	timeoutsTotal.Inc()
-	timeoutLateness.Observe(now.Sub(deadline).Seconds())
+	metrics.Timeouts.Inc()
+	metrics.TimeoutLateness.Observe(now.Sub(deadline).Seconds())
 	ctrl.LoggerFrom(ctx).V(1).Info("Player session timed out", "playerSession", klog.KObj(ps), "late", now.Sub(deadline))
 	r.Recorder.Eventf(ps, nil, corev1.EventTypeNormal, "TimedOut", "Timeout", "Not accepted within %s; seat released", r.PlayerSessionTimeout)
 	return 0
@@ -249,7 +252,7 @@ func retentionAnchor(ps *gamev1.PlayerSession) *metav1.MicroTime {
 func reserve(ps *gamev1.PlayerSession, gs *gamev1.GameSession, o Options, now time.Time) {
 	created := metav1.NewMicroTime(now)
 	ps.Status.Status = gamev1.PlayerSessionReserved
-	ps.Status.PlayerSessionID = PlayerSessionID(ps)
+	ps.Status.PlayerSessionID = ids.PlayerSessionID(ps)
 	ps.Status.GameSessionID = gs.Status.GameSessionID
 	ps.Status.FleetID = gs.Spec.FleetID
 	ps.Status.FleetArn = o.FleetArn(gs.Spec.FleetID)
@@ -262,7 +265,7 @@ func reserve(ps *gamev1.PlayerSession, gs *gamev1.GameSession, o Options, now ti
 }
 
 func recordRefusal(ctx context.Context, rec events.EventRecorder, ps *gamev1.PlayerSession, reason, message string) {
-	admissionsRefusedTotal.WithLabelValues(reason).Inc()
+	metrics.Refused(reason)
 	ctrl.LoggerFrom(ctx).Info("Player session refused", "playerSession", klog.KObj(ps), "reason", reason)
 	rec.Eventf(ps, nil, corev1.EventTypeWarning, reason, "Refuse", "%s", message)
 }
@@ -294,7 +297,7 @@ func (r *PlayerSessionReconciler) playerSessionsOf(ctx context.Context, o client
 		return nil
 	}
 	var list gamev1.PlayerSessionList
-	if err := r.List(ctx, &list, client.InNamespace(gs.Namespace), client.MatchingFields{IndexPlayerSessionGameSessionName: gs.Name}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(gs.Namespace), client.MatchingFields{indexes.PlayerSessionGameSessionName: gs.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "Listing player sessions of game session", "gameSession", klog.KObj(gs))
 		return nil
 	}

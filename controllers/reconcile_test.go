@@ -23,6 +23,7 @@ import (
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/internal/admission"
 	"github.com/playersessions/operator/internal/agones"
+	"github.com/playersessions/operator/internal/indexes"
 )
 
 // fixture is a fake API server (controller-runtime's fake client with the real indexes and status
@@ -55,7 +56,7 @@ func newFixture(t *testing.T, objs ...client.Object) *fixture {
 	b := fake.NewClientBuilder().WithScheme(scheme).
 		WithStatusSubresource(&gamev1.GameSession{}, &gamev1.PlayerSession{}).
 		WithObjects(objs...)
-	if err := SetupIndexes(context.Background(), builderIndexer{b}); err != nil {
+	if err := indexes.Setup(context.Background(), builderIndexer{b}); err != nil {
 		t.Fatal(err)
 	}
 	c := b.Build()

@@ -24,6 +24,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/internal/indexes"
 	"github.com/playersessions/operator/internal/localcp"
 )
 
@@ -89,7 +90,7 @@ func startManager(t *testing.T, opts Options) (stop func()) {
 		Scheme:                 envScheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{DefaultTransform: StripForCache},
+		Cache:                  cache.Options{DefaultTransform: indexes.StripForCache},
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	if err != nil {

@@ -25,9 +25,9 @@ import (
 
 	"github.com/playersessions/operator/controllers"
 	"github.com/playersessions/operator/internal/gamelift"
+	"github.com/playersessions/operator/internal/index"
 	"github.com/playersessions/operator/internal/localcp"
 	"github.com/playersessions/operator/internal/manager"
-	"github.com/playersessions/operator/internal/query"
 )
 
 func main() {
@@ -81,7 +81,7 @@ func run() error {
 	flag.StringVar(&tokenKeyFile, "query-token-key-file", "", "File with the key that signs continue tokens (overrides --query-token-key-secret).")
 	flag.StringVar(&tokenKeySecret, "query-token-key-secret", "playersessions-system/playersessions-query-token-key", "NAMESPACE/NAME of the Secret holding the continue-token key that replicas share; the first replica creates it (empty: a random key per replica).")
 	flag.DurationVar(&o.QuerySnapshotWindow, "query-snapshot-window", 5*time.Minute, "How long a paged list's snapshot stays readable; older continue tokens get 410 Expired.")
-	flag.DurationVar(&o.QueryFreshnessTimeout, "query-freshness-timeout", query.DefaultFreshnessTimeout, "How long a query for a snapshot newer than this replica's index (a continue token from another replica) waits for it before 504 Too large resource version.")
+	flag.DurationVar(&o.QueryFreshnessTimeout, "query-freshness-timeout", index.DefaultFreshnessTimeout, "How long a query for a snapshot newer than this replica's index (a continue token from another replica) waits for it before 504 Too large resource version.")
 	flag.StringVar(&o.HistoryStore, "history-store", "", "Connection string of the history store, a PostgreSQL-compatible database (postgres://...): ended player sessions move there and describe calls read both (empty: retention runs on the custom resources).")
 	flag.DurationVar(&c.HistoryGrace, "history-grace", c.HistoryGrace, "How long an ended player session stays a custom resource after its game session ended, with a history store.")
 	flag.StringVar(&o.GameLiftAddr, "gamelift-bind-address", "", "Address of the GameLift-compatible endpoint, e.g. :9090 (off unless set).")

@@ -46,6 +46,7 @@ import (
 	"github.com/playersessions/operator/controllers"
 	"github.com/playersessions/operator/hack/benchutil"
 	"github.com/playersessions/operator/internal/gamelift"
+	"github.com/playersessions/operator/internal/ids"
 	"github.com/playersessions/operator/internal/localcp"
 	"github.com/playersessions/operator/internal/manager"
 )
@@ -358,7 +359,7 @@ func createAndReserveAll(ctx context.Context, c client.Client, ns string, n, wri
 		before := ps.DeepCopy()
 		now := metav1.NewMicroTime(time.Now())
 		ps.Status.Status = gamev1.PlayerSessionReserved
-		ps.Status.PlayerSessionID = controllers.PlayerSessionID(ps)
+		ps.Status.PlayerSessionID = ids.PlayerSessionID(ps)
 		ps.Status.GameSessionID = "arn:aws:gamelift:local::gamesession/fleet-bench/gsess-nowhere"
 		ps.Status.FleetID = "fleet-bench"
 		ps.Status.CreationTime = &now

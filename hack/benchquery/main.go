@@ -44,6 +44,8 @@ import (
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/controllers"
 	"github.com/playersessions/operator/internal/gamelift"
+	"github.com/playersessions/operator/internal/index"
+	"github.com/playersessions/operator/internal/indexes"
 	"github.com/playersessions/operator/internal/localcp"
 	"github.com/playersessions/operator/internal/manager"
 	"github.com/playersessions/operator/internal/query"
@@ -403,12 +405,12 @@ func inProcess(n int) {
 		ps := playerSession(i)
 		ps.ResourceVersion = strconv.Itoa(i + 1)
 		ps.UID = "00000000-0000-0000-0000-000000000000"
-		_, _ = controllers.StripForCache(ps)
+		_, _ = indexes.StripForCache(ps)
 		objs[i] = ps
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&m1)
-	ix := query.NewIndex(clock.RealClock{}, 5*time.Minute)
+	ix := index.NewIndex(clock.RealClock{}, 5*time.Minute)
 	for _, ps := range objs {
 		ix.Upsert(ps)
 	}
@@ -416,19 +418,19 @@ func inProcess(n int) {
 	runtime.ReadMemStats(&m2)
 	objectBytes := float64(m1.HeapAlloc-m0.HeapAlloc) / float64(n)
 	indexBytes := float64(m2.HeapAlloc-m1.HeapAlloc) / float64(n)
-	tokens := query.NewTokens([]byte("k"))
+	tokens := index.NewTokens([]byte("k"))
 	fmt.Printf("\n== in-process index, %d player sessions: index %.0f B/session on top of the cached objects (%.0f B/session)\n", n, indexBytes, objectBytes)
 	for _, cs := range []struct {
 		name string
-		q    query.Query
+		q    index.Query
 	}{
-		{"sessions of one game session", query.Query{Fields: map[string]string{query.FieldGameSessionName: fmt.Sprintf("gs-%06d", n/perGameSession/2)}}},
-		{"sessions of one player", query.Query{Fields: map[string]string{query.FieldPlayerID: fmt.Sprintf("player-%07d", n/perPlayer/2)}}},
+		{"sessions of one game session", index.Query{Fields: map[string]string{index.FieldGameSessionName: fmt.Sprintf("gs-%06d", n/perGameSession/2)}}},
+		{"sessions of one player", index.Query{Fields: map[string]string{index.FieldPlayerID: fmt.Sprintf("player-%07d", n/perPlayer/2)}}},
 	} {
 		var got int
 		r := testing.Benchmark(func(b *testing.B) {
 			for b.Loop() {
-				p, _ := ix.List(context.Background(), cs.q, query.ListOptions{}, tokens)
+				p, _ := ix.List(context.Background(), cs.q, index.ListOptions{}, tokens)
 				got = len(p.Items)
 			}
 		})

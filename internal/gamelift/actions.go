@@ -16,9 +16,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
-	"github.com/playersessions/operator/controllers"
 	"github.com/playersessions/operator/internal/admission"
-	"github.com/playersessions/operator/internal/query"
+	"github.com/playersessions/operator/internal/index"
+	"github.com/playersessions/operator/internal/indexes"
 )
 
 type handler func(ctx context.Context, namespace string, decode func(any) *Error) (any, *Error)
@@ -116,25 +116,25 @@ func (s *Server) describePlayerSessions(ctx context.Context, namespace string, d
 	if set != 1 {
 		return nil, invalid("Exactly one of PlayerSessionId, GameSessionId or PlayerId must be specified")
 	}
-	q := query.Query{Namespace: namespace, Fields: map[string]string{}}
+	q := index.Query{Namespace: namespace, Fields: map[string]string{}}
 	limit := int64(0)
 	switch {
 	case in.PlayerSessionId != "":
 		if err := checkPlayerSessionID("playerSessionId", in.PlayerSessionId); err != nil {
 			return nil, err
 		}
-		q.Fields[query.FieldPlayerSessionID] = in.PlayerSessionId
+		q.Fields[index.FieldPlayerSessionID] = in.PlayerSessionId
 		in.NextToken = "" // Limit and NextToken are ignored with PlayerSessionId.
 		in.Limit = nil
 	case in.GameSessionId != "":
 		if err := checkGameSessionID("gameSessionId", in.GameSessionId); err != nil {
 			return nil, err
 		}
-		q.Fields[query.FieldGameSessionID] = in.GameSessionId
+		q.Fields[index.FieldGameSessionID] = in.GameSessionId
 		if in.PlayerSessionStatusFilter != "" {
 			switch gamev1.PlayerSessionStatusValue(in.PlayerSessionStatusFilter) {
 			case gamev1.PlayerSessionReserved, gamev1.PlayerSessionActive, gamev1.PlayerSessionCompleted, gamev1.PlayerSessionTimedOut:
-				q.Fields[query.FieldStatus] = in.PlayerSessionStatusFilter
+				q.Fields[index.FieldStatus] = in.PlayerSessionStatusFilter
 			default:
 				return nil, invalid("PlayerSessionStatusFilter must be one of RESERVED, ACTIVE, COMPLETED, TIMEDOUT")
 			}
@@ -143,7 +143,7 @@ func (s *Server) describePlayerSessions(ctx context.Context, namespace string, d
 		if err := checkLen("playerId", in.PlayerId, 1, 1024); err != nil {
 			return nil, err
 		}
-		q.Fields[query.FieldPlayerID] = in.PlayerId // the status filter applies only with GameSessionId
+		q.Fields[index.FieldPlayerID] = in.PlayerId // the status filter applies only with GameSessionId
 	}
 	if n, err := checkLimit(in.Limit); err != nil {
 		return nil, err
@@ -155,7 +155,7 @@ func (s *Server) describePlayerSessions(ctx context.Context, namespace string, d
 			return nil, err
 		}
 	}
-	page, err := s.Index.ListAll(ctx, q, query.ListOptions{Limit: limit, Continue: in.NextToken}, s.Tokens, s.History)
+	page, err := s.Index.ListAll(ctx, q, index.ListOptions{Limit: limit, Continue: in.NextToken}, s.Tokens, s.History)
 	if err != nil {
 		switch {
 		case apierrors.IsResourceExpired(err) || apierrors.IsBadRequest(err):
@@ -289,7 +289,7 @@ func (s *Server) createPlayerSessions(ctx context.Context, namespace string, dec
 // gameSessionByID finds a game session of the tenant by its GameSessionId.
 func (s *Server) gameSessionByID(ctx context.Context, namespace, id string) (*gamev1.GameSession, *Error) {
 	var list gamev1.GameSessionList
-	if err := s.Reader.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{controllers.IndexGameSessionID: id}); err != nil {
+	if err := s.Reader.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{indexes.GameSessionID: id}); err != nil {
 		return nil, internal(err)
 	}
 	if len(list.Items) == 0 {
@@ -452,7 +452,7 @@ func (s *Server) transition(ctx context.Context, namespace string, decode func(a
 	if err := checkPlayerSessionID("playerSessionId", in.PlayerSessionId); err != nil {
 		return nil, err
 	}
-	page, err := s.Index.List(ctx, query.Query{Namespace: namespace, Fields: map[string]string{query.FieldPlayerSessionID: in.PlayerSessionId}}, query.ListOptions{Limit: 1}, s.Tokens)
+	page, err := s.Index.List(ctx, index.Query{Namespace: namespace, Fields: map[string]string{index.FieldPlayerSessionID: in.PlayerSessionId}}, index.ListOptions{Limit: 1}, s.Tokens)
 	if err != nil {
 		return nil, internal(err)
 	}
@@ -487,7 +487,7 @@ func (s *Server) transition(ctx context.Context, namespace string, decode func(a
 // waitIndexed waits (briefly) until the query index holds ps at its resourceVersion, so that a Describe
 // call right after a write reads the write.
 func (s *Server) waitIndexed(ctx context.Context, ps *gamev1.PlayerSession) {
-	if want, err := query.ParseRV(ps.ResourceVersion); err == nil {
+	if want, err := index.ParseRV(ps.ResourceVersion); err == nil {
 		_ = s.Index.WaitFor(ctx, want) // a Describe may then read older data; the write itself succeeded
 	}
 }

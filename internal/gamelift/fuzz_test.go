@@ -26,8 +26,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
-	"github.com/playersessions/operator/controllers"
-	"github.com/playersessions/operator/internal/query"
+	"github.com/playersessions/operator/internal/ids"
+	"github.com/playersessions/operator/internal/index"
+	"github.com/playersessions/operator/internal/indexes"
 )
 
 // The fuzz tests run their seed corpus in make test; a longer run is recorded in docs/benchmarks.md:
@@ -52,13 +53,13 @@ func fakeServer(t testing.TB) *Server {
 		Data:       map[string][]byte{AccessKeyIDField: []byte("AKID"), SecretAccessKeyField: []byte("s3cret")},
 	}
 	b := fake.NewClientBuilder().WithScheme(scheme).WithObjects(key).WithIndex(&corev1.Secret{}, IndexAccessKeyID, AccessKeyIDOf)
-	if err := controllers.SetupIndexes(context.Background(), fakeIndexer{b}); err != nil {
+	if err := indexes.Setup(context.Background(), fakeIndexer{b}); err != nil {
 		t.Fatal(err)
 	}
 	c := b.Build()
 	clk := clocktesting.NewFakeClock(t0)
-	return &Server{Client: c, Reader: c, Clock: clk, Index: query.NewIndex(clk, time.Minute), Tokens: query.NewTokens([]byte("k")),
-		Options: controllers.DefaultOptions(), DecisionTimeout: time.Millisecond}
+	return &Server{Client: c, Reader: c, Clock: clk, Index: index.NewIndex(clk, time.Minute), Tokens: index.NewTokens([]byte("k")),
+		ARNs: ids.ARNs{Region: "local", AccountID: "000000000000"}, DecisionTimeout: time.Millisecond}
 }
 
 type fakeIndexer struct{ b *fake.ClientBuilder }

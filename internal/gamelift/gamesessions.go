@@ -15,8 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
-	"github.com/playersessions/operator/controllers"
 	"github.com/playersessions/operator/internal/history"
+	"github.com/playersessions/operator/internal/indexes"
 )
 
 var fleetIDPattern = regexp.MustCompile(`^[a-z]*fleet-[a-zA-Z0-9\-]+$|^arn:.*:[a-z]*fleet\/[a-z]*fleet-[a-zA-Z0-9\-]+$`)
@@ -61,7 +61,7 @@ func toProperties(props []GameProperty) []gamev1.GameProperty {
 func (s *Server) toGameSession(gs *gamev1.GameSession) GameSession {
 	cur, max := gs.Status.CurrentPlayerSessionCount, gs.Spec.MaximumPlayerSessionCount
 	out := GameSession{
-		GameSessionId: gs.Status.GameSessionID, Name: gs.Spec.Name, FleetId: gs.Spec.FleetID, FleetArn: s.Options.FleetArn(gs.Spec.FleetID),
+		GameSessionId: gs.Status.GameSessionID, Name: gs.Spec.Name, FleetId: gs.Spec.FleetID, FleetArn: s.ARNs.FleetArn(gs.Spec.FleetID),
 		CreationTime: ts(gs.Status.CreationTime), TerminationTime: ts(gs.Status.TerminationTime),
 		CurrentPlayerSessionCount: &cur, MaximumPlayerSessionCount: &max,
 		Status: string(gs.Status.Status), StatusReason: gs.Status.StatusReason,
@@ -229,7 +229,7 @@ func (s *Server) describeGameSessions(ctx context.Context, namespace string, dec
 		after = parseGameSessionKey(v)
 	}
 	var list gamev1.GameSessionList
-	if err := s.Reader.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{controllers.IndexGameSessionFleetID: fleet}); err != nil {
+	if err := s.Reader.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{indexes.GameSessionFleetID: fleet}); err != nil {
 		return nil, internal(err)
 	}
 	live := make([]*gamev1.GameSession, 0, len(list.Items))

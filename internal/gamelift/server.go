@@ -20,10 +20,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/playersessions/operator/controllers"
 	"github.com/playersessions/operator/internal/agones"
 	"github.com/playersessions/operator/internal/history"
-	"github.com/playersessions/operator/internal/query"
+	"github.com/playersessions/operator/internal/ids"
+	"github.com/playersessions/operator/internal/index"
 )
 
 const (
@@ -49,15 +49,15 @@ type Server struct {
 	Client client.Client
 	Reader client.Reader
 	// Index answers DescribePlayerSessions.
-	Index  *query.Index
-	Tokens *query.Tokens
+	Index  *index.Index
+	Tokens *index.Tokens
 	// History, when set, is the history store that DescribePlayerSessions merges with the live index.
-	History query.History
+	History index.History
 	// GameSessionHistory, when set, is the history store that DescribeGameSessions merges with the cache.
 	GameSessionHistory GameSessionHistory
 	Clock              clock.Clock
-	// Options are the controllers' (ARNs, timeout).
-	Options controllers.Options
+	// ARNs format fleet ARNs as the controllers mint them.
+	ARNs ids.ARNs
 	// Agones tells whether a FleetId names an Agones Fleet (nil: never).
 	Agones *agones.Client
 	// CertDir, when set, holds tls.crt and tls.key: the endpoint then serves HTTPS, and picks up a renewed

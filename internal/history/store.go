@@ -6,7 +6,7 @@
 //
 // The manager opens it with --history-store: the PlayerSession reconciler archives ended player sessions
 // into it (controllers.reconcileArchive), and the query API and the GameLift endpoint merge it with the
-// live index (query.Index.ListAll).
+// live index (index.Index.ListAll).
 package history
 
 import (

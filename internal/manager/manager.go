@@ -33,6 +33,9 @@ import (
 	"github.com/playersessions/operator/internal/agones"
 	"github.com/playersessions/operator/internal/gamelift"
 	"github.com/playersessions/operator/internal/history"
+	"github.com/playersessions/operator/internal/index"
+	"github.com/playersessions/operator/internal/indexes"
+	"github.com/playersessions/operator/internal/metrics"
 	"github.com/playersessions/operator/internal/query"
 	pswebhook "github.com/playersessions/operator/internal/webhook"
 )
@@ -104,7 +107,7 @@ type Options struct {
 }
 
 // historyOf is store as the lists' history tier: nil (no tier) when there is no store, not a nil *Store.
-func historyOf(store *history.Store) query.History {
+func historyOf(store *history.Store) index.History {
 	if store == nil {
 		return nil
 	}
@@ -136,7 +139,7 @@ func Scheme() *runtime.Scheme {
 }
 
 // New builds the manager. The returned index is the query API's (nil when the query API is off).
-func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query.Index, error) {
+func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index.Index, error) {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
@@ -151,7 +154,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query
 		LeaseDuration:           nonZero(o.LeaseDuration),
 		RenewDeadline:           nonZero(o.RenewDeadline),
 		RetryPeriod:             nonZero(o.RetryPeriod),
-		Cache: cache.Options{DefaultTransform: controllers.StripForCache, ByObject: map[client.Object]cache.ByObject{
+		Cache: cache.Options{DefaultTransform: indexes.StripForCache, ByObject: map[client.Object]cache.ByObject{
 			// Only access-key Secrets are cached (and readable by the manager's RBAC in practice).
 			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{gamelift.AccessKeyLabel: "true"})},
 		}},
@@ -184,15 +187,16 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query
 			return nil, nil, err
 		}
 	}
+	metrics.Register(mgr.GetCache())
 	if o.DisableControllers {
-		if err := controllers.SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+		if err := indexes.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
 			return nil, nil, err
 		}
 	} else if err := controllers.Setup(ctx, mgr, o.Clock, o.Controllers, ag); err != nil {
 		return nil, nil, err
 	}
 	if o.WebhookPort != 0 {
-		if err := pswebhook.Setup(mgr, o.Clock, o.Controllers); err != nil {
+		if err := pswebhook.Setup(mgr, o.Clock, o.Controllers.PlayerSessionTimeout); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -211,11 +215,11 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query
 	if window == 0 {
 		window = 5 * time.Minute
 	}
-	index := query.NewIndex(o.Clock, window)
+	ix := index.NewIndex(o.Clock, window)
 	if o.QueryFreshnessTimeout > 0 {
-		index.SetFreshnessTimeout(o.QueryFreshnessTimeout)
+		ix.SetFreshnessTimeout(o.QueryFreshnessTimeout)
 	}
-	if err := query.Feed(ctx, mgr.GetCache(), index); err != nil {
+	if err := index.Feed(ctx, mgr.GetCache(), ix); err != nil {
 		return nil, nil, err
 	}
 	key := o.QueryTokenKey
@@ -224,7 +228,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query
 		if err != nil {
 			return nil, nil, err
 		}
-		if key, err = EnsureTokenKey(ctx, direct, o.QueryTokenKeySecret); err != nil {
+		if key, err = index.EnsureTokenKey(ctx, direct, o.QueryTokenKeySecret); err != nil {
 			if !apierrors.IsNotFound(err) {
 				return nil, nil, err
 			}
@@ -235,12 +239,12 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query
 		key = make([]byte, 32)
 		_, _ = rand.Read(key)
 	}
-	tokens := query.NewTokens(key)
+	tokens := index.NewTokens(key)
 	if o.QueryPort != 0 {
 		server, err := query.NewServer(query.ServerOptions{
 			BindAddress: o.QueryBindAddress, Port: o.QueryPort, CertDir: o.QueryCertDir, Kubeconfig: o.QueryKubeconfig,
 			History: historyOf(store),
-		}, index, tokens)
+		}, ix, tokens)
 		if err != nil {
 			return nil, nil, fmt.Errorf("creating the query API server: %w", err)
 		}
@@ -266,12 +270,12 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *query
 			return nil, nil, err
 		}
 		if err := mgr.Add(&gamelift.Server{
-			Addr: o.GameLiftAddr, Client: client.WithFieldOwner(glClient, gamelift.FieldManager), Reader: mgr.GetCache(), Index: index, Tokens: tokens, History: historyOf(store), GameSessionHistory: gameSessionHistoryOf(store),
-			Clock: o.Clock, Options: o.Controllers, Agones: ag, Recorder: mgr.GetEventRecorder("gamelift-endpoint"),
+			Addr: o.GameLiftAddr, Client: client.WithFieldOwner(glClient, gamelift.FieldManager), Reader: mgr.GetCache(), Index: ix, Tokens: tokens, History: historyOf(store), GameSessionHistory: gameSessionHistoryOf(store),
+			Clock: o.Clock, ARNs: o.Controllers.ARNs, Agones: ag, Recorder: mgr.GetEventRecorder("gamelift-endpoint"),
 			ReadTimeout: o.GameLiftReadTimeout, WriteTimeout: o.GameLiftReadTimeout, IdleTimeout: o.GameLiftIdleTimeout, MaxConnections: o.GameLiftMaxConnections, CertDir: o.GameLiftCertDir,
 		}); err != nil {
 			return nil, nil, err
 		}
 	}
-	return mgr, index, nil
+	return mgr, ix, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/playersessions/operator/controllers"
 	"github.com/playersessions/operator/internal/gamelift"
+	"github.com/playersessions/operator/internal/index"
 	"github.com/playersessions/operator/internal/localcp"
 	"github.com/playersessions/operator/internal/manager"
 	"github.com/playersessions/operator/internal/testenv"
@@ -66,7 +67,7 @@ func TestEnsureTokenKeyConcurrentStarts(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			keys[i], errs[i] = manager.EnsureTokenKey(ctx, c, key)
+			keys[i], errs[i] = index.EnsureTokenKey(ctx, c, key)
 		}()
 	}
 	wg.Wait()
@@ -77,13 +78,13 @@ func TestEnsureTokenKeyConcurrentStarts(t *testing.T) {
 	}
 	var s corev1.Secret
 	g.Expect(c.Get(ctx, key, &s)).To(Succeed())
-	g.Expect(s.Data[manager.TokenKeyField]).To(Equal(keys[0]))
+	g.Expect(s.Data[index.TokenKeyField]).To(Equal(keys[0]))
 	// A later start reads the same key.
-	again, err := manager.EnsureTokenKey(ctx, c, key)
+	again, err := index.EnsureTokenKey(ctx, c, key)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(again).To(Equal(keys[0]))
 	// A Secret without a usable key is an error, not a silent new key.
 	g.Expect(c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: "broken"}})).To(Succeed())
-	_, err = manager.EnsureTokenKey(ctx, c, types.NamespacedName{Namespace: key.Namespace, Name: "broken"})
+	_, err = index.EnsureTokenKey(ctx, c, types.NamespacedName{Namespace: key.Namespace, Name: "broken"})
 	g.Expect(err).To(MatchError(ContainSubstring("holds no continue-token key")))
 }

@@ -17,6 +17,7 @@ import (
 	"k8s.io/component-base/compatibility"
 	"k8s.io/utils/clock"
 
+	"github.com/playersessions/operator/internal/index"
 	"github.com/playersessions/operator/internal/query/openapi"
 	queryv1 "github.com/playersessions/operator/internal/query/v1alpha1"
 )
@@ -47,7 +48,7 @@ type ServerOptions struct {
 	// (SubjectAccessReview); empty means in-cluster.
 	Kubeconfig string
 	// History, when set, is the history store that lists and gets merge with the live index.
-	History History
+	History index.History
 }
 
 // Server is the aggregated query API server, a manager Runnable on every replica.
@@ -64,7 +65,7 @@ func (s *Server) Start(ctx context.Context) error {
 }
 
 // NewServer builds the query API server over index, with delegated authentication and authorization.
-func NewServer(o ServerOptions, index *Index, tokens *Tokens) (*Server, error) {
+func NewServer(o ServerOptions, ix *index.Index, tokens *index.Tokens) (*Server, error) {
 	ro := genericoptions.NewRecommendedOptions("", Codecs.LegacyCodec(queryv1.SchemeGroupVersion))
 	ro.Etcd = nil
 	ro.Admission = nil // read-only
@@ -86,7 +87,7 @@ func NewServer(o ServerOptions, index *Index, tokens *Tokens) (*Server, error) {
 	}
 	// Verify the front proxy's certificate chain once per chain, not once per request (see authn.go).
 	cfg.Authentication.Authenticator = withFrontProxyCache(cfg.Authentication.Authenticator, cfg.Authentication.RequestHeaderConfig, clock.RealClock{})
-	return newServer(cfg, index, tokens, o.History)
+	return newServer(cfg, ix, tokens, o.History)
 }
 
 // newConfig is the query API server's configuration before authentication, authorization and serving are
@@ -103,14 +104,14 @@ func newConfig() *genericapiserver.RecommendedConfig {
 }
 
 // newServer builds the server from a complete configuration and installs the query API over index.
-func newServer(cfg *genericapiserver.RecommendedConfig, index *Index, tokens *Tokens, h History) (*Server, error) {
+func newServer(cfg *genericapiserver.RecommendedConfig, ix *index.Index, tokens *index.Tokens, h index.History) (*Server, error) {
 	server, err := cfg.Complete().New("playersessions-query", genericapiserver.NewEmptyDelegate())
 	if err != nil {
 		return nil, err
 	}
 	group := genericapiserver.NewDefaultAPIGroupInfo(queryv1.GroupName, Scheme, runtime.NewParameterCodec(Scheme), Codecs)
 	group.VersionedResourcesStorageMap[queryv1.SchemeGroupVersion.Version] = map[string]rest.Storage{
-		"playersessions": NewREST(index, tokens, h),
+		"playersessions": NewREST(ix, tokens, h),
 	}
 	if err := server.InstallAPIGroup(&group); err != nil {
 		return nil, err

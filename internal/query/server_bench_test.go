@@ -16,10 +16,14 @@ import (
 	"k8s.io/utils/clock"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/internal/index"
 )
 
 // benchPlayerSession is the i-th player session of a game session of 10, with the status the controllers
 // write when they reserve its seat (as hack/benchquery stores them).
+// t0 is when the benchmark's player sessions were created.
+var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+
 func benchPlayerSession(i int) *gamev1.PlayerSession {
 	gs := fmt.Sprintf("gs-%06d", i/10)
 	created := metav1.NewMicroTime(t0)
@@ -39,10 +43,10 @@ func benchPlayerSession(i int) *gamev1.PlayerSession {
 	}
 }
 
-// newTestServer is the query API server over index with every request authenticated as user "bench" and
+// newTestServer is the query API server over ix with every request authenticated as user "bench" and
 // authorized: the handler chain, routing and encoding of the real server without its delegation to
 // kube-apiserver (whose answers the real server caches).
-func newTestServer(tb testing.TB, index *Index) http.Handler {
+func newTestServer(tb testing.TB, ix *index.Index) http.Handler {
 	tb.Helper()
 	cfg := newConfig()
 	cfg.Authentication.Authenticator = authenticator.RequestFunc(func(*http.Request) (*authenticator.Response, bool, error) {
@@ -51,7 +55,7 @@ func newTestServer(tb testing.TB, index *Index) http.Handler {
 	cfg.Authorization.Authorizer = authorizerfactory.NewAlwaysAllowAuthorizer()
 	cfg.ExternalAddress = "127.0.0.1:443" // no listener: the handler is called directly
 	cfg.LoopbackClientConfig = &rest.Config{Host: "https://127.0.0.1:443"}
-	s, err := newServer(cfg, index, NewTokens([]byte("k")), nil)
+	s, err := newServer(cfg, ix, index.NewTokens([]byte("k")), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -61,7 +65,7 @@ func newTestServer(tb testing.TB, index *Index) http.Handler {
 // BenchmarkServeList is one query of the query API server in-process, from its handler chain to the encoded
 // answer: "player sessions of one game session" (10) and "sessions of one player" (2) out of 10,000.
 func BenchmarkServeList(b *testing.B) {
-	ix := NewIndex(clock.RealClock{}, time.Minute)
+	ix := index.NewIndex(clock.RealClock{}, time.Minute)
 	for i := range 10000 {
 		ix.Upsert(benchPlayerSession(i))
 	}

@@ -17,24 +17,25 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/internal/index"
 	queryv1 "github.com/playersessions/operator/internal/query/v1alpha1"
 )
 
 // fieldAliases maps every accepted field-selector name to its canonical one: the short names, and the CRD's
 // paths so a selector written for `kubectl get psess` works here too.
 var fieldAliases = map[string]string{
-	"metadata.name":          FieldName,
-	"metadata.namespace":     FieldNamespace,
-	"playerSessionId":        FieldPlayerSessionID,
-	"status.playerSessionId": FieldPlayerSessionID,
-	"gameSessionId":          FieldGameSessionID,
-	"status.gameSessionId":   FieldGameSessionID,
-	"gameSessionName":        FieldGameSessionName,
-	"spec.gameSessionName":   FieldGameSessionName,
-	"playerId":               FieldPlayerID,
-	"spec.playerId":          FieldPlayerID,
-	"status":                 FieldStatus,
-	"status.status":          FieldStatus,
+	"metadata.name":          index.FieldName,
+	"metadata.namespace":     index.FieldNamespace,
+	"playerSessionId":        index.FieldPlayerSessionID,
+	"status.playerSessionId": index.FieldPlayerSessionID,
+	"gameSessionId":          index.FieldGameSessionID,
+	"status.gameSessionId":   index.FieldGameSessionID,
+	"gameSessionName":        index.FieldGameSessionName,
+	"spec.gameSessionName":   index.FieldGameSessionName,
+	"playerId":               index.FieldPlayerID,
+	"spec.playerId":          index.FieldPlayerID,
+	"status":                 index.FieldStatus,
+	"status.status":          index.FieldStatus,
 }
 
 // convertFieldLabel is the field-label conversion of the query API's PlayerSession: without it, every field
@@ -48,9 +49,9 @@ func convertFieldLabel(label, value string) (string, string, error) {
 
 // REST is the read-only storage of query.playersessions.dev/v1alpha1 playersessions.
 type REST struct {
-	index   *Index
-	tokens  *Tokens
-	history History // nil: live sessions only
+	index   *index.Index
+	tokens  *index.Tokens
+	history index.History // nil: live sessions only
 }
 
 var (
@@ -63,9 +64,9 @@ var (
 	_ rest.TableConvertor       = &REST{}
 )
 
-// NewREST returns the storage over index and, when h is not nil, the history store.
-func NewREST(index *Index, tokens *Tokens, h History) *REST {
-	return &REST{index: index, tokens: tokens, history: h}
+// NewREST returns the storage over the index ix and, when h is not nil, the history store.
+func NewREST(ix *index.Index, tokens *index.Tokens, h index.History) *REST {
+	return &REST{index: ix, tokens: tokens, history: h}
 }
 
 func (r *REST) New() runtime.Object     { return &queryv1.PlayerSession{} }
@@ -92,9 +93,9 @@ func (r *REST) List(ctx context.Context, opts *metainternalversion.ListOptions) 
 	if err != nil {
 		return nil, err
 	}
-	var lo ListOptions
+	var lo index.ListOptions
 	if opts != nil {
-		lo = ListOptions{Limit: opts.Limit, Continue: opts.Continue, ResourceVersion: opts.ResourceVersion, ResourceVersionMatch: opts.ResourceVersionMatch}
+		lo = index.ListOptions{Limit: opts.Limit, Continue: opts.Continue, ResourceVersion: opts.ResourceVersion, ResourceVersionMatch: opts.ResourceVersionMatch}
 	}
 	page, err := r.index.ListAll(ctx, q, lo, r.tokens, r.history)
 	if err != nil {
@@ -116,18 +117,18 @@ func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions)
 	if err != nil {
 		return nil, err
 	}
-	var wo WatchOptions
+	var wo index.WatchOptions
 	if opts != nil {
-		wo = WatchOptions{ResourceVersion: opts.ResourceVersion, SendInitialEvents: opts.SendInitialEvents, AllowBookmarks: opts.AllowWatchBookmarks}
+		wo = index.WatchOptions{ResourceVersion: opts.ResourceVersion, SendInitialEvents: opts.SendInitialEvents, AllowBookmarks: opts.AllowWatchBookmarks}
 	}
 	return r.index.Watch(ctx, q, wo, func(t watch.EventType, ps *gamev1.PlayerSession) watch.Event {
 		return watch.Event{Type: t, Object: toQuery(ps)}
 	})
 }
 
-// query turns the request's namespace and selectors into a Query. Only equality is supported on fields.
-func (r *REST) query(ctx context.Context, opts *metainternalversion.ListOptions) (Query, error) {
-	q := Query{Namespace: genericapirequest.NamespaceValue(ctx), Fields: map[string]string{}}
+// query turns the request's namespace and selectors into an index.Query. Only equality is supported on fields.
+func (r *REST) query(ctx context.Context, opts *metainternalversion.ListOptions) (index.Query, error) {
+	q := index.Query{Namespace: genericapirequest.NamespaceValue(ctx), Fields: map[string]string{}}
 	if opts == nil {
 		return q, nil
 	}
@@ -149,9 +150,9 @@ func (r *REST) query(ctx context.Context, opts *metainternalversion.ListOptions)
 		}
 		q.Fields[field] = value
 	}
-	if ns, ok := q.Fields[FieldNamespace]; ok {
+	if ns, ok := q.Fields[index.FieldNamespace]; ok {
 		if q.Namespace != "" && q.Namespace != ns {
-			q.Fields[FieldNamespace] = "\x00"
+			q.Fields[index.FieldNamespace] = "\x00"
 		} else {
 			q.Namespace = ns
 		}

@@ -15,9 +15,9 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/playersessions/operator/internal/index"
 	"github.com/playersessions/operator/internal/localcp"
 	"github.com/playersessions/operator/internal/manager"
-	"github.com/playersessions/operator/internal/query"
 )
 
 // Path is elem joined to the repository's root directory.
@@ -49,7 +49,7 @@ func ControlPlane(t testing.TB, o localcp.Options) *localcp.ControlPlane {
 type Manager struct {
 	ctrl.Manager
 	// Index is the query API's index (nil when the query API and the GameLift endpoint are off).
-	Index *query.Index
+	Index *index.Index
 	// Stop stops the manager as a crash would, as far as the cluster can tell: its watches and servers
 	// end and it does not release a Lease it holds. It returns once the manager has stopped.
 	Stop func()

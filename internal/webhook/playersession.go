@@ -5,6 +5,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/klog/v2"
@@ -14,8 +15,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
-	"github.com/playersessions/operator/controllers"
 	psadmission "github.com/playersessions/operator/internal/admission"
+	"github.com/playersessions/operator/internal/indexes"
+	"github.com/playersessions/operator/internal/metrics"
 )
 
 // Path is where the webhook is served (controller-runtime's path for the kind).
@@ -30,15 +32,17 @@ const Path = "/validate-game-playersessions-dev-v1alpha1-playersession"
 // reconciler's ledger, which stays the only authority on seats. A player session whose game session does
 // not exist (yet) is let through: the controllers wait one timeout for it to appear.
 type PlayerSessionValidator struct {
-	Reader  client.Reader
-	Clock   clock.PassiveClock
-	Options controllers.Options
+	Reader client.Reader
+	Clock  clock.PassiveClock
+	// Timeout is the controllers' --player-session-timeout: how long a player session waits for its game
+	// session to appear or activate, and a group for its members.
+	Timeout time.Duration
 }
 
 // Setup registers the webhook with mgr's webhook server.
-func Setup(mgr ctrl.Manager, clk clock.PassiveClock, opts controllers.Options) error {
+func Setup(mgr ctrl.Manager, clk clock.PassiveClock, timeout time.Duration) error {
 	return ctrl.NewWebhookManagedBy(mgr, &gamev1.PlayerSession{}).
-		WithValidator(&PlayerSessionValidator{Reader: mgr.GetCache(), Clock: clk, Options: opts}).
+		WithValidator(&PlayerSessionValidator{Reader: mgr.GetCache(), Clock: clk, Timeout: timeout}).
 		Complete()
 }
 
@@ -48,20 +52,20 @@ func (v *PlayerSessionValidator) ValidateCreate(ctx context.Context, ps *gamev1.
 	if err := v.Reader.Get(ctx, client.ObjectKey{Namespace: ps.Namespace, Name: ps.Spec.GameSessionName}, gs); err != nil {
 		if apierrors.IsNotFound(err) {
 			return admission.Warnings{fmt.Sprintf("game session %s does not exist; the player session is refused (%s) unless it appears within %s",
-				ps.Spec.GameSessionName, gamev1.GameSessionNotFoundReason, v.Options.PlayerSessionTimeout)}, nil
+				ps.Spec.GameSessionName, gamev1.GameSessionNotFoundReason, v.Timeout)}, nil
 		}
 		return nil, nil // advisory: let the controllers decide
 	}
 	var players gamev1.PlayerSessionList
-	if err := v.Reader.List(ctx, &players, client.InNamespace(ps.Namespace), client.MatchingFields{controllers.IndexPlayerSessionGameSessionName: gs.Name}); err != nil {
+	if err := v.Reader.List(ctx, &players, client.InNamespace(ps.Namespace), client.MatchingFields{indexes.PlayerSessionGameSessionName: gs.Name}); err != nil {
 		return nil, nil
 	}
-	refusal, refused := psadmission.CreateRefusal(gs, players.Items, ps, v.Clock.Now(), v.Options.PlayerSessionTimeout)
+	refusal, refused := psadmission.CreateRefusal(gs, players.Items, ps, v.Clock.Now(), v.Timeout)
 	if !refused {
 		return nil, nil
 	}
 	if req, err := admission.RequestFromContext(ctx); err == nil && (req.DryRun == nil || !*req.DryRun) {
-		controllers.RecordCreateRefusal(refusal.Reason)
+		metrics.Refused(refusal.Reason)
 	}
 	ctrl.LoggerFrom(ctx).V(1).Info("Player session refused at create", "playerSession", klog.KObj(ps), "gameSession", klog.KObj(gs), "reason", refusal.Reason)
 	return nil, psadmission.Forbidden(refusal) // the reason travels as a StatusCause

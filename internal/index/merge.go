@@ -1,4 +1,4 @@
-package query
+package index
 
 import (
 	"context"
@@ -7,13 +7,13 @@ import (
 	"strings"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
-	historystore "github.com/playersessions/operator/internal/history"
+	"github.com/playersessions/operator/internal/history"
 )
 
-// History is the history tier (historystore.Store): ended player sessions moved out of etcd. Lists merge it
+// History is the history tier (history.Store): ended player sessions moved out of etcd. Lists merge it
 // with the live index into one sequence in key order, paged by one continue token.
 type History interface {
-	List(ctx context.Context, q historystore.Query, after historystore.Key, limit int) ([]historystore.Record, error)
+	List(ctx context.Context, q history.Query, after history.Key, limit int) ([]history.Record, error)
 }
 
 // ListAll answers q from both tiers as one: the live index's snapshot and the history store, merged in
@@ -35,14 +35,14 @@ func (ix *Index) ListAll(ctx context.Context, q Query, opts ListOptions, tokens 
 		// answer (the store can hold only its archived copy), and the store's round trips are saved.
 		return live, nil
 	}
-	var after historystore.Key
+	var after history.Key
 	if opts.Continue != "" {
 		c, err := tokens.decode(opts.Continue) // List has checked it
 		if err != nil {
 			return Page{}, err
 		}
 		ns, name, _ := strings.Cut(c.Key, "/") // Key: neither part holds a slash
-		after = historystore.Key{Namespace: ns, Name: name}
+		after = history.Key{Namespace: ns, Name: name}
 	}
 	want := 0
 	if opts.Limit > 0 {
@@ -96,7 +96,7 @@ func (ix *Index) GetAll(ctx context.Context, namespace, name string, h History) 
 	if ps := ix.Get(namespace, name); ps != nil || h == nil {
 		return ps, nil
 	}
-	recs, err := historyList(ctx, h, Query{Namespace: namespace, Fields: map[string]string{FieldName: name}}, historystore.Key{}, 1)
+	recs, err := historyList(ctx, h, Query{Namespace: namespace, Fields: map[string]string{FieldName: name}}, history.Key{}, 1)
 	if err != nil || len(recs) == 0 {
 		return nil, err
 	}
@@ -106,8 +106,8 @@ func (ix *Index) GetAll(ctx context.Context, namespace, name string, h History) 
 // historyList reads up to want (0: all) player sessions matching q after the key after from h, in key
 // order, through the store index of q's question; what the store cannot select (labels, other fields) is
 // filtered here, reading on until want are found or the store has no more.
-func historyList(ctx context.Context, h History, q Query, after historystore.Key, want int) ([]*gamev1.PlayerSession, error) {
-	hq := historystore.Query{Namespace: q.Namespace, Name: q.Fields[FieldName]}
+func historyList(ctx context.Context, h History, q Query, after history.Key, want int) ([]*gamev1.PlayerSession, error) {
+	hq := history.Query{Namespace: q.Namespace, Name: q.Fields[FieldName]}
 	switch {
 	case q.Fields[FieldPlayerSessionID] != "":
 		hq.PlayerSessionID = q.Fields[FieldPlayerSessionID]
@@ -141,6 +141,6 @@ func historyList(ctx context.Context, h History, q Query, after historystore.Key
 		if want == 0 || len(recs) < batch {
 			return out, nil
 		}
-		after = historystore.Key{Namespace: recs[len(recs)-1].Namespace, Name: recs[len(recs)-1].Name}
+		after = history.Key{Namespace: recs[len(recs)-1].Namespace, Name: recs[len(recs)-1].Name}
 	}
 }

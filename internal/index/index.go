@@ -1,6 +1,8 @@
-// Package query serves the read-only query API (query.playersessions.dev) from in-memory indexes fed by
-// the manager's informer cache: a query costs what it returns, not what the cluster holds.
-package query
+// Package index is the in-memory index of player sessions that the query API (internal/query) and the
+// GameLift endpoint (internal/gamelift) answer from: fed by the manager's informer cache, with bucket
+// indexes, consistent paged snapshots, signed continue tokens, watches, and the merge with the history
+// store. A query costs what it returns, not what the cluster holds.
+package index
 
 import (
 	"context"
@@ -15,6 +17,7 @@ import (
 	"k8s.io/utils/clock"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/internal/indexes"
 )
 
 // Indexed fields, by their canonical field-selector names.
@@ -32,9 +35,6 @@ const (
 // one it constrains.
 var indexedFields = []string{FieldPlayerSessionID, FieldGameSessionID, FieldPlayerID, FieldGameSessionName, FieldStatus, FieldNamespace}
 
-// StatusPending is the status field value of a player session without a status (waiting or refused).
-const StatusPending = "PENDING"
-
 // fieldValue returns the value of an indexed field of ps.
 func fieldValue(ps *gamev1.PlayerSession, field string) string {
 	switch field {
@@ -51,10 +51,7 @@ func fieldValue(ps *gamev1.PlayerSession, field string) string {
 	case FieldPlayerID:
 		return ps.Spec.PlayerID
 	case FieldStatus:
-		if ps.Status.Status == "" {
-			return StatusPending
-		}
-		return string(ps.Status.Status)
+		return indexes.StatusOf(ps)
 	}
 	return ""
 }
@@ -65,13 +62,13 @@ type version struct {
 	obj *gamev1.PlayerSession
 }
 
-// history holds the versions of one player session that a live snapshot may still need, oldest first.
-type history struct {
+// chain holds the versions of one player session that a live snapshot may still need, oldest first.
+type chain struct {
 	versions []version
 }
 
 // at returns the state at snapshot rv (nil: absent then).
-func (h *history) at(rv uint64) *gamev1.PlayerSession {
+func (h *chain) at(rv uint64) *gamev1.PlayerSession {
 	for i := len(h.versions) - 1; i >= 0; i-- {
 		if h.versions[i].rv <= rv {
 			return h.versions[i].obj
@@ -80,7 +77,7 @@ func (h *history) at(rv uint64) *gamev1.PlayerSession {
 	return nil
 }
 
-func (h *history) latest() *gamev1.PlayerSession { return h.versions[len(h.versions)-1].obj }
+func (h *chain) latest() *gamev1.PlayerSession { return h.versions[len(h.versions)-1].obj }
 
 // superseded is a version that a newer one replaced, kept until the snapshot window has passed.
 type superseded struct {
@@ -115,7 +112,7 @@ type Index struct {
 	rv          uint64        // the newest resourceVersion applied
 	advanced    chan struct{} // closed at the next change, if someone waits for one
 	compactedRV uint64        // snapshots older than this are no longer consistent
-	objects     map[string]*history
+	objects     map[string]*chain
 	buckets     map[string]map[string]*bucket
 	all         *bucket
 	pending     []superseded // FIFO by time
@@ -128,7 +125,7 @@ type Index struct {
 func NewIndex(clk clock.PassiveClock, window time.Duration) *Index {
 	ix := &Index{
 		clock: clk, window: window, freshness: DefaultFreshnessTimeout, maxEvents: 100000,
-		objects:  map[string]*history{},
+		objects:  map[string]*chain{},
 		buckets:  map[string]map[string]*bucket{},
 		all:      &bucket{tree: newTree()},
 		watchers: map[*watcher]struct{}{},
@@ -273,7 +270,7 @@ func (ix *Index) apply(key string, rv uint64, obj *gamev1.PlayerSession) {
 	}
 	now := ix.clock.Now()
 	if h == nil {
-		h = &history{}
+		h = &chain{}
 		ix.objects[key] = h
 		ix.all.insert(key)
 	} else {
@@ -355,7 +352,7 @@ func (ix *Index) compact(now time.Time) {
 	}
 }
 
-func (h *history) hasValue(field, value string) bool {
+func (h *chain) hasValue(field, value string) bool {
 	for _, v := range h.versions {
 		if v.obj != nil && fieldValue(v.obj, field) == value {
 			return true

@@ -1,4 +1,4 @@
-package query
+package index
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/internal/indexes"
 )
 
 var (
@@ -89,7 +90,7 @@ func TestListSelectors(t *testing.T) {
 		{"game session id", Query{Fields: map[string]string{FieldGameSessionID: "gsid-a-g1"}}, []string{"a/p1", "a/p2"}},
 		{"player session id", Query{Fields: map[string]string{FieldPlayerSessionID: "psess-b-p1"}}, []string{"b/p1"}},
 		{"status", Query{Fields: map[string]string{FieldStatus: "ACTIVE"}}, []string{"a/p2", "b/p1"}},
-		{"pending status", Query{Fields: map[string]string{FieldStatus: StatusPending}}, []string{"b/p4"}},
+		{"pending status", Query{Fields: map[string]string{FieldStatus: indexes.StatusPending}}, []string{"b/p4"}},
 		{"game session and status", Query{Fields: map[string]string{FieldGameSessionID: "gsid-a-g1", FieldStatus: "RESERVED"}}, []string{"a/p1"}},
 		{"player and status", Query{Fields: map[string]string{FieldPlayerID: "alice", FieldStatus: "ACTIVE"}}, []string{"b/p1"}},
 		{"name in namespace", Query{Namespace: "a", Fields: map[string]string{FieldName: "p2"}}, []string{"a/p2"}},

@@ -1,39 +1,45 @@
-package controllers
+// Package metrics holds the operator's Prometheus metrics, registered in controller-runtime's registry: the
+// reconcilers, the admission webhook and the GameLift endpoint count through it, and the session gauges
+// read the manager's cache at scrape time.
+package metrics
 
 import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/internal/indexes"
 )
 
+// The operator's counters and histograms; each one's Help says what it counts.
 var (
-	admissionsTotal = prometheus.NewCounter(prometheus.CounterOpts{
+	Admissions = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "playersessions_admissions_total",
 		Help: "Player sessions granted a seat (RESERVED).",
 	})
-	admissionsRefusedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Refusals = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "playersessions_admissions_refused_total",
 		Help: "Player sessions refused a seat, by reason: at create time by the admission webhook, or later by the controllers.",
 	}, []string{"reason"})
-	archivedTotal = prometheus.NewCounter(prometheus.CounterOpts{
+	Archived = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "playersessions_history_archived_total",
 		Help: "Ended player sessions and game sessions moved to the history store (written there, then their custom resource deleted).",
 	})
-	archiveErrorsTotal = prometheus.NewCounter(prometheus.CounterOpts{
+	ArchiveErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "playersessions_history_archive_errors_total",
 		Help: "Failed writes to the history store (the object stays a custom resource and is retried).",
 	})
-	timeoutsTotal = prometheus.NewCounter(prometheus.CounterOpts{
+	Timeouts = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "playersessions_player_session_timeouts_total",
 		Help: "RESERVED player sessions that were not accepted in time (TIMEDOUT).",
 	})
-	timeoutLateness = prometheus.NewHistogram(prometheus.HistogramOpts{
+	TimeoutLateness = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "playersessions_timeout_lateness_seconds",
 		Help:    "How long after its deadline a reservation was marked TIMEDOUT.",
 		Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
@@ -43,19 +49,19 @@ var (
 		Help:    "Reconcile latency by controller.",
 		Buckets: prometheus.DefBuckets,
 	}, []string{"controller"})
-	agonesAllocationsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+	AgonesAllocations = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "playersessions_agones_allocations_total",
 		Help: "GameServerAllocations made for game sessions, by outcome (Allocated, UnAllocated, Contention, Failed).",
 	}, []string{"outcome"})
-	agonesBindsTotal = prometheus.NewCounter(prometheus.CounterOpts{
+	AgonesBinds = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "playersessions_agones_binds_total",
 		Help: "Game sessions that became ACTIVE on an Allocated Agones GameServer.",
 	})
-	agonesPlayerTransitionsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+	AgonesPlayerTransitions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "playersessions_agones_player_transitions_total",
 		Help: "Player sessions moved by their GameServer's players List, by new status (ACTIVE, COMPLETED).",
 	}, []string{"status"})
-	agonesUnknownValuesTotal = prometheus.NewCounter(prometheus.CounterOpts{
+	AgonesUnknownListValues = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "playersessions_agones_unknown_list_values_total",
 		Help: "Values seen in a GameServer's players List that match none of its game session's player sessions (each counted once).",
 	})
@@ -82,10 +88,10 @@ func (c *sessionCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	reader := *rp
-	for _, s := range []string{StatusPending, string(gamev1.PlayerSessionReserved), string(gamev1.PlayerSessionActive),
+	for _, s := range []string{indexes.StatusPending, string(gamev1.PlayerSessionReserved), string(gamev1.PlayerSessionActive),
 		string(gamev1.PlayerSessionCompleted), string(gamev1.PlayerSessionTimedOut)} {
 		var list gamev1.PlayerSessionList
-		if err := reader.List(ctx, &list, client.MatchingFields{IndexPlayerSessionStatus: s}, client.UnsafeDisableDeepCopy); err != nil {
+		if err := reader.List(ctx, &list, client.MatchingFields{indexes.PlayerSessionStatus: s}, client.UnsafeDisableDeepCopy); err != nil {
 			return
 		}
 		ch <- prometheus.MustNewConstMetric(playerSessionsDesc, prometheus.GaugeValue, float64(len(list.Items)), s)
@@ -108,18 +114,23 @@ var (
 	registerOnce sync.Once
 )
 
-// RecordCreateRefusal counts a player session that the admission webhook refused at create time.
-func RecordCreateRefusal(reason string) {
-	admissionsRefusedTotal.WithLabelValues(reason).Inc()
+// Refused counts a player session refused a seat for reason, at create time or later.
+func Refused(reason string) {
+	Refusals.WithLabelValues(reason).Inc()
 }
 
-// RegisterMetrics adds the operator's metrics to controller-runtime's registry; the session gauges are read
+// ObserveReconcile records the latency of one reconcile of controller that started at start.
+func ObserveReconcile(controller string, start time.Time) {
+	reconcileDuration.WithLabelValues(controller).Observe(time.Since(start).Seconds())
+}
+
+// Register adds the operator's metrics to controller-runtime's registry; the session gauges are read
 // from reader, the manager's cache.
-func RegisterMetrics(reader client.Reader) {
+func Register(reader client.Reader) {
 	registerOnce.Do(func() {
-		ctrlmetrics.Registry.MustRegister(admissionsTotal, admissionsRefusedTotal, timeoutsTotal, timeoutLateness,
-			reconcileDuration, collector, agonesAllocationsTotal, agonesBindsTotal, agonesPlayerTransitionsTotal, agonesUnknownValuesTotal,
-			archivedTotal, archiveErrorsTotal)
+		ctrlmetrics.Registry.MustRegister(Admissions, Refusals, Timeouts, TimeoutLateness,
+			reconcileDuration, collector, AgonesAllocations, AgonesBinds, AgonesPlayerTransitions, AgonesUnknownListValues,
+			Archived, ArchiveErrors)
 	})
 	collector.reader.Store(&reader)
 }

@@ -1,4 +1,4 @@
-package manager
+package index
 
 import (
 	"context"
@@ -11,6 +11,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
+
+// The continue-token key that replicas share is a Secret the first replica creates in its own namespace.
+// +kubebuilder:rbac:groups="",namespace=playersessions-system,resources=secrets,verbs=get;create
 
 // TokenKeyField is the data key of the continue-token key in its Secret.
 const TokenKeyField = "key"

@@ -1,4 +1,4 @@
-package query
+package index
 
 import (
 	"context"
@@ -10,12 +10,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
-	historystore "github.com/playersessions/operator/internal/history"
+	"github.com/playersessions/operator/internal/history"
 )
 
 // fakeHistory is a history tier in memory, in key order, that counts the questions it is asked.
 type fakeHistory struct {
-	recs  []historystore.Record
+	recs  []history.Record
 	calls int
 }
 
@@ -31,19 +31,19 @@ func (h *fakeHistory) archive(t *testing.T, ns, name, player, game string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.recs = append(h.recs, historystore.Record{Namespace: ns, Name: name, PlayerSessionID: ps.Status.PlayerSessionID,
+	h.recs = append(h.recs, history.Record{Namespace: ns, Name: name, PlayerSessionID: ps.Status.PlayerSessionID,
 		GameSessionID: ps.Status.GameSessionID, PlayerID: player, Status: string(ps.Status.Status), Object: obj})
-	slices.SortFunc(h.recs, func(a, b historystore.Record) int {
+	slices.SortFunc(h.recs, func(a, b history.Record) int {
 		return strings.Compare(Key(a.Namespace, a.Name), Key(b.Namespace, b.Name))
 	})
 }
 
-func (h *fakeHistory) List(_ context.Context, q historystore.Query, after historystore.Key, limit int) ([]historystore.Record, error) {
+func (h *fakeHistory) List(_ context.Context, q history.Query, after history.Key, limit int) ([]history.Record, error) {
 	h.calls++
-	var out []historystore.Record
+	var out []history.Record
 	for _, r := range h.recs {
 		switch {
-		case Key(r.Namespace, r.Name) <= Key(after.Namespace, after.Name) && after != (historystore.Key{}),
+		case Key(r.Namespace, r.Name) <= Key(after.Namespace, after.Name) && after != (history.Key{}),
 			q.Namespace != "" && r.Namespace != q.Namespace,
 			q.PlayerSessionID != "" && r.PlayerSessionID != q.PlayerSessionID,
 			q.GameSessionID != "" && r.GameSessionID != q.GameSessionID,

@@ -1,0 +1,100 @@
+// Package indexes is the manager's cache as its readers see it: the field indexes (names and registration)
+// and the transform that strips what no reader needs. The reconcilers, the admission webhook, the GameLift
+// endpoint and the metrics read the cache through them; none of them owns them, so none imports another to
+// find an index (as Kueue keeps its indexer apart from its controllers).
+package indexes
+
+import (
+	"context"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+)
+
+// Field indexes registered in the manager's cache.
+const (
+	PlayerSessionGameSessionName = "spec.gameSessionName"
+	PlayerSessionPlayerID        = "spec.playerId"
+	PlayerSessionStatus          = "status.status"
+	PlayerSessionID              = "status.playerSessionId"
+	PlayerSessionGameSessionID   = "status.gameSessionId"
+	GameSessionID                = "status.gameSessionId"
+	GameSessionFleetID           = "spec.fleetId"
+	// GameSessionGameServer indexes game sessions by the Agones GameServer they are (or will be) bound to.
+	GameSessionGameServer = "agones.gameServerName"
+)
+
+// StatusPending is the status index value (and the query API's status field value) of a player session
+// that has no status yet: waiting for admission, or refused.
+const StatusPending = "PENDING"
+
+// StatusOf is the status index value of ps.
+func StatusOf(ps *gamev1.PlayerSession) string {
+	if ps.Status.Status == "" {
+		return StatusPending
+	}
+	return string(ps.Status.Status)
+}
+
+// GameServerOf is the Agones GameServer a game session is bound to or waits for ("" while allocating, or
+// not on Agones).
+func GameServerOf(gs *gamev1.GameSession) string {
+	if gs.Status.Agones != nil && gs.Status.Agones.GameServerName != "" {
+		return gs.Status.Agones.GameServerName
+	}
+	if gs.Spec.Agones != nil {
+		return gs.Spec.Agones.GameServerName
+	}
+	return ""
+}
+
+// Setup registers the field indexes of both kinds.
+func Setup(ctx context.Context, indexer client.FieldIndexer) error {
+	for name, f := range map[string]func(*gamev1.PlayerSession) string{
+		PlayerSessionGameSessionName: func(p *gamev1.PlayerSession) string { return p.Spec.GameSessionName },
+		PlayerSessionPlayerID:        func(p *gamev1.PlayerSession) string { return p.Spec.PlayerID },
+		PlayerSessionID:              func(p *gamev1.PlayerSession) string { return p.Status.PlayerSessionID },
+		PlayerSessionGameSessionID:   func(p *gamev1.PlayerSession) string { return p.Status.GameSessionID },
+		PlayerSessionStatus:          StatusOf,
+	} {
+		if err := index(ctx, indexer, &gamev1.PlayerSession{}, name, f); err != nil {
+			return err
+		}
+	}
+	for name, f := range map[string]func(*gamev1.GameSession) string{
+		GameSessionFleetID:    func(g *gamev1.GameSession) string { return g.Spec.FleetID },
+		GameSessionGameServer: GameServerOf,
+		GameSessionID:         func(g *gamev1.GameSession) string { return g.Status.GameSessionID },
+	} {
+		if err := index(ctx, indexer, &gamev1.GameSession{}, name, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// index registers one single-valued index of T; an empty value is not indexed.
+func index[T client.Object](ctx context.Context, indexer client.FieldIndexer, obj T, name string, f func(T) string) error {
+	return indexer.IndexField(ctx, obj, name, func(o client.Object) []string {
+		if v := f(o.(T)); v != "" {
+			return []string{v}
+		}
+		return nil
+	})
+}
+
+// StripForCache is the cache transform: it drops what no reader of the cache needs (managedFields and the
+// last-applied-configuration annotation), which is most of a small object's memory.
+func StripForCache(obj any) (any, error) {
+	if o, ok := obj.(client.Object); ok {
+		o.SetManagedFields(nil)
+		if a := o.GetAnnotations(); a != nil {
+			if _, ok := a["kubectl.kubernetes.io/last-applied-configuration"]; ok {
+				delete(a, "kubectl.kubernetes.io/last-applied-configuration")
+				o.SetAnnotations(a)
+			}
+		}
+	}
+	return obj, nil
+}
