@@ -74,8 +74,9 @@ bench-agones: envtest ## Players List change -> player session status on Agones 
 ##@ Build and run
 
 .PHONY: build
-build: ## Build the manager binary into bin/.
+build: ## Build the manager (bin/manager) and the manager on a local control plane (bin/manager-local).
 	go build -o bin/manager ./cmd/manager
+	go build -o bin/manager-local ./cmd/manager-local
 
 .PHONY: run
 run: envtest ## Run the manager on an embedded local control plane (or on $KUBECONFIG's cluster if set).

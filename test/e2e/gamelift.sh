@@ -7,10 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 hack/e2e-deps.sh
-go build -o bin/manager ./cmd/manager
+go build -o bin/manager-local ./cmd/manager-local
 state=$(mktemp -d)
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-KUBEBUILDER_ASSETS=$(hack/envtest-binaries.sh) bin/manager --local-control-plane="$state" --leader-election-namespace=default \
+KUBEBUILDER_ASSETS=$(hack/envtest-binaries.sh) bin/manager-local --local-control-plane="$state" --leader-election-namespace=default \
   --metrics-bind-address=0 --health-probe-bind-address=0 --query-port=0 --gamelift-bind-address="127.0.0.1:$port" \
   --player-session-timeout=5s >"$state/manager.log" 2>&1 &
 pid=$!
