@@ -90,7 +90,7 @@ func decideBinding(spec *gamev1.AgonesGameServer, bound gamev1.AgonesStatus, nam
 
 // reconcileAgones binds an Agones game session to its GameServer (allocating one from the fleet first if
 // need be) and mirrors the GameServer into the game session's status. It returns when to look again.
-func (r *GameSessionReconciler) reconcileAgones(ctx context.Context, gs *gamev1.GameSession, players []gamev1.PlayerSession) (time.Duration, error) {
+func (r *GameSessionReconciler) reconcileAgones(ctx context.Context, fx *effects, gs *gamev1.GameSession, players []gamev1.PlayerSession) (time.Duration, error) {
 	spec := gs.Spec.Agones
 	if spec == nil || gs.Status.Status == gamev1.GameSessionTerminated {
 		return 0, nil
@@ -110,7 +110,7 @@ func (r *GameSessionReconciler) reconcileAgones(ctx context.Context, gs *gamev1.
 			return 0, nil
 		}
 		var wait time.Duration
-		if server, wait, err = r.allocate(ctx, gs); err != nil || server == nil {
+		if server, wait, err = r.allocate(ctx, fx, gs); err != nil || server == nil {
 			return wait, err
 		}
 		name = server.Name
@@ -125,23 +125,25 @@ func (r *GameSessionReconciler) reconcileAgones(ctx context.Context, gs *gamev1.
 		}
 		d = decideBinding(spec, *gs.Status.Agones, name, server)
 	}
-	r.applyBinding(ctx, gs, name, server, d)
+	r.applyBinding(ctx, fx, gs, name, server, d)
 	if server != nil && d.outcome != bindingEnd {
-		r.reportUnknownPlayers(ctx, gs, server, players)
+		r.reportUnknownPlayers(ctx, fx, gs, server, players)
 	}
 	return 0, nil
 }
 
 // applyBinding writes a binding decision into the game session's status.
-func (r *GameSessionReconciler) applyBinding(ctx context.Context, gs *gamev1.GameSession, name string, server *agones.GameServer, d bindingDecision) {
+func (r *GameSessionReconciler) applyBinding(ctx context.Context, fx *effects, gs *gamev1.GameSession, name string, server *agones.GameServer, d bindingDecision) {
 	st := gs.Status.Agones
 	switch d.outcome {
 	case bindingActive:
 		if st.GameServerUID == "" {
 			st.GameServerName, st.GameServerUID, st.LastAllocated = name, server.UID, server.LastAllocated
-			metrics.AgonesBinds.Inc()
-			ctrl.LoggerFrom(ctx).Info("Game session bound to GameServer", "gameSession", klog.KObj(gs), "gameServer", name)
-			r.Recorder.Eventf(gs, nil, corev1.EventTypeNormal, "GameServerBound", "Bind", "Bound to Allocated GameServer %s", name)
+			fx.add(func() {
+				metrics.AgonesBinds.Inc()
+				ctrl.LoggerFrom(ctx).Info("Game session bound to GameServer", "gameSession", klog.KObj(gs), "gameServer", name)
+				r.Recorder.Eventf(gs, nil, corev1.EventTypeNormal, "GameServerBound", "Bind", "Bound to Allocated GameServer %s", name)
+			})
 		}
 		if gs.Status.Status == gamev1.GameSessionActivating || gs.Status.Status == gamev1.GameSessionActive {
 			gs.Status.Endpoint = d.endpoint
@@ -153,11 +155,11 @@ func (r *GameSessionReconciler) applyBinding(ctx context.Context, gs *gamev1.Gam
 			gs.Status.StatusReason = d.statusReason
 		}
 		r.setBound(gs, metav1.ConditionFalse, d.reason, d.message)
-		r.Recorder.Eventf(gs, nil, corev1.EventTypeNormal, d.reason, "Unbind", "%s", d.message)
+		fx.add(func() { r.Recorder.Eventf(gs, nil, corev1.EventTypeNormal, d.reason, "Unbind", "%s", d.message) })
 	case bindingError:
 		if gs.Status.Status != gamev1.GameSessionError {
 			gs.Status.Status = gamev1.GameSessionError
-			r.Recorder.Eventf(gs, nil, corev1.EventTypeWarning, d.reason, "Unbind", "%s", d.message)
+			fx.add(func() { r.Recorder.Eventf(gs, nil, corev1.EventTypeWarning, d.reason, "Unbind", "%s", d.message) })
 		}
 		r.setBound(gs, metav1.ConditionFalse, d.reason, d.message)
 	default:
@@ -176,7 +178,7 @@ func (r *GameSessionReconciler) setBound(gs *gamev1.GameSession, status metav1.C
 // retry or a restart never allocates twice. Otherwise it creates a GameServerAllocation, unless the backoff
 // since the last one (persisted in status) has not passed; after the allocation timeout it gives up with
 // ERROR. It returns the GameServer allocated or found, or when to try again.
-func (r *GameSessionReconciler) allocate(ctx context.Context, gs *gamev1.GameSession) (*agones.GameServer, time.Duration, error) {
+func (r *GameSessionReconciler) allocate(ctx context.Context, fx *effects, gs *gamev1.GameSession) (*agones.GameServer, time.Duration, error) {
 	spec, st, now := gs.Spec.Agones, gs.Status.Agones, r.Clock.Now()
 	found, err := r.Agones.AllocatedFor(ctx, gs.Namespace, string(gs.UID))
 	if err != nil {
@@ -191,8 +193,10 @@ func (r *GameSessionReconciler) allocate(ctx context.Context, gs *gamev1.GameSes
 		gs.Status.Status = gamev1.GameSessionError
 		msg := fmt.Sprintf("No GameServer could be allocated from fleet %s within %s (%d attempts)", spec.FleetName, r.AgonesAllocationTimeout, st.AllocationAttempts)
 		r.setBound(gs, metav1.ConditionFalse, gamev1.AllocationTimedOutReason, msg)
-		ctrl.LoggerFrom(ctx).Info("Allocation timed out", "gameSession", klog.KObj(gs), "fleet", spec.FleetName)
-		r.Recorder.Eventf(gs, nil, corev1.EventTypeWarning, gamev1.AllocationTimedOutReason, "Allocate", "%s", msg)
+		fx.add(func() {
+			ctrl.LoggerFrom(ctx).Info("Allocation timed out", "gameSession", klog.KObj(gs), "fleet", spec.FleetName)
+			r.Recorder.Eventf(gs, nil, corev1.EventTypeWarning, gamev1.AllocationTimedOutReason, "Allocate", "%s", msg)
+		})
 		return nil, 0, nil
 	}
 	if st.LastAllocationTime != nil {
@@ -251,7 +255,7 @@ const maxUnknownPlayers = 16
 // reportUnknownPlayers records the values of the players List that match none of the game session's player
 // sessions: counted and reported once each (an event), listed in status. They are not errors: a game server
 // may track players the operator does not seat.
-func (r *GameSessionReconciler) reportUnknownPlayers(ctx context.Context, gs *gamev1.GameSession, server *agones.GameServer, players []gamev1.PlayerSession) {
+func (r *GameSessionReconciler) reportUnknownPlayers(ctx context.Context, fx *effects, gs *gamev1.GameSession, server *agones.GameServer, players []gamev1.PlayerSession) {
 	spec, st := gs.Spec.Agones, gs.Status.Agones
 	known := make(map[string]struct{}, len(players))
 	for i := range players {
@@ -271,10 +275,12 @@ func (r *GameSessionReconciler) reportUnknownPlayers(ctx context.Context, gs *ga
 		}
 	}
 	if len(fresh) > 0 {
-		metrics.AgonesUnknownListValues.Add(float64(len(fresh)))
-		ctrl.LoggerFrom(ctx).Info("Players List holds values of no player session", "gameSession", klog.KObj(gs), "values", fresh)
-		r.Recorder.Eventf(gs, nil, corev1.EventTypeWarning, "UnknownPlayers", "Track",
-			"GameServer %s list %q holds %d value(s) that match no player session: %v", server.Name, spec.PlayersList, len(fresh), fresh)
+		fx.add(func() {
+			metrics.AgonesUnknownListValues.Add(float64(len(fresh)))
+			ctrl.LoggerFrom(ctx).Info("Players List holds values of no player session", "gameSession", klog.KObj(gs), "values", fresh)
+			r.Recorder.Eventf(gs, nil, corev1.EventTypeWarning, "UnknownPlayers", "Track",
+				"GameServer %s list %q holds %d value(s) that match no player session: %v", server.Name, spec.PlayersList, len(fresh), fresh)
+		})
 	}
 	if len(unknown) > maxUnknownPlayers {
 		unknown = unknown[:maxUnknownPlayers]
@@ -293,7 +299,7 @@ func playersListValue(spec *gamev1.AgonesGameServer, ps *gamev1.PlayerSession) s
 // reconcileAgonesPlayers accepts (RESERVED -> ACTIVE) a player session whose value is in its GameServer's
 // players List, and completes (ACTIVE -> COMPLETED) one whose value left it. It decides from the whole List
 // as it is now, never from the event that brought it here. before is the player session as read.
-func (r *PlayerSessionReconciler) reconcileAgonesPlayers(ctx context.Context, before, ps *gamev1.PlayerSession, gs *gamev1.GameSession) error {
+func (r *PlayerSessionReconciler) reconcileAgonesPlayers(ctx context.Context, fx *effects, before, ps *gamev1.PlayerSession, gs *gamev1.GameSession) error {
 	if gs == nil || gs.Spec.Agones == nil || gs.Status.Agones == nil || gs.Status.Agones.GameServerUID == "" ||
 		!before.Status.Status.HoldsSeat() || ps.Status.Status != before.Status.Status ||
 		ps.Status.GameSessionID != gs.Status.GameSessionID || !r.Agones.Installed() {
@@ -307,11 +313,13 @@ func (r *PlayerSessionReconciler) reconcileAgonesPlayers(ctx context.Context, be
 	switch {
 	case ps.Status.Status == gamev1.PlayerSessionReserved && present:
 		ps.Status.Status = gamev1.PlayerSessionActive
-		metrics.AgonesPlayerTransitions.WithLabelValues(string(gamev1.PlayerSessionActive)).Inc()
-		r.Recorder.Eventf(ps, nil, corev1.EventTypeNormal, "Accepted", "Accept", "Player is in GameServer %s list %q", server.Name, gs.Spec.Agones.PlayersList)
+		fx.add(func() {
+			metrics.AgonesPlayerTransitions.WithLabelValues(string(gamev1.PlayerSessionActive)).Inc()
+			r.Recorder.Eventf(ps, nil, corev1.EventTypeNormal, "Accepted", "Accept", "Player is in GameServer %s list %q", server.Name, gs.Spec.Agones.PlayersList)
+		})
 	case ps.Status.Status == gamev1.PlayerSessionActive && !present:
 		ps.Status.Status = gamev1.PlayerSessionCompleted
-		metrics.AgonesPlayerTransitions.WithLabelValues(string(gamev1.PlayerSessionCompleted)).Inc()
+		fx.add(func() { metrics.AgonesPlayerTransitions.WithLabelValues(string(gamev1.PlayerSessionCompleted)).Inc() })
 	}
 	return nil
 }

@@ -66,11 +66,12 @@ func (r *GameSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	before := gs.DeepCopy()
 	released := false // the finalizer let go, or retention deleted it: nothing left to write
+	fx := &effects{}
 	defer func() {
 		if released {
 			return
 		}
-		writeStatus(ctx, r.Client, before, gs, func(ok bool) {
+		writeStatus(ctx, r.Client, before, gs, fx, func(ok bool) {
 			if ok {
 				gs.Status.ObservedGeneration = gs.Generation
 			}
@@ -88,7 +89,7 @@ func (r *GameSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 
 	if !gs.DeletionTimestamp.IsZero() {
-		recheck, done, err := r.reconcileDelete(ctx, before, gs, players.Items)
+		recheck, done, err := r.reconcileDelete(ctx, fx, before, gs, players.Items)
 		released = done
 		return ctrl.Result{RequeueAfter: recheck}, err
 	}
@@ -102,12 +103,12 @@ func (r *GameSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 
 	r.reconcileIdentity(gs)
-	allocate, err := r.reconcileAgones(ctx, gs, players.Items)
+	allocate, err := r.reconcileAgones(ctx, fx, gs, players.Items)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	r.reconcileActivation(ctx, gs)
-	r.reconcileTermination(ctx, gs)
+	r.reconcileActivation(ctx, fx, gs)
+	r.reconcileTermination(ctx, fx, gs)
 	recheck, err := r.reconcileSeats(ctx, gs, players.Items)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -117,7 +118,7 @@ func (r *GameSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		released = deleting
 		return ctrl.Result{}, err
 	}
-	expire, deleted, err := r.reconcileRetention(ctx, gs)
+	expire, deleted, err := r.reconcileRetention(ctx, fx, gs)
 	if deleted || err != nil {
 		released = deleted
 		return ctrl.Result{}, err
@@ -143,7 +144,7 @@ func (r *GameSessionReconciler) reconcileIdentity(gs *gamev1.GameSession) {
 // (its Ready condition follows, in setGameSessionReadiness).
 // A game session without a spec endpoint stays ACTIVATING until its game server (or the controller that
 // manages it) sets status to ACTIVE with an endpoint.
-func (r *GameSessionReconciler) reconcileActivation(ctx context.Context, gs *gamev1.GameSession) {
+func (r *GameSessionReconciler) reconcileActivation(ctx context.Context, fx *effects, gs *gamev1.GameSession) {
 	if gs.Status.Status == gamev1.GameSessionTerminated {
 		return
 	}
@@ -152,8 +153,11 @@ func (r *GameSessionReconciler) reconcileActivation(ctx context.Context, gs *gam
 	}
 	if gs.Status.Status == gamev1.GameSessionActivating && gs.Status.Port != 0 {
 		gs.Status.Status = gamev1.GameSessionActive
-		ctrl.LoggerFrom(ctx).Info("Game session activated", "gameSession", klog.KObj(gs))
-		r.Recorder.Eventf(gs, nil, corev1.EventTypeNormal, "Activated", "Activate", "Game session is ACTIVE at %s", gs.Status.Endpoint)
+		endpoint := gs.Status.Endpoint
+		fx.add(func() {
+			ctrl.LoggerFrom(ctx).Info("Game session activated", "gameSession", klog.KObj(gs))
+			r.Recorder.Eventf(gs, nil, corev1.EventTypeNormal, "Activated", "Activate", "Game session is ACTIVE at %s", endpoint)
+		})
 	}
 }
 
@@ -178,14 +182,16 @@ func (r *GameSessionReconciler) recordGranted(before, gs *gamev1.GameSession) {
 
 // reconcileTermination stamps the end of a game session that its game server (or the deletion) TERMINATED.
 // Its player sessions see the stamp and complete themselves.
-func (r *GameSessionReconciler) reconcileTermination(ctx context.Context, gs *gamev1.GameSession) {
+func (r *GameSessionReconciler) reconcileTermination(ctx context.Context, fx *effects, gs *gamev1.GameSession) {
 	if gs.Status.Status != gamev1.GameSessionTerminated || gs.Status.TerminationTime != nil {
 		return
 	}
 	now := metav1.NewMicroTime(r.Clock.Now())
 	gs.Status.TerminationTime = &now
-	ctrl.LoggerFrom(ctx).Info("Game session terminated", "gameSession", klog.KObj(gs))
-	r.Recorder.Eventf(gs, nil, corev1.EventTypeNormal, "Terminated", "Terminate", "Game session ended; its player sessions are completed")
+	fx.add(func() {
+		ctrl.LoggerFrom(ctx).Info("Game session terminated", "gameSession", klog.KObj(gs))
+		r.Recorder.Eventf(gs, nil, corev1.EventTypeNormal, "Terminated", "Terminate", "Game session ended; its player sessions are completed")
+	})
 }
 
 // reconcileSeats runs one admission pass: frees the seats of ended player sessions, grants free seats to
@@ -244,14 +250,14 @@ func (r *GameSessionReconciler) refuse(ctx context.Context, ref admission.Refusa
 
 // reconcileRetention deletes a TERMINATED game session once the retention period after its end has passed,
 // and reports whether it did (then nothing is left to write); otherwise it returns the time left.
-func (r *GameSessionReconciler) reconcileRetention(ctx context.Context, gs *gamev1.GameSession) (time.Duration, bool, error) {
+func (r *GameSessionReconciler) reconcileRetention(ctx context.Context, fx *effects, gs *gamev1.GameSession) (time.Duration, bool, error) {
 	if gs.Status.Status != gamev1.GameSessionTerminated || gs.Status.TerminationTime == nil {
 		return 0, false, nil
 	}
 	if wait := gs.Status.TerminationTime.Add(r.Retention).Sub(r.Clock.Now()); wait > 0 {
 		return wait, false, nil
 	}
-	if kept, err := retainDeclared(ctx, r.APIReader, r.Recorder, r.Options, gs, &gamev1.GameSession{}, &gs.Status.Conditions); kept || err != nil {
+	if kept, err := retainDeclared(ctx, fx, r.APIReader, r.Recorder, r.Options, gs, &gamev1.GameSession{}, &gs.Status.Conditions); kept || err != nil {
 		return 0, false, err
 	}
 	ctrl.LoggerFrom(ctx).Info("Deleting game session after retention", "gameSession", klog.KObj(gs))
@@ -265,7 +271,7 @@ func (r *GameSessionReconciler) reconcileRetention(ctx context.Context, gs *game
 // sessions complete and stamp its end on themselves, and then the finalizer lets the object go. It reports
 // when to look again (the admission pass may leave refusals for the next one) and whether the finalizer
 // was removed. before is the object as read, which the API server holds.
-func (r *GameSessionReconciler) reconcileDelete(ctx context.Context, before, gs *gamev1.GameSession, players []gamev1.PlayerSession) (time.Duration, bool, error) {
+func (r *GameSessionReconciler) reconcileDelete(ctx context.Context, fx *effects, before, gs *gamev1.GameSession, players []gamev1.PlayerSession) (time.Duration, bool, error) {
 	if !controllerutil.ContainsFinalizer(gs, gamev1.GameSessionFinalizer) {
 		return 0, true, nil
 	}
@@ -276,7 +282,7 @@ func (r *GameSessionReconciler) reconcileDelete(ctx context.Context, before, gs 
 		}
 	}
 	r.reconcileIdentity(gs)
-	r.reconcileTermination(ctx, gs)
+	r.reconcileTermination(ctx, fx, gs)
 	recheck, err := r.reconcileSeats(ctx, gs, players)
 	if err != nil {
 		return 0, false, err

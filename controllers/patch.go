@@ -26,8 +26,17 @@ func patchStatus(ctx context.Context, c client.Client, before, after client.Obje
 	return c.Status().Patch(ctx, after, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 }
 
+// effects are what a reconcile reports of the transitions it made (counters, events, log lines), held
+// until its status write has landed: a pass whose write meets a conflict or fails reports nothing, and the
+// pass that makes the transition again reports it, once.
+type effects struct{ fns []func() }
+
+// add holds f until the status write lands.
+func (fx *effects) add(f func()) { fx.fns = append(fx.fns, f) }
+
 // writeStatus is the one status write of a reconcile, which both reconcilers defer. finish(ok) completes
-// the status first (ok: the reconcile succeeded, so observedGeneration may advance; then readiness).
+// the status first (ok: the reconcile succeeded, so observedGeneration may advance; then readiness). Once
+// the write has landed (or there was nothing to write), it reports fx.
 //
 // The policy, the same for both kinds:
 //   - nothing changed: no write;
@@ -39,11 +48,15 @@ func patchStatus(ctx context.Context, c client.Client, before, after client.Obje
 //   - any other error: returned with the reconcile's own, so the workqueue backs off.
 //
 // A failed reconcile still writes what it changed (its conditions), never observedGeneration.
-func writeStatus(ctx context.Context, c client.Client, before, obj client.Object, finish func(ok bool), result *ctrl.Result, retErr *error) {
+func writeStatus(ctx context.Context, c client.Client, before, obj client.Object, fx *effects, finish func(ok bool), result *ctrl.Result, retErr *error) {
 	finish(*retErr == nil)
 	err := patchStatus(ctx, c, before, obj)
 	switch {
-	case err == nil, apierrors.IsNotFound(err):
+	case err == nil:
+		for _, f := range fx.fns {
+			f()
+		}
+	case apierrors.IsNotFound(err):
 	case apierrors.IsConflict(err) && *retErr == nil:
 		ctrl.LoggerFrom(ctx).V(1).Info("Object changed while reconciling; looking again", "object", klog.KObj(obj))
 		result.RequeueAfter = earliest(result.RequeueAfter, ConflictRetry)

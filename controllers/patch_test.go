@@ -31,15 +31,17 @@ func TestWriteStatusPolicy(t *testing.T) {
 		wantErr     bool
 		wantAfter   time.Duration
 		wantObserve bool
+		// wantReported: the pass's effects (counters, events) are reported only once its write landed.
+		wantReported bool
 	}{
-		{name: "nothing changed: no write", writeErr: boom, wantObserve: true},
-		{name: "written", change: true, wantObserve: true},
+		{name: "nothing changed: no write", writeErr: boom, wantObserve: true, wantReported: true},
+		{name: "written", change: true, wantObserve: true, wantReported: true},
 		{name: "gone: nothing to write", change: true, writeErr: apierrors.NewNotFound(gr, "p"), wantObserve: true},
 		{name: "conflict: look again soon", change: true, writeErr: apierrors.NewConflict(gr, "p", boom), wantAfter: ConflictRetry, wantObserve: true},
 		{name: "conflict: sooner if asked", change: true, writeErr: apierrors.NewConflict(gr, "p", boom), asked: 200 * time.Millisecond, wantAfter: 200 * time.Millisecond, wantObserve: true},
 		{name: "conflict: later deadline shortened", change: true, writeErr: apierrors.NewConflict(gr, "p", boom), asked: time.Hour, wantAfter: ConflictRetry, wantObserve: true},
 		{name: "other error: returned", change: true, writeErr: boom, wantErr: true, wantObserve: true},
-		{name: "failed reconcile: its error, the status written, observedGeneration kept", change: true, reconcile: boom, wantErr: true},
+		{name: "failed reconcile: its error, the status written, observedGeneration kept", change: true, reconcile: boom, wantErr: true, wantReported: true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ps := &gamev1.PlayerSession{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p", Generation: 2}}
@@ -60,8 +62,10 @@ func TestWriteStatusPolicy(t *testing.T) {
 				ps.Status.Status = gamev1.PlayerSessionReserved
 			}
 			result, retErr := ctrl.Result{RequeueAfter: tt.asked}, tt.reconcile
-			observed := false
-			writeStatus(context.Background(), c, before, ps, func(ok bool) {
+			observed, reported := false, false
+			fx := &effects{}
+			fx.add(func() { reported = true })
+			writeStatus(context.Background(), c, before, ps, fx, func(ok bool) {
 				observed = ok
 				if ok && tt.change {
 					ps.Status.ObservedGeneration = ps.Generation
@@ -78,6 +82,9 @@ func TestWriteStatusPolicy(t *testing.T) {
 			}
 			if observed != tt.wantObserve {
 				t.Errorf("finish(ok=%v), want %v", observed, tt.wantObserve)
+			}
+			if reported != tt.wantReported {
+				t.Errorf("effects reported = %v, want %v", reported, tt.wantReported)
 			}
 			if !tt.change && writes != 0 {
 				t.Errorf("%d writes for no change", writes)

@@ -52,9 +52,10 @@ func (r *PlayerSessionReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	}
 	before := ps.DeepCopy()
 	deleted := false // retention deleted it: nothing left to write
+	fx := &effects{}
 	defer func() {
 		if !deleted {
-			writeStatus(ctx, r.Client, before, ps, func(ok bool) {
+			writeStatus(ctx, r.Client, before, ps, fx, func(ok bool) {
 				if admission.IsPending(ps) {
 					// A waiting player session is not written until it is decided: one write less per
 					// admission, and its resourceVersion stays the revision of its create, which orders it
@@ -76,24 +77,24 @@ func (r *PlayerSessionReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, err
 	}
 	now := r.Clock.Now()
-	waitAdmission, err := r.reconcileAdmission(ctx, ps, gs, now)
+	waitAdmission, err := r.reconcileAdmission(ctx, fx, ps, gs, now)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.reconcileAgonesPlayers(ctx, before, ps, gs); err != nil {
+	if err := r.reconcileAgonesPlayers(ctx, fx, before, ps, gs); err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.reconcileGameSessionEnd(ctx, ps, gs, now); err != nil {
+	if err := r.reconcileGameSessionEnd(ctx, fx, ps, gs, now); err != nil {
 		return ctrl.Result{}, err
 	}
-	timeout := r.reconcileTimeout(ctx, ps, now)
-	r.reconcileEnded(ctx, ps, gs, now)
+	timeout := r.reconcileTimeout(ctx, fx, ps, now)
+	r.reconcileEnded(ctx, fx, ps, gs, now)
 	archive, gone, err := r.reconcileArchive(ctx, before, ps, now)
 	if gone || err != nil {
 		deleted = gone
 		return ctrl.Result{}, err
 	}
-	expire, gone, err := r.reconcileRetention(ctx, ps, now)
+	expire, gone, err := r.reconcileRetention(ctx, fx, ps, now)
 	if gone || err != nil {
 		deleted = gone
 		return ctrl.Result{}, err
@@ -121,15 +122,17 @@ func (r *PlayerSessionReconciler) gameSessionOf(ctx context.Context, ps *gamev1.
 // reconcileAdmission takes up a seat the game session granted, or refuses a player session whose game session
 // does not exist once the admission window (one timeout from creation) has passed. The game session
 // reconciler decides every other admission.
-func (r *PlayerSessionReconciler) reconcileAdmission(ctx context.Context, ps *gamev1.PlayerSession, gs *gamev1.GameSession, now time.Time) (time.Duration, error) {
+func (r *PlayerSessionReconciler) reconcileAdmission(ctx context.Context, fx *effects, ps *gamev1.PlayerSession, gs *gamev1.GameSession, now time.Time) (time.Duration, error) {
 	if ps.Status.Status != "" || admission.IsRefused(ps) {
 		return 0, nil
 	}
 	switch {
 	case gs != nil && admission.HasSeat(gs, ps.Name) && gs.Status.GameSessionID != "":
 		reserve(ps, gs, r.Options, now)
-		metrics.Admissions.Inc()
-		ctrl.LoggerFrom(ctx).V(1).Info("Player session reserved", "playerSession", klog.KObj(ps), "gameSession", klog.KObj(gs))
+		fx.add(func() {
+			metrics.Admissions.Inc()
+			ctrl.LoggerFrom(ctx).V(1).Info("Player session reserved", "playerSession", klog.KObj(ps), "gameSession", klog.KObj(gs))
+		})
 		return 0, nil
 	case gs != nil:
 		return 0, nil // the game session decides; its ledger write brings us back
@@ -144,7 +147,7 @@ func (r *PlayerSessionReconciler) reconcileAdmission(ctx context.Context, ps *ga
 	}
 	msg := "Game session " + ps.Spec.GameSessionName + " not found in namespace " + ps.Namespace
 	if admission.SetRefused(ps, now, gamev1.GameSessionNotFoundReason, msg) {
-		recordRefusal(ctx, r.Recorder, ps, gamev1.GameSessionNotFoundReason, msg)
+		fx.add(func() { recordRefusal(ctx, r.Recorder, ps, gamev1.GameSessionNotFoundReason, msg) })
 	}
 	return 0, nil
 }
@@ -152,7 +155,7 @@ func (r *PlayerSessionReconciler) reconcileAdmission(ctx context.Context, ps *ga
 // reconcileTimeout moves a RESERVED player session to TIMEDOUT once its acceptance deadline has passed, and
 // otherwise returns the time left. The deadline is the persisted creation time plus the timeout, so a
 // restarted manager keeps it exactly.
-func (r *PlayerSessionReconciler) reconcileTimeout(ctx context.Context, ps *gamev1.PlayerSession, now time.Time) time.Duration {
+func (r *PlayerSessionReconciler) reconcileTimeout(ctx context.Context, fx *effects, ps *gamev1.PlayerSession, now time.Time) time.Duration {
 	if ps.Status.Status != gamev1.PlayerSessionReserved || ps.Status.CreationTime == nil {
 		return 0
 	}
@@ -163,16 +166,18 @@ func (r *PlayerSessionReconciler) reconcileTimeout(ctx context.Context, ps *game
 	ps.Status.Status = gamev1.PlayerSessionTimedOut
 	end := metav1.NewMicroTime(now)
 	ps.Status.TerminationTime = &end
-	metrics.Timeouts.Inc()
-	metrics.TimeoutLateness.Observe(now.Sub(deadline).Seconds())
-	ctrl.LoggerFrom(ctx).V(1).Info("Player session timed out", "playerSession", klog.KObj(ps), "late", now.Sub(deadline))
-	r.Recorder.Eventf(ps, nil, corev1.EventTypeNormal, "TimedOut", "Timeout", "Not accepted within %s; seat released", r.PlayerSessionTimeout)
+	fx.add(func() {
+		metrics.Timeouts.Inc()
+		metrics.TimeoutLateness.Observe(now.Sub(deadline).Seconds())
+		ctrl.LoggerFrom(ctx).V(1).Info("Player session timed out", "playerSession", klog.KObj(ps), "late", now.Sub(deadline))
+		r.Recorder.Eventf(ps, nil, corev1.EventTypeNormal, "TimedOut", "Timeout", "Not accepted within %s; seat released", r.PlayerSessionTimeout)
+	})
 	return 0
 }
 
 // reconcileGameSessionEnd completes a player session whose game session ended and records when it ended,
 // which is what retention counts from once the GameSession object is gone.
-func (r *PlayerSessionReconciler) reconcileGameSessionEnd(ctx context.Context, ps *gamev1.PlayerSession, gs *gamev1.GameSession, now time.Time) error {
+func (r *PlayerSessionReconciler) reconcileGameSessionEnd(ctx context.Context, fx *effects, ps *gamev1.PlayerSession, gs *gamev1.GameSession, now time.Time) error {
 	if ps.Status.GameSessionID == "" || ps.Status.GameSessionTerminationTime != nil {
 		return nil
 	}
@@ -193,20 +198,24 @@ func (r *PlayerSessionReconciler) reconcileGameSessionEnd(ctx context.Context, p
 	ps.Status.GameSessionTerminationTime = &end
 	if ps.Status.Status.HoldsSeat() {
 		ps.Status.Status = gamev1.PlayerSessionCompleted
-		r.Recorder.Eventf(ps, nil, corev1.EventTypeNormal, "Completed", "Complete", "Game session %s ended", ps.Spec.GameSessionName)
+		fx.add(func() {
+			r.Recorder.Eventf(ps, nil, corev1.EventTypeNormal, "Completed", "Complete", "Game session %s ended", ps.Spec.GameSessionName)
+		})
 	}
 	return nil
 }
 
 // reconcileEnded stamps the end of a player session a game server COMPLETED, and keeps the endpoint of a
 // live one in step with its game session.
-func (r *PlayerSessionReconciler) reconcileEnded(ctx context.Context, ps *gamev1.PlayerSession, gs *gamev1.GameSession, now time.Time) {
+func (r *PlayerSessionReconciler) reconcileEnded(ctx context.Context, fx *effects, ps *gamev1.PlayerSession, gs *gamev1.GameSession, now time.Time) {
 	if ps.Status.Status.IsTerminal() && ps.Status.TerminationTime == nil {
 		end := metav1.NewMicroTime(now)
 		ps.Status.TerminationTime = &end
 		if ps.Status.GameSessionTerminationTime == nil {
-			ctrl.LoggerFrom(ctx).V(1).Info("Player session completed", "playerSession", klog.KObj(ps))
-			r.Recorder.Eventf(ps, nil, corev1.EventTypeNormal, "Completed", "Complete", "Player left")
+			fx.add(func() {
+				ctrl.LoggerFrom(ctx).V(1).Info("Player session completed", "playerSession", klog.KObj(ps))
+				r.Recorder.Eventf(ps, nil, corev1.EventTypeNormal, "Completed", "Complete", "Player left")
+			})
 		}
 	}
 	if gs != nil && ps.Status.Status.HoldsSeat() {
@@ -216,7 +225,7 @@ func (r *PlayerSessionReconciler) reconcileEnded(ctx context.Context, ps *gamev1
 
 // reconcileRetention deletes a player session once the retention period after its game session's end (or,
 // for a refused one, after its refusal) has passed, and otherwise returns the time left.
-func (r *PlayerSessionReconciler) reconcileRetention(ctx context.Context, ps *gamev1.PlayerSession, now time.Time) (time.Duration, bool, error) {
+func (r *PlayerSessionReconciler) reconcileRetention(ctx context.Context, fx *effects, ps *gamev1.PlayerSession, now time.Time) (time.Duration, bool, error) {
 	anchor := retentionAnchor(ps)
 	if anchor == nil {
 		return 0, false, nil
@@ -224,7 +233,7 @@ func (r *PlayerSessionReconciler) reconcileRetention(ctx context.Context, ps *ga
 	if wait := anchor.Add(r.Retention).Sub(now); wait > 0 {
 		return wait, false, nil
 	}
-	if kept, err := retainDeclared(ctx, r.APIReader, r.Recorder, r.Options, ps, &gamev1.PlayerSession{}, &ps.Status.Conditions); kept || err != nil {
+	if kept, err := retainDeclared(ctx, fx, r.APIReader, r.Recorder, r.Options, ps, &gamev1.PlayerSession{}, &ps.Status.Conditions); kept || err != nil {
 		return 0, false, err
 	}
 	ctrl.LoggerFrom(ctx).V(1).Info("Deleting player session after retention", "playerSession", klog.KObj(ps))

@@ -44,7 +44,7 @@ func (o Options) Declared(obj client.Object) string {
 
 // retainDeclared decides, when obj's retention has ended, whether to keep it: it reads obj live and, if an
 // applier declares it, sets RetentionEnded in conditions (an event the first time) and reports true.
-func retainDeclared(ctx context.Context, live client.Reader, rec events.EventRecorder, o Options, obj client.Object, fresh client.Object, conditions *[]metav1.Condition) (bool, error) {
+func retainDeclared(ctx context.Context, fx *effects, live client.Reader, rec events.EventRecorder, o Options, obj client.Object, fresh client.Object, conditions *[]metav1.Condition) (bool, error) {
 	if !o.RetainDeclared {
 		return false, nil
 	}
@@ -57,8 +57,10 @@ func retainDeclared(ctx context.Context, live client.Reader, rec events.EventRec
 	}
 	if !meta.IsStatusConditionTrue(*conditions, gamev1.RetentionEndedCondition) {
 		msg := "Retention ended; kept because it is declared by an applier (" + by + "): remove it from Git to delete it"
-		ctrl.LoggerFrom(ctx).Info("Retention ended; keeping a declared object", "object", klog.KObj(obj), "declaredBy", by)
-		rec.Eventf(obj, nil, corev1.EventTypeNormal, gamev1.RetentionEndedCondition, "Retain", "%s", msg)
+		fx.add(func() {
+			ctrl.LoggerFrom(ctx).Info("Retention ended; keeping a declared object", "object", klog.KObj(obj), "declaredBy", by)
+			rec.Eventf(obj, nil, corev1.EventTypeNormal, gamev1.RetentionEndedCondition, "Retain", "%s", msg)
+		})
 		meta.SetStatusCondition(conditions, metav1.Condition{Type: gamev1.RetentionEndedCondition, Status: metav1.ConditionTrue,
 			Reason: gamev1.DeclaredByApplierReason, Message: msg, ObservedGeneration: obj.GetGeneration()})
 	}

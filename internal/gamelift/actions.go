@@ -9,10 +9,8 @@ import (
 	"sync"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apiserver/pkg/storage"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
@@ -21,19 +19,30 @@ import (
 	"github.com/playersessions/operator/internal/indexes"
 )
 
-type handler func(ctx context.Context, namespace string, decode func(any) *Error) (any, *Error)
+// operation serves one GameLift action: it decodes the request body (in the client's protocol) and answers.
+type operation func(s *Server, ctx context.Context, namespace string, decode func(any) *Error) (any, *Error)
 
-func (s *Server) actions() map[string]handler {
-	return map[string]handler{
-		"DescribePlayerSessions": s.describePlayerSessions,
-		"CreatePlayerSession":    s.createPlayerSession,
-		"CreatePlayerSessions":   s.createPlayerSessions,
-		"AcceptPlayerSession":    s.acceptPlayerSession,
-		"RemovePlayerSession":    s.removePlayerSession,
-		"CreateGameSession":      s.createGameSession,
-		"DescribeGameSessions":   s.describeGameSessions,
-		"UpdateGameSession":      s.updateGameSession,
+// op is the operation of a handler that takes its decoded input In.
+func op[In any](handle func(s *Server, ctx context.Context, namespace string, in *In) (any, *Error)) operation {
+	return func(s *Server, ctx context.Context, namespace string, decode func(any) *Error) (any, *Error) {
+		var in In
+		if err := decode(&in); err != nil {
+			return nil, err
+		}
+		return handle(s, ctx, namespace, &in)
 	}
+}
+
+// operations is the endpoint's action table, by GameLift action name.
+var operations = map[string]operation{
+	"DescribePlayerSessions": op((*Server).describePlayerSessions),
+	"CreatePlayerSession":    op((*Server).createPlayerSession),
+	"CreatePlayerSessions":   op((*Server).createPlayerSessions),
+	"AcceptPlayerSession":    op((*Server).acceptPlayerSession),
+	"RemovePlayerSession":    op((*Server).removePlayerSession),
+	"CreateGameSession":      op((*Server).createGameSession),
+	"DescribeGameSessions":   op((*Server).describeGameSessions),
+	"UpdateGameSession":      op((*Server).updateGameSession),
 }
 
 // Bounds and patterns of GameLift's model (botocore gamelift/2015-10-01).
@@ -41,10 +50,6 @@ var (
 	arnStringPattern     = regexp.MustCompile(`^[a-zA-Z0-9:/-]+$`)
 	playerSessionPattern = regexp.MustCompile(`^psess-\S+$`)
 )
-
-func invalid(format string, args ...any) *Error {
-	return errorf(InvalidRequestException, fmt.Sprintf(format, args...))
-}
 
 func checkLen(field, v string, min, max int) *Error {
 	if n := len(v); n < min || n > max {
@@ -84,8 +89,6 @@ func checkLimit(limit *int32) (int, *Error) {
 	return int(*limit), nil
 }
 
-func internal(err error) *Error { return errorf(InternalServiceException, err.Error()) }
-
 // --- DescribePlayerSessions ---
 
 type describePlayerSessionsInput struct {
@@ -102,11 +105,7 @@ type describePlayerSessionsOutput struct {
 	NextToken      string          `json:"NextToken,omitempty"`
 }
 
-func (s *Server) describePlayerSessions(ctx context.Context, namespace string, decode func(any) *Error) (any, *Error) {
-	var in describePlayerSessionsInput
-	if err := decode(&in); err != nil {
-		return nil, err
-	}
+func (s *Server) describePlayerSessions(ctx context.Context, namespace string, in *describePlayerSessionsInput) (any, *Error) {
 	set := 0
 	for _, v := range []string{in.GameSessionId, in.PlayerId, in.PlayerSessionId} {
 		if v != "" {
@@ -157,15 +156,7 @@ func (s *Server) describePlayerSessions(ctx context.Context, namespace string, d
 	}
 	page, err := s.Index.ListAll(ctx, q, index.ListOptions{Limit: limit, Continue: in.NextToken}, s.Tokens, s.History)
 	if err != nil {
-		switch {
-		case apierrors.IsResourceExpired(err) || apierrors.IsBadRequest(err):
-			return nil, invalid("Invalid NextToken: %s", err.Error())
-		case storage.IsTooLargeResourceVersion(err):
-			// The token comes from a replica whose index is ahead of this one's: a retryable server error
-			// (the SDKs retry 5xx), never a page of older data.
-			return nil, errorf(InternalServiceException, "This endpoint has not yet seen the data the NextToken was issued for; retry")
-		}
-		return nil, internal(err)
+		return nil, kubeError(err, "Player session list")
 	}
 	out := describePlayerSessionsOutput{PlayerSessions: []PlayerSession{}, NextToken: page.Continue}
 	for _, ps := range page.Items {
@@ -215,11 +206,7 @@ type createPlayerSessionsOutput struct {
 	PlayerSessions []PlayerSession `json:"PlayerSessions"`
 }
 
-func (s *Server) createPlayerSession(ctx context.Context, namespace string, decode func(any) *Error) (any, *Error) {
-	var in createPlayerSessionInput
-	if err := decode(&in); err != nil {
-		return nil, err
-	}
+func (s *Server) createPlayerSession(ctx context.Context, namespace string, in *createPlayerSessionInput) (any, *Error) {
 	if err := checkGameSessionID("gameSessionId", in.GameSessionId); err != nil {
 		return nil, err
 	}
@@ -242,11 +229,7 @@ func (s *Server) createPlayerSession(ctx context.Context, namespace string, deco
 	return createPlayerSessionOutput{PlayerSession: toPlayerSession(pss[0])}, nil
 }
 
-func (s *Server) createPlayerSessions(ctx context.Context, namespace string, decode func(any) *Error) (any, *Error) {
-	var in createPlayerSessionsInput
-	if err := decode(&in); err != nil {
-		return nil, err
-	}
+func (s *Server) createPlayerSessions(ctx context.Context, namespace string, in *createPlayerSessionsInput) (any, *Error) {
 	if err := checkGameSessionID("gameSessionId", in.GameSessionId); err != nil {
 		return nil, err
 	}
@@ -350,19 +333,16 @@ func (s *Server) reserve(ctx context.Context, gs *gamev1.GameSession, players []
 		return nil, aerr
 	}
 
-	timeout := s.DecisionTimeout
-	if timeout == 0 {
-		timeout = 10 * time.Second
-	}
-	waitCtx, cancel := context.WithTimeout(ctx, timeout)
+	waitCtx, cancel, timeout := s.decisionContext(ctx)
 	defer cancel()
 	decided := make([]*gamev1.PlayerSession, len(created))
 	for i, ps := range created {
 		// Read from the query index, so that a Describe right after the call reads what it returned.
-		cur, err := s.Index.Await(waitCtx, ps.Namespace, ps.Name, func(cur *gamev1.PlayerSession) bool {
-			return cur.Status.Status != "" || admission.IsRefused(cur)
-		})
-		if err != nil {
+		var cur *gamev1.PlayerSession
+		if err := await(waitCtx, s.Index.Changes(), func() (bool, error) {
+			cur = s.Index.Get(ps.Namespace, ps.Name)
+			return cur != nil && (cur.Status.Status != "" || admission.IsRefused(cur)), nil
+		}); err != nil {
 			s.withdraw(created)
 			return nil, internal(fmt.Errorf("no admission decision for player session %s/%s within %s", ps.Namespace, ps.Name, timeout))
 		}
@@ -375,28 +355,25 @@ func (s *Server) reserve(ctx context.Context, gs *gamev1.GameSession, players []
 	return decided, nil
 }
 
-// createError is the GameLift error of the first failed create: a refusal the admission webhook answered
-// (its reason travels as a StatusCause), else the first other error.
+// createError is the GameLift error of the creates of one call: a refusal the admission webhook answered
+// (its reason travels as a StatusCause) wins, else the first error.
 func createError(errs []error) *Error {
 	var first error
 	for _, err := range errs {
 		if err == nil {
 			continue
 		}
-		if reason, message, ok := admission.RefusalOf(err); ok {
-			return refusalError(reason, message)
+		if _, _, ok := admission.RefusalOf(err); ok {
+			return kubeError(err, "Player session")
 		}
 		if first == nil {
 			first = err
 		}
 	}
-	switch {
-	case first == nil:
+	if first == nil {
 		return nil
-	case apierrors.IsInvalid(first):
-		return invalid("%s", first.Error())
 	}
-	return internal(first)
+	return kubeError(first, "Player session")
 }
 
 // withdraw deletes the player sessions of a call that failed. It runs even when the caller has gone (a
@@ -435,20 +412,16 @@ type playerSessionOutput struct {
 	PlayerSession PlayerSession `json:"PlayerSession"`
 }
 
-func (s *Server) acceptPlayerSession(ctx context.Context, namespace string, decode func(any) *Error) (any, *Error) {
-	return s.transition(ctx, namespace, decode, gamev1.PlayerSessionActive, gamev1.PlayerSessionReserved)
+func (s *Server) acceptPlayerSession(ctx context.Context, namespace string, in *playerSessionIDInput) (any, *Error) {
+	return s.transition(ctx, namespace, in, gamev1.PlayerSessionActive, gamev1.PlayerSessionReserved)
 }
 
-func (s *Server) removePlayerSession(ctx context.Context, namespace string, decode func(any) *Error) (any, *Error) {
-	return s.transition(ctx, namespace, decode, gamev1.PlayerSessionCompleted, gamev1.PlayerSessionReserved, gamev1.PlayerSessionActive)
+func (s *Server) removePlayerSession(ctx context.Context, namespace string, in *playerSessionIDInput) (any, *Error) {
+	return s.transition(ctx, namespace, in, gamev1.PlayerSessionCompleted, gamev1.PlayerSessionReserved, gamev1.PlayerSessionActive)
 }
 
 // transition moves a player session to status `to` from one of `from`, as a game server does.
-func (s *Server) transition(ctx context.Context, namespace string, decode func(any) *Error, to gamev1.PlayerSessionStatusValue, from ...gamev1.PlayerSessionStatusValue) (any, *Error) {
-	var in playerSessionIDInput
-	if err := decode(&in); err != nil {
-		return nil, err
-	}
+func (s *Server) transition(ctx context.Context, namespace string, in *playerSessionIDInput, to gamev1.PlayerSessionStatusValue, from ...gamev1.PlayerSessionStatusValue) (any, *Error) {
 	if err := checkPlayerSessionID("playerSessionId", in.PlayerSessionId); err != nil {
 		return nil, err
 	}
@@ -470,15 +443,7 @@ func (s *Server) transition(ctx context.Context, namespace string, decode func(a
 	before := ps.DeepCopy()
 	ps.Status.Status = to
 	if err := s.Client.Status().Patch(ctx, ps, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-		switch {
-		case apierrors.IsConflict(err):
-			return nil, invalid("Player session %s changed concurrently; retry", in.PlayerSessionId)
-		case apierrors.IsInvalid(err):
-			return nil, invalid("%s", err.Error())
-		case apierrors.IsNotFound(err):
-			return nil, errorf(NotFoundException, "Player session "+in.PlayerSessionId+" not found")
-		}
-		return nil, internal(err)
+		return nil, kubeError(err, "Player session "+in.PlayerSessionId)
 	}
 	s.waitIndexed(ctx, ps)
 	return playerSessionOutput{PlayerSession: toPlayerSession(ps)}, nil

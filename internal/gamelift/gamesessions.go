@@ -7,11 +7,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
@@ -92,11 +89,7 @@ type createGameSessionInput struct {
 // createGameSession creates a GameSession object. It is ACTIVATING until its game server activates it
 // (status ACTIVE with an endpoint), as in GameLift: on an Agones Fleet named like the FleetId, the operator
 // allocates one; otherwise the game server (or whatever places it) does.
-func (s *Server) createGameSession(ctx context.Context, namespace string, decode func(any) *Error) (any, *Error) {
-	var in createGameSessionInput
-	if err := decode(&in); err != nil {
-		return nil, err
-	}
+func (s *Server) createGameSession(ctx context.Context, namespace string, in *createGameSessionInput) (any, *Error) {
 	if in.AliasId != "" {
 		return nil, invalid("AliasId is not supported by this endpoint: use FleetId")
 	}
@@ -138,23 +131,15 @@ func (s *Server) createGameSession(ctx context.Context, namespace string, decode
 		gs.Spec.Agones = &gamev1.AgonesGameServer{FleetName: fleet}
 	}
 	if err := s.Client.Create(ctx, gs); err != nil {
-		if apierrors.IsInvalid(err) {
-			return nil, invalid("%s", err.Error())
-		}
-		return nil, internal(err)
+		return nil, kubeError(err, "Game session")
 	}
 	// The operator mints the GameSessionId on its first reconcile.
-	timeout := s.DecisionTimeout
-	if timeout == 0 {
-		timeout = 10 * time.Second
-	}
-	err = wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		if err := s.Reader.Get(ctx, client.ObjectKeyFromObject(gs), gs); err != nil {
-			return false, client.IgnoreNotFound(err)
-		}
-		return gs.Status.GameSessionID != "", nil
-	})
-	if err != nil {
+	waitCtx, cancel, timeout := s.decisionContext(ctx)
+	defer cancel()
+	if err := await(waitCtx, s.GameSessionChanges, func() (bool, error) {
+		err := s.Reader.Get(waitCtx, client.ObjectKeyFromObject(gs), gs)
+		return err == nil && gs.Status.GameSessionID != "", client.IgnoreNotFound(err)
+	}); err != nil {
 		return nil, internal(fmt.Errorf("game session %s/%s was not initialised within %s", gs.Namespace, gs.Name, timeout))
 	}
 	return gameSessionOutput{GameSession: s.toGameSession(gs)}, nil
@@ -176,11 +161,7 @@ type describeGameSessionsOutput struct {
 	NextToken    string        `json:"NextToken,omitempty"`
 }
 
-func (s *Server) describeGameSessions(ctx context.Context, namespace string, decode func(any) *Error) (any, *Error) {
-	var in describeGameSessionsInput
-	if err := decode(&in); err != nil {
-		return nil, err
-	}
+func (s *Server) describeGameSessions(ctx context.Context, namespace string, in *describeGameSessionsInput) (any, *Error) {
 	if in.AliasId != "" {
 		return nil, invalid("AliasId is not supported by this endpoint: use FleetId or GameSessionId")
 	}
@@ -335,11 +316,7 @@ type updateGameSessionInput struct {
 	GameProperties              []GameProperty `json:"GameProperties"`
 }
 
-func (s *Server) updateGameSession(ctx context.Context, namespace string, decode func(any) *Error) (any, *Error) {
-	var in updateGameSessionInput
-	if err := decode(&in); err != nil {
-		return nil, err
-	}
+func (s *Server) updateGameSession(ctx context.Context, namespace string, in *updateGameSessionInput) (any, *Error) {
 	if err := checkGameSessionID("gameSessionId", in.GameSessionId); err != nil {
 		return nil, err
 	}
@@ -380,13 +357,7 @@ func (s *Server) updateGameSession(ctx context.Context, namespace string, decode
 		return nil, errorf(InvalidGameSessionStatusException, "Game session "+in.GameSessionId+" is TERMINATED")
 	}
 	if err := s.Client.Patch(ctx, gs, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-		switch {
-		case apierrors.IsConflict(err):
-			return nil, invalid("Game session %s changed concurrently; retry", in.GameSessionId)
-		case apierrors.IsInvalid(err):
-			return nil, invalid("%s", err.Error())
-		}
-		return nil, internal(err)
+		return nil, kubeError(err, "Game session "+in.GameSessionId)
 	}
 	return gameSessionOutput{GameSession: s.toGameSession(gs)}, nil
 }

@@ -70,8 +70,12 @@ type Server struct {
 	MaxConnections                         int
 	// Recorder reports ambiguous access keys on their Secrets (nil: logged only).
 	Recorder events.EventRecorder
-	// DecisionTimeout bounds how long CreatePlayerSession waits for the operator to admit or refuse.
+	// DecisionTimeout bounds how long CreatePlayerSession(s) waits for the operator to admit or refuse, and
+	// CreateGameSession for its id (0: DefaultDecisionTimeout).
 	DecisionTimeout time.Duration
+	// GameSessionChanges signals every change of a game session in Reader (index.SignalChanges), which
+	// CreateGameSession waits on (nil: it checks once, then waits for DecisionTimeout).
+	GameSessionChanges *index.Signal
 
 	ambiguousMu       sync.Mutex
 	ambiguousReported map[string]time.Time
@@ -155,12 +159,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, c, http.StatusBadRequest, aerr)
 		return
 	}
-	handler, ok := s.actions()[action]
+	operation, ok := operations[action]
 	if !ok {
 		writeError(w, c, http.StatusBadRequest, errorf(UnknownOperationException, "Unknown operation "+action))
 		return
 	}
-	out, aerr := handler(r.Context(), namespace, func(v any) *Error {
+	out, aerr := operation(s, r.Context(), namespace, func(v any) *Error {
 		if err := c.decode(body, v); err != nil {
 			return errorf(SerializationException, "Cannot decode the request body: "+err.Error())
 		}

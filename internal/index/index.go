@@ -109,9 +109,9 @@ type Index struct {
 	freshness time.Duration
 
 	mu          sync.RWMutex
-	rv          uint64        // the newest resourceVersion applied
-	advanced    chan struct{} // closed at the next change, if someone waits for one
-	compactedRV uint64        // snapshots older than this are no longer consistent
+	rv          uint64 // the newest resourceVersion applied
+	changed     Signal // every change, for WaitFor and the GameLift endpoint's waits
+	compactedRV uint64 // snapshots older than this are no longer consistent
 	objects     map[string]*chain
 	buckets     map[string]map[string]*bucket
 	all         *bucket
@@ -155,62 +155,19 @@ func (ix *Index) RV() uint64 {
 // freshness timeout. It returns kube-apiserver's "Too large resource version" error (a 504 Timeout with
 // cause ResourceVersionTooLarge, which client-go's reflector recognises) if the index is still behind.
 func (ix *Index) WaitFor(ctx context.Context, rv uint64) error {
-	var timer *time.Timer
-	for {
-		ix.mu.Lock()
-		cur := ix.rv
-		if cur >= rv {
-			ix.mu.Unlock()
-			return nil
-		}
-		advanced := ix.nextChangeLocked()
-		ix.mu.Unlock()
-		if timer == nil {
-			timer = time.NewTimer(ix.freshness)
-			defer timer.Stop()
-		}
-		select {
-		case <-advanced:
-		case <-timer.C:
-			return storage.NewTooLargeResourceVersionError(rv, cur, 1)
-		case <-ctx.Done():
-			return storage.NewTooLargeResourceVersionError(rv, cur, 1)
-		}
+	if ix.RV() >= rv {
+		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, ix.freshness)
+	defer cancel()
+	if err := Until(ctx, ix.changed.Next, func() (bool, error) { return ix.RV() >= rv, nil }); err != nil {
+		return storage.NewTooLargeResourceVersionError(rv, ix.RV(), 1)
+	}
+	return nil
 }
 
-// nextChangeLocked returns a channel that the index's next change closes; ix.mu must be held.
-func (ix *Index) nextChangeLocked() <-chan struct{} {
-	if ix.advanced == nil {
-		ix.advanced = make(chan struct{})
-	}
-	return ix.advanced
-}
-
-// Await waits until the player session namespace/name is in the index and satisfies cond, and returns it;
-// it fails when ctx ends first. Each change of the index wakes it, so it answers as soon as the informer
-// delivers the version that satisfies cond.
-func (ix *Index) Await(ctx context.Context, namespace, name string, cond func(*gamev1.PlayerSession) bool) (*gamev1.PlayerSession, error) {
-	key := Key(namespace, name)
-	for {
-		ix.mu.Lock()
-		var ps *gamev1.PlayerSession
-		if h := ix.objects[key]; h != nil {
-			ps = h.latest()
-		}
-		if ps != nil && cond(ps) {
-			ix.mu.Unlock()
-			return ps, nil
-		}
-		advanced := ix.nextChangeLocked()
-		ix.mu.Unlock()
-		select {
-		case <-advanced:
-		case <-ctx.Done():
-			return ps, ctx.Err()
-		}
-	}
-}
+// Changes returns the signal of the index's changes: its channel closes at the next one.
+func (ix *Index) Changes() *Signal { return &ix.changed }
 
 func newTree() *btree.BTreeG[string] { return btree.NewG(32, func(a, b string) bool { return a < b }) }
 
@@ -286,10 +243,7 @@ func (ix *Index) apply(key string, rv uint64, obj *gamev1.PlayerSession) {
 		// A relist can deliver objects out of revision order; the newest revision seen is the snapshot.
 		ix.rv = rv
 	}
-	if ix.advanced != nil { // wake WaitFor and Await
-		close(ix.advanced)
-		ix.advanced = nil
-	}
+	ix.changed.Notify()
 	ix.compact(now)
 	ix.notify(Event{RV: rv, Type: eventType(old, obj), Old: old, New: obj})
 }

@@ -265,13 +265,17 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 			glCfg.Burst = int(2 * glCfg.QPS)
 		}
 		glCfg.RateLimiter = nil
+		gameSessionChanges := &index.Signal{}
+		if err := index.SignalChanges(ctx, mgr.GetCache(), &gamev1.GameSession{}, gameSessionChanges); err != nil {
+			return nil, nil, err
+		}
 		glClient, err := client.New(glCfg, client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(), Cache: &client.CacheOptions{Reader: mgr.GetCache()}})
 		if err != nil {
 			return nil, nil, err
 		}
 		if err := mgr.Add(&gamelift.Server{
 			Addr: o.GameLiftAddr, Client: client.WithFieldOwner(glClient, gamelift.FieldManager), Reader: mgr.GetCache(), Index: ix, Tokens: tokens, History: historyOf(store), GameSessionHistory: gameSessionHistoryOf(store),
-			Clock: o.Clock, ARNs: o.Controllers.ARNs, Agones: ag, Recorder: mgr.GetEventRecorder("gamelift-endpoint"),
+			Clock: o.Clock, ARNs: o.Controllers.ARNs, Agones: ag, GameSessionChanges: gameSessionChanges, Recorder: mgr.GetEventRecorder("gamelift-endpoint"),
 			ReadTimeout: o.GameLiftReadTimeout, WriteTimeout: o.GameLiftReadTimeout, IdleTimeout: o.GameLiftIdleTimeout, MaxConnections: o.GameLiftMaxConnections, CertDir: o.GameLiftCertDir,
 		}); err != nil {
 			return nil, nil, err
