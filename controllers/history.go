@@ -68,13 +68,9 @@ func (r *PlayerSessionReconciler) reconcileArchive(ctx context.Context, before, 
 	if err != nil {
 		return 0, false, err
 	}
-	if wait, gone, err := archiveThenDelete(ctx, r.Client, ps, func() error {
+	return archiveThenDelete(ctx, r.Client, ps, func() error {
 		return r.History.Archive(ctx, []history.Record{rec})
-	}); !gone || err != nil {
-		return wait, gone, err
-	}
-	ctrl.LoggerFrom(ctx).V(1).Info("Player session moved to the history store", "playerSession", klog.KObj(ps))
-	return 0, true, nil
+	})
 }
 
 // GameSessionRecordOf is the history record of an ended game session.
@@ -108,13 +104,9 @@ func (r *GameSessionReconciler) reconcileArchive(ctx context.Context, before, gs
 	if err != nil {
 		return 0, false, err
 	}
-	if wait, gone, err := archiveThenDelete(ctx, r.Client, gs, func() error {
+	return archiveThenDelete(ctx, r.Client, gs, func() error {
 		return r.History.ArchiveGameSessions(ctx, []history.GameSessionRecord{rec})
-	}); !gone || err != nil {
-		return wait, gone, err
-	}
-	ctrl.LoggerFrom(ctx).V(1).Info("Game session moved to the history store", "gameSession", klog.KObj(gs))
-	return 0, true, nil
+	})
 }
 
 // archiveThenDelete writes obj to the history store with write, then deletes it with its UID and
@@ -137,5 +129,6 @@ func archiveThenDelete(ctx context.Context, c client.Client, obj client.Object, 
 		return 0, false, err
 	}
 	metrics.Archived.Inc()
+	ctrl.LoggerFrom(ctx).V(1).Info("Moved to the history store", "object", klog.KObj(obj))
 	return 0, true, nil
 }

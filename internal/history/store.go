@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -57,6 +58,11 @@ type Store struct {
 	pool      *pgxpool.Pool
 	clock     clock.PassiveClock
 	retention time.Duration
+
+	// created remembers the day tables known to exist, so that an archive runs no DDL on a day it has
+	// seen: only the first archive into a new day creates its tables (once per day and replica).
+	mu      sync.Mutex
+	created map[time.Time]bool
 }
 
 // Open connects to the database at url and applies the migrations it lacks.
@@ -70,7 +76,7 @@ func Open(ctx context.Context, url string, clk clock.PassiveClock, retention tim
 	if err != nil {
 		return nil, fmt.Errorf("history store: %w", err)
 	}
-	s := &Store{pool: pool, clock: clk, retention: retention}
+	s := &Store{pool: pool, clock: clk, retention: retention, created: map[time.Time]bool{}}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -187,8 +193,14 @@ func tableOf(d time.Time) string { return "ps_history_" + d.Format("20060102") }
 
 func gameSessionTableOf(d time.Time) string { return "gs_history_" + d.Format("20060102") }
 
-// ensureDay creates the table of day d (once) and registers it.
+// ensureDay creates the tables of day d and registers them, unless this store has already done so.
 func (s *Store) ensureDay(ctx context.Context, d time.Time) error {
+	s.mu.Lock()
+	known := s.created[d]
+	s.mu.Unlock()
+	if known {
+		return nil
+	}
 	for _, t := range []struct{ ddl, table string }{{dayTableDDL, tableOf(d)}, {gameSessionDayTableDDL, gameSessionTableOf(d)}} {
 		if err := retryConcurrentDDL(func() error {
 			_, err := s.pool.Exec(ctx, fmt.Sprintf(t.ddl, t.table))
@@ -197,8 +209,45 @@ func (s *Store) ensureDay(ctx context.Context, d time.Time) error {
 			return fmt.Errorf("history store: creating %s: %w", t.table, err)
 		}
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO ps_history_days (day, created_at) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING`, d, s.clock.Now())
-	return err
+	if _, err := s.pool.Exec(ctx, `INSERT INTO ps_history_days (day, created_at) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING`, d, s.clock.Now()); err != nil {
+		return err
+	}
+	s.remember(d, true)
+	return nil
+}
+
+// remember records whether the tables of day d exist.
+func (s *Store) remember(d time.Time, exists bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if exists {
+		s.created[d] = true
+	} else {
+		delete(s.created, d)
+	}
+}
+
+// intoDay runs write against the tables of day d, creating them first if need be. If another replica
+// dropped them (retention) since this one created them, it creates them again and retries once.
+func (s *Store) intoDay(ctx context.Context, d time.Time, write func() error) error {
+	if err := s.ensureDay(ctx, d); err != nil {
+		return err
+	}
+	err := write()
+	if !isUndefinedTable(err) {
+		return err
+	}
+	s.remember(d, false)
+	if err := s.ensureDay(ctx, d); err != nil {
+		return err
+	}
+	return write()
+}
+
+// isUndefinedTable reports a day table dropped under a statement (42P01).
+func isUndefinedTable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42P01"
 }
 
 // Archive writes recs, idempotently: a record already there (archived before a crash, or by another
@@ -213,16 +262,15 @@ func (s *Store) Archive(ctx context.Context, recs []Record) error {
 		byDay[d] = append(byDay[d], r)
 	}
 	for d, rs := range byDay {
-		if err := s.ensureDay(ctx, d); err != nil {
-			return err
-		}
-		batch := &pgx.Batch{}
-		for _, r := range rs {
-			batch.Queue(`INSERT INTO `+tableOf(d)+` (player_session_id, namespace, name, game_session_id, player_id, status, game_session_ended_at, object)
+		if err := s.intoDay(ctx, d, func() error {
+			batch := &pgx.Batch{}
+			for _, r := range rs {
+				batch.Queue(`INSERT INTO `+tableOf(d)+` (player_session_id, namespace, name, game_session_id, player_id, status, game_session_ended_at, object)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (player_session_id) DO NOTHING`,
-				r.PlayerSessionID, r.Namespace, r.Name, r.GameSessionID, r.PlayerID, r.Status, r.GameSessionEndedAt, r.Object)
-		}
-		if err := s.pool.SendBatch(ctx, batch).Close(); err != nil {
+					r.PlayerSessionID, r.Namespace, r.Name, r.GameSessionID, r.PlayerID, r.Status, r.GameSessionEndedAt, r.Object)
+			}
+			return s.pool.SendBatch(ctx, batch).Close()
+		}); err != nil {
 			return fmt.Errorf("history store: archiving into %s: %w", tableOf(d), err)
 		}
 	}
@@ -238,67 +286,92 @@ func (s *Store) days(ctx context.Context) ([]time.Time, error) {
 	return pgx.CollectRows(rows, pgx.RowTo[time.Time])
 }
 
-// List answers q: at most limit records (0: all) after the key after, in key order, from every day table,
-// each through the index of q's question, so it costs what it returns.
-func (s *Store) List(ctx context.Context, q Query, after Key, limit int) ([]Record, error) {
-	recs, err := s.list(ctx, q, after, limit)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "42P01" {
-		// A day table was dropped between reading the registry and querying it: read the registry again.
-		recs, err = s.list(ctx, q, after, limit)
-	}
-	return recs, err
+// selection is a read over every day table: conditions joined by AND, with their arguments numbered as
+// they are added.
+type selection struct {
+	where []string
+	args  []any
 }
 
-func (s *Store) list(ctx context.Context, q Query, after Key, limit int) ([]Record, error) {
-	days, err := s.days(ctx)
-	if err != nil || len(days) == 0 {
-		return nil, err
-	}
-	var where []string
-	var args []any
-	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
-	if q.Namespace != "" {
-		where = append(where, "namespace = "+arg(q.Namespace))
-	}
-	if q.Name != "" {
-		where = append(where, "name = "+arg(q.Name))
-	}
-	switch {
-	case q.PlayerSessionID != "":
-		where = append(where, "player_session_id = "+arg(q.PlayerSessionID))
-	case q.GameSessionID != "":
-		where = append(where, "game_session_id = "+arg(q.GameSessionID))
-		if q.Status != "" {
-			where = append(where, "status = "+arg(q.Status))
-		}
-	case q.PlayerID != "":
-		where = append(where, "player_id = "+arg(q.PlayerID))
-	}
-	if after != (Key{}) {
-		where = append(where, fmt.Sprintf("(namespace, name) > (%s, %s)", arg(after.Namespace), arg(after.Name)))
-	}
-	cond := ""
-	if len(where) > 0 {
-		cond = " WHERE " + strings.Join(where, " AND ")
-	}
-	var parts []string
-	for _, d := range days {
-		parts = append(parts, `SELECT namespace, name, player_session_id, game_session_id, player_id, status, game_session_ended_at, object FROM `+tableOf(d)+cond)
-	}
-	sql := strings.Join(parts, " UNION ALL ") + " ORDER BY namespace, name"
+// arg adds an argument and returns its placeholder.
+func (q *selection) arg(v any) string {
+	q.args = append(q.args, v)
+	return fmt.Sprintf("$%d", len(q.args))
+}
+
+// and adds a condition.
+func (q *selection) and(cond string) { q.where = append(q.where, cond) }
+
+// read runs "SELECT cols FROM table(d) WHERE ..." on every day table as one UNION ALL in order, at most
+// limit rows (0: all), and scans each row with scan. A day table dropped between reading the registry and
+// querying it (retention) makes it read the registry again, once.
+func read[T any](ctx context.Context, s *Store, q *selection, table func(time.Time) string, cols, order string, limit int, scan func(pgx.CollectableRow) (T, error)) ([]T, error) {
 	if limit > 0 {
-		sql += " LIMIT " + arg(limit) // a parameter: one prepared statement whatever the page size
+		q.arg(limit) // a parameter: one prepared statement whatever the page size
 	}
-	rows, err := s.pool.Query(ctx, sql, args...)
+	once := func() ([]T, error) {
+		days, err := s.days(ctx)
+		if err != nil || len(days) == 0 {
+			return nil, err
+		}
+		cond := ""
+		if len(q.where) > 0 {
+			cond = " WHERE " + strings.Join(q.where, " AND ")
+		}
+		parts := make([]string, len(days))
+		for i, d := range days {
+			parts[i] = "SELECT " + cols + " FROM " + table(d) + cond
+		}
+		sql := strings.Join(parts, " UNION ALL ") + " ORDER BY " + order
+		if limit > 0 {
+			sql += fmt.Sprintf(" LIMIT $%d", len(q.args))
+		}
+		rows, err := s.pool.Query(ctx, sql, q.args...)
+		if err != nil {
+			return nil, err
+		}
+		return pgx.CollectRows(rows, scan)
+	}
+	out, err := once()
+	if isUndefinedTable(err) {
+		out, err = once()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("history store: %w", err)
 	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Record, error) {
-		var r Record
-		err := row.Scan(&r.Namespace, &r.Name, &r.PlayerSessionID, &r.GameSessionID, &r.PlayerID, &r.Status, &r.GameSessionEndedAt, &r.Object)
-		return r, err
-	})
+	return out, nil
+}
+
+// List answers q: at most limit records (0: all) after the key after, in key order, from every day table,
+// each through the index of q's question, so it costs what it returns.
+func (s *Store) List(ctx context.Context, q Query, after Key, limit int) ([]Record, error) {
+	var sel selection
+	if q.Namespace != "" {
+		sel.and("namespace = " + sel.arg(q.Namespace))
+	}
+	if q.Name != "" {
+		sel.and("name = " + sel.arg(q.Name))
+	}
+	switch {
+	case q.PlayerSessionID != "":
+		sel.and("player_session_id = " + sel.arg(q.PlayerSessionID))
+	case q.GameSessionID != "":
+		sel.and("game_session_id = " + sel.arg(q.GameSessionID))
+		if q.Status != "" {
+			sel.and("status = " + sel.arg(q.Status))
+		}
+	case q.PlayerID != "":
+		sel.and("player_id = " + sel.arg(q.PlayerID))
+	}
+	if after != (Key{}) {
+		sel.and(fmt.Sprintf("(namespace, name) > (%s, %s)", sel.arg(after.Namespace), sel.arg(after.Name)))
+	}
+	return read(ctx, s, &sel, tableOf, "namespace, name, player_session_id, game_session_id, player_id, status, game_session_ended_at, object",
+		"namespace, name", limit, func(row pgx.CollectableRow) (Record, error) {
+			var r Record
+			err := row.Scan(&r.Namespace, &r.Name, &r.PlayerSessionID, &r.GameSessionID, &r.PlayerID, &r.Status, &r.GameSessionEndedAt, &r.Object)
+			return r, err
+		})
 }
 
 // DropExpired drops, whole, every day table whose last possible record has been kept for the retention
@@ -322,6 +395,7 @@ func (s *Store) DropExpired(ctx context.Context) ([]time.Time, error) {
 		if _, err := s.pool.Exec(ctx, `DELETE FROM ps_history_days WHERE day = $1`, d); err != nil {
 			return dropped, err
 		}
+		s.remember(d, false)
 		dropped = append(dropped, d)
 	}
 	sort.Slice(dropped, func(i, j int) bool { return dropped[i].Before(dropped[j]) })
@@ -353,12 +427,12 @@ func (s *Store) ArchiveGameSessions(ctx context.Context, recs []GameSessionRecor
 			return fmt.Errorf("history store: game session %s/%s has no id or end", r.Namespace, r.Name)
 		}
 		d := day(r.EndedAt)
-		if err := s.ensureDay(ctx, d); err != nil {
-			return err
-		}
-		if _, err := s.pool.Exec(ctx, `INSERT INTO `+gameSessionTableOf(d)+` (game_session_id, namespace, name, fleet_id, status, ended_at, object)
+		if err := s.intoDay(ctx, d, func() error {
+			_, err := s.pool.Exec(ctx, `INSERT INTO `+gameSessionTableOf(d)+` (game_session_id, namespace, name, fleet_id, status, ended_at, object)
 			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (game_session_id) DO NOTHING`,
-			r.GameSessionID, r.Namespace, r.Name, r.FleetID, r.Status, r.EndedAt, r.Object); err != nil {
+				r.GameSessionID, r.Namespace, r.Name, r.FleetID, r.Status, r.EndedAt, r.Object)
+			return err
+		}); err != nil {
 			return fmt.Errorf("history store: archiving game session %s/%s: %w", r.Namespace, r.Name, err)
 		}
 	}
@@ -374,42 +448,26 @@ type GameSessionKey struct {
 
 // ListGameSessions answers q in key order (name, then id): at most limit (0: all) after the key after.
 func (s *Store) ListGameSessions(ctx context.Context, q GameSessionQuery, after GameSessionKey, limit int) ([]GameSessionRecord, error) {
-	days, err := s.days(ctx)
-	if err != nil || len(days) == 0 {
-		return nil, err
-	}
-	args := []any{q.Namespace}
-	where := []string{"namespace = $1"}
-	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
+	var sel selection
+	sel.and("namespace = " + sel.arg(q.Namespace))
 	if q.GameSessionID != "" {
-		where = append(where, "game_session_id = "+arg(q.GameSessionID))
+		sel.and("game_session_id = " + sel.arg(q.GameSessionID))
 	}
 	if q.FleetID != "" {
-		where = append(where, "fleet_id = "+arg(q.FleetID))
+		sel.and("fleet_id = " + sel.arg(q.FleetID))
 	}
 	if q.Status != "" {
-		where = append(where, "status = "+arg(q.Status))
+		sel.and("status = " + sel.arg(q.Status))
 	}
 	if after != (GameSessionKey{}) {
-		where = append(where, fmt.Sprintf("(name, game_session_id) > (%s, %s)", arg(after.Name), arg(after.GameSessionID)))
+		sel.and(fmt.Sprintf("(name, game_session_id) > (%s, %s)", sel.arg(after.Name), sel.arg(after.GameSessionID)))
 	}
-	var parts []string
-	for _, d := range days {
-		parts = append(parts, `SELECT namespace, name, game_session_id, fleet_id, status, ended_at, object FROM `+gameSessionTableOf(d)+` WHERE `+strings.Join(where, " AND "))
-	}
-	sql := strings.Join(parts, " UNION ALL ") + " ORDER BY name, game_session_id"
-	if limit > 0 {
-		sql += " LIMIT " + arg(limit) // a parameter: one prepared statement whatever the page size
-	}
-	rows, err := s.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, fmt.Errorf("history store: %w", err)
-	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (GameSessionRecord, error) {
-		var r GameSessionRecord
-		err := row.Scan(&r.Namespace, &r.Name, &r.GameSessionID, &r.FleetID, &r.Status, &r.EndedAt, &r.Object)
-		return r, err
-	})
+	return read(ctx, s, &sel, gameSessionTableOf, "namespace, name, game_session_id, fleet_id, status, ended_at, object",
+		"name, game_session_id", limit, func(row pgx.CollectableRow) (GameSessionRecord, error) {
+			var r GameSessionRecord
+			err := row.Scan(&r.Namespace, &r.Name, &r.GameSessionID, &r.FleetID, &r.Status, &r.EndedAt, &r.Object)
+			return r, err
+		})
 }
 
 // Retention drops the expired days of the store: at start and then every Interval (an hour when 0), on

@@ -205,3 +205,74 @@ func TestStore(t *testing.T) {
 		}
 	})
 }
+
+// TestNoDDLOnTheHotPath: only the first archive into a day creates its tables; later archives into that
+// day, of player or game sessions, run no DDL (a PostgreSQL event trigger counts every DDL command). A
+// day's tables dropped by another replica's retention are created again on the next archive into it.
+func TestNoDDLOnTheHotPath(t *testing.T) {
+	url := historytest.Postgres(t)
+	ctx := context.Background()
+	clk := clocktesting.NewFakeClock(t0)
+	s, err := Open(ctx, url, clk, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, ddl := range []string{
+		`CREATE TABLE ddl_log (tag TEXT NOT NULL)`,
+		`CREATE FUNCTION log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO ddl_log VALUES (tg_tag); END $$`,
+		`CREATE EVENT TRIGGER count_ddl ON ddl_command_start EXECUTE FUNCTION log_ddl()`,
+	} {
+		if _, err := s.pool.Exec(ctx, ddl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ddl := func() int {
+		t.Helper()
+		var n int
+		if err := s.pool.QueryRow(ctx, `SELECT COUNT(*) FROM ddl_log`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	game := func(name string) GameSessionRecord {
+		return GameSessionRecord{Namespace: "ns", Name: name, GameSessionID: "gsess-" + name, FleetID: "fleet-1", Status: "TERMINATED", EndedAt: t0, Object: []byte(`{}`)}
+	}
+
+	if err := s.Archive(ctx, []Record{record("ns", "p1", "g", "alice", t0)}); err != nil {
+		t.Fatal(err)
+	}
+	first := ddl()
+	if first == 0 {
+		t.Fatal("the first archive into a day created no table: the event trigger counts nothing")
+	}
+	for i := range 5 {
+		if err := s.Archive(ctx, []Record{record("ns", fmt.Sprintf("q%d", i), "g", "bob", t0.Add(time.Hour))}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ArchiveGameSessions(ctx, []GameSessionRecord{game(fmt.Sprintf("g%d", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := ddl(); n != first {
+		t.Errorf("%d DDL commands after 10 more archives into the same day, want none (%d for the first)", n-first, first)
+	}
+
+	// Another replica's retention drops the day: the next archive into it creates it again.
+	other, err := Open(ctx, url, clk, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	clk.Step(3 * 24 * time.Hour)
+	if dropped, err := other.DropExpired(ctx); err != nil || len(dropped) != 1 {
+		t.Fatalf("dropped %v (%v), want the one day", dropped, err)
+	}
+	if err := s.Archive(ctx, []Record{record("ns", "late", "g", "carol", t0)}); err != nil {
+		t.Fatalf("archive into a day another replica dropped: %v", err)
+	}
+	got, err := s.List(ctx, Query{Namespace: "ns"}, Key{}, 0)
+	if err != nil || len(got) != 1 || got[0].Name != "late" {
+		t.Fatalf("after re-creating the day: %v (%v), want [ns/late]", names(got), err)
+	}
+}
