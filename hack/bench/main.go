@@ -35,9 +35,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -87,40 +85,24 @@ func run() error {
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel)))
 
-	lo := localcp.Options{CRDDirectoryPaths: []string{"config/crd/bases"}, ManifestDirectoryPaths: []string{"config/policy"}, Dir: os.Getenv("BENCH_KUBECONFIG_DIR")}
+	lo := localcp.Options{ManifestDirectoryPaths: []string{"config/policy"}, Dir: os.Getenv("BENCH_KUBECONFIG_DIR")}
 	if webhook {
 		lo.WebhookDirectoryPaths = []string{"config/webhook"}
 	}
-	cp, err := localcp.Start(lo)
+	cp, err := benchutil.ControlPlane(lo)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = cp.Stop() }()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	scheme := manager.Scheme()
 
 	// The observer: a separate client and informer that timestamps when each transition becomes visible.
-	ocfg := *cp.Config
-	ocfg.QPS, ocfg.Burst = 1000, 2000
-	c, err := client.New(&ocfg, client.Options{Scheme: scheme})
-	if err != nil {
-		return err
-	}
-	obs, err := cache.New(&ocfg, cache.Options{Scheme: scheme})
-	if err != nil {
-		return err
-	}
 	var mu sync.Mutex
 	reservedAt := map[string]time.Time{}
 	timedOutAt := map[string]time.Time{}
-	inf, err := obs.GetInformer(ctx, &gamev1.PlayerSession{})
-	if err != nil {
-		return err
-	}
-	record := func(o any) {
-		ps, ok := o.(*gamev1.PlayerSession)
-		if !ok || ps.Namespace != benchNS {
+	c, err := benchutil.Observe(ctx, cp.Config, func(ps *gamev1.PlayerSession) {
+		if ps.Namespace != benchNS {
 			return
 		}
 		now := time.Now()
@@ -136,12 +118,10 @@ func run() error {
 				timedOutAt[ps.Name] = now
 			}
 		}
-	}
-	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: record, UpdateFunc: func(_, o any) { record(o) }}); err != nil {
+	})
+	if err != nil {
 		return err
 	}
-	go func() { _ = obs.Start(ctx) }()
-	obs.WaitForCacheSync(ctx)
 	for _, ns := range []string{ceilingNS, benchNS, gameliftNS} {
 		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			return err
@@ -150,7 +130,8 @@ func run() error {
 
 	mcfg := *cp.Config
 	mcfg.QPS, mcfg.Burst = float32(qps), int(2*qps)
-	opts := manager.Options{Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", DisableAgones: true, SkipNameValidation: true}
+	opts := benchutil.ManagerOptions()
+	opts.DisableAgones, opts.SkipNameValidation = true, true
 	opts.Controllers.PlayerSessionTimeout = timeout
 	opts.Controllers.MaxConcurrentReconciles = workers
 	opts.Controllers.BatchWindow = batch
@@ -303,26 +284,11 @@ const (
 // startManager runs the manager (controllers off for the ceiling) until the returned stop.
 func startManager(ctx context.Context, cfg *rest.Config, opts manager.Options, noControllers bool) (stop func(), err error) {
 	opts.DisableControllers = noControllers
-	ctx, cancel := context.WithCancel(ctx)
-	mgr, _, err := manager.New(ctx, cfg, opts)
+	m, err := benchutil.StartManager(ctx, cfg, opts)
 	if err != nil {
-		cancel()
 		return nil, err
 	}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = mgr.Start(ctx) }()
-	if !mgr.GetCache().WaitForCacheSync(ctx) {
-		cancel()
-		return nil, fmt.Errorf("the manager's cache did not sync")
-	}
-	if opts.WebhookPort != 0 {
-		// The webhook answers once its server is up: wait for it, so no create goes unchecked.
-		if err := benchutil.WaitFor(ctx, 30*time.Second, func() bool { return mgr.GetWebhookServer().StartedChecker()(nil) == nil }); err != nil {
-			cancel()
-			return nil, fmt.Errorf("webhook server: %w", err)
-		}
-	}
-	return func() { cancel(); <-done }, nil
+	return m.Stop, nil
 }
 
 func createGameSession(ctx context.Context, c client.Client, ns, name string, seats int) error {

@@ -21,19 +21,15 @@ import (
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
-	"github.com/playersessions/operator/controllers"
 	"github.com/playersessions/operator/hack/benchutil"
 	"github.com/playersessions/operator/internal/agones"
 	"github.com/playersessions/operator/internal/agones/agonestest"
 	"github.com/playersessions/operator/internal/localcp"
-	"github.com/playersessions/operator/internal/manager"
 )
 
 func main() {
@@ -61,7 +57,7 @@ func run() error {
 		return fmt.Errorf("players per GameServer must be 1..200, got %d", perServer)
 	}
 
-	cp, err := localcp.Start(localcp.Options{CRDDirectoryPaths: []string{"config/crd/bases", "test/crds/agones"}})
+	cp, err := benchutil.ControlPlane(localcp.Options{CRDDirectoryPaths: []string{"test/crds/agones"}})
 	if err != nil {
 		return err
 	}
@@ -72,39 +68,20 @@ func run() error {
 	// The manager under test, as cmd/manager builds it.
 	mcfg := *cp.Config
 	mcfg.QPS, mcfg.Burst = float32(qps), int(2*qps)
-	opts := manager.Options{Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", AgonesDiscoveryInterval: 100 * time.Millisecond}
+	opts := benchutil.ManagerOptions()
+	opts.AgonesDiscoveryInterval = 100 * time.Millisecond
 	opts.Controllers.PlayerSessionTimeout = time.Hour
-	mgr, _, err := manager.New(ctx, &mcfg, opts)
-	if err != nil {
+	if _, err := benchutil.StartManager(ctx, &mcfg, opts); err != nil {
 		return err
 	}
-	go func() { _ = mgr.Start(ctx) }()
 
 	// The players' side: an admin client and a separate informer that timestamps when each player session's
 	// status becomes visible.
-	ocfg := *cp.Config
-	ocfg.QPS, ocfg.Burst = 1000, 2000
-	c, err := client.New(&ocfg, client.Options{Scheme: manager.Scheme()})
-	if err != nil {
-		return err
-	}
-	obs, err := cache.New(&ocfg, cache.Options{Scheme: manager.Scheme()})
-	if err != nil {
-		return err
-	}
 	var mu sync.Mutex
 	seen := map[gamev1.PlayerSessionStatusValue]map[string]time.Time{
 		gamev1.PlayerSessionReserved: {}, gamev1.PlayerSessionActive: {}, gamev1.PlayerSessionCompleted: {},
 	}
-	inf, err := obs.GetInformer(ctx, &gamev1.PlayerSession{})
-	if err != nil {
-		return err
-	}
-	record := func(o any) {
-		ps, ok := o.(*gamev1.PlayerSession)
-		if !ok {
-			return
-		}
+	c, err := benchutil.Observe(ctx, cp.Config, func(ps *gamev1.PlayerSession) {
 		now := time.Now()
 		mu.Lock()
 		defer mu.Unlock()
@@ -113,12 +90,10 @@ func run() error {
 				m[ps.Status.PlayerSessionID] = now
 			}
 		}
-	}
-	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: record, UpdateFunc: func(_, o any) { record(o) }}); err != nil {
+	})
+	if err != nil {
 		return err
 	}
-	go func() { _ = obs.Start(ctx) }()
-	obs.WaitForCacheSync(ctx)
 	count := func(s gamev1.PlayerSessionStatusValue) int {
 		mu.Lock()
 		defer mu.Unlock()

@@ -39,7 +39,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
-	"github.com/playersessions/operator/controllers"
 	"github.com/playersessions/operator/hack/benchutil"
 	"github.com/playersessions/operator/internal/gamelift"
 	"github.com/playersessions/operator/internal/history"
@@ -70,7 +69,7 @@ func run() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	port, err := freePort()
+	port, err := benchutil.FreePort()
 	if err != nil {
 		return err
 	}
@@ -82,33 +81,27 @@ func run() error {
 	defer func() { _ = exec.Command("hack/postgres.sh", "stop", lines[0]).Run() }()
 	url := lines[len(lines)-1]
 
-	queryPort, err := freePort()
+	queryPort, err := benchutil.FreePort()
 	if err != nil {
 		return err
 	}
-	glPort, err := freePort()
+	glPort, err := benchutil.FreePort()
 	if err != nil {
 		return err
 	}
 	dir, _ := os.MkdirTemp("", "benchhistory-")
 	defer os.RemoveAll(dir)
-	cp, err := localcp.Start(localcp.Options{CRDDirectoryPaths: []string{"config/crd/bases"}, Dir: dir, QueryPort: queryPort})
+	cp, err := benchutil.ControlPlane(localcp.Options{Dir: dir, QueryPort: queryPort})
 	if err != nil {
 		return err
 	}
 	defer func() { _ = cp.Stop() }()
 	glAddr := fmt.Sprintf("127.0.0.1:%d", glPort)
-	mgr, _, err := manager.New(ctx, cp.Config, manager.Options{
-		Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", DisableControllers: true, DisableAgones: true,
-		QueryPort: queryPort, QueryBindAddress: net.ParseIP("127.0.0.1"), QueryCertDir: cp.ServingCertDir, QueryKubeconfig: cp.Kubeconfig,
-		GameLiftAddr: glAddr, HistoryStore: url,
-	})
-	if err != nil {
+	opts := readOnly(glAddr)
+	opts.HistoryStore = url
+	opts.QueryPort, opts.QueryBindAddress, opts.QueryCertDir, opts.QueryKubeconfig = queryPort, net.ParseIP("127.0.0.1"), cp.ServingCertDir, cp.Kubeconfig
+	if _, err := benchutil.StartManager(ctx, cp.Config, opts); err != nil {
 		return err
-	}
-	go func() { _ = mgr.Start(ctx) }()
-	if !mgr.GetCache().WaitForCacheSync(ctx) {
-		return fmt.Errorf("cache did not sync")
 	}
 	c, err := client.New(cp.Config, client.Options{Scheme: manager.Scheme()})
 	if err != nil {
@@ -359,15 +352,6 @@ func memory(cp *localcp.ControlPlane) [2]float64 {
 
 func mb(b float64) string { return fmt.Sprintf("%.0f MB", b/1024/1024) }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // The live player sessions: live-ps-i in game session i/10, player i%(live/20), each with a GameLift id.
 func livePSID(i int) string { return fmt.Sprintf("psess-live-%07d", i) }
 func liveGameID(g int) string {
@@ -402,25 +386,28 @@ func liveOnly(ctx context.Context, cp *localcp.ControlPlane, c client.Client, n 
 	}); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := benchutil.FreePort()
 	if err != nil {
 		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	mgr, _, err := manager.New(ctx, cp.Config, manager.Options{
-		Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", DisableControllers: true, DisableAgones: true,
-		GameLiftAddr: addr,
-	})
-	if err != nil {
+	if _, err := benchutil.StartManager(ctx, cp.Config, readOnly(addr)); err != nil {
 		return nil, err
 	}
-	go func() { _ = mgr.Start(ctx) }()
 	sdk := gl.New(gl.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + addr),
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDHIST", "secret", ""), RetryMaxAttempts: 1})
 	return sdk, benchutil.WaitFor(ctx, 60*time.Second, func() bool {
 		o, err := sdk.DescribePlayerSessions(ctx, &gl.DescribePlayerSessionsInput{PlayerSessionId: aws.String(livePSID(n - 1))})
 		return err == nil && len(o.PlayerSessions) == 1
 	})
+}
+
+// readOnly is a manager that serves the GameLift endpoint at addr from its cache and index, without
+// controllers or Agones: the read path alone.
+func readOnly(addr string) manager.Options {
+	opts := benchutil.ManagerOptions()
+	opts.DisableControllers, opts.DisableAgones, opts.GameLiftAddr = true, true, addr
+	return opts
 }
 
 // p50 sorts d and returns its median, as Summary prints it.

@@ -42,7 +42,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
-	"github.com/playersessions/operator/controllers"
+	"github.com/playersessions/operator/hack/benchutil"
 	"github.com/playersessions/operator/internal/gamelift"
 	"github.com/playersessions/operator/internal/index"
 	"github.com/playersessions/operator/internal/indexes"
@@ -127,13 +127,13 @@ func playerSession(i int) *gamev1.PlayerSession {
 }
 
 func throughAPIServers(n, iterations int, withGameLift bool) error {
-	port, err := freePort()
+	port, err := benchutil.FreePort()
 	if err != nil {
 		return err
 	}
 	dir, _ := os.MkdirTemp("", "benchquery-")
 	defer os.RemoveAll(dir)
-	cp, err := localcp.Start(localcp.Options{CRDDirectoryPaths: []string{"config/crd/bases"}, Dir: dir, QueryPort: port})
+	cp, err := benchutil.ControlPlane(localcp.Options{Dir: dir, QueryPort: port})
 	if err != nil {
 		return err
 	}
@@ -143,21 +143,19 @@ func throughAPIServers(n, iterations int, withGameLift bool) error {
 	// The manager without its controllers' work: nothing reconciles, the index only follows the cache.
 	glAddr := ""
 	if withGameLift {
-		glPort, err := freePort()
+		glPort, err := benchutil.FreePort()
 		if err != nil {
 			return err
 		}
 		glAddr = fmt.Sprintf("127.0.0.1:%d", glPort)
 	}
-	mgr, index, err := manager.New(ctx, cp.Config, manager.Options{
-		Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", DisableControllers: true,
-		QueryPort: port, QueryBindAddress: net.ParseIP("127.0.0.1"), QueryCertDir: cp.ServingCertDir, QueryKubeconfig: cp.Kubeconfig,
-		GameLiftAddr: glAddr,
-	})
+	opts := benchutil.ManagerOptions()
+	opts.DisableControllers, opts.GameLiftAddr = true, glAddr
+	opts.QueryPort, opts.QueryBindAddress, opts.QueryCertDir, opts.QueryKubeconfig = port, net.ParseIP("127.0.0.1"), cp.ServingCertDir, cp.Kubeconfig
+	mgr, err := benchutil.StartManager(ctx, cp.Config, opts)
 	if err != nil {
 		return err
 	}
-	go func() { _ = mgr.Start(ctx) }()
 
 	cfg := rest.CopyConfig(cp.Config)
 	cfg.QPS, cfg.Burst = 5000, 10000
@@ -206,7 +204,7 @@ func throughAPIServers(n, iterations int, withGameLift bool) error {
 		return err
 	}
 	fmt.Printf("\n== %d player sessions stored (created in %s); the query API's index holds them\n", n, time.Since(start).Round(time.Second))
-	for index.Len() < n {
+	for mgr.Index.Len() < n {
 		time.Sleep(100 * time.Millisecond)
 	}
 	rc, err := rest.UnversionedRESTClientFor(withJSON(cfg))
@@ -445,15 +443,6 @@ func withJSON(cfg *rest.Config) *rest.Config {
 	c.GroupVersion = &metav1.SchemeGroupVersion
 	c.NegotiatedSerializer = query.Codecs.WithoutConversion()
 	return c
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // benchGameLift measures DescribePlayerSessions through the GameLift endpoint with aws-sdk-go-v2 (signed,

@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"runtime"
@@ -29,7 +28,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
-	"github.com/playersessions/operator/controllers"
 	"github.com/playersessions/operator/hack/benchutil"
 	"github.com/playersessions/operator/internal/localcp"
 	"github.com/playersessions/operator/internal/manager"
@@ -65,7 +63,7 @@ func run() error {
 type reading struct{ dbTotal, dbInUse, apiserverRSS, managerHeap float64 }
 
 func measure(n, writers int, settle time.Duration) error {
-	cp, err := localcp.Start(localcp.Options{CRDDirectoryPaths: []string{"config/crd/bases"}})
+	cp, err := benchutil.ControlPlane(localcp.Options{})
 	if err != nil {
 		return err
 	}
@@ -75,21 +73,18 @@ func measure(n, writers int, settle time.Duration) error {
 
 	// The manager as deployed (its cache, with the query index behind the GameLift endpoint), controllers
 	// off: retained sessions give them nothing to do for 30 days, and their requeues are not what is measured.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := benchutil.FreePort()
 	if err != nil {
 		return err
 	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	mgr, index, err := manager.New(ctx, cp.Config, manager.Options{Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0",
-		DisableControllers: true, DisableAgones: true, GameLiftAddr: addr, SkipNameValidation: true})
+	opts := benchutil.ManagerOptions()
+	opts.DisableControllers, opts.DisableAgones, opts.SkipNameValidation = true, true, true
+	opts.GameLiftAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	mgr, err := benchutil.StartManager(ctx, cp.Config, opts)
 	if err != nil {
 		return err
 	}
-	go func() { _ = mgr.Start(ctx) }()
-	if !mgr.GetCache().WaitForCacheSync(ctx) {
-		return fmt.Errorf("cache did not sync")
-	}
+	index := mgr.Index
 	cfg := *cp.Config
 	cfg.QPS, cfg.Burst = 2000, 4000
 	c, err := client.New(&cfg, client.Options{Scheme: manager.Scheme()})

@@ -1,0 +1,108 @@
+package benchutil
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/controllers"
+	"github.com/playersessions/operator/internal/index"
+	"github.com/playersessions/operator/internal/localcp"
+	"github.com/playersessions/operator/internal/manager"
+)
+
+// ControlPlane starts a local control plane with the repository's CRDs (config/crd/bases: the programs run
+// from the repository's root, as make does) and o's other settings.
+func ControlPlane(o localcp.Options) (*localcp.ControlPlane, error) {
+	o.CRDDirectoryPaths = append([]string{"config/crd/bases"}, o.CRDDirectoryPaths...)
+	return localcp.Start(o)
+}
+
+// ManagerOptions are the manager's options for a benchmark: the controllers' defaults, and no metrics or
+// probe listeners.
+func ManagerOptions() manager.Options {
+	return manager.Options{Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0"}
+}
+
+// Manager is a manager a benchmark started.
+type Manager struct {
+	ctrl.Manager
+	// Index is the query API's and the GameLift endpoint's index (nil when both are off).
+	Index *index.Index
+	// Stop stops the manager and returns once it has stopped.
+	Stop func()
+}
+
+// StartManager builds the manager with opts on cfg and runs it until Stop or ctx ends. It returns once the
+// manager's cache has synced and, with the webhook on, once its server answers (no create goes unchecked).
+func StartManager(ctx context.Context, cfg *rest.Config, opts manager.Options) (*Manager, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	mgr, ix, err := manager.New(ctx, cfg, opts)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = mgr.Start(ctx) }()
+	stop := func() { cancel(); <-done }
+	if !mgr.GetCache().WaitForCacheSync(ctx) {
+		stop()
+		return nil, fmt.Errorf("the manager's cache did not sync")
+	}
+	if opts.WebhookPort != 0 {
+		if err := WaitFor(ctx, 30*time.Second, func() bool { return mgr.GetWebhookServer().StartedChecker()(nil) == nil }); err != nil {
+			stop()
+			return nil, fmt.Errorf("webhook server: %w", err)
+		}
+	}
+	return &Manager{Manager: mgr, Index: ix, Stop: stop}, nil
+}
+
+// FreePort returns a TCP port free on the loopback address.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Observe runs an informer of player sessions of its own on cfg (the players' view, not the manager's) that
+// calls seen with each player session added or updated, as it becomes visible, and returns once it has
+// synced, with an admin client on cfg. Both are limited to 1000 QPS, above anything a benchmark sends.
+func Observe(ctx context.Context, cfg *rest.Config, seen func(*gamev1.PlayerSession)) (client.Client, error) {
+	ocfg := rest.CopyConfig(cfg)
+	ocfg.QPS, ocfg.Burst = 1000, 2000
+	c, err := client.New(ocfg, client.Options{Scheme: manager.Scheme()})
+	if err != nil {
+		return nil, err
+	}
+	obs, err := cache.New(ocfg, cache.Options{Scheme: manager.Scheme()})
+	if err != nil {
+		return nil, err
+	}
+	inf, err := obs.GetInformer(ctx, &gamev1.PlayerSession{})
+	if err != nil {
+		return nil, err
+	}
+	record := func(o any) {
+		if ps, ok := o.(*gamev1.PlayerSession); ok {
+			seen(ps)
+		}
+	}
+	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: record, UpdateFunc: func(_, o any) { record(o) }}); err != nil {
+		return nil, err
+	}
+	go func() { _ = obs.Start(ctx) }()
+	obs.WaitForCacheSync(ctx)
+	return c, nil
+}
