@@ -9,10 +9,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -35,14 +33,7 @@ import (
 // ledger, and the workqueue never runs two reconciles of one game session at once, so admission is
 // serialised per game session; every ledger write is guarded by the resourceVersion it was computed from.
 type GameSessionReconciler struct {
-	client.Client
-	// APIReader reads from the API server, bypassing the cache, to confirm a decision is not based on a stale object.
-	APIReader client.Reader
-	Clock     clock.PassiveClock
-	Recorder  events.EventRecorder
-	// Agones binds game sessions with spec.agones to GameServers.
-	Agones *agones.Client
-	Options
+	Deps
 
 	written writtenVersions
 }

@@ -31,13 +31,18 @@ func Archivable(ps *gamev1.PlayerSession) bool {
 	return ps.Status.Status.IsTerminal() && ps.Status.GameSessionTerminationTime != nil && ps.Status.PlayerSessionID != ""
 }
 
+// objectJSON is obj as the history store keeps it: JSON with its kind, without managed fields.
+func objectJSON(obj client.Object, kind string) ([]byte, error) {
+	c := obj.DeepCopyObject().(client.Object)
+	c.SetManagedFields(nil)
+	c.GetObjectKind().SetGroupVersionKind(gamev1.GroupVersion.WithKind(kind))
+	return json.Marshal(c)
+}
+
 // RecordOf is the history record of an ended player session: its indexed fields, and the object as JSON
 // without its managed fields.
 func RecordOf(ps *gamev1.PlayerSession) (history.Record, error) {
-	c := ps.DeepCopy()
-	c.ManagedFields = nil
-	c.APIVersion, c.Kind = gamev1.GroupVersion.String(), "PlayerSession"
-	obj, err := json.Marshal(c)
+	obj, err := objectJSON(ps, "PlayerSession")
 	if err != nil {
 		return history.Record{}, err
 	}
@@ -75,10 +80,7 @@ func (r *PlayerSessionReconciler) reconcileArchive(ctx context.Context, before, 
 
 // GameSessionRecordOf is the history record of an ended game session.
 func GameSessionRecordOf(gs *gamev1.GameSession) (history.GameSessionRecord, error) {
-	c := gs.DeepCopy()
-	c.ManagedFields = nil
-	c.APIVersion, c.Kind = gamev1.GroupVersion.String(), "GameSession"
-	obj, err := json.Marshal(c)
+	obj, err := objectJSON(gs, "GameSession")
 	if err != nil {
 		return history.GameSessionRecord{}, err
 	}

@@ -10,7 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -30,14 +29,7 @@ import (
 // session granted (RESERVED), times out reservations, completes the player session when its game session
 // ends, and deletes it when retention has passed. Every deadline comes from a persisted timestamp.
 type PlayerSessionReconciler struct {
-	client.Client
-	// APIReader reads from the API server, to confirm a game session is really gone before acting on it.
-	APIReader client.Reader
-	Clock     clock.PassiveClock
-	Recorder  events.EventRecorder
-	// Agones accepts and completes the player sessions of Agones game sessions from their players List.
-	Agones *agones.Client
-	Options
+	Deps
 }
 
 // +kubebuilder:rbac:groups=game.playersessions.dev,resources=playersessions,verbs=get;list;watch;delete

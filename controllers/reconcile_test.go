@@ -65,8 +65,8 @@ func newFixture(t *testing.T, objs ...client.Object) *fixture {
 	rec := events.NewFakeRecorder(100)
 	return &fixture{
 		c: c, clock: clk,
-		gsr: &GameSessionReconciler{Client: c, APIReader: c, Clock: clk, Recorder: rec, Options: opts},
-		psr: &PlayerSessionReconciler{Client: c, APIReader: c, Clock: clk, Recorder: rec, Options: opts},
+		gsr: &GameSessionReconciler{Deps: Deps{Client: c, APIReader: c, Clock: clk, Recorder: rec, Options: opts}},
+		psr: &PlayerSessionReconciler{Deps: Deps{Client: c, APIReader: c, Clock: clk, Recorder: rec, Options: opts}},
 	}
 }
 

@@ -89,11 +89,11 @@ func run() error {
 	if webhook {
 		lo.WebhookDirectoryPaths = []string{"config/webhook"}
 	}
-	cp, err := benchutil.ControlPlane(lo)
+	cp, stopCP, err := benchutil.ControlPlane(lo)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = cp.Stop() }()
+	defer stopCP()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -152,13 +152,7 @@ func run() error {
 	}
 	plainRate := float64(players) / plain.Seconds()
 	fmt.Printf("ceiling: %d plain creates from %d writers in %s: %.0f creates/s\n", players, writers, plain.Round(time.Millisecond), plainRate)
-	if err := c.DeleteAllOf(ctx, &gamev1.PlayerSession{}, client.InNamespace(ceilingNS)); err != nil {
-		return err
-	}
-	if err := benchutil.WaitFor(ctx, 2*time.Minute, func() bool {
-		var l gamev1.PlayerSessionList
-		return c.List(ctx, &l, client.InNamespace(ceilingNS)) == nil && len(l.Items) == 0
-	}); err != nil {
+	if err := deleteAll(ctx, c, ceilingNS); err != nil {
 		return fmt.Errorf("ceiling player sessions not deleted: %w", err)
 	}
 
@@ -176,13 +170,7 @@ func run() error {
 		}
 		rate := float64(players) / d.Seconds()
 		fmt.Printf("two writes: %d creates each followed by its RESERVED status write in %s: %.0f/s = %.2f x the ceiling\n", players, d.Round(time.Millisecond), rate, rate/plainRate)
-		if err := c.DeleteAllOf(ctx, &gamev1.PlayerSession{}, client.InNamespace(ceilingNS)); err != nil {
-			return err
-		}
-		if err := benchutil.WaitFor(ctx, 2*time.Minute, func() bool {
-			var l gamev1.PlayerSessionList
-			return c.List(ctx, &l, client.InNamespace(ceilingNS)) == nil && len(l.Items) == 0
-		}); err != nil {
+		if err := deleteAll(ctx, c, ceilingNS); err != nil {
 			return fmt.Errorf("two-write player sessions not deleted: %w", err)
 		}
 	}
@@ -289,6 +277,17 @@ func startManager(ctx context.Context, cfg *rest.Config, opts manager.Options, n
 		return nil, err
 	}
 	return m.Stop, nil
+}
+
+// deleteAll deletes the player sessions of ns and waits until they are gone.
+func deleteAll(ctx context.Context, c client.Client, ns string) error {
+	if err := c.DeleteAllOf(ctx, &gamev1.PlayerSession{}, client.InNamespace(ns)); err != nil {
+		return err
+	}
+	return benchutil.WaitFor(ctx, 2*time.Minute, func() bool {
+		var l gamev1.PlayerSessionList
+		return c.List(ctx, &l, client.InNamespace(ns)) == nil && len(l.Items) == 0
+	})
 }
 
 func createGameSession(ctx context.Context, c client.Client, ns, name string, seats int) error {

@@ -57,11 +57,11 @@ func run() error {
 		return fmt.Errorf("players per GameServer must be 1..200, got %d", perServer)
 	}
 
-	cp, err := benchutil.ControlPlane(localcp.Options{CRDDirectoryPaths: []string{"test/crds/agones"}})
+	cp, stopCP, err := benchutil.ControlPlane(localcp.Options{CRDDirectoryPaths: []string{"test/crds/agones"}})
 	if err != nil {
 		return err
 	}
-	defer func() { _ = cp.Stop() }()
+	defer stopCP()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 

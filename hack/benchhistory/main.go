@@ -12,7 +12,6 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -81,25 +80,17 @@ func run() error {
 	defer func() { _ = exec.Command("hack/postgres.sh", "stop", lines[0]).Run() }()
 	url := lines[len(lines)-1]
 
-	queryPort, err := benchutil.FreePort()
+	glAddr, err := benchutil.FreeAddr()
 	if err != nil {
 		return err
 	}
-	glPort, err := benchutil.FreePort()
-	if err != nil {
-		return err
-	}
-	dir, _ := os.MkdirTemp("", "benchhistory-")
-	defer os.RemoveAll(dir)
-	cp, err := benchutil.ControlPlane(localcp.Options{Dir: dir, QueryPort: queryPort})
-	if err != nil {
-		return err
-	}
-	defer func() { _ = cp.Stop() }()
-	glAddr := fmt.Sprintf("127.0.0.1:%d", glPort)
 	opts := readOnly(glAddr)
 	opts.HistoryStore = url
-	opts.QueryPort, opts.QueryBindAddress, opts.QueryCertDir, opts.QueryKubeconfig = queryPort, net.ParseIP("127.0.0.1"), cp.ServingCertDir, cp.Kubeconfig
+	cp, stopCP, err := benchutil.ControlPlaneWithQueryAPI(localcp.Options{}, &opts)
+	if err != nil {
+		return err
+	}
+	defer stopCP()
 	if _, err := benchutil.StartManager(ctx, cp.Config, opts); err != nil {
 		return err
 	}
@@ -386,11 +377,10 @@ func liveOnly(ctx context.Context, cp *localcp.ControlPlane, c client.Client, n 
 	}); err != nil {
 		return nil, err
 	}
-	port, err := benchutil.FreePort()
+	addr, err := benchutil.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	if _, err := benchutil.StartManager(ctx, cp.Config, readOnly(addr)); err != nil {
 		return nil, err
 	}

@@ -16,7 +16,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -127,31 +126,22 @@ func playerSession(i int) *gamev1.PlayerSession {
 }
 
 func throughAPIServers(n, iterations int, withGameLift bool) error {
-	port, err := benchutil.FreePort()
-	if err != nil {
-		return err
-	}
-	dir, _ := os.MkdirTemp("", "benchquery-")
-	defer os.RemoveAll(dir)
-	cp, err := benchutil.ControlPlane(localcp.Options{Dir: dir, QueryPort: port})
-	if err != nil {
-		return err
-	}
-	defer func() { _ = cp.Stop() }()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	// The manager without its controllers' work: nothing reconciles, the index only follows the cache.
-	glAddr := ""
+	opts := benchutil.ManagerOptions()
+	opts.DisableControllers = true
 	if withGameLift {
-		glPort, err := benchutil.FreePort()
-		if err != nil {
+		var err error
+		if opts.GameLiftAddr, err = benchutil.FreeAddr(); err != nil {
 			return err
 		}
-		glAddr = fmt.Sprintf("127.0.0.1:%d", glPort)
 	}
-	opts := benchutil.ManagerOptions()
-	opts.DisableControllers, opts.GameLiftAddr = true, glAddr
-	opts.QueryPort, opts.QueryBindAddress, opts.QueryCertDir, opts.QueryKubeconfig = port, net.ParseIP("127.0.0.1"), cp.ServingCertDir, cp.Kubeconfig
+	cp, stopCP, err := benchutil.ControlPlaneWithQueryAPI(localcp.Options{}, &opts)
+	if err != nil {
+		return err
+	}
+	defer stopCP()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	mgr, err := benchutil.StartManager(ctx, cp.Config, opts)
 	if err != nil {
 		return err
@@ -256,7 +246,7 @@ func throughAPIServers(n, iterations int, withGameLift bool) error {
 	}
 	if *breakdown {
 		direct := rest.CopyConfig(cfg)
-		direct.Host = fmt.Sprintf("https://127.0.0.1:%d", port)
+		direct.Host = fmt.Sprintf("https://127.0.0.1:%d", opts.QueryPort)
 		direct.TLSClientConfig.CAData, direct.TLSClientConfig.CAFile, direct.TLSClientConfig.Insecure = nil, "", true // the serving CA is only in the APIService
 		drc, err := rest.UnversionedRESTClientFor(withJSON(direct))
 		if err != nil {
@@ -294,7 +284,7 @@ func throughAPIServers(n, iterations int, withGameLift bool) error {
 		}
 	}
 	if withGameLift {
-		return benchGameLift(ctx, c, "http://"+glAddr, n, iterations)
+		return benchGameLift(ctx, c, "http://"+opts.GameLiftAddr, n, iterations)
 	}
 	return nil
 }

@@ -63,23 +63,21 @@ func run() error {
 type reading struct{ dbTotal, dbInUse, apiserverRSS, managerHeap float64 }
 
 func measure(n, writers int, settle time.Duration) error {
-	cp, err := benchutil.ControlPlane(localcp.Options{})
+	cp, stopCP, err := benchutil.ControlPlane(localcp.Options{})
 	if err != nil {
 		return err
 	}
-	defer func() { _ = cp.Stop() }()
+	defer stopCP()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
 	// The manager as deployed (its cache, with the query index behind the GameLift endpoint), controllers
 	// off: retained sessions give them nothing to do for 30 days, and their requeues are not what is measured.
-	port, err := benchutil.FreePort()
-	if err != nil {
-		return err
-	}
 	opts := benchutil.ManagerOptions()
 	opts.DisableControllers, opts.DisableAgones, opts.SkipNameValidation = true, true, true
-	opts.GameLiftAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	if opts.GameLiftAddr, err = benchutil.FreeAddr(); err != nil {
+		return err
+	}
 	mgr, err := benchutil.StartManager(ctx, cp.Config, opts)
 	if err != nil {
 		return err

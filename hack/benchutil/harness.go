@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -20,10 +21,27 @@ import (
 )
 
 // ControlPlane starts a local control plane with the repository's CRDs (config/crd/bases: the programs run
-// from the repository's root, as make does) and o's other settings.
-func ControlPlane(o localcp.Options) (*localcp.ControlPlane, error) {
+// from the repository's root, as make does) and o's other settings. With the query API (QueryPort) and no
+// Dir, its kubeconfig goes into a temporary folder. stop stops it and removes that folder.
+func ControlPlane(o localcp.Options) (cp *localcp.ControlPlane, stop func(), err error) {
 	o.CRDDirectoryPaths = append([]string{"config/crd/bases"}, o.CRDDirectoryPaths...)
-	return localcp.Start(o)
+	temp := ""
+	if o.QueryPort != 0 && o.Dir == "" {
+		if temp, err = os.MkdirTemp("", "bench-"); err != nil {
+			return nil, nil, err
+		}
+		o.Dir = temp
+	}
+	removeTemp := func() {
+		if temp != "" {
+			_ = os.RemoveAll(temp)
+		}
+	}
+	if cp, err = localcp.Start(o); err != nil {
+		removeTemp()
+		return nil, nil, err
+	}
+	return cp, func() { _ = cp.Stop(); removeTemp() }, nil
 }
 
 // ManagerOptions are the manager's options for a benchmark: the controllers' defaults, and no metrics or
@@ -64,6 +82,25 @@ func StartManager(ctx context.Context, cfg *rest.Config, opts manager.Options) (
 		}
 	}
 	return &Manager{Manager: mgr, Index: ix, Stop: stop}, nil
+}
+
+// ControlPlaneWithQueryAPI starts a control plane (ControlPlane) with the query API aggregated on a free
+// port, and sets opts to serve it there.
+func ControlPlaneWithQueryAPI(o localcp.Options, opts *manager.Options) (cp *localcp.ControlPlane, stop func(), err error) {
+	if o.QueryPort, err = FreePort(); err != nil {
+		return nil, nil, err
+	}
+	if cp, stop, err = ControlPlane(o); err != nil {
+		return nil, nil, err
+	}
+	opts.QueryPort, opts.QueryBindAddress, opts.QueryCertDir, opts.QueryKubeconfig = o.QueryPort, net.ParseIP("127.0.0.1"), cp.ServingCertDir, cp.Kubeconfig
+	return cp, stop, nil
+}
+
+// FreeAddr returns a loopback address with a free TCP port, for a server to listen on.
+func FreeAddr() (string, error) {
+	port, err := FreePort()
+	return fmt.Sprintf("127.0.0.1:%d", port), err
 }
 
 // FreePort returns a TCP port free on the loopback address.

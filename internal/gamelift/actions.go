@@ -58,24 +58,23 @@ func checkLen(field, v string, min, max int) *Error {
 	return nil
 }
 
-func checkGameSessionID(field, v string) *Error {
-	if err := checkLen(field, v, 1, 512); err != nil {
+// checkPattern validates a string of 1 to max bytes that matches re (shown as pattern, GameLift's text).
+func checkPattern(field, v string, max int, re *regexp.Regexp, pattern string) *Error {
+	if err := checkLen(field, v, 1, max); err != nil {
 		return err
 	}
-	if !arnStringPattern.MatchString(v) {
-		return invalid("1 validation error detected: Value at '%s' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9:/-]+", field)
+	if !re.MatchString(v) {
+		return invalid("1 validation error detected: Value at '%s' failed to satisfy constraint: Member must satisfy regular expression pattern: %s", field, pattern)
 	}
 	return nil
 }
 
+func checkGameSessionID(field, v string) *Error {
+	return checkPattern(field, v, 512, arnStringPattern, "[a-zA-Z0-9:/-]+")
+}
+
 func checkPlayerSessionID(field, v string) *Error {
-	if err := checkLen(field, v, 1, 1024); err != nil {
-		return err
-	}
-	if !playerSessionPattern.MatchString(v) {
-		return invalid("1 validation error detected: Value at '%s' failed to satisfy constraint: Member must satisfy regular expression pattern: ^psess-\\S+", field)
-	}
-	return nil
+	return checkPattern(field, v, 1024, playerSessionPattern, `^psess-\S+`)
 }
 
 // checkLimit validates an optional Limit (at least 1); 0 means none was given.

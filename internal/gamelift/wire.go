@@ -104,14 +104,18 @@ type codec interface {
 
 type jsonCodec struct{}
 
-func (jsonCodec) decode(body []byte, v any) error {
+// decodeWith decodes body with unmarshal; an empty body is an empty input (the SDKs send none for a call
+// without members).
+func decodeWith(unmarshal func([]byte, any) error, body []byte, v any) error {
 	if len(body) == 0 {
 		return nil
 	}
-	return json.Unmarshal(body, v)
+	return unmarshal(body, v)
 }
-func (jsonCodec) encode(v any) ([]byte, error) { return json.Marshal(v) }
-func (jsonCodec) contentType() string          { return "application/x-amz-json-1.1" }
+
+func (jsonCodec) decode(body []byte, v any) error { return decodeWith(json.Unmarshal, body, v) }
+func (jsonCodec) encode(v any) ([]byte, error)    { return json.Marshal(v) }
+func (jsonCodec) contentType() string             { return "application/x-amz-json-1.1" }
 func (jsonCodec) errorBody(e *Error) ([]byte, error) {
 	return json.Marshal(map[string]string{"__type": e.Type, "message": e.Message, "Message": e.Message})
 }
@@ -120,14 +124,9 @@ type cborCodec struct{}
 
 var cborEnc, _ = cbor.EncOptions{Time: cbor.TimeUnixDynamic, TimeTag: cbor.EncTagRequired}.EncMode()
 
-func (cborCodec) decode(body []byte, v any) error {
-	if len(body) == 0 {
-		return nil
-	}
-	return cbor.Unmarshal(body, v)
-}
-func (cborCodec) encode(v any) ([]byte, error) { return cborEnc.Marshal(v) }
-func (cborCodec) contentType() string          { return "application/cbor" }
+func (cborCodec) decode(body []byte, v any) error { return decodeWith(cbor.Unmarshal, body, v) }
+func (cborCodec) encode(v any) ([]byte, error)    { return cborEnc.Marshal(v) }
+func (cborCodec) contentType() string             { return "application/cbor" }
 func (cborCodec) errorBody(e *Error) ([]byte, error) {
 	return cborEnc.Marshal(map[string]string{"__type": "com.amazonaws.gamelift#" + e.Type, "message": e.Message, "Message": e.Message})
 }

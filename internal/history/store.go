@@ -302,6 +302,18 @@ func (q *selection) arg(v any) string {
 // and adds a condition.
 func (q *selection) and(cond string) { q.where = append(q.where, cond) }
 
+// eq adds "column = value", unless value is empty (no condition).
+func (q *selection) eq(column, value string) {
+	if value != "" {
+		q.and(column + " = " + q.arg(value))
+	}
+}
+
+// after adds "(a, b) > (x, y)": the rows after the key (x, y) in the order (a, b).
+func (q *selection) after(a, b, x, y string) {
+	q.and(fmt.Sprintf("(%s, %s) > (%s, %s)", a, b, q.arg(x), q.arg(y)))
+}
+
 // read runs "SELECT cols FROM table(d) WHERE ..." on every day table as one UNION ALL in order, at most
 // limit rows (0: all), and scans each row with scan. A day table dropped between reading the registry and
 // querying it (retention) makes it read the registry again, once.
@@ -346,32 +358,23 @@ func read[T any](ctx context.Context, s *Store, q *selection, table func(time.Ti
 // each through the index of q's question, so it costs what it returns.
 func (s *Store) List(ctx context.Context, q Query, after Key, limit int) ([]Record, error) {
 	var sel selection
-	if q.Namespace != "" {
-		sel.and("namespace = " + sel.arg(q.Namespace))
-	}
-	if q.Name != "" {
-		sel.and("name = " + sel.arg(q.Name))
-	}
-	switch {
+	sel.eq("namespace", q.Namespace)
+	sel.eq("name", q.Name)
+	switch { // one question, through its index
 	case q.PlayerSessionID != "":
-		sel.and("player_session_id = " + sel.arg(q.PlayerSessionID))
+		sel.eq("player_session_id", q.PlayerSessionID)
 	case q.GameSessionID != "":
-		sel.and("game_session_id = " + sel.arg(q.GameSessionID))
-		if q.Status != "" {
-			sel.and("status = " + sel.arg(q.Status))
-		}
+		sel.eq("game_session_id", q.GameSessionID)
+		sel.eq("status", q.Status)
 	case q.PlayerID != "":
-		sel.and("player_id = " + sel.arg(q.PlayerID))
+		sel.eq("player_id", q.PlayerID)
 	}
 	if after != (Key{}) {
-		sel.and(fmt.Sprintf("(namespace, name) > (%s, %s)", sel.arg(after.Namespace), sel.arg(after.Name)))
+		sel.after("namespace", "name", after.Namespace, after.Name)
 	}
+	// The columns in Record's field order.
 	return read(ctx, s, &sel, tableOf, "namespace, name, player_session_id, game_session_id, player_id, status, game_session_ended_at, object",
-		"namespace, name", limit, func(row pgx.CollectableRow) (Record, error) {
-			var r Record
-			err := row.Scan(&r.Namespace, &r.Name, &r.PlayerSessionID, &r.GameSessionID, &r.PlayerID, &r.Status, &r.GameSessionEndedAt, &r.Object)
-			return r, err
-		})
+		"namespace, name", limit, pgx.RowToStructByPos[Record])
 }
 
 // DropExpired drops, whole, every day table whose last possible record has been kept for the retention
@@ -449,25 +452,16 @@ type GameSessionKey struct {
 // ListGameSessions answers q in key order (name, then id): at most limit (0: all) after the key after.
 func (s *Store) ListGameSessions(ctx context.Context, q GameSessionQuery, after GameSessionKey, limit int) ([]GameSessionRecord, error) {
 	var sel selection
-	sel.and("namespace = " + sel.arg(q.Namespace))
-	if q.GameSessionID != "" {
-		sel.and("game_session_id = " + sel.arg(q.GameSessionID))
-	}
-	if q.FleetID != "" {
-		sel.and("fleet_id = " + sel.arg(q.FleetID))
-	}
-	if q.Status != "" {
-		sel.and("status = " + sel.arg(q.Status))
-	}
+	sel.and("namespace = " + sel.arg(q.Namespace)) // always: an empty namespace holds nothing
+	sel.eq("game_session_id", q.GameSessionID)
+	sel.eq("fleet_id", q.FleetID)
+	sel.eq("status", q.Status)
 	if after != (GameSessionKey{}) {
-		sel.and(fmt.Sprintf("(name, game_session_id) > (%s, %s)", sel.arg(after.Name), sel.arg(after.GameSessionID)))
+		sel.after("name", "game_session_id", after.Name, after.GameSessionID)
 	}
+	// The columns in GameSessionRecord's field order.
 	return read(ctx, s, &sel, gameSessionTableOf, "namespace, name, game_session_id, fleet_id, status, ended_at, object",
-		"name, game_session_id", limit, func(row pgx.CollectableRow) (GameSessionRecord, error) {
-			var r GameSessionRecord
-			err := row.Scan(&r.Namespace, &r.Name, &r.GameSessionID, &r.FleetID, &r.Status, &r.EndedAt, &r.Object)
-			return r, err
-		})
+		"name, game_session_id", limit, pgx.RowToStructByPos[GameSessionRecord])
 }
 
 // Retention drops the expired days of the store: at start and then every Interval (an hour when 0), on

@@ -89,14 +89,11 @@ func (r *REST) Get(ctx context.Context, name string, _ *metav1.GetOptions) (runt
 
 // List answers a list from the index.
 func (r *REST) List(ctx context.Context, opts *metainternalversion.ListOptions) (runtime.Object, error) {
-	q, err := r.query(ctx, opts)
+	q, opts, err := r.query(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
-	var lo index.ListOptions
-	if opts != nil {
-		lo = index.ListOptions{Limit: opts.Limit, Continue: opts.Continue, ResourceVersion: opts.ResourceVersion, ResourceVersionMatch: opts.ResourceVersionMatch}
-	}
+	lo := index.ListOptions{Limit: opts.Limit, Continue: opts.Continue, ResourceVersion: opts.ResourceVersion, ResourceVersionMatch: opts.ResourceVersionMatch}
 	page, err := r.index.ListAll(ctx, q, lo, r.tokens, r.history)
 	if err != nil {
 		return nil, err
@@ -113,36 +110,34 @@ func (r *REST) List(ctx context.Context, opts *metainternalversion.ListOptions) 
 
 // Watch streams the changes of the selected player sessions.
 func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions) (watch.Interface, error) {
-	q, err := r.query(ctx, opts)
+	q, opts, err := r.query(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
-	var wo index.WatchOptions
-	if opts != nil {
-		wo = index.WatchOptions{ResourceVersion: opts.ResourceVersion, SendInitialEvents: opts.SendInitialEvents, AllowBookmarks: opts.AllowWatchBookmarks}
-	}
+	wo := index.WatchOptions{ResourceVersion: opts.ResourceVersion, SendInitialEvents: opts.SendInitialEvents, AllowBookmarks: opts.AllowWatchBookmarks}
 	return r.index.Watch(ctx, q, wo, func(t watch.EventType, ps *gamev1.PlayerSession) watch.Event {
 		return watch.Event{Type: t, Object: toQuery(ps)}
 	})
 }
 
-// query turns the request's namespace and selectors into an index.Query. Only equality is supported on fields.
-func (r *REST) query(ctx context.Context, opts *metainternalversion.ListOptions) (index.Query, error) {
+// query turns the request's namespace and selectors into an index.Query. Only equality is supported on
+// fields. It also returns opts, never nil (empty options when the request had none).
+func (r *REST) query(ctx context.Context, opts *metainternalversion.ListOptions) (index.Query, *metainternalversion.ListOptions, error) {
 	q := index.Query{Namespace: genericapirequest.NamespaceValue(ctx), Fields: map[string]string{}}
 	if opts == nil {
-		return q, nil
+		opts = &metainternalversion.ListOptions{}
 	}
 	q.Labels = opts.LabelSelector
 	if opts.FieldSelector == nil {
-		return q, nil
+		return q, opts, nil
 	}
 	for _, req := range opts.FieldSelector.Requirements() {
 		if req.Operator != selection.Equals && req.Operator != selection.DoubleEquals {
-			return q, apierrors.NewBadRequest(fmt.Sprintf("field selector %s: only = and == are supported", req.Field))
+			return q, opts, apierrors.NewBadRequest(fmt.Sprintf("field selector %s: only = and == are supported", req.Field))
 		}
 		field, value, err := convertFieldLabel(req.Field, req.Value)
 		if err != nil {
-			return q, apierrors.NewBadRequest(err.Error())
+			return q, opts, apierrors.NewBadRequest(err.Error())
 		}
 		if prev, ok := q.Fields[field]; ok && prev != value {
 			q.Fields[field] = "\x00" // contradictory: matches nothing
@@ -157,7 +152,7 @@ func (r *REST) query(ctx context.Context, opts *metainternalversion.ListOptions)
 			q.Namespace = ns
 		}
 	}
-	return q, nil
+	return q, opts, nil
 }
 
 func toQuery(ps *gamev1.PlayerSession) *queryv1.PlayerSession {
