@@ -186,6 +186,11 @@ func TestGameServerTrustBoundary(t *testing.T) {
 	}
 	g.Expect(e.ps(g, "alice-arena-1").Status.Status).To(Equal(gamev1.PlayerSessionCompleted))
 	g.Expect(e.gs(g, "lobby").Status.Status).To(Equal(gamev1.GameSessionTerminated))
+	// Alice's seat is released within the release window (1 s); the ledger checked after the refusals
+	// below must not depend on how fast they ran (on a fast machine they took less than the window).
+	g.Eventually(func(g Gomega) {
+		g.Expect(e.gs(g, "arena-1").Status.Seats).To(ConsistOf(gamev1.SeatHolder{Name: "bob-arena-1"}))
+	}).WithTimeout(10 * time.Second).Should(Succeed())
 	readme, err := os.ReadFile(testenv.Path("README.md"))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(string(readme)).To(ContainSubstring(`kubectl patch playersession NAME --subresource=status --type=merge -p '{"status":{"status":"ACTIVE"}}'`))
