@@ -1,4 +1,7 @@
-// Package controllers holds the reconcilers of GameSession and PlayerSession.
+// Package controllers holds the reconcilers of GameSession and PlayerSession: each a short Reconcile of
+// phase functions (admission, Agones binding, timeouts, ends, archive, retention) ending in one deferred
+// status write, with their options and their setup. Nothing else imports it but the manager (and tests):
+// what the other packages share with it lives in internal/admission, ids, indexes and metrics.
 package controllers
 
 import (

@@ -32,18 +32,21 @@ func (s PlayerSessionStatusValue) HoldsSeat() bool {
 // PlayerSession condition types and reasons.
 const (
 	// PlayerSessionReadyCondition is True once admission has decided and granted a seat, whatever the
-	// player session's status since (RESERVED, ACTIVE, COMPLETED, TIMEDOUT are all normal); False while it
-	// waits for a seat (kstatus: InProgress) or when it was refused.
+	// player session's status since (RESERVED, ACTIVE, COMPLETED, TIMEDOUT are all normal); False when it
+	// was refused. A player session waiting for a seat has no status at all, so no condition (kstatus:
+	// InProgress, from observedGeneration 0): it is not written until it is decided.
 	PlayerSessionReadyCondition = "Ready"
 	// PlayerSessionStalledCondition is True when the player session was refused for good, with the
 	// refusal's reason (kstatus: Failed). Absent otherwise.
 	PlayerSessionStalledCondition = "Stalled"
 
 	// AdmittedCondition is True once a seat was granted; False when the player session was refused
-	// (final: it never holds a seat); Unknown while admission waits for its game session.
+	// (final: it never holds a seat); absent while admission waits (a waiting player session is not
+	// written until it is decided).
 	AdmittedCondition = "Admitted"
 
-	// AdmissionPendingReason: the game session exists and has not decided yet.
+	// AdmissionPendingReason: admission has not decided yet (the reason of Ready False computed for a
+	// waiting player session, which is not written until it is decided).
 	AdmissionPendingReason = "Pending"
 	// SeatReservedReason: a seat was granted and the player session is RESERVED.
 	SeatReservedReason = "SeatReserved"

@@ -4,9 +4,10 @@
 // (migrations serialise on a row lock), no declarative partitioning (a table per day of game-session end,
 // dropped whole when its last row has been kept for the retention period).
 //
-// The manager opens it with --history-store: the PlayerSession reconciler archives ended player sessions
-// into it (controllers.reconcileArchive), and the query API and the GameLift endpoint merge it with the
-// live index (index.Index.ListAll).
+// The manager opens it with --history-store: both reconcilers archive ended player sessions and game
+// sessions into it (write, then delete the custom resource), Retention drops expired days on the leader,
+// the query API and DescribePlayerSessions merge it with the live index (index.Index.ListAll), and
+// DescribeGameSessions with the cache.
 package history
 
 import (

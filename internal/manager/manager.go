@@ -1,5 +1,7 @@
-// Package manager assembles the one binary: the controllers (on the elected leader only) and the query
-// API server (on every replica), sharing one informer cache with its indexes.
+// Package manager assembles the one binary from its flags (BindFlags): one informer cache with its field
+// indexes and the player-session index; the controllers and the history store's retention (on the elected
+// leader only); and on every replica the query API server, the GameLift endpoint and the admission
+// webhook, as the options turn them on; the metrics and health probes.
 package manager
 
 import (

@@ -1,6 +1,6 @@
 // Package security tests the trust boundary between the operator and game servers through the real API
 // server: the shipped game-server role (config/rbac/gameserver_role.yaml) lets a game server run the
-// README's commands, and the admission policies (config/policy) refuse every status write that is the
+// commands of docs/game-servers.md, and the admission policies (config/policy) refuse every status write that is the
 // operator's alone, so the capacity invariant does not depend on game servers behaving.
 package security
 
@@ -52,7 +52,7 @@ func (e *env) kubectl(t *testing.T, args ...string) (string, bool) {
 func setup(t *testing.T) *env {
 	t.Helper()
 	if _, err := exec.LookPath("kubectl"); err != nil {
-		t.Fatal("kubectl is needed on the PATH: the test runs the README's commands")
+		t.Fatal("kubectl is needed on the PATH: the test runs the commands of docs/game-servers.md")
 	}
 	cp := testenv.ControlPlane(t, localcp.Options{})
 	admin, err := client.New(cp.Config, client.Options{Scheme: manager.Scheme()})
@@ -172,7 +172,7 @@ func TestGameServerTrustBoundary(t *testing.T) {
 		g.Expect(e.gs(g, "lobby").Status.Status).To(Equal(gamev1.GameSessionActivating))
 	}).WithTimeout(20 * time.Second).Should(Succeed())
 
-	// What the README's "What game servers do" section shows, word for word, as the game server.
+	// What docs/game-servers.md shows, word for word, as the game server.
 	for _, cmd := range []string{
 		`kubectl patch playersession alice-arena-1 --subresource=status --type=merge -p '{"status":{"status":"ACTIVE"}}'`,
 		`kubectl patch playersession alice-arena-1 --subresource=status --type=merge -p '{"status":{"status":"COMPLETED"}}'`,
@@ -191,10 +191,10 @@ func TestGameServerTrustBoundary(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		g.Expect(e.gs(g, "arena-1").Status.Seats).To(ConsistOf(gamev1.SeatHolder{Name: "bob-arena-1"}))
 	}).WithTimeout(10 * time.Second).Should(Succeed())
-	readme, err := os.ReadFile(testenv.Path("README.md"))
+	doc, err := os.ReadFile(testenv.Path("docs", "game-servers.md"))
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(string(readme)).To(ContainSubstring(`kubectl patch playersession NAME --subresource=status --type=merge -p '{"status":{"status":"ACTIVE"}}'`))
-	g.Expect(string(readme)).To(ContainSubstring(`-p '{"status":{"status":"ACTIVE","ipAddress":"10.0.0.7","port":7777}}'`))
+	g.Expect(string(doc)).To(ContainSubstring(`kubectl patch playersession NAME --subresource=status --type=merge -p '{"status":{"status":"ACTIVE"}}'`))
+	g.Expect(string(doc)).To(ContainSubstring(`-p '{"status":{"status":"ACTIVE","ipAddress":"10.0.0.7","port":7777}}'`))
 
 	// Everything that is the operator's alone is refused, by the API server.
 	// Each is refused by the admission policy (Forbidden), or already by the CRD's own rules (is invalid).
@@ -229,7 +229,7 @@ func TestGameServerTrustBoundary(t *testing.T) {
 	g.Expect(ok).To(BeFalse(), out)
 }
 
-// shellWords splits a command line the way the README's shell would (single quotes only).
+// shellWords splits a command line the way the docs' shell would (single quotes only).
 func shellWords(t *testing.T, s string) []string {
 	t.Helper()
 	var words []string
