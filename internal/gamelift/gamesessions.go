@@ -13,6 +13,7 @@ import (
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/internal/history"
+	"github.com/playersessions/operator/internal/index"
 	"github.com/playersessions/operator/internal/indexes"
 )
 
@@ -200,6 +201,7 @@ func (s *Server) describeGameSessions(ctx context.Context, namespace string, in 
 	if aerr != nil {
 		return nil, aerr
 	}
+	limit = int(index.PageSize(int64(limit))) // at most a page's worth, with a NextToken when there is more
 	scope := "DescribeGameSessions/" + namespace + "/" + fleet + "/" + in.StatusFilter
 	var after history.GameSessionKey
 	if in.NextToken != "" {
@@ -219,12 +221,8 @@ func (s *Server) describeGameSessions(ctx context.Context, namespace string, in 
 	}
 	var archived []*gamev1.GameSession
 	if s.GameSessionHistory != nil {
-		want := 0
-		if limit > 0 {
-			want = limit + 1
-		}
 		var err error
-		if archived, err = s.archivedGameSessions(ctx, history.GameSessionQuery{Namespace: namespace, FleetID: fleet, Status: in.StatusFilter}, after, want); err != nil {
+		if archived, err = s.archivedGameSessions(ctx, history.GameSessionQuery{Namespace: namespace, FleetID: fleet, Status: in.StatusFilter}, after, limit+1); err != nil {
 			return nil, internal(err)
 		}
 	}
@@ -257,7 +255,7 @@ func compareKeys(a, b history.GameSessionKey) int {
 
 // pageGameSessions merges the live game sessions of a fleet with those the history store returned (each
 // game session once: live wins) in key order (name, then id) and returns the page after the key after: at
-// most limit (0: all) with the given status (any when empty), its last key, and whether more follow. A name
+// most limit (0: all; the endpoint always passes a page size) with the given status (any when empty), its last key, and whether more follow. A name
 // reused by a new game session after the first one ended sorts both by id, so neither is skipped at a page
 // boundary.
 func pageGameSessions(live, archived []*gamev1.GameSession, after history.GameSessionKey, status string, limit int) ([]*gamev1.GameSession, history.GameSessionKey, bool) {

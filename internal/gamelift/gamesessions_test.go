@@ -1,12 +1,19 @@
 package gamelift
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/internal/history"
+	"github.com/playersessions/operator/internal/index"
 )
 
 func gameSession(name, id string, status gamev1.GameSessionStatusValue) *gamev1.GameSession {
@@ -73,6 +80,150 @@ func TestPageGameSessions(t *testing.T) {
 					t.Fatalf("%s, limit %d: got %v, want %v", tc.name, limit, got, tc.want)
 				}
 			}
+		}
+	}
+}
+
+// fakeGameSessionHistory is DescribeGameSessions' history tier in memory, in key order.
+type fakeGameSessionHistory struct{ recs []history.GameSessionRecord }
+
+func (h *fakeGameSessionHistory) ListGameSessions(_ context.Context, q history.GameSessionQuery, after history.GameSessionKey, limit int) ([]history.GameSessionRecord, error) {
+	var out []history.GameSessionRecord
+	for _, r := range h.recs {
+		if r.Namespace != q.Namespace || (q.FleetID != "" && r.FleetID != q.FleetID) || compareKeys(history.GameSessionKey{Name: r.Name, GameSessionID: r.GameSessionID}, after) <= 0 {
+			continue
+		}
+		if out = append(out, r); limit > 0 && len(out) == limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+// TestDescribeGameSessionsReturnsEverythingOrSaysSo: DescribeGameSessions by fleet, over more game sessions
+// in each tier than a page holds, returns every one once, in pages of at most index.MaxPageSize, whatever
+// the Limit (none, or the largest int32), with a NextToken while there is more. Before, a call without a
+// Limit read every archived game session of the fleet in one SQL statement without LIMIT.
+func TestDescribeGameSessionsReturnsEverythingOrSaysSo(t *testing.T) {
+	s := fakeServer(t)
+	h := &fakeGameSessionHistory{}
+	s.GameSessionHistory = h
+	ctx := context.Background()
+	var want []string
+	for i := range 1100 {
+		gs := gameSession(fmt.Sprintf("live-%05d", i), fmt.Sprintf("gs-live-%05d", i), gamev1.GameSessionActive)
+		gs.Namespace, gs.Spec.FleetID = "tenant", "fleet-big"
+		if err := s.Client.Create(ctx, gs); err != nil { // the fake API server keeps the status as given
+			t.Fatal(err)
+		}
+		want = append(want, gs.Status.GameSessionID)
+	}
+	for i := range 1300 {
+		gs := gameSession(fmt.Sprintf("old-%05d", i), fmt.Sprintf("gs-old-%05d", i), gamev1.GameSessionTerminated)
+		gs.Namespace, gs.Spec.FleetID = "tenant", "fleet-big"
+		obj, _ := json.Marshal(gs)
+		h.recs = append(h.recs, history.GameSessionRecord{Namespace: "tenant", Name: gs.Name, GameSessionID: gs.Status.GameSessionID,
+			FleetID: "fleet-big", Status: "TERMINATED", Object: obj})
+		want = append(want, gs.Status.GameSessionID)
+	}
+	slices.Sort(want) // live-* before old-*: name order
+	for _, limit := range []*int32{nil, ptr.To[int32](333), ptr.To[int32](math.MaxInt32)} {
+		var got []string
+		in := &describeGameSessionsInput{FleetId: "fleet-big", Limit: limit}
+		for pages := 0; ; pages++ {
+			if pages > 10 {
+				t.Fatal("no end")
+			}
+			out, aerr := s.describeGameSessions(ctx, "tenant", in)
+			if aerr != nil {
+				t.Fatal(aerr)
+			}
+			page := out.(describeGameSessionsOutput)
+			if len(page.GameSessions) > index.MaxPageSize {
+				t.Fatalf("a page of %d", len(page.GameSessions))
+			}
+			for _, gs := range page.GameSessions {
+				got = append(got, gs.GameSessionId)
+			}
+			if page.NextToken == "" {
+				break
+			}
+			in.NextToken = page.NextToken
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("limit %v: %d game sessions, want all %d once, in order", limit, len(got), len(want))
+		}
+	}
+}
+
+// fakePlayerSessionHistory is DescribePlayerSessions' history tier in memory, in key order, read in the
+// store's way (at most limit records after the key).
+type fakePlayerSessionHistory struct{ recs []history.Record }
+
+func (h *fakePlayerSessionHistory) List(_ context.Context, q history.Query, after history.Key, limit int) ([]history.Record, error) {
+	var out []history.Record
+	for _, r := range h.recs {
+		if r.Namespace != q.Namespace || (q.PlayerID != "" && r.PlayerID != q.PlayerID) || index.Key(r.Namespace, r.Name) <= index.Key(after.Namespace, after.Name) {
+			continue
+		}
+		if out = append(out, r); limit > 0 && len(out) == limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+// TestDescribePlayerSessionsReturnsEverythingOrSaysSo: DescribePlayerSessions by player, over more live
+// player sessions than a page and more archived ones than the store's batch of 100, returns every one
+// once, in pages, with or without a Limit. Before, without a Limit it returned 100 archived ones and no
+// NextToken.
+func TestDescribePlayerSessionsReturnsEverythingOrSaysSo(t *testing.T) {
+	s := fakeServer(t)
+	h := &fakePlayerSessionHistory{}
+	s.History = h
+	var want []string
+	ps := func(name string, status gamev1.PlayerSessionStatusValue, rv int) *gamev1.PlayerSession {
+		return &gamev1.PlayerSession{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "tenant", Name: name, ResourceVersion: fmt.Sprint(rv)},
+			Spec:       gamev1.PlayerSessionSpec{PlayerID: "alice", GameSessionName: "g"},
+			Status:     gamev1.PlayerSessionStatus{Status: status, PlayerSessionID: "psess-" + name, GameSessionID: "gsid"},
+		}
+	}
+	for i := range 1200 {
+		p := ps(fmt.Sprintf("live-%05d", i), gamev1.PlayerSessionActive, i+1)
+		s.Index.Upsert(p)
+		want = append(want, p.Status.PlayerSessionID)
+	}
+	for i := range 150 {
+		p := ps(fmt.Sprintf("old-%05d", i), gamev1.PlayerSessionCompleted, 0)
+		obj, _ := json.Marshal(p)
+		h.recs = append(h.recs, history.Record{Namespace: "tenant", Name: p.Name, PlayerSessionID: p.Status.PlayerSessionID,
+			GameSessionID: "gsid", PlayerID: "alice", Status: "COMPLETED", Object: obj})
+		want = append(want, p.Status.PlayerSessionID)
+	}
+	slices.Sort(want)
+	for _, limit := range []*int32{nil, ptr.To[int32](77), ptr.To[int32](math.MaxInt32)} {
+		var got []string
+		in := &describePlayerSessionsInput{PlayerId: "alice", Limit: limit}
+		for pages := 0; ; pages++ {
+			if pages > 30 {
+				t.Fatal("no end")
+			}
+			out, aerr := s.describePlayerSessions(context.Background(), "tenant", in)
+			if aerr != nil {
+				t.Fatal(aerr)
+			}
+			page := out.(describePlayerSessionsOutput)
+			for _, p := range page.PlayerSessions {
+				got = append(got, p.PlayerSessionId)
+			}
+			if page.NextToken == "" {
+				break
+			}
+			in.NextToken = page.NextToken
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("limit %v: %d player sessions, want all %d once, in order", limit, len(got), len(want))
 		}
 	}
 }

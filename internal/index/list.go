@@ -101,7 +101,8 @@ type Page struct {
 
 // ListOptions are the paging and consistency options of a list, as kube-apiserver takes them.
 type ListOptions struct {
-	// Limit is the most items returned (0: all).
+	// Limit is the most items returned; 0 (none), or more than MaxPageSize, is MaxPageSize. A list with
+	// more says so with a continue token.
 	Limit int64
 	// Continue is the continue token of the previous page.
 	Continue string
@@ -160,7 +161,7 @@ func (ix *Index) List(ctx context.Context, q Query, opts ListOptions, tokens *To
 		}
 		rv = want
 	}
-	limit := opts.Limit
+	limit := PageSize(opts.Limit)
 
 	page := Page{RV: rv}
 	visit := func(key string) bool {
@@ -194,6 +195,19 @@ func (ix *Index) List(ctx context.Context, q Query, opts ListOptions, tokens *To
 	}
 	tree.ascend(after, visit)
 	return page, nil
+}
+
+// MaxPageSize is the most items one page holds, whatever the limit asked (none, or more): a list of more
+// says so with a continue token. It bounds what one request costs (the live index's walk and the history
+// store's reads alike) and keeps the arithmetic on a client's limit safe.
+const MaxPageSize = 1000
+
+// PageSize is the page size of a request that asked for limit (0 or less: none).
+func PageSize(limit int64) int64 {
+	if limit <= 0 || limit > MaxPageSize {
+		return MaxPageSize
+	}
+	return limit
 }
 
 // driver picks the bucket that answers q: the one of its most selective indexed field, else its

@@ -44,11 +44,8 @@ func (ix *Index) ListAll(ctx context.Context, q Query, opts ListOptions, tokens 
 		ns, name, _ := strings.Cut(c.Key, "/") // Key: neither part holds a slash
 		after = history.Key{Namespace: ns, Name: name}
 	}
-	want := 0
-	if opts.Limit > 0 {
-		want = int(opts.Limit) + 1
-	}
-	old, err := historyList(ctx, h, q, after, want)
+	limit := int(PageSize(opts.Limit))
+	old, err := historyList(ctx, h, q, after, limit+1)
 	if err != nil {
 		return Page{}, err
 	}
@@ -81,8 +78,8 @@ func (ix *Index) ListAll(ctx context.Context, q Query, opts ListOptions, tokens 
 	}
 	page := Page{RV: live.RV, Items: merged}
 	more := live.Continue != ""
-	if opts.Limit > 0 && len(merged) > int(opts.Limit) {
-		page.Items, more = merged[:opts.Limit], true
+	if len(merged) > limit {
+		page.Items, more = merged[:limit], true
 	}
 	if more && len(page.Items) > 0 {
 		last := page.Items[len(page.Items)-1]
@@ -103,9 +100,9 @@ func (ix *Index) GetAll(ctx context.Context, namespace, name string, h History) 
 	return recs[0], nil
 }
 
-// historyList reads up to want (0: all) player sessions matching q after the key after from h, in key
-// order, through the store index of q's question; what the store cannot select (labels, other fields) is
-// filtered here, reading on until want are found or the store has no more.
+// historyList reads up to want player sessions matching q after the key after from h, in key order,
+// through the store index of q's question; what the store cannot select (labels, other fields) is
+// filtered here, reading on, in batches, until want are found or the store has no more.
 func historyList(ctx context.Context, h History, q Query, after history.Key, want int) ([]*gamev1.PlayerSession, error) {
 	hq := history.Query{Namespace: q.Namespace, Name: q.Fields[FieldName]}
 	switch {
@@ -138,8 +135,8 @@ func historyList(ctx context.Context, h History, q Query, after history.Key, wan
 				}
 			}
 		}
-		if want == 0 || len(recs) < batch {
-			return out, nil
+		if len(recs) < batch {
+			return out, nil // the store has no more
 		}
 		after = history.Key{Namespace: recs[len(recs)-1].Namespace, Name: recs[len(recs)-1].Name}
 	}

@@ -3,6 +3,8 @@ package index
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -118,5 +120,64 @@ func TestListAllPagesAcrossTiers(t *testing.T) {
 	}
 	if want := []string{"a/p0", "a/p1", "a/p3", "a/p9"}; !slices.Equal(got, want) {
 		t.Errorf("pages of one: %v, want %v", got, want)
+	}
+}
+
+// TestListReturnsEverythingOrSaysSo: a list either returns every matching player session or says there is
+// more with a continue token, whatever the limit (none, small, larger than a page, the largest int64) and
+// with more records in each tier than any batch the index or the store reads at once (the store's
+// batches are of 100, a page at most MaxPageSize). Before the fix, a list without a limit returned 100
+// archived records and no token.
+func TestListReturnsEverythingOrSaysSo(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		live, archive int
+	}{
+		{"151 archived, none live (the reported case)", 0, 151},
+		{"more of each than a page", 1234, 2345},
+		{"live only, more than a page", 2222, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture()
+			h := &fakeHistory{}
+			var want []string
+			for i := range tc.live {
+				name := fmt.Sprintf("live-%05d", i)
+				f.put("ns", name, "alice", "g", gamev1.PlayerSessionActive, nil)
+				want = append(want, "ns/"+name)
+			}
+			for i := range tc.archive {
+				name := fmt.Sprintf("old-%05d", i)
+				h.archive(t, "ns", name, "alice", "g")
+				want = append(want, "ns/"+name)
+			}
+			slices.Sort(want)
+			for _, limit := range []int64{0, 7, 100, MaxPageSize, MaxPageSize + 1, math.MaxInt64} {
+				for _, q := range []Query{{Namespace: "ns"}, {Namespace: "ns", Fields: map[string]string{FieldPlayerID: "alice"}}} {
+					var got []string
+					opts := ListOptions{Limit: limit}
+					for pages := 0; ; pages++ {
+						if pages > len(want)+1 {
+							t.Fatalf("limit %d: no end", limit)
+						}
+						page, err := f.ix.ListAll(ctx, q, opts, f.tokens, h)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if int64(len(page.Items)) > PageSize(limit) {
+							t.Fatalf("limit %d: a page of %d, more than %d", limit, len(page.Items), PageSize(limit))
+						}
+						got = append(got, names(page.Items)...)
+						if page.Continue == "" {
+							break
+						}
+						opts.Continue = page.Continue
+					}
+					if !slices.Equal(got, want) {
+						t.Fatalf("limit %d, %v: %d items (first %v), want all %d once, in order", limit, q.Fields, len(got), got[:min(3, len(got))], len(want))
+					}
+				}
+			}
+		})
 	}
 }
