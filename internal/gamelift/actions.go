@@ -20,29 +20,38 @@ import (
 )
 
 // operation serves one GameLift action: it decodes the request body (in the client's protocol) and answers.
-type operation func(s *Server, ctx context.Context, namespace string, decode func(any) *Error) (any, *Error)
+type operation struct {
+	serve func(s *Server, ctx context.Context, namespace string, decode func(any) *Error) (any, *Error)
+	// changes: the action changes state, so its signature is served once (replays).
+	changes bool
+}
 
 // op is the operation of a handler that takes its decoded input In.
-func op[In any](handle func(s *Server, ctx context.Context, namespace string, in *In) (any, *Error)) operation {
-	return func(s *Server, ctx context.Context, namespace string, decode func(any) *Error) (any, *Error) {
+func op[In any](changes bool, handle func(s *Server, ctx context.Context, namespace string, in *In) (any, *Error)) operation {
+	return operation{changes: changes, serve: func(s *Server, ctx context.Context, namespace string, decode func(any) *Error) (any, *Error) {
 		var in In
 		if err := decode(&in); err != nil {
 			return nil, err
 		}
 		return handle(s, ctx, namespace, &in)
-	}
+	}}
 }
+
+const (
+	reads   = false
+	changes = true
+)
 
 // operations is the endpoint's action table, by GameLift action name.
 var operations = map[string]operation{
-	"DescribePlayerSessions": op((*Server).describePlayerSessions),
-	"CreatePlayerSession":    op((*Server).createPlayerSession),
-	"CreatePlayerSessions":   op((*Server).createPlayerSessions),
-	"AcceptPlayerSession":    op((*Server).acceptPlayerSession),
-	"RemovePlayerSession":    op((*Server).removePlayerSession),
-	"CreateGameSession":      op((*Server).createGameSession),
-	"DescribeGameSessions":   op((*Server).describeGameSessions),
-	"UpdateGameSession":      op((*Server).updateGameSession),
+	"DescribePlayerSessions": op(reads, (*Server).describePlayerSessions),
+	"CreatePlayerSession":    op(changes, (*Server).createPlayerSession),
+	"CreatePlayerSessions":   op(changes, (*Server).createPlayerSessions),
+	"AcceptPlayerSession":    op(changes, (*Server).acceptPlayerSession),
+	"RemovePlayerSession":    op(changes, (*Server).removePlayerSession),
+	"CreateGameSession":      op(changes, (*Server).createGameSession),
+	"DescribeGameSessions":   op(reads, (*Server).describeGameSessions),
+	"UpdateGameSession":      op(changes, (*Server).updateGameSession),
 }
 
 // Bounds and patterns of GameLift's model (botocore gamelift/2015-10-01).

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -40,10 +41,21 @@ func AccessKeyIDOf(o client.Object) []string {
 	return nil
 }
 
-// authenticate verifies the request's SigV4 signature with aws-sdk-go-v2's signer and returns the
-// namespace of the access key.
-func (s *Server) authenticate(ctx context.Context, r *http.Request, body []byte) (string, *Error) {
-	unauthorized := func(msg string) (string, *Error) { return "", errorf(UnauthorizedException, msg) }
+// caller is who signed a request: the namespace (tenant) of its access key, and the signature itself.
+type caller struct {
+	namespace string
+	signature string
+	signedAt  time.Time
+}
+
+// mustSign are the headers a request must have signed, as AWS requires: the host and the date always; the
+// content type and the JSON protocol's X-Amz-Target when the request has them (the target names the
+// action: unsigned, a captured AcceptPlayerSession could be replayed as RemovePlayerSession).
+var mustSign = []string{"host", "x-amz-date", "content-type", "x-amz-target"}
+
+// authenticate verifies the request's SigV4 signature with aws-sdk-go-v2's signer and returns who signed it.
+func (s *Server) authenticate(ctx context.Context, r *http.Request, body []byte) (caller, *Error) {
+	unauthorized := func(msg string) (caller, *Error) { return caller{}, errorf(UnauthorizedException, msg) }
 	auth := r.Header.Get("Authorization")
 	if !strings.HasPrefix(auth, signingAlgorithm+" ") {
 		return unauthorized("Missing or unsupported authentication: requests must be signed with AWS Signature Version 4")
@@ -57,6 +69,12 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, body []byte)
 	scope := strings.Split(fields["Credential"], "/")
 	if len(scope) != 5 || scope[4] != "aws4_request" || fields["Signature"] == "" || fields["SignedHeaders"] == "" {
 		return unauthorized("Malformed Authorization header")
+	}
+	signed := strings.Split(fields["SignedHeaders"], ";")
+	for _, h := range mustSign {
+		if (h == "host" || h == "x-amz-date" || r.Header.Get(h) != "") && !slices.Contains(signed, h) {
+			return unauthorized("The request must sign the header " + h + " (SignedHeaders lacks it)")
+		}
 	}
 	keyID, region, service := scope[0], scope[2], scope[3]
 	if service != signingService {
@@ -83,7 +101,7 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, body []byte)
 		return unauthorized("Malformed request")
 	}
 	check.Host = r.Host
-	for _, h := range strings.Split(fields["SignedHeaders"], ";") {
+	for _, h := range signed {
 		switch h {
 		case "host":
 		case "content-length":
@@ -101,7 +119,40 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, body []byte)
 	if !hmac.Equal([]byte(want), []byte(fields["Signature"])) {
 		return unauthorized(unauthorizedSignature)
 	}
-	return namespace, nil
+	return caller{namespace: namespace, signature: fields["Signature"], signedAt: signedAt}, nil
+}
+
+// replays remembers the signatures of the calls that change state until they can no longer be accepted
+// (maxClockSkew after they were made), so that a captured request is served once: sent again within the
+// window, it is refused. Each replica keeps its own (a replay sent to another replica is not caught; the
+// signed X-Amz-Target still keeps it the same call).
+type replays struct {
+	mu   sync.Mutex
+	seen map[[sha256.Size]byte]time.Time // signature -> when it stops being accepted
+	next time.Time                       // when to drop the expired ones
+}
+
+// first reports whether a call signed with signature at signedAt is seen for the first time.
+func (g *replays) first(signature string, signedAt, now time.Time) bool {
+	key := sha256.Sum256([]byte(signature))
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.seen == nil {
+		g.seen = map[[sha256.Size]byte]time.Time{}
+	}
+	if !now.Before(g.next) {
+		for k, until := range g.seen {
+			if !now.Before(until) {
+				delete(g.seen, k)
+			}
+		}
+		g.next = now.Add(time.Minute)
+	}
+	if _, ok := g.seen[key]; ok {
+		return false
+	}
+	g.seen[key] = signedAt.Add(maxClockSkew)
+	return true
 }
 
 // lookupKey finds the Secret of an access key through the cache's index. A key id that more than one Secret

@@ -179,7 +179,8 @@ func FuzzAuthenticate(f *testing.F) {
 		r := httptest.NewRequest(http.MethodPost, "http://gamelift.local/", bytes.NewReader(body))
 		r.Header.Set("Authorization", auth)
 		r.Header.Set("X-Amz-Date", date)
-		ns, err := s.authenticate(context.Background(), r, body)
+		who, err := s.authenticate(context.Background(), r, body)
+		ns := who.namespace
 		switch {
 		case err == nil && ns != "tenant":
 			t.Fatalf("authenticated into %q", ns)

@@ -79,6 +79,7 @@ type Server struct {
 
 	ambiguousMu       sync.Mutex
 	ambiguousReported map[string]time.Time
+	replays           replays
 }
 
 // NeedLeaderElection is false: every replica serves.
@@ -154,17 +155,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, c, http.StatusBadRequest, errorf(InvalidRequestException, "Request body unreadable or larger than 1 MiB"))
 		return
 	}
-	namespace, aerr := s.authenticate(r.Context(), r, body)
+	who, aerr := s.authenticate(r.Context(), r, body)
 	if aerr != nil {
 		writeError(w, c, http.StatusBadRequest, aerr)
 		return
 	}
+	namespace := who.namespace
 	operation, ok := operations[action]
 	if !ok {
 		writeError(w, c, http.StatusBadRequest, errorf(UnknownOperationException, "Unknown operation "+action))
 		return
 	}
-	out, aerr := operation(s, r.Context(), namespace, func(v any) *Error {
+	if operation.changes && !s.replays.first(who.signature, who.signedAt, s.Clock.Now()) {
+		writeError(w, c, http.StatusBadRequest, errorf(UnauthorizedException, "This signed request was already served: a call that changes state is served once per signature (sign it again to repeat it)"))
+		return
+	}
+	out, aerr := operation.serve(s, r.Context(), namespace, func(v any) *Error {
 		if err := c.decode(body, v); err != nil {
 			return errorf(SerializationException, "Cannot decode the request body: "+err.Error())
 		}

@@ -5,7 +5,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -97,7 +100,8 @@ func TestAuthenticate(t *testing.T) {
 			if b := r.Header.Get("X-Test-Body"); b != "" {
 				got = []byte(b) // what arrived differs from what was signed
 			}
-			ns, err := s.authenticate(context.Background(), r, got)
+			who, err := s.authenticate(context.Background(), r, got)
+			ns := who.namespace
 			switch {
 			case tt.want == "" && (err != nil || ns != "tenant"):
 				t.Fatalf("got %q %v, want tenant", ns, err)
@@ -106,4 +110,94 @@ func TestAuthenticate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSignedHeadersRequired: the host, the date, the content type and X-Amz-Target (which names the
+// action) must be signed. Before, a request signed without X-Amz-Target could have it added afterwards:
+// a captured AcceptPlayerSession was served as RemovePlayerSession.
+func TestSignedHeadersRequired(t *testing.T) {
+	s := fakeServer(t)
+	body := []byte(`{"PlayerSessionId":"psess-x"}`)
+	signWithout := func(unsigned ...string) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "http://gamelift.local/", bytes.NewReader(body))
+		headers := map[string]string{"X-Amz-Target": jsonTarget + "AcceptPlayerSession", "Content-Type": "application/x-amz-json-1.1"}
+		for h, v := range headers {
+			if !slices.Contains(unsigned, h) {
+				r.Header.Set(h, v)
+			}
+		}
+		sum := sha256.Sum256(body)
+		if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "s3cret"}, r,
+			hex.EncodeToString(sum[:]), signingService, "us-east-1", t0); err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range unsigned { // added after signing, as an attacker would
+			r.Header.Set(h, strings.Replace(headers[h], "AcceptPlayerSession", "RemovePlayerSession", 1))
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		name     string
+		unsigned []string
+		want     string
+	}{
+		{"all signed", nil, ""},
+		{"X-Amz-Target added after signing", []string{"X-Amz-Target"}, "must sign the header x-amz-target"},
+		{"Content-Type added after signing", []string{"Content-Type"}, "must sign the header content-type"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			s.ServeHTTP(w, signWithout(tc.unsigned...))
+			switch {
+			case tc.want == "" && strings.Contains(w.Body.String(), UnauthorizedException):
+				t.Fatalf("refused: %s", w.Body)
+			case tc.want != "" && (w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), tc.want)):
+				t.Fatalf("got %d %s, want UnauthorizedException %q", w.Code, w.Body, tc.want)
+			}
+		})
+	}
+}
+
+// TestReplayRefused: a signed call that changes state is served once; the same request sent again within
+// the signature's 5 minutes is refused. A read may be sent again.
+func TestReplayRefused(t *testing.T) {
+	s := fakeServer(t)
+	for _, tc := range []struct {
+		action, body string
+		replayable   bool
+	}{
+		{"CreateGameSession", `{"FleetId":"fleet-1","MaximumPlayerSessionCount":2}`, false},
+		{"AcceptPlayerSession", `{"PlayerSessionId":"psess-x"}`, false},
+		{"DescribePlayerSessions", `{"PlayerId":"alice"}`, true},
+	} {
+		for _, cbor := range []bool{false, true} {
+			body := []byte(tc.body)
+			if cbor {
+				body = cborOf(t, tc.body)
+			}
+			first, again := httptest.NewRecorder(), httptest.NewRecorder()
+			s.ServeHTTP(first, signedCall(t, cbor, tc.action, body))
+			s.ServeHTTP(again, signedCall(t, cbor, tc.action, body))
+			if strings.Contains(first.Body.String(), "already served") {
+				t.Fatalf("%s (cbor %v): the first call was refused as a replay", tc.action, cbor)
+			}
+			if replayed := strings.Contains(again.Body.String(), "already served"); replayed == tc.replayable {
+				t.Errorf("%s (cbor %v): sent again, refused as a replay = %v, want %v: %s", tc.action, cbor, replayed, !tc.replayable, again.Body)
+			}
+		}
+	}
+}
+
+// cborOf is the JSON object js encoded as CBOR.
+func cborOf(t *testing.T, js string) []byte {
+	t.Helper()
+	var v map[string]any
+	if err := json.Unmarshal([]byte(js), &v); err != nil {
+		t.Fatal(err)
+	}
+	b, err := cbor.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
