@@ -156,13 +156,13 @@ func (r *GameSessionReconciler) reconcileActivation(ctx context.Context, fx *eff
 // player session would be one more write per admission (docs/benchmarks.md), and each player session says
 // RESERVED in its own status and Admitted condition.
 func (r *GameSessionReconciler) recordGranted(before, gs *gamev1.GameSession) {
-	held := make(map[string]bool, len(before.Status.Seats))
+	held := make(map[gamev1.SeatHolder]bool, len(before.Status.Seats))
 	for _, s := range before.Status.Seats {
-		held[s.Name] = true
+		held[s] = true
 	}
 	granted := 0
 	for _, s := range gs.Status.Seats {
-		if !held[s.Name] {
+		if !held[s] {
 			granted++
 		}
 	}

@@ -119,7 +119,7 @@ func (r *PlayerSessionReconciler) reconcileAdmission(ctx context.Context, fx *ef
 		return 0, nil
 	}
 	switch {
-	case gs != nil && admission.HasSeat(gs, ps.Name) && gs.Status.GameSessionID != "":
+	case gs != nil && admission.HasSeat(gs, ps) && gs.Status.GameSessionID != "":
 		reserve(ps, gs, r.Options, now)
 		fx.add(func() {
 			metrics.Admissions.Inc()
@@ -308,7 +308,7 @@ func (r *PlayerSessionReconciler) playerSessionsOf(ctx context.Context, o client
 		ps := &list.Items[i]
 		bound := ps.Status.GameSessionID != "" && ps.Status.GameSessionID == gs.Status.GameSessionID
 		switch {
-		case admission.IsPending(ps) && admission.HasSeat(gs, ps.Name):
+		case admission.IsPending(ps) && admission.HasSeat(gs, ps):
 		case bound && ended && ps.Status.GameSessionTerminationTime == nil:
 		case bound && ps.Status.Status.HoldsSeat() && ps.Status.Endpoint != gs.Status.Endpoint:
 		default:

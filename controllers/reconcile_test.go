@@ -206,7 +206,7 @@ func TestReservationTimeoutAndAcceptance(t *testing.T) {
 	f.reconcileGS(t, "gs")
 	gs := f.gs(t, "gs")
 	g.Expect(gs.Status.CurrentPlayerSessionCount).To(BeEquivalentTo(1), "the timed-out seat is released")
-	g.Expect(gs.Status.Seats).To(Equal([]gamev1.SeatHolder{{Name: "a"}}))
+	g.Expect(gs.Status.Seats).To(Equal([]gamev1.SeatHolder{{Name: "a", UID: "uid-a"}}))
 
 	// The player leaves.
 	f.clock.Step(time.Minute)
@@ -462,4 +462,35 @@ func TestPlayerSessionChangeForGameSession(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSeatDoesNotPassToANewObjectOfTheSameName: a player session granted a seat, deleted and created again
+// under the same name before the release pass, is another object: it does not take up the old seat (the
+// ledger keeps the UID it was granted to), and waits for admission like any other (here refused: the game
+// session turned DENY_ALL meanwhile). Before, the ledger held names only, and the new object was RESERVED
+// without admission.
+func TestSeatDoesNotPassToANewObjectOfTheSameName(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, newGS("gs", 1, true), newPS("a", "gs"))
+	f.reconcileGS(t, "gs") // ACTIVE
+	f.reconcileGS(t, "gs") // the seat granted to a
+	g.Expect(f.gs(t, "gs").Status.Seats).To(Equal([]gamev1.SeatHolder{{Name: "a", UID: "uid-a"}}))
+
+	gs := f.gs(t, "gs")
+	gs.Spec.PlayerSessionCreationPolicy = gamev1.PlayerSessionCreationPolicyDenyAll
+	g.Expect(f.c.Update(context.Background(), gs)).To(Succeed())
+	g.Expect(f.c.Delete(context.Background(), f.ps(t, "a"))).To(Succeed())
+	again := newPS("a", "gs")
+	again.UID = "uid-a-again"
+	g.Expect(f.c.Create(context.Background(), again)).To(Succeed())
+	g.Expect(f.ps(t, "a").UID).To(BeEquivalentTo("uid-a-again"))
+
+	f.reconcilePS(t, "a")
+	g.Expect(f.ps(t, "a").Status.Status).To(BeEmpty(), "the new object took up the old one's seat")
+	f.reconcileGS(t, "gs") // releases the old seat
+	f.reconcileGS(t, "gs") // refuses the new object (DENY_ALL), against the ledger it wrote
+	f.reconcilePS(t, "a")
+	g.Expect(f.gs(t, "gs").Status.Seats).To(BeEmpty())
+	g.Expect(admission.IsRefused(f.ps(t, "a"))).To(BeTrue())
+	g.Expect(f.ps(t, "a").Status.Status).To(BeEmpty())
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // PlayerSessionCreationPolicy says whether a game session accepts new player sessions.
@@ -235,6 +236,11 @@ type SeatHolder struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
+	// uid of the PlayerSession object the seat was granted to: a player session deleted and created again
+	// under the same name is another object, and does not inherit the seat. Empty in ledgers written before
+	// it existed (matched by name).
+	// +optional
+	UID types.UID `json:"uid,omitempty"`
 }
 
 // AgonesStatus is what the operator knows of an Agones game session's GameServer.
@@ -246,13 +252,11 @@ type AgonesStatus struct {
 
 	// gameServerUID is the bound GameServer's UID: another object of the same name is another game server.
 	// +optional
-	// +kubebuilder:validation:MaxLength=64
 	GameServerUID string `json:"gameServerUID,omitempty"`
 
 	// lastAllocated is the GameServer's agones.dev/last-allocated annotation when the game session became
 	// ACTIVE on it; a different value means the GameServer was allocated again, for another game.
 	// +optional
-	// +kubebuilder:validation:MaxLength=64
 	LastAllocated string `json:"lastAllocated,omitempty"`
 
 	// allocationAttempts counts the GameServerAllocations that found no GameServer (backoff counts from it).

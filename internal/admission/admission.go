@@ -64,14 +64,20 @@ func HoldsSeatOf(ps *gamev1.PlayerSession, gs *gamev1.GameSession) bool {
 	return ps.Status.GameSessionID == "" || ps.Status.GameSessionID == gs.Status.GameSessionID
 }
 
-// HasSeat reports whether gs's ledger holds a seat for the player session name.
-func HasSeat(gs *gamev1.GameSession, name string) bool {
+// HasSeat reports whether gs's ledger holds a seat for the player session ps: its name, granted to its UID
+// (a seat of a ledger written before seats carried UIDs matches by name).
+func HasSeat(gs *gamev1.GameSession, ps *gamev1.PlayerSession) bool {
 	for _, s := range gs.Status.Seats {
-		if s.Name == name {
+		if seatOf(s, ps) {
 			return true
 		}
 	}
 	return false
+}
+
+// seatOf reports whether seat was granted to ps (the same object, not only the same name).
+func seatOf(seat gamev1.SeatHolder, ps *gamev1.PlayerSession) bool {
+	return seat.Name == ps.Name && (seat.UID == "" || seat.UID == ps.UID)
 }
 
 // Before orders waiting player sessions first come, first served: by creation time, then, within its
@@ -166,7 +172,7 @@ func PlanSeats(gs *gamev1.GameSession, players []gamev1.PlayerSession, now time.
 	held := make(map[string]bool, len(gs.Status.Seats))
 	for _, seat := range gs.Status.Seats {
 		ps, ok := byName[seat.Name]
-		if !ok || !HoldsSeatOf(ps, gs) {
+		if !ok || !seatOf(seat, ps) || !HoldsSeatOf(ps, gs) {
 			plan.Released = append(plan.Released, seat.Name)
 			continue
 		}
@@ -216,7 +222,7 @@ func PlanSeats(gs *gamev1.GameSession, players []gamev1.PlayerSession, now time.
 			}
 		case len(plan.Seats)+len(c.members) <= maxSeats:
 			for _, ps := range c.members {
-				plan.Seats = append(plan.Seats, gamev1.SeatHolder{Name: ps.Name})
+				plan.Seats = append(plan.Seats, gamev1.SeatHolder{Name: ps.Name, UID: ps.UID})
 				plan.Admitted = append(plan.Admitted, ps.Name)
 			}
 		case len(c.members) == 1:

@@ -978,6 +978,13 @@ func schema_playersessions_operator_api_v1alpha1_SeatHolder(ref common.Reference
 							Format:      "",
 						},
 					},
+					"uid": {
+						SchemaProps: spec.SchemaProps{
+							Description: "uid of the PlayerSession object the seat was granted to: a player session deleted and created again under the same name is another object, and does not inherit the seat. Empty in ledgers written before it existed (matched by name).",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
 				},
 				Required: []string{"name"},
 			},
