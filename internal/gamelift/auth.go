@@ -43,6 +43,7 @@ func AccessKeyIDOf(o client.Object) []string {
 
 // caller is who signed a request: the namespace (tenant) of its access key, and the signature itself.
 type caller struct {
+	keyID     string
 	namespace string
 	signature string
 	signedAt  time.Time
@@ -119,7 +120,7 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, body []byte)
 	if !hmac.Equal([]byte(want), []byte(fields["Signature"])) {
 		return unauthorized(unauthorizedSignature)
 	}
-	return caller{namespace: namespace, signature: fields["Signature"], signedAt: signedAt}, nil
+	return caller{keyID: keyID, namespace: namespace, signature: fields["Signature"], signedAt: signedAt}, nil
 }
 
 // replays remembers the signatures of the calls that change state until they can no longer be accepted

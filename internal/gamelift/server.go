@@ -70,6 +70,11 @@ type Server struct {
 	MaxConnections                         int
 	// Recorder reports ambiguous access keys on their Secrets (nil: logged only).
 	Recorder events.EventRecorder
+	// RatePerKey and BurstPerKey bound the calls of one access key (a token bucket per key, per replica):
+	// beyond them a call is answered ThrottlingException, which the SDKs retry with backoff, so one tenant
+	// cannot take the endpoint's capacity from the others (0: DefaultRatePerKey, twice the rate).
+	RatePerKey  float64
+	BurstPerKey int
 	// DecisionTimeout bounds how long CreatePlayerSession(s) waits for the operator to admit or refuse, and
 	// CreateGameSession for its id (0: DefaultDecisionTimeout).
 	DecisionTimeout time.Duration
@@ -80,6 +85,7 @@ type Server struct {
 	ambiguousMu       sync.Mutex
 	ambiguousReported map[string]time.Time
 	replays           replays
+	keyRates          keyRates
 }
 
 // NeedLeaderElection is false: every replica serves.
@@ -161,6 +167,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	namespace := who.namespace
+	if !s.keyRates.allow(who.keyID, s.RatePerKey, s.BurstPerKey, s.Clock.Now()) {
+		writeError(w, c, http.StatusBadRequest, errorf(ThrottlingException, "Rate exceeded for access key "+who.keyID+"; retry with backoff"))
+		return
+	}
 	operation, ok := operations[action]
 	if !ok {
 		writeError(w, c, http.StatusBadRequest, errorf(UnknownOperationException, "Unknown operation "+action))

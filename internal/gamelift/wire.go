@@ -92,6 +92,9 @@ const (
 	InternalServiceException          = "InternalServiceException"
 	UnknownOperationException         = "UnknownOperationException"
 	SerializationException            = "SerializationException"
+	// ThrottlingException is not in GameLift's model, but every AWS SDK retries it, with backoff, as a
+	// throttle: the endpoint answers it to a key that exceeds its rate.
+	ThrottlingException = "ThrottlingException"
 )
 
 // codec reads requests and writes responses in one wire protocol.

@@ -16,6 +16,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/fxamacker/cbor/v2"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 var t0 = time.Date(2026, 11, 25, 12, 0, 30, 219_000_000, time.UTC)
@@ -200,4 +203,53 @@ func cborOf(t *testing.T, js string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestRatePerKey: one access key's calls beyond its rate (and burst) are answered ThrottlingException,
+// which the SDKs retry; another key is not slowed by it, and the key's rate refills with time. Before,
+// one tenant could take all of the endpoint's capacity.
+func TestRatePerKey(t *testing.T) {
+	s := fakeServer(t)
+	s.RatePerKey, s.BurstPerKey = 10, 20
+	clk := s.Clock.(*clocktesting.FakeClock)
+	other := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "tenant-b", Name: "key", Labels: map[string]string{AccessKeyLabel: "true"}},
+		Data:       map[string][]byte{AccessKeyIDField: []byte("AKIDB"), SecretAccessKeyField: []byte("s3cretb")},
+	}
+	if err := s.Client.Create(context.Background(), other); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"PlayerId":"alice"}`)
+	call := func(keyID, secret string) string {
+		r := httptest.NewRequest(http.MethodPost, "http://gamelift.local/", bytes.NewReader(body))
+		r.Header.Set("X-Amz-Target", jsonTarget+"DescribePlayerSessions")
+		r.Header.Set("Content-Type", "application/x-amz-json-1.1")
+		sum := sha256.Sum256(body)
+		if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: keyID, SecretAccessKey: secret}, r,
+			hex.EncodeToString(sum[:]), signingService, "us-east-1", clk.Now()); err != nil {
+			t.Fatal(err)
+		}
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		return w.Header().Get("X-Amzn-ErrorType")
+	}
+	throttled := func(keyID, secret string, n int) int {
+		count := 0
+		for range n {
+			if call(keyID, secret) == ThrottlingException {
+				count++
+			}
+		}
+		return count
+	}
+	if got := throttled("AKID", "s3cret", 30); got != 10 {
+		t.Fatalf("30 calls at once with a burst of 20: %d throttled, want 10", got)
+	}
+	if got := throttled("AKIDB", "s3cretb", 20); got != 0 {
+		t.Fatalf("another key: %d of its 20 calls throttled, want none", got)
+	}
+	clk.Step(time.Second) // 10 more tokens
+	if got := throttled("AKID", "s3cret", 12); got != 2 {
+		t.Fatalf("a second later, 12 calls: %d throttled, want 2", got)
+	}
 }

@@ -118,6 +118,7 @@ type Index struct {
 	pending     []superseded // FIFO by time
 	events      []Event      // ring of recent events, oldest first
 	maxEvents   int
+	watchMu     sync.Mutex // the watchers: registered under a read lock of mu, notified under its write lock
 	watchers    map[*watcher]struct{}
 }
 

@@ -52,16 +52,24 @@ func (ix *Index) Watch(ctx context.Context, q Query, opts WatchOptions, convert 
 			return nil, err
 		}
 	}
-	w := &watcher{q: q, in: make(chan Event, 10000), out: make(chan watch.Event, 100), done: make(chan struct{}), ix: ix}
-	ix.mu.Lock()
+	w := &watcher{q: q, in: make(chan Event, watchBuffer), out: make(chan watch.Event, 16), done: make(chan struct{}), ix: ix}
+	// A read lock: no change applies while the watch reads its start and registers, so it misses none and
+	// sees none twice; lists and other watches go on meanwhile.
+	ix.mu.RLock()
 	var initial []Event
 	switch {
 	case initialEvents:
-		// The newest snapshot, which is not older than rv: WaitFor saw to that.
-		for _, h := range ix.objects {
-			if ps := h.latest(); q.matches(ps) {
-				initial = append(initial, Event{Type: watch.Added, New: ps})
-			}
+		// The newest snapshot, which is not older than rv: WaitFor saw to that. Only the bucket of the
+		// query's most selective field (its namespace, at least) is read, not the whole index.
+		if b := ix.driver(q); b != nil {
+			b.ascend("", func(key string) bool {
+				if h := ix.objects[key]; h != nil {
+					if ps := h.latest(); q.matches(ps) {
+						initial = append(initial, Event{Type: watch.Added, New: ps})
+					}
+				}
+				return true
+			})
 		}
 		if opts.SendInitialEvents != nil && opts.AllowBookmarks {
 			initial = append(initial, Event{RV: ix.rv, Type: watch.Bookmark})
@@ -72,17 +80,19 @@ func (ix *Index) Watch(ctx context.Context, q Query, opts WatchOptions, convert 
 			oldest = ix.events[0].RV
 		}
 		if rv+1 < oldest {
-			ix.mu.Unlock()
+			ix.mu.RUnlock()
 			return nil, errTooOld(rv, oldest)
 		}
 		for _, e := range ix.events {
-			if e.RV > rv {
+			if e.RV > rv && w.concerns(e) { // only the events of the query, not the whole window
 				initial = append(initial, e)
 			}
 		}
 	}
+	ix.watchMu.Lock()
 	ix.watchers[w] = struct{}{}
-	ix.mu.Unlock()
+	ix.watchMu.Unlock()
+	ix.mu.RUnlock()
 	go w.run(initial, convert)
 	return w, nil
 }
@@ -155,20 +165,32 @@ func (w *watcher) ResultChan() <-chan watch.Event { return w.out }
 func (w *watcher) Stop() {
 	w.stop.Do(func() {
 		close(w.done)
-		w.ix.mu.Lock()
+		w.ix.watchMu.Lock()
 		delete(w.ix.watchers, w)
-		w.ix.mu.Unlock()
+		w.ix.watchMu.Unlock()
 	})
 }
 
-// notify hands an event to the event window and to every watcher; called with ix.mu held. A watcher too
-// slow to keep up is closed (the client re-watches), never waited for.
+// watchBuffer is how many events of its query a watch holds for its client: a watch's memory is bounded
+// by it (about 40 bytes an event), and a client that falls this far behind is closed.
+const watchBuffer = 256
+
+// concerns reports whether e is an event of the watcher's query: its object matched before or after.
+func (w *watcher) concerns(e Event) bool { return w.q.matches(e.Old) || w.q.matches(e.New) }
+
+// notify hands an event to the event window and to the watchers it concerns; called with ix.mu held. A
+// watcher too slow to keep up is closed (the client re-watches), never waited for.
 func (ix *Index) notify(e Event) {
 	ix.events = append(ix.events, e)
 	if len(ix.events) > ix.maxEvents {
 		ix.events = append(ix.events[:0:0], ix.events[len(ix.events)-ix.maxEvents/2:]...)
 	}
+	ix.watchMu.Lock()
+	defer ix.watchMu.Unlock()
 	for w := range ix.watchers {
+		if !w.concerns(e) {
+			continue
+		}
 		select {
 		case w.in <- e:
 		default:

@@ -16,6 +16,7 @@ import (
 	"github.com/playersessions/operator/controllers"
 	"github.com/playersessions/operator/internal/gamelift"
 	"github.com/playersessions/operator/internal/index"
+	"github.com/playersessions/operator/internal/query"
 )
 
 // Flags are the manager's command-line flags. cmd/manager (the production binary) and cmd/manager-local
@@ -68,12 +69,16 @@ func BindFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.tokenKeyFile, "query-token-key-file", "", "File with the key that signs continue tokens (overrides --query-token-key-secret).")
 	fs.StringVar(&f.tokenKeySecret, "query-token-key-secret", "playersessions-system/playersessions-query-token-key", "NAMESPACE/NAME of the Secret holding the continue-token key that replicas share; the first replica creates it (empty: a random key per replica).")
 	fs.DurationVar(&o.QuerySnapshotWindow, "query-snapshot-window", 5*time.Minute, "How long a paged list's snapshot stays readable; older continue tokens get 410 Expired.")
+	fs.IntVar(&o.QueryMaxWatches, "query-max-watches", query.DefaultMaxWatches, "Watches of the query API open at once on this replica; more are refused with 429.")
+	fs.IntVar(&o.QueryMaxWatchesPerUser, "query-max-watches-per-user", query.DefaultMaxWatchesPerUser, "Watches of the query API one user may hold open at once on this replica; more are refused with 429.")
 	fs.DurationVar(&o.QueryFreshnessTimeout, "query-freshness-timeout", index.DefaultFreshnessTimeout, "How long a query for a snapshot newer than this replica's index (a continue token from another replica) waits for it before 504 Too large resource version.")
 	fs.StringVar(&o.HistoryStore, "history-store", "", "Connection string of the history store, a PostgreSQL-compatible database (postgres://...): ended player sessions move there and describe calls read both (empty: retention runs on the custom resources).")
 	fs.DurationVar(&c.HistoryGrace, "history-grace", c.HistoryGrace, "How long an ended player session stays a custom resource after its game session ended, with a history store.")
 	fs.StringVar(&o.GameLiftAddr, "gamelift-bind-address", "", "Address of the GameLift-compatible endpoint, e.g. :9090 (off unless set).")
 	fs.Float64Var(&f.glQPS, "gamelift-kube-api-qps", 200, "Client-side QPS limit of the GameLift endpoint's own client towards kube-apiserver (separate from the controllers').")
 	fs.IntVar(&o.GameLiftBurst, "gamelift-kube-api-burst", 400, "Burst of the GameLift endpoint's own client.")
+	fs.Float64Var(&o.GameLiftRatePerKey, "gamelift-rate-per-key", gamelift.DefaultRatePerKey, "Calls per second one GameLift access key may make on this replica; more are answered ThrottlingException (the SDKs retry with backoff).")
+	fs.IntVar(&o.GameLiftBurstPerKey, "gamelift-burst-per-key", 2*gamelift.DefaultRatePerKey, "Burst of one GameLift access key's calls on this replica.")
 	fs.StringVar(&o.GameLiftCertDir, "gamelift-cert-dir", "", "Folder with the GameLift endpoint's tls.crt and tls.key: serve HTTPS, reloading a renewed certificate (empty: plain HTTP).")
 	fs.DurationVar(&o.GameLiftReadTimeout, "gamelift-read-timeout", gamelift.DefaultReadTimeout, "How long a GameLift client may take to send a request (and to read its answer).")
 	fs.DurationVar(&o.GameLiftIdleTimeout, "gamelift-idle-timeout", gamelift.DefaultIdleTimeout, "How long a kept-alive GameLift connection may stay idle.")

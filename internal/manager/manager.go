@@ -74,6 +74,9 @@ type Options struct {
 	QueryTokenKeySecret types.NamespacedName
 	// QuerySnapshotWindow is how long a paged list's snapshot stays readable.
 	QuerySnapshotWindow time.Duration
+	// QueryMaxWatches and QueryMaxWatchesPerUser bound the query API's open watches, in all and per user
+	// (0: query.DefaultMaxWatches, query.DefaultMaxWatchesPerUser).
+	QueryMaxWatches, QueryMaxWatchesPerUser int
 	// QueryFreshnessTimeout is how long a request for a snapshot newer than this replica's index (a token
 	// from a replica further ahead) waits for it before 504 Too large resource version (0: 3 s).
 	QueryFreshnessTimeout time.Duration
@@ -95,6 +98,10 @@ type Options struct {
 	// must not be able to starve the controllers (timeouts, releases) of their requests.
 	GameLiftQPS   float32
 	GameLiftBurst int
+	// GameLiftRatePerKey and GameLiftBurstPerKey bound one access key's calls on a replica (0: the endpoint's
+	// defaults); beyond them the endpoint answers ThrottlingException.
+	GameLiftRatePerKey  float64
+	GameLiftBurstPerKey int
 
 	// HistoryStore is the connection string of the history store (a PostgreSQL-compatible database; empty:
 	// none, retention runs on the custom resources). Ended player sessions move there HistoryGrace
@@ -245,7 +252,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 	if o.QueryPort != 0 {
 		server, err := query.NewServer(query.ServerOptions{
 			BindAddress: o.QueryBindAddress, Port: o.QueryPort, CertDir: o.QueryCertDir, Kubeconfig: o.QueryKubeconfig,
-			History: historyOf(store),
+			History: historyOf(store), MaxWatches: o.QueryMaxWatches, MaxWatchesPerUser: o.QueryMaxWatchesPerUser,
 		}, ix, tokens)
 		if err != nil {
 			return nil, nil, fmt.Errorf("creating the query API server: %w", err)
@@ -279,6 +286,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 			Addr: o.GameLiftAddr, Client: client.WithFieldOwner(glClient, gamelift.FieldManager), Reader: mgr.GetCache(), Index: ix, Tokens: tokens, History: historyOf(store), GameSessionHistory: gameSessionHistoryOf(store),
 			Clock: o.Clock, ARNs: o.Controllers.ARNs, Agones: ag, GameSessionChanges: gameSessionChanges, Recorder: mgr.GetEventRecorder("gamelift-endpoint"),
 			ReadTimeout: o.GameLiftReadTimeout, WriteTimeout: o.GameLiftReadTimeout, IdleTimeout: o.GameLiftIdleTimeout, MaxConnections: o.GameLiftMaxConnections, CertDir: o.GameLiftCertDir,
+			RatePerKey: o.GameLiftRatePerKey, BurstPerKey: o.GameLiftBurstPerKey,
 		}); err != nil {
 			return nil, nil, err
 		}

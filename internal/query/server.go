@@ -49,6 +49,9 @@ type ServerOptions struct {
 	Kubeconfig string
 	// History, when set, is the history store that lists and gets merge with the live index.
 	History index.History
+	// MaxWatches and MaxWatchesPerUser bound the watches open at once, in all and per user; beyond them a
+	// watch is refused with 429 (0: DefaultMaxWatches, DefaultMaxWatchesPerUser).
+	MaxWatches, MaxWatchesPerUser int
 }
 
 // Server is the aggregated query API server, a manager Runnable on every replica.
@@ -69,7 +72,9 @@ func NewServer(o ServerOptions, ix *index.Index, tokens *index.Tokens) (*Server,
 	ro := genericoptions.NewRecommendedOptions("", Codecs.LegacyCodec(queryv1.SchemeGroupVersion))
 	ro.Etcd = nil
 	ro.Admission = nil // read-only
-	ro.Features.EnablePriorityAndFairness = false
+	// API Priority and Fairness, as kube-apiserver: the FlowSchemas and PriorityLevelConfigurations of the
+	// cluster (read through the core API's kubeconfig) share this server's capacity among users.
+	ro.Features.EnablePriorityAndFairness = true
 	ro.SecureServing.BindAddress = o.BindAddress
 	ro.SecureServing.BindPort = o.Port
 	ro.SecureServing.ServerCert.CertDirectory = o.CertDir
@@ -87,7 +92,7 @@ func NewServer(o ServerOptions, ix *index.Index, tokens *index.Tokens) (*Server,
 	}
 	// Verify the front proxy's certificate chain once per chain, not once per request (see authn.go).
 	cfg.Authentication.Authenticator = withFrontProxyCache(cfg.Authentication.Authenticator, cfg.Authentication.RequestHeaderConfig, clock.RealClock{})
-	return newServer(cfg, ix, tokens, o.History)
+	return newServer(cfg, ix, tokens, o.History, newWatchLimits(o.MaxWatches, o.MaxWatchesPerUser))
 }
 
 // newConfig is the query API server's configuration before authentication, authorization and serving are
@@ -104,14 +109,14 @@ func newConfig() *genericapiserver.RecommendedConfig {
 }
 
 // newServer builds the server from a complete configuration and installs the query API over index.
-func newServer(cfg *genericapiserver.RecommendedConfig, ix *index.Index, tokens *index.Tokens, h index.History) (*Server, error) {
+func newServer(cfg *genericapiserver.RecommendedConfig, ix *index.Index, tokens *index.Tokens, h index.History, watches *watchLimits) (*Server, error) {
 	server, err := cfg.Complete().New("playersessions-query", genericapiserver.NewEmptyDelegate())
 	if err != nil {
 		return nil, err
 	}
 	group := genericapiserver.NewDefaultAPIGroupInfo(queryv1.GroupName, Scheme, runtime.NewParameterCodec(Scheme), Codecs)
 	group.VersionedResourcesStorageMap[queryv1.SchemeGroupVersion.Version] = map[string]rest.Storage{
-		"playersessions": NewREST(ix, tokens, h),
+		"playersessions": &REST{index: ix, tokens: tokens, history: h, watches: watches},
 	}
 	if err := server.InstallAPIGroup(&group); err != nil {
 		return nil, err

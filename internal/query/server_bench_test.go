@@ -55,7 +55,7 @@ func newTestServer(tb testing.TB, ix *index.Index) http.Handler {
 	cfg.Authorization.Authorizer = authorizerfactory.NewAlwaysAllowAuthorizer()
 	cfg.ExternalAddress = "127.0.0.1:443" // no listener: the handler is called directly
 	cfg.LoopbackClientConfig = &rest.Config{Host: "https://127.0.0.1:443"}
-	s, err := newServer(cfg, ix, index.NewTokens([]byte("k")), nil)
+	s, err := newServer(cfg, ix, index.NewTokens([]byte("k")), nil, newWatchLimits(0, 0))
 	if err != nil {
 		tb.Fatal(err)
 	}

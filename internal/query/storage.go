@@ -52,6 +52,7 @@ type REST struct {
 	index   *index.Index
 	tokens  *index.Tokens
 	history index.History // nil: live sessions only
+	watches *watchLimits
 }
 
 var (
@@ -64,9 +65,10 @@ var (
 	_ rest.TableConvertor       = &REST{}
 )
 
-// NewREST returns the storage over the index ix and, when h is not nil, the history store.
+// NewREST returns the storage over the index ix and, when h is not nil, the history store, with the
+// default bounds on open watches.
 func NewREST(ix *index.Index, tokens *index.Tokens, h index.History) *REST {
-	return &REST{index: ix, tokens: tokens, history: h}
+	return &REST{index: ix, tokens: tokens, history: h, watches: newWatchLimits(0, 0)}
 }
 
 func (r *REST) New() runtime.Object     { return &queryv1.PlayerSession{} }
@@ -115,9 +117,21 @@ func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions)
 		return nil, err
 	}
 	wo := index.WatchOptions{ResourceVersion: opts.ResourceVersion, SendInitialEvents: opts.SendInitialEvents, AllowBookmarks: opts.AllowWatchBookmarks}
-	return r.index.Watch(ctx, q, wo, func(t watch.EventType, ps *gamev1.PlayerSession) watch.Event {
+	user := ""
+	if u, ok := genericapirequest.UserFrom(ctx); ok {
+		user = u.GetName()
+	}
+	if err := r.watches.acquire(user); err != nil {
+		return nil, err
+	}
+	w, err := r.index.Watch(ctx, q, wo, func(t watch.EventType, ps *gamev1.PlayerSession) watch.Event {
 		return watch.Event{Type: t, Object: toQuery(ps)}
 	})
+	if err != nil {
+		r.watches.release(user)
+		return nil, err
+	}
+	return &limitedWatch{Interface: w, release: func() { r.watches.release(user) }}, nil
 }
 
 // query turns the request's namespace and selectors into an index.Query. Only equality is supported on

@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -275,4 +276,38 @@ func TestAccessKeySecrets(t *testing.T) {
 	err = e.tenant.Patch(ctx, labelled, client.MergeFrom(plain))
 	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "labelling: %v", err)
 	g.Expect(keyAdmin.Create(ctx, key("issued", true))).To(Succeed())
+}
+
+// TestSessionQuota: config/samples/quota.yaml, the documented ResourceQuota on sessions, is enforced by
+// kube-apiserver at create time: a tenant cannot create player sessions beyond it (here with its counts
+// lowered to 2; the quota's status is set as kube-controller-manager would, which envtest does not run).
+func TestSessionQuota(t *testing.T) {
+	e := setup(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+	b, err := os.ReadFile(testenv.Path("config", "samples", "quota.yaml"))
+	g.Expect(err).NotTo(HaveOccurred())
+	quota := &corev1.ResourceQuota{}
+	g.Expect(yaml.Unmarshal(b, quota)).To(Succeed())
+	g.Expect(quota.Spec.Hard).To(HaveKey(corev1.ResourceName("count/playersessions.game.playersessions.dev")))
+	for name := range quota.Spec.Hard {
+		quota.Spec.Hard[name] = resource.MustParse("2")
+	}
+	quota.Namespace = ns
+	g.Expect(e.admin.Create(ctx, quota)).To(Succeed())
+	quota.Status = corev1.ResourceQuotaStatus{Hard: quota.Spec.Hard, Used: corev1.ResourceList{}}
+	for name := range quota.Spec.Hard {
+		quota.Status.Used[name] = resource.MustParse("0")
+	}
+	g.Expect(e.admin.Status().Update(ctx, quota)).To(Succeed())
+
+	create := func(name string) error {
+		return e.admin.Create(ctx, &gamev1.PlayerSession{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: gamev1.PlayerSessionSpec{GameSessionName: "nowhere", PlayerID: name}})
+	}
+	g.Eventually(func() error { return create("p1") }).WithTimeout(10 * time.Second).Should(Succeed())
+	g.Expect(create("p2")).To(Succeed())
+	err = create("p3")
+	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+	g.Expect(err.Error()).To(ContainSubstring("exceeded quota"))
 }
