@@ -2,7 +2,7 @@
 # make run: the manager on an embedded local control plane, or on the cluster $KUBECONFIG points at.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-args=(--leader-election-namespace=default --metrics-bind-address="${METRICS_ADDR:-127.0.0.1:8080}" --health-probe-bind-address="${PROBE_ADDR:-127.0.0.1:8081}")
+args=(--leader-election-namespace=default --metrics-bind-address="${METRICS_ADDR:-127.0.0.1:8080}" --metrics-secure=false --health-probe-bind-address="${PROBE_ADDR:-127.0.0.1:8081}")
 if [[ -n "${KUBECONFIG:-}" ]]; then
   echo "run: KUBECONFIG is set; installing the CRDs into that cluster and running the manager against it"
   kubectl apply -k config/crd

@@ -34,6 +34,7 @@ func BindFlags(fs *flag.FlagSet) *Flags {
 	f := &Flags{o: Options{Controllers: controllers.DefaultOptions()}, zap: zap.Options{Development: true}}
 	o, c := &f.o, &f.o.Controllers
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint (0 disables it).")
+	fs.BoolVar(&o.MetricsSecure, "metrics-secure", true, "Serve the metrics over HTTPS to clients that authenticate (a bearer token, checked with a TokenReview) and may GET /metrics (a SubjectAccessReview; the ClusterRole playersessions-metrics-reader grants it). false: plain HTTP to anyone who reaches the address.")
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address of the health probes.")
 	fs.StringVar(&o.PprofAddr, "pprof-bind-address", "", "Address of the net/http/pprof endpoints (off unless set).")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", true, "Elect a leader: only the leader runs the controllers.")

@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
@@ -48,6 +49,10 @@ type Options struct {
 	Clock       clock.Clock
 
 	MetricsAddr, ProbeAddr string
+	// MetricsSecure serves the metrics over HTTPS to authenticated and authorized clients only (a
+	// TokenReview, then a SubjectAccessReview for GET /metrics: the ClusterRole
+	// playersessions-metrics-reader grants it), as kubebuilder scaffolds it.
+	MetricsSecure bool
 	// PprofAddr serves net/http/pprof (empty: off).
 	PprofAddr               string
 	LeaderElect             bool
@@ -131,6 +136,16 @@ func gameSessionHistoryOf(store *history.Store) gamelift.GameSessionHistory {
 	return store
 }
 
+// metricsOptions serves the metrics at o.MetricsAddr, behind authentication and authorization with
+// o.MetricsSecure.
+func metricsOptions(o Options) metricsserver.Options {
+	m := metricsserver.Options{BindAddress: o.MetricsAddr}
+	if o.MetricsSecure {
+		m.SecureServing, m.FilterProvider = true, filters.WithAuthenticationAndAuthorization
+	}
+	return m
+}
+
 // nonZero is d, or nil (the default) when d is 0.
 func nonZero(d time.Duration) *time.Duration {
 	if d == 0 {
@@ -154,7 +169,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  Scheme(),
-		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
+		Metrics:                 metricsOptions(o),
 		HealthProbeBindAddress:  o.ProbeAddr,
 		PprofBindAddress:        o.PprofAddr,
 		LeaderElection:          o.LeaderElect,

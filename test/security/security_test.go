@@ -6,7 +6,10 @@ package security
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,11 +18,13 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
@@ -310,4 +315,56 @@ func TestSessionQuota(t *testing.T) {
 	err = create("p3")
 	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
 	g.Expect(err.Error()).To(ContainSubstring("exceeded quota"))
+}
+
+// TestMetricsNeedAuthorization: with --metrics-secure (the default) the manager serves /metrics over HTTPS
+// only to a client with a token (checked with a TokenReview) that may GET /metrics (a SubjectAccessReview;
+// config/rbac's playersessions-metrics-reader grants it). Before, anyone who reached the port read them.
+func TestMetricsNeedAuthorization(t *testing.T) {
+	e := setup(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	opts := manager.Options{Controllers: controllers.DefaultOptions(), MetricsAddr: addr, MetricsSecure: true, ProbeAddr: "0", DisableAgones: true}
+	testenv.StartManager(t, e.cp, opts)
+
+	b, err := os.ReadFile(testenv.Path("config", "rbac", "metrics_reader_role.yaml"))
+	g.Expect(err).NotTo(HaveOccurred())
+	reader := &rbacv1.ClusterRole{}
+	g.Expect(yaml.Unmarshal(b, reader)).To(Succeed())
+	g.Expect(e.admin.Create(ctx, reader)).To(Succeed())
+	cs := kubernetes.NewForConfigOrDie(e.cp.Config)
+	token := func(name string) string {
+		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+		g.Expect(e.admin.Create(ctx, sa)).To(Succeed())
+		tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		return tr.Status.Token
+	}
+	prometheus, nobody := token("prometheus"), token("nobody")
+	g.Expect(e.admin.Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "prometheus-metrics"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: reader.Name},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: "prometheus"}}})).To(Succeed())
+
+	httpc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // its certificate is self-signed
+	scrape := func(token string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, "https://"+addr+"/metrics", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := httpc.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	g.Eventually(func() int { code, _ := scrape(prometheus); return code }).WithTimeout(30 * time.Second).Should(Equal(http.StatusOK))
+	_, body := scrape(prometheus)
+	g.Expect(body).To(ContainSubstring("playersessions_player_sessions"))
+	code, _ := scrape("")
+	g.Expect(code).To(Equal(http.StatusUnauthorized))
+	code, _ = scrape(nobody)
+	g.Expect(code).To(Equal(http.StatusForbidden))
 }
