@@ -170,15 +170,23 @@ func FuzzCall(f *testing.F) {
 func FuzzAuthenticate(f *testing.F) {
 	for _, r := range sdkRequests(f) {
 		body, _ := io.ReadAll(r.Body)
-		f.Add(r.Header.Get("Authorization"), r.Header.Get("X-Amz-Date"), body)
+		f.Add(r.Header.Get("Authorization"), r.Header.Get("X-Amz-Date"), r.Header.Get("Content-Type"), r.Header.Get("X-Amz-Target"), body)
 	}
-	f.Add("AWS4-HMAC-SHA256 Credential=AKID/20261125/us-east-1/gamelift/aws4_request, SignedHeaders=host, Signature=00", "20261125T120030Z", []byte("{}"))
-	f.Add("AWS4-HMAC-SHA256 Credential=/////, SignedHeaders=;;;, Signature==", "x", []byte{})
+	f.Add("AWS4-HMAC-SHA256 Credential=AKID/20261125/us-east-1/gamelift/aws4_request, SignedHeaders=host, Signature=00", "20261125T120030Z", "", "", []byte("{}"))
+	f.Add("AWS4-HMAC-SHA256 Credential=AKID/20261125/us-east-1/gamelift/aws4_request, SignedHeaders=host;x-amz-date, Signature=00", "20261125T120030Z",
+		"application/x-amz-json-1.1", "GameLift.RemovePlayerSession", []byte("{}"))
+	f.Add("AWS4-HMAC-SHA256 Credential=/////, SignedHeaders=;;;, Signature==", "x", "", "", []byte{})
 	s := fakeServer(f)
-	f.Fuzz(func(t *testing.T, auth, date string, body []byte) {
+	f.Fuzz(func(t *testing.T, auth, date, contentType, target string, body []byte) {
 		r := httptest.NewRequest(http.MethodPost, "http://gamelift.local/", bytes.NewReader(body))
 		r.Header.Set("Authorization", auth)
 		r.Header.Set("X-Amz-Date", date)
+		if contentType != "" { // the headers that must be signed when present (the target names the action)
+			r.Header.Set("Content-Type", contentType)
+		}
+		if target != "" {
+			r.Header.Set("X-Amz-Target", target)
+		}
 		who, err := s.authenticate(context.Background(), r, body)
 		ns := who.namespace
 		switch {
