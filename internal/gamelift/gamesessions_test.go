@@ -88,16 +88,23 @@ func TestPageGameSessions(t *testing.T) {
 type fakeGameSessionHistory struct{ recs []history.GameSessionRecord }
 
 func (h *fakeGameSessionHistory) ListGameSessions(_ context.Context, q history.GameSessionQuery, after history.GameSessionKey, limit int) ([]history.GameSessionRecord, error) {
-	var out []history.GameSessionRecord
-	for _, r := range h.recs {
-		if r.Namespace != q.Namespace || (q.FleetID != "" && r.FleetID != q.FleetID) || compareKeys(history.GameSessionKey{Name: r.Name, GameSessionID: r.GameSessionID}, after) <= 0 {
+	return upTo(h.recs, limit, func(r history.GameSessionRecord) bool {
+		return r.Namespace == q.Namespace && (q.FleetID == "" || r.FleetID == q.FleetID) && compareKeys(history.GameSessionKey{Name: r.Name, GameSessionID: r.GameSessionID}, after) > 0
+	}), nil
+}
+
+// upTo returns the first limit (0: all) records that keep accepts, in order, as the store reads them.
+func upTo[R any](recs []R, limit int, keep func(R) bool) []R {
+	var out []R
+	for _, r := range recs {
+		if !keep(r) {
 			continue
 		}
 		if out = append(out, r); limit > 0 && len(out) == limit {
 			break
 		}
 	}
-	return out, nil
+	return out
 }
 
 // TestDescribeGameSessionsReturnsEverythingOrSaysSo: DescribeGameSessions by fleet, over more game sessions
@@ -128,28 +135,20 @@ func TestDescribeGameSessionsReturnsEverythingOrSaysSo(t *testing.T) {
 	}
 	slices.Sort(want) // live-* before old-*: name order
 	for _, limit := range []*int32{nil, ptr.To[int32](333), ptr.To[int32](math.MaxInt32)} {
-		var got []string
 		in := &describeGameSessionsInput{FleetId: "fleet-big", Limit: limit}
-		for pages := 0; ; pages++ {
-			if pages > 10 {
-				t.Fatal("no end")
-			}
+		got := allPages(t, func(token string) ([]string, string) {
+			in.NextToken = token
 			out, aerr := s.describeGameSessions(ctx, "tenant", in)
 			if aerr != nil {
 				t.Fatal(aerr)
 			}
 			page := out.(describeGameSessionsOutput)
-			if len(page.GameSessions) > index.MaxPageSize {
-				t.Fatalf("a page of %d", len(page.GameSessions))
-			}
+			var ids []string
 			for _, gs := range page.GameSessions {
-				got = append(got, gs.GameSessionId)
+				ids = append(ids, gs.GameSessionId)
 			}
-			if page.NextToken == "" {
-				break
-			}
-			in.NextToken = page.NextToken
-		}
+			return ids, page.NextToken
+		})
 		if !slices.Equal(got, want) {
 			t.Fatalf("limit %v: %d game sessions, want all %d once, in order", limit, len(got), len(want))
 		}
@@ -161,16 +160,9 @@ func TestDescribeGameSessionsReturnsEverythingOrSaysSo(t *testing.T) {
 type fakePlayerSessionHistory struct{ recs []history.Record }
 
 func (h *fakePlayerSessionHistory) List(_ context.Context, q history.Query, after history.Key, limit int) ([]history.Record, error) {
-	var out []history.Record
-	for _, r := range h.recs {
-		if r.Namespace != q.Namespace || (q.PlayerID != "" && r.PlayerID != q.PlayerID) || index.Key(r.Namespace, r.Name) <= index.Key(after.Namespace, after.Name) {
-			continue
-		}
-		if out = append(out, r); limit > 0 && len(out) == limit {
-			break
-		}
-	}
-	return out, nil
+	return upTo(h.recs, limit, func(r history.Record) bool {
+		return r.Namespace == q.Namespace && (q.PlayerID == "" || r.PlayerID == q.PlayerID) && index.Key(r.Namespace, r.Name) > index.Key(after.Namespace, after.Name)
+	}), nil
 }
 
 // TestDescribePlayerSessionsReturnsEverythingOrSaysSo: DescribePlayerSessions by player, over more live
@@ -203,27 +195,45 @@ func TestDescribePlayerSessionsReturnsEverythingOrSaysSo(t *testing.T) {
 	}
 	slices.Sort(want)
 	for _, limit := range []*int32{nil, ptr.To[int32](77), ptr.To[int32](math.MaxInt32)} {
-		var got []string
 		in := &describePlayerSessionsInput{PlayerId: "alice", Limit: limit}
-		for pages := 0; ; pages++ {
-			if pages > 30 {
-				t.Fatal("no end")
-			}
+		got := allPages(t, func(token string) ([]string, string) {
+			in.NextToken = token
 			out, aerr := s.describePlayerSessions(context.Background(), "tenant", in)
 			if aerr != nil {
 				t.Fatal(aerr)
 			}
 			page := out.(describePlayerSessionsOutput)
+			var ids []string
 			for _, p := range page.PlayerSessions {
-				got = append(got, p.PlayerSessionId)
+				ids = append(ids, p.PlayerSessionId)
 			}
-			if page.NextToken == "" {
-				break
-			}
-			in.NextToken = page.NextToken
-		}
+			return ids, page.NextToken
+		})
 		if !slices.Equal(got, want) {
 			t.Fatalf("limit %v: %d player sessions, want all %d once, in order", limit, len(got), len(want))
 		}
+	}
+}
+
+// allPages reads every page that page answers, from the first (an empty token) while it returns a next
+// token, and returns their ids in order. A page larger than index.MaxPageSize, or more pages than a
+// thousand items each would need, fails the test.
+func allPages(t *testing.T, page func(token string) (ids []string, next string)) []string {
+	t.Helper()
+	var all []string
+	token := ""
+	for pages := 0; ; pages++ {
+		if pages > 100 {
+			t.Fatal("no end")
+		}
+		ids, next := page(token)
+		if len(ids) > index.MaxPageSize {
+			t.Fatalf("a page of %d", len(ids))
+		}
+		all = append(all, ids...)
+		if next == "" {
+			return all
+		}
+		token = next
 	}
 }
