@@ -8,8 +8,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,7 +42,7 @@ var fuzzActions = []string{"DescribePlayerSessions", "CreatePlayerSession", "Cre
 
 var gameLiftErrors = map[string]bool{InvalidRequestException: true, NotFoundException: true, GameSessionFullException: true,
 	InvalidGameSessionStatusException: true, UnauthorizedException: true, InternalServiceException: true,
-	UnknownOperationException: true, SerializationException: true}
+	UnknownOperationException: true, SerializationException: true, ThrottlingException: true}
 
 // fakeServer is the endpoint on a fake API server holding one access key (AKID / s3cret in "tenant").
 func fakeServer(t testing.TB) *Server {
@@ -72,6 +74,12 @@ func (i fakeIndexer) IndexField(_ context.Context, obj client.Object, field stri
 // signedCall is a request for action with body, in CBOR or AWS JSON 1.1, signed with the test key.
 func signedCall(t testing.TB, useCBOR bool, action string, body []byte) *http.Request {
 	t.Helper()
+	return signedCallWith(t, useCBOR, action, body, nil)
+}
+
+// signedCallWith is signedCall with extra headers, signed too.
+func signedCallWith(t testing.TB, useCBOR bool, action string, body []byte, extra http.Header) *http.Request {
+	t.Helper()
 	var r *http.Request
 	if useCBOR {
 		r = httptest.NewRequest(http.MethodPost, "http://gamelift.local"+cborPathPrefix+action, bytes.NewReader(body))
@@ -81,6 +89,9 @@ func signedCall(t testing.TB, useCBOR bool, action string, body []byte) *http.Re
 		r = httptest.NewRequest(http.MethodPost, "http://gamelift.local/", bytes.NewReader(body))
 		r.Header.Set("X-Amz-Target", jsonTarget+action)
 		r.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	}
+	for h, v := range extra {
+		r.Header[h] = v
 	}
 	sum := sha256.Sum256(body)
 	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "s3cret"}, r,
@@ -137,10 +148,15 @@ func FuzzCall(f *testing.F) {
 	f.Add(false, uint8(0), []byte(`{"PlayerSessionId":"psess-1","Limit":-1}`))
 	f.Add(true, uint8(3), []byte{0xa1, 0x6f})
 	s := fakeServer(f)
+	s.RatePerKey = 1e9 // the target is the handlers, not the per-key throttle (TestRatePerKey)
+	var calls atomic.Int64
 	f.Fuzz(func(t *testing.T, useCBOR bool, action uint8, body []byte) {
 		name := fuzzActions[int(action)%len(fuzzActions)]
 		w := httptest.NewRecorder()
-		s.ServeHTTP(w, signedCall(t, useCBOR, name, body))
+		// Each call is a new invocation, as the SDKs' amz-sdk-invocation-id says: an input the engine runs
+		// again is not a replay of a captured request (TestReplayRefused covers those).
+		invocation := http.Header{"Amz-Sdk-Invocation-Id": {strconv.FormatInt(calls.Add(1), 10)}}
+		s.ServeHTTP(w, signedCallWith(t, useCBOR, name, body, invocation))
 		if w.Code == http.StatusOK {
 			return
 		}
