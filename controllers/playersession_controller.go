@@ -211,7 +211,7 @@ func (r *PlayerSessionReconciler) reconcileEnded(ctx context.Context, fx *effect
 		}
 	}
 	if gs != nil && ps.Status.Status.HoldsSeat() {
-		ps.Status.Endpoint = gs.Status.Endpoint
+		ps.Status.Endpoint, ps.Status.GameServer = gs.Status.Endpoint, gs.Status.GameServer
 	}
 }
 
@@ -258,7 +258,7 @@ func reserve(ps *gamev1.PlayerSession, gs *gamev1.GameSession, o Options, now ti
 	ps.Status.FleetID = gs.Spec.FleetID
 	ps.Status.FleetArn = o.FleetArn(gs.Spec.FleetID)
 	ps.Status.CreationTime = &created
-	ps.Status.Endpoint = gs.Status.Endpoint
+	ps.Status.Endpoint, ps.Status.GameServer = gs.Status.Endpoint, gs.Status.GameServer
 	meta.SetStatusCondition(&ps.Status.Conditions, metav1.Condition{
 		Type: gamev1.AdmittedCondition, Status: metav1.ConditionTrue, Reason: gamev1.SeatReservedReason,
 		Message: "Seat reserved in game session " + gs.Name, ObservedGeneration: ps.Generation,
@@ -310,7 +310,7 @@ func (r *PlayerSessionReconciler) playerSessionsOf(ctx context.Context, o client
 		switch {
 		case admission.IsPending(ps) && admission.HasSeat(gs, ps):
 		case bound && ended && ps.Status.GameSessionTerminationTime == nil:
-		case bound && ps.Status.Status.HoldsSeat() && ps.Status.Endpoint != gs.Status.Endpoint:
+		case bound && ps.Status.Status.HoldsSeat() && (ps.Status.Endpoint != gs.Status.Endpoint || ps.Status.GameServer != gs.Status.GameServer):
 		default:
 			continue
 		}

@@ -325,6 +325,14 @@ type GameSessionStatus struct {
 	// server, or by the Agones integration from the bound GameServer.
 	Endpoint `json:",inline"`
 
+	// gameServer is the identity of the game server that claimed this game session: the API server sets it
+	// on the first status write of a game server (its user name, and the pod of a pod's service-account
+	// token: "NAME" or "NAME pod=POD"), and from then on only that identity may write the game session's or
+	// its player sessions' game-server fields (config/policy/game_server_claim.yaml). Empty until claimed.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	GameServer string `json:"gameServer,omitempty"`
+
 	// agones is the state of the bound Agones GameServer (with spec.agones).
 	// +optional
 	Agones *AgonesStatus `json:"agones,omitempty"`

@@ -165,6 +165,12 @@ type PlayerSessionStatus struct {
 	// The game server's endpoint (ipAddress, dnsName, port), copied from the game session.
 	Endpoint `json:",inline"`
 
+	// gameServer is the identity that claimed the game session (its status.gameServer), copied by the
+	// operator while the player session holds a seat: only that identity may accept or remove the player.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	GameServer string `json:"gameServer,omitempty"`
+
 	// conditions describe admission (Admitted) and readiness (Ready, Stalled).
 	// +optional
 	// +listType=map

@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
@@ -178,7 +179,22 @@ func TestGameServerTrustBoundary(t *testing.T) {
 		g.Expect(e.gs(g, "lobby").Status.Status).To(Equal(gamev1.GameSessionActivating))
 	}).WithTimeout(20 * time.Second).Should(Succeed())
 
-	// What docs/game-servers.md shows, word for word, as the game server.
+	// What docs/game-servers.md shows, word for word, as the game server: it claims its game session with a
+	// status write (arena-1 was created with an endpoint, so it is ACTIVE already), and once the operator has
+	// marked its player sessions with the claim, it accepts and removes players.
+	claim := `kubectl patch gsess arena-1 --subresource=status --type=merge -p '{"status":{"status":"ACTIVE"}}'`
+	g.Eventually(func() string { // the claim policy may need a moment to learn the new CRD's schema
+		out, ok := e.kubectl(t, shellWords(t, strings.TrimPrefix(claim, "kubectl "))...)
+		if ok {
+			return ""
+		}
+		return out
+	}).WithTimeout(60 * time.Second).WithPolling(2 * time.Second).Should(BeEmpty())
+	g.Expect(e.gs(g, "arena-1").Status.GameServer).To(Equal("game-server-1"))
+	g.Eventually(func(g Gomega) {
+		g.Expect(e.ps(g, "alice-arena-1").Status.GameServer).To(Equal("game-server-1"))
+		g.Expect(e.ps(g, "bob-arena-1").Status.GameServer).To(Equal("game-server-1"))
+	}).WithTimeout(10 * time.Second).Should(Succeed())
 	for _, cmd := range []string{
 		`kubectl patch playersession alice-arena-1 --subresource=status --type=merge -p '{"status":{"status":"ACTIVE"}}'`,
 		`kubectl patch playersession alice-arena-1 --subresource=status --type=merge -p '{"status":{"status":"COMPLETED"}}'`,
@@ -201,6 +217,7 @@ func TestGameServerTrustBoundary(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(string(doc)).To(ContainSubstring(`kubectl patch playersession NAME --subresource=status --type=merge -p '{"status":{"status":"ACTIVE"}}'`))
 	g.Expect(string(doc)).To(ContainSubstring(`-p '{"status":{"status":"ACTIVE","ipAddress":"10.0.0.7","port":7777}}'`))
+	g.Expect(string(doc)).To(ContainSubstring(claim))
 
 	// Everything that is the operator's alone is refused, by the API server.
 	// Each is refused by the admission policy (Forbidden), or already by the CRD's own rules (is invalid).
@@ -367,4 +384,122 @@ func TestMetricsNeedAuthorization(t *testing.T) {
 	g.Expect(code).To(Equal(http.StatusUnauthorized))
 	code, _ = scrape(nobody)
 	g.Expect(code).To(Equal(http.StatusForbidden))
+}
+
+// TestGameServerCannotTouchAnothersGame: two game servers share a namespace and a role (as an Agones fleet's
+// do). Each claims its game session with its first status write; the other can then neither redirect nor
+// end it, nor accept or remove its players. Before the claim, a second game-server identity rewrote another
+// game's endpoint, which the operator copied to every player of that game.
+func TestGameServerCannotTouchAnothersGame(t *testing.T) {
+	e := setup(t)
+	g := NewWithT(t)
+	kc2 := filepath.Join(t.TempDir(), "game-server-2.kubeconfig")
+	g.Expect(e.cp.AddUserKubeconfig(envtest.User{Name: "game-server-2", Groups: []string{"game-servers"}}, kc2)).To(Succeed())
+	as2 := func(args ...string) (string, bool) {
+		cmd := exec.Command("kubectl", append([]string{"-n", ns}, args...)...)
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+kc2)
+		out, err := cmd.CombinedOutput()
+		return string(out), err == nil
+	}
+	e.create(t,
+		&gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Name: "match-1"}, Spec: gamev1.GameSessionSpec{FleetID: "fleet-arena", MaximumPlayerSessionCount: 2}},
+		&gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Name: "match-2"}, Spec: gamev1.GameSessionSpec{FleetID: "fleet-arena", MaximumPlayerSessionCount: 2}},
+	)
+	g.Eventually(func(g Gomega) {
+		g.Expect(e.gs(g, "match-1").Status.Status).To(Equal(gamev1.GameSessionActivating))
+		g.Expect(e.gs(g, "match-2").Status.Status).To(Equal(gamev1.GameSessionActivating))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+	activate := `{"status":{"status":"ACTIVE","ipAddress":"10.0.0.1","port":7777}}`
+	g.Eventually(func() string { // the claim policy may need a moment to learn the new CRD's schema
+		out, ok := e.kubectl(t, "patch", "gsess", "match-1", "--subresource=status", "--type=merge", "-p", activate)
+		if ok {
+			return ""
+		}
+		return out
+	}).WithTimeout(60 * time.Second).WithPolling(2 * time.Second).Should(BeEmpty())
+	out, ok := as2("patch", "gsess", "match-2", "--subresource=status", "--type=merge", "-p", strings.Replace(activate, "10.0.0.1", "10.0.0.2", 1))
+	g.Expect(ok).To(BeTrue(), out)
+	g.Expect(e.gs(g, "match-1").Status.GameServer).To(Equal("game-server-1"))
+	g.Expect(e.gs(g, "match-2").Status.GameServer).To(Equal("game-server-2"))
+
+	e.create(t, &gamev1.PlayerSession{ObjectMeta: metav1.ObjectMeta{Name: "dan-match-1"}, Spec: gamev1.PlayerSessionSpec{GameSessionName: "match-1", PlayerID: "dan"}})
+	g.Eventually(func(g Gomega) {
+		dan := e.ps(g, "dan-match-1")
+		g.Expect(dan.Status.Status).To(Equal(gamev1.PlayerSessionReserved))
+		g.Expect(dan.Status.GameServer).To(Equal("game-server-1"))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+
+	// game-server-2 against game-server-1's game and player: every write refused, nothing changed.
+	for _, tc := range []struct{ kind, name, patch string }{
+		{"gsess", "match-1", `{"status":{"ipAddress":"6.6.6.6","port":6666}}`},
+		{"gsess", "match-1", `{"status":{"status":"TERMINATED"}}`},
+		{"gsess", "match-1", `{"status":{"gameServer":"game-server-2"}}`},
+		{"psess", "dan-match-1", `{"status":{"status":"ACTIVE"}}`},
+		{"psess", "dan-match-1", `{"status":{"status":"COMPLETED"}}`},
+	} {
+		out, ok := as2("patch", tc.kind, tc.name, "--subresource=status", "--type=merge", "-p", tc.patch)
+		if ok || !strings.Contains(out, "belongs to") {
+			t.Errorf("game-server-2 patching %s %s with %s: want refused (belongs to), got ok=%v: %s", tc.kind, tc.name, tc.patch, ok, out)
+		}
+	}
+	m1 := e.gs(g, "match-1")
+	g.Expect(m1.Status.IPAddress).To(Equal("10.0.0.1"))
+	g.Expect(m1.Status.Status).To(Equal(gamev1.GameSessionActive))
+	g.Expect(e.ps(g, "dan-match-1").Status.Status).To(Equal(gamev1.PlayerSessionReserved))
+	// ... and the other way round.
+	out, ok = e.kubectl(t, "patch", "gsess", "match-2", "--subresource=status", "--type=merge", "-p", `{"status":{"status":"TERMINATED"}}`)
+	g.Expect(ok).To(BeFalse(), out)
+	// Its own game server accepts its player.
+	out, ok = e.kubectl(t, "patch", "psess", "dan-match-1", "--subresource=status", "--type=merge", "-p", `{"status":{"status":"ACTIVE"}}`)
+	g.Expect(ok).To(BeTrue(), out)
+}
+
+// TestGameServersSharingAServiceAccount: the game servers of an Agones fleet share one service account;
+// each pod's bound token names its pod, so the claim tells them apart: the pod that activated a game
+// session writes it, its sibling pod cannot.
+func TestGameServersSharingAServiceAccount(t *testing.T) {
+	e := setup(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+	g.Expect(e.admin.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "fleet"}})).To(Succeed())
+	g.Expect(e.admin.Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "fleet"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "playersessions-gameserver"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: "fleet"}}})).To(Succeed())
+	cs := kubernetes.NewForConfigOrDie(e.cp.Config)
+	podClient := func(pod string) client.Client {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: pod},
+			Spec: corev1.PodSpec{ServiceAccountName: "fleet", Containers: []corev1.Container{{Name: "game", Image: "game"}}}}
+		g.Expect(e.admin.Create(ctx, p)).To(Succeed())
+		tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "fleet", &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+			BoundObjectRef: &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod, UID: p.UID}}}, metav1.CreateOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		cfg := rest.AnonymousClientConfig(e.cp.Config)
+		cfg.BearerToken = tr.Status.Token
+		c, err := client.New(cfg, client.Options{Scheme: manager.Scheme()})
+		g.Expect(err).NotTo(HaveOccurred())
+		return c
+	}
+	podA, podB := podClient("arena-a"), podClient("arena-b")
+	e.create(t, &gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Name: "pod-match"}, Spec: gamev1.GameSessionSpec{FleetID: "fleet-arena", MaximumPlayerSessionCount: 2}})
+	var gs *gamev1.GameSession
+	g.Eventually(func(g Gomega) {
+		gs = e.gs(g, "pod-match")
+		g.Expect(gs.Status.Status).To(Equal(gamev1.GameSessionActivating))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+	patch := func(c client.Client, status string) error {
+		cur := &gamev1.GameSession{}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(gs), cur); err != nil {
+			return err
+		}
+		before := cur.DeepCopy()
+		cur.Status.Status, cur.Status.IPAddress, cur.Status.Port = gamev1.GameSessionStatusValue(status), "10.0.0.9", 7777
+		return c.Status().Patch(ctx, cur, client.MergeFrom(before))
+	}
+	g.Eventually(func() error { return patch(podA, "ACTIVE") }).WithTimeout(60 * time.Second).WithPolling(2 * time.Second).Should(Succeed())
+	g.Expect(e.gs(g, "pod-match").Status.GameServer).To(Equal("system:serviceaccount:" + ns + ":fleet pod=arena-a"))
+	err := patch(podB, "TERMINATED")
+	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+	g.Expect(err.Error()).To(ContainSubstring("belongs to"))
+	g.Expect(e.gs(g, "pod-match").Status.Status).To(Equal(gamev1.GameSessionActive))
+	g.Expect(patch(podA, "TERMINATED")).To(Succeed())
 }

@@ -630,6 +630,13 @@ func schema_playersessions_operator_api_v1alpha1_GameSessionStatus(ref common.Re
 							Format:      "int32",
 						},
 					},
+					"gameServer": {
+						SchemaProps: spec.SchemaProps{
+							Description: "gameServer is the identity of the game server that claimed this game session: the API server sets it on the first status write of a game server (its user name, and the pod of a pod's service-account token: \"NAME\" or \"NAME pod=POD\"), and from then on only that identity may write the game session's or its player sessions' game-server fields (config/policy/game_server_claim.yaml). Empty until claimed.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
 					"agones": {
 						SchemaProps: spec.SchemaProps{
 							Description: "agones is the state of the bound Agones GameServer (with spec.agones).",
@@ -925,6 +932,13 @@ func schema_playersessions_operator_api_v1alpha1_PlayerSessionStatus(ref common.
 							Description: "port is the game server's port.",
 							Type:        []string{"integer"},
 							Format:      "int32",
+						},
+					},
+					"gameServer": {
+						SchemaProps: spec.SchemaProps{
+							Description: "gameServer is the identity that claimed the game session (its status.gameServer), copied by the operator while the player session holds a seat: only that identity may accept or remove the player.",
+							Type:        []string{"string"},
+							Format:      "",
 						},
 					},
 					"conditions": {
