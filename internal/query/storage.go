@@ -65,12 +65,6 @@ var (
 	_ rest.TableConvertor       = &REST{}
 )
 
-// NewREST returns the storage over the index ix and, when h is not nil, the history store, with the
-// default bounds on open watches.
-func NewREST(ix *index.Index, tokens *index.Tokens, h index.History) *REST {
-	return &REST{index: ix, tokens: tokens, history: h, watches: newWatchLimits(0, 0)}
-}
-
 func (r *REST) New() runtime.Object     { return &queryv1.PlayerSession{} }
 func (r *REST) NewList() runtime.Object { return &queryv1.PlayerSessionList{} }
 func (r *REST) Destroy()                {}
