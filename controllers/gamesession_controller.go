@@ -62,6 +62,7 @@ func (r *GameSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		if released {
 			return
 		}
+		fx.add(func() { r.recordGranted(before, gs) })
 		writeStatus(ctx, r.Client, before, gs, fx, func(ok bool) {
 			if ok {
 				gs.Status.ObservedGeneration = gs.Generation
@@ -70,7 +71,6 @@ func (r *GameSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}, &result, &retErr)
 		if gs.ResourceVersion != before.ResourceVersion {
 			r.written.wrote(req.NamespacedName, gs.ResourceVersion, r.Clock.Now())
-			r.recordGranted(before, gs)
 		}
 	}()
 
@@ -152,9 +152,9 @@ func (r *GameSessionReconciler) reconcileActivation(ctx context.Context, fx *eff
 	}
 }
 
-// recordGranted emits one event per ledger write that granted seats: at game scale an event per admitted
-// player session would be one more write per admission (docs/benchmarks.md), and each player session says
-// RESERVED in its own status and Admitted condition.
+// recordGranted emits one event per ledger write that granted seats (an effect: once the write has landed):
+// at game scale an event per admitted player session would be one more write per admission
+// (docs/benchmarks.md), and each player session says RESERVED in its own status and Admitted condition.
 func (r *GameSessionReconciler) recordGranted(before, gs *gamev1.GameSession) {
 	held := make(map[gamev1.SeatHolder]bool, len(before.Status.Seats))
 	for _, s := range before.Status.Seats {
