@@ -1,8 +1,9 @@
 // Command manager-local is what `make run` runs: an embedded local control plane (etcd and kube-apiserver
 // from KUBEBUILDER_ASSETS, with the CRDs, the webhook configuration and the admission policies installed,
 // and the query API aggregated) and the manager of cmd/manager on it, with the same flags. It prints the
-// kubeconfig and, with the GameLift endpoint on, an access key for namespace default. The production
-// binary, cmd/manager, does not link the local control plane.
+// kubeconfig and, with the GameLift endpoint on, an access key for namespace default (a Secret in the key
+// namespace, playersessions-system). The production binary, cmd/manager, does not link the local control
+// plane.
 package main
 
 import (
@@ -16,7 +17,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -59,11 +59,11 @@ func run(flags *manager.Flags, local localFlags) error {
 	}
 	defer func() { _ = cp.Stop() }()
 	o.QueryKubeconfig, o.QueryCertDir = cp.Kubeconfig, cp.ServingCertDir
-	o.WebhookHost, o.WebhookPort, o.WebhookCertDir = cp.WebhookHost, cp.WebhookPort, cp.WebhookCertDir
+	o.WebhookHost, o.WebhookPort, o.WebhookCertDir, o.WebhookClientCAName = cp.WebhookHost, cp.WebhookPort, cp.WebhookCertDir, cp.WebhookClientCAName
 	log.Info("Local control plane is up", "kubeconfig", cp.Kubeconfig)
 	fmt.Printf("\nLocal control plane is up. In another shell:\n\n  export KUBECONFIG=%s\n  kubectl get gamesessions,playersessions -A\n\n", cp.Kubeconfig)
 	if o.GameLiftAddr != "" {
-		keyID, secret, err := localAccessKey(ctx, cp.Config, "default")
+		keyID, secret, err := localAccessKey(ctx, cp.Config, o.GameLiftKeyNamespace, "default")
 		if err != nil {
 			return err
 		}
@@ -77,14 +77,15 @@ func run(flags *manager.Flags, local localFlags) error {
 	return mgr.Start(ctx)
 }
 
-// localAccessKey creates (or reads) the local GameLift access key Secret of namespace.
-func localAccessKey(ctx context.Context, cfg *rest.Config, namespace string) (string, string, error) {
+// localAccessKey creates (or reads) the local GameLift access key of namespace tenant, a Secret in
+// keyNamespace (created when missing).
+func localAccessKey(ctx context.Context, cfg *rest.Config, keyNamespace, tenant string) (string, string, error) {
 	c, err := client.New(cfg, client.Options{Scheme: manager.Scheme()})
 	if err != nil {
 		return "", "", err
 	}
 	key := &corev1.Secret{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "gamelift-local-key"}, key); err == nil {
+	if err := c.Get(ctx, client.ObjectKey{Namespace: keyNamespace, Name: "gamelift-local-key"}, key); err == nil {
 		return string(key.Data[gamelift.AccessKeyIDField]), string(key.Data[gamelift.SecretAccessKeyField]), nil
 	}
 	random := func(n int) string {
@@ -93,11 +94,7 @@ func localAccessKey(ctx context.Context, cfg *rest.Config, namespace string) (st
 		return strings.ToUpper(hex.EncodeToString(b))
 	}
 	keyID, secret := "AKIA"+random(8), random(20)
-	key = &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "gamelift-local-key", Labels: map[string]string{gamelift.AccessKeyLabel: "true"}},
-		Data:       map[string][]byte{gamelift.AccessKeyIDField: []byte(keyID), gamelift.SecretAccessKeyField: []byte(secret)},
-	}
-	return keyID, secret, c.Create(ctx, key)
+	return keyID, secret, gamelift.CreateAccessKey(ctx, c, keyNamespace, "gamelift-local-key", tenant, keyID, secret)
 }
 
 func endpointURL(addr string) string {

@@ -136,7 +136,7 @@ func run() error {
 	opts.Controllers.MaxConcurrentReconciles = workers
 	opts.Controllers.BatchWindow = batch
 	if webhook {
-		opts.WebhookHost, opts.WebhookPort, opts.WebhookCertDir = cp.WebhookHost, cp.WebhookPort, cp.WebhookCertDir
+		opts.WebhookHost, opts.WebhookPort, opts.WebhookCertDir, opts.WebhookClientCAName = cp.WebhookHost, cp.WebhookPort, cp.WebhookCertDir, cp.WebhookClientCAName
 	}
 	fmt.Printf("players=%d seats=%d writers=%d timeout=%s manager-qps=%.0f workers=%d batch-window=%s webhook=%v\n", players, seats, writers, timeout, qps, workers, batch, webhook)
 
@@ -409,10 +409,7 @@ func printReconcileTotals() {
 // then clients concurrent clients, then CreatePlayerSessions of 10 players by one client.
 func benchGameLift(ctx context.Context, c client.Client, addr string, calls, clients int) error {
 	keyID, secret := "AKIDBENCH", "bench-secret"
-	if err := c.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: gameliftNS, Name: "gamelift-key", Labels: map[string]string{gamelift.AccessKeyLabel: "true"}},
-		Data:       map[string][]byte{gamelift.AccessKeyIDField: []byte(keyID), gamelift.SecretAccessKeyField: []byte(secret)},
-	}); err != nil {
+	if err := gamelift.CreateAccessKey(ctx, c, gamelift.DefaultKeyNamespace, "gamelift-key", gameliftNS, keyID, secret); err != nil {
 		return err
 	}
 	const alone, groups, groupSize = 200, 50, 10

@@ -101,10 +101,7 @@ func run() error {
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		return err
 	}
-	if err := c.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gamelift-key", Labels: map[string]string{gamelift.AccessKeyLabel: "true"}},
-		Data:       map[string][]byte{gamelift.AccessKeyIDField: []byte("AKIDHIST"), gamelift.SecretAccessKeyField: []byte("secret")},
-	}); err != nil {
+	if err := gamelift.CreateAccessKey(ctx, c, gamelift.DefaultKeyNamespace, "gamelift-key", ns, "AKIDHIST", "secret"); err != nil {
 		return err
 	}
 	store, err := history.Open(ctx, url, clock.RealClock{}, 30*24*time.Hour)

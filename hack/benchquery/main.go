@@ -438,11 +438,7 @@ func withJSON(cfg *rest.Config) *rest.Config {
 // benchGameLift measures DescribePlayerSessions through the GameLift endpoint with aws-sdk-go-v2 (signed,
 // RPC v2 CBOR): latency of sequential calls, then requests per second from 8 concurrent clients for 10 s.
 func benchGameLift(ctx context.Context, c client.Client, url string, n, iterations int) error {
-	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bench-key", Labels: map[string]string{gamelift.AccessKeyLabel: "true"}},
-		Data:       map[string][]byte{gamelift.AccessKeyIDField: []byte("AKIDBENCH"), gamelift.SecretAccessKeyField: []byte("bench-secret")},
-	}
-	if err := c.Create(ctx, secret); err != nil {
+	if err := gamelift.CreateAccessKey(ctx, c, gamelift.DefaultKeyNamespace, "bench-key", ns, "AKIDBENCH", "bench-secret"); err != nil {
 		return err
 	}
 	sdk := gl.New(gl.Options{Region: "us-east-1", BaseEndpoint: aws.String(url), RetryMaxAttempts: 1,

@@ -484,10 +484,7 @@ func (e *env) gameLift(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := e.namespace(t)
-	e.create(t, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gamelift-key", Labels: map[string]string{gl.AccessKeyLabel: "true"}},
-		Data:       map[string][]byte{gl.AccessKeyIDField: []byte("AKIDAGONES"), gl.SecretAccessKeyField: []byte("secret")},
-	})
+	g.Expect(gl.CreateAccessKey(ctx, e.c, gl.DefaultKeyNamespace, "gamelift-key-"+ns, ns, "AKIDAGONES", "secret")).To(Succeed())
 	fleet := agones.NewFleet()
 	fleet.SetNamespace(ns)
 	fleet.SetName("fleet-arena")

@@ -11,16 +11,26 @@ import (
 	"sync"
 	"time"
 
+	"fmt"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// Access keys are Secrets with this label; the Secret's namespace is the tenant the key acts in.
+// Access keys are Secrets with the label AccessKeyLabel=true in the manager's access-key namespace
+// (Server.KeyNamespace), each naming in its label TenantLabel the namespace (tenant) its calls act in. They
+// live beside the manager, not in the tenants' namespaces, so that the manager's token may read the Secrets
+// of one namespace only (docs/security.md, finding 4).
 const (
+	DefaultKeyNamespace   = "playersessions-system"
 	AccessKeyLabel        = "gamelift.playersessions.dev/access-key"
+	TenantLabel           = "gamelift.playersessions.dev/tenant"
 	AccessKeyIDField      = "accessKeyId"
 	SecretAccessKeyField  = "secretAccessKey"
 	IndexAccessKeyID      = "data.accessKeyId"
@@ -30,6 +40,24 @@ const (
 	amzDateFormat         = "20060102T150405Z"
 	unauthorizedSignature = "The request signature we calculated does not match the signature you provided"
 )
+
+// NewAccessKey is the access-key Secret name in keyNamespace (the manager's access-key namespace) of the key
+// id with its secret, acting in the namespace tenant.
+func NewAccessKey(keyNamespace, name, tenant, id, secret string) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: keyNamespace, Name: name,
+			Labels: map[string]string{AccessKeyLabel: "true", TenantLabel: tenant}},
+		Data: map[string][]byte{AccessKeyIDField: []byte(id), SecretAccessKeyField: []byte(secret)},
+	}
+}
+
+// CreateAccessKey creates the access-key Secret of NewAccessKey, and its namespace when it is missing.
+func CreateAccessKey(ctx context.Context, c client.Client, keyNamespace, name, tenant, id, secret string) error {
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: keyNamespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return c.Create(ctx, NewAccessKey(keyNamespace, name, tenant, id, secret))
+}
 
 // AccessKeyIDOf is the field index function of access-key Secrets.
 func AccessKeyIDOf(o client.Object) []string {
@@ -156,19 +184,22 @@ func (g *replays) first(signature string, signedAt, now time.Time) bool {
 	return true
 }
 
-// lookupKey finds the Secret of an access key through the cache's index. A key id that more than one Secret
-// holds is refused for all of them, never resolved to whichever a list returns first: the caller answers it
-// as it answers an unknown key, and each Secret gets a Warning event naming the others (at most once per
-// ambiguousEventInterval per key id).
-func (s *Server) lookupKey(ctx context.Context, keyID string) (namespace, secret string, ok bool) {
+// lookupKey finds the Secret of an access key through the cache's index, in the access-key namespace only,
+// and returns the tenant its label names. A key id that more than one Secret holds is refused for all of
+// them, never resolved to whichever a list returns first: the caller answers it as it answers an unknown key,
+// and each Secret gets a Warning event naming the others (at most once per keyEventInterval per key
+// id). So is a key whose tenant label is missing or not a namespace name (config/policy/access_keys.yaml
+// refuses such a Secret; this guards the keys written before it).
+func (s *Server) lookupKey(ctx context.Context, keyID string) (tenant, secret string, ok bool) {
 	var list corev1.SecretList
-	if err := s.Reader.List(ctx, &list, client.MatchingFields{IndexAccessKeyID: keyID}, client.HasLabels{AccessKeyLabel}); err != nil {
+	if err := s.Reader.List(ctx, &list, client.InNamespace(s.KeyNamespace),
+		client.MatchingFields{IndexAccessKeyID: keyID}, client.HasLabels{AccessKeyLabel}); err != nil {
 		return "", "", false
 	}
 	var found []*corev1.Secret
 	for i := range list.Items {
 		sec := &list.Items[i]
-		if string(sec.Data[AccessKeyIDField]) == keyID && len(sec.Data[SecretAccessKeyField]) > 0 {
+		if sec.Namespace == s.KeyNamespace && string(sec.Data[AccessKeyIDField]) == keyID && len(sec.Data[SecretAccessKeyField]) > 0 {
 			found = append(found, sec)
 		}
 	}
@@ -176,38 +207,46 @@ func (s *Server) lookupKey(ctx context.Context, keyID string) (namespace, secret
 	case 0:
 		return "", "", false
 	case 1:
-		return found[0].Namespace, string(found[0].Data[SecretAccessKeyField]), true
+		tenant := found[0].Labels[TenantLabel]
+		if errs := validation.IsDNS1123Label(tenant); len(errs) > 0 {
+			s.reportKey(ctx, keyID, found, "AccessKeyWithoutTenant", "Access key id %[1]s is refused: its label "+TenantLabel+
+				" must name the namespace it acts in ("+strings.Join(errs, "; ")+")")
+			return "", "", false
+		}
+		return tenant, string(found[0].Data[SecretAccessKeyField]), true
 	}
-	s.reportAmbiguous(ctx, keyID, found)
+	s.reportKey(ctx, keyID, found, "AmbiguousAccessKey", "Access key id %[1]s is held by several Secrets (%[2]s): it is refused for all of them until only one holds it")
 	return "", "", false
 }
 
-// ambiguousEventInterval bounds how often an ambiguous key id is reported.
-const ambiguousEventInterval = 10 * time.Minute
+// keyEventInterval bounds how often a refused key id is reported.
+const keyEventInterval = 10 * time.Minute
 
-func (s *Server) reportAmbiguous(ctx context.Context, keyID string, secrets []*corev1.Secret) {
+// reportKey logs and records on each of secrets why keyID is refused (format: %[1]s is the key id, %[2]s the
+// Secrets' names).
+func (s *Server) reportKey(ctx context.Context, keyID string, secrets []*corev1.Secret, reason, format string) {
 	now := s.Clock.Now()
-	s.ambiguousMu.Lock()
-	if last, ok := s.ambiguousReported[keyID]; ok && now.Sub(last) < ambiguousEventInterval {
-		s.ambiguousMu.Unlock()
+	s.keyEventsMu.Lock()
+	if last, ok := s.keyEvents[keyID]; ok && now.Sub(last) < keyEventInterval {
+		s.keyEventsMu.Unlock()
 		return
 	}
-	if s.ambiguousReported == nil {
-		s.ambiguousReported = map[string]time.Time{}
+	if s.keyEvents == nil {
+		s.keyEvents = map[string]time.Time{}
 	}
-	s.ambiguousReported[keyID] = now
-	s.ambiguousMu.Unlock()
+	s.keyEvents[keyID] = now
+	s.keyEventsMu.Unlock()
 	names := make([]string, 0, len(secrets))
 	for _, sec := range secrets {
 		names = append(names, sec.Namespace+"/"+sec.Name)
 	}
 	slices.Sort(names)
-	ctrl.LoggerFrom(ctx).Info("Access key id is held by several Secrets; refusing it", "secrets", names)
+	msg := fmt.Sprintf(format, keyID, strings.Join(names, ", "))
+	ctrl.LoggerFrom(ctx).Info("Refusing an access key", "reason", reason, "secrets", names)
 	if s.Recorder == nil {
 		return
 	}
 	for _, sec := range secrets {
-		s.Recorder.Eventf(sec, nil, corev1.EventTypeWarning, "AmbiguousAccessKey", "Authenticate",
-			"Access key id %s is held by %d Secrets (%s): it is refused for all of them until only one holds it", keyID, len(secrets), strings.Join(names, ", "))
+		s.Recorder.Eventf(sec, nil, corev1.EventTypeWarning, reason, "Authenticate", "%s", msg)
 	}
 }

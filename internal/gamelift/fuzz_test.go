@@ -21,7 +21,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/gamelift"
 	"github.com/aws/aws-sdk-go-v2/service/gamelift/types"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -50,17 +49,14 @@ func fakeServer(t testing.TB) *Server {
 	scheme := runtime.NewScheme()
 	_ = corev1.AddToScheme(scheme)
 	_ = gamev1.AddToScheme(scheme)
-	key := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "tenant", Name: "key", Labels: map[string]string{AccessKeyLabel: "true"}},
-		Data:       map[string][]byte{AccessKeyIDField: []byte("AKID"), SecretAccessKeyField: []byte("s3cret")},
-	}
+	key := NewAccessKey("keys", "key", "tenant", "AKID", "s3cret")
 	b := fake.NewClientBuilder().WithScheme(scheme).WithObjects(key).WithIndex(&corev1.Secret{}, IndexAccessKeyID, AccessKeyIDOf)
 	if err := indexes.Setup(context.Background(), fakeIndexer{b}); err != nil {
 		t.Fatal(err)
 	}
 	c := b.Build()
 	clk := clocktesting.NewFakeClock(t0)
-	return &Server{Client: c, Reader: c, Clock: clk, Index: index.NewIndex(clk, time.Minute), Tokens: index.NewTokens([]byte("k")),
+	return &Server{Client: c, Reader: c, KeyNamespace: "keys", Clock: clk, Index: index.NewIndex(clk, time.Minute), Tokens: index.NewTokens([]byte("k")),
 		ARNs: ids.ARNs{Region: "local", AccountID: "000000000000"}, DecisionTimeout: time.Millisecond}
 }
 

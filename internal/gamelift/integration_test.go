@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/gamelift"
 	"github.com/aws/aws-sdk-go-v2/service/gamelift/types"
 	. "github.com/onsi/gomega"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -59,11 +60,7 @@ func (e *env) tenant(t *testing.T, ns, keyID, secret string) {
 	if err := e.admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		t.Fatal(err)
 	}
-	s := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gamelift-key", Labels: map[string]string{gl.AccessKeyLabel: "true"}},
-		Data:       map[string][]byte{gl.AccessKeyIDField: []byte(keyID), gl.SecretAccessKeyField: []byte(secret)},
-	}
-	if err := e.admin.Create(ctx, s); err != nil {
+	if err := gl.CreateAccessKey(ctx, e.admin, gl.DefaultKeyNamespace, "gamelift-key-"+ns, ns, keyID, secret); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -373,7 +370,7 @@ func TestGameLiftGameSessions(t *testing.T) {
 	g.Expect(errorCode(err)).To(Equal("InvalidRequestException"))
 }
 
-// TestAmbiguousAccessKey: a key id held by Secrets in two namespaces is refused for both, exactly as an
+// TestAmbiguousAccessKey: a key id held by two Secrets (of two tenants) is refused for both, exactly as an
 // unknown key is, and each Secret gets a Warning event naming both; once one Secret goes, the key works.
 func TestAmbiguousAccessKey(t *testing.T) {
 	g := NewWithT(t)
@@ -404,26 +401,75 @@ func TestAmbiguousAccessKey(t *testing.T) {
 	g.Expect(strip(ambiguous)).To(Equal(strip(unknown)), "an ambiguous key must read exactly as an unknown one")
 	g.Expect(ambiguous).NotTo(ContainSubstring("team-"))
 
-	for _, ns := range []string{"team-a", "team-b"} {
-		g.Eventually(func(g Gomega) {
-			var list eventsv1.EventList
-			g.Expect(e.admin.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
-			var notes []string
-			for _, ev := range list.Items {
-				if ev.Reason == "AmbiguousAccessKey" && ev.Regarding.Kind == "Secret" && ev.Type == corev1.EventTypeWarning {
-					notes = append(notes, ev.Note)
-				}
-			}
-			g.Expect(notes).To(HaveLen(1))
-			g.Expect(notes[0]).To(ContainSubstring("team-a/gamelift-key, team-b/gamelift-key"))
-		}).WithTimeout(20 * time.Second).Should(Succeed())
-	}
+	g.Eventually(func(g Gomega) {
+		g.Expect(e.keyEvents(g, "AmbiguousAccessKey")).To(Equal(map[string][]string{
+			"gamelift-key-team-a": {"Access key id AKIDSHARED is held by several Secrets (playersessions-system/gamelift-key-team-a, playersessions-system/gamelift-key-team-b): it is refused for all of them until only one holds it"},
+			"gamelift-key-team-b": {"Access key id AKIDSHARED is held by several Secrets (playersessions-system/gamelift-key-team-a, playersessions-system/gamelift-key-team-b): it is refused for all of them until only one holds it"},
+		}))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
 
-	g.Expect(e.admin.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "team-b", Name: "gamelift-key"}})).To(Succeed())
+	g.Expect(e.admin.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: gl.DefaultKeyNamespace, Name: "gamelift-key-team-b"}})).To(Succeed())
 	g.Eventually(func() string {
 		_, err := c.DescribePlayerSessions(ctx, &gamelift.DescribePlayerSessionsInput{PlayerId: aws.String("alice")})
 		return errText(err)
 	}).WithTimeout(20 * time.Second).Should(BeEmpty())
+}
+
+// keyEvents are the notes of the Warning events with reason on the Secrets of the key namespace, by Secret.
+func (e *env) keyEvents(g Gomega, reason string) map[string][]string {
+	var list eventsv1.EventList
+	g.Expect(e.admin.List(context.Background(), &list, client.InNamespace(gl.DefaultKeyNamespace))).To(Succeed())
+	notes := map[string][]string{}
+	for _, ev := range list.Items {
+		if ev.Reason == reason && ev.Regarding.Kind == "Secret" && ev.Type == corev1.EventTypeWarning {
+			notes[ev.Regarding.Name] = append(notes[ev.Regarding.Name], ev.Note)
+		}
+	}
+	return notes
+}
+
+// TestAccessKeysLiveInTheKeyNamespace: an access key is a Secret of the manager's key namespace naming its
+// tenant in a label, and its calls act in that tenant's namespace. A labelled Secret anywhere else is no key
+// (the manager neither caches nor may read it: finding 4 of docs/security.md); a key without a valid tenant
+// is refused as an unknown key would be, with a Warning event on its Secret.
+func TestAccessKeysLiveInTheKeyNamespace(t *testing.T) {
+	g := NewWithT(t)
+	e := startEnv(t)
+	ctx := context.Background()
+	e.tenant(t, "team-a", "AKIDTEAMA", "secret-a")
+	c := e.sdk("AKIDTEAMA", "secret-a")
+	g.Expect(e.admin.Create(ctx, &gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "arena"},
+		Spec: gamev1.GameSessionSpec{FleetID: "fleet-a", MaximumPlayerSessionCount: 2}})).To(Succeed())
+	g.Eventually(func() (int, error) {
+		out, err := c.DescribeGameSessions(ctx, &gamelift.DescribeGameSessionsInput{FleetId: aws.String("fleet-a")})
+		if err != nil {
+			return 0, err
+		}
+		return len(out.GameSessions), nil
+	}).WithTimeout(20*time.Second).Should(Equal(1), "the key acts in the namespace its tenant label names")
+
+	planted := gl.NewAccessKey("team-a", "planted", "team-a", "AKIDPLANTED", "secret-p") // the old layout: in the tenant's namespace
+	g.Expect(e.admin.Create(ctx, planted)).To(Succeed())
+	// Keys written before config/policy/access_keys.yaml, which refuses them now: without its binding.
+	g.Expect(e.admin.Delete(ctx, &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "playersessions-access-key-secrets"}})).To(Succeed())
+	noTenant := gl.NewAccessKey(gl.DefaultKeyNamespace, "no-tenant", "", "AKIDNOTENANT", "secret-n")
+	delete(noTenant.Labels, gl.TenantLabel)
+	g.Eventually(func() error { return e.admin.Create(ctx, noTenant) }).WithTimeout(20 * time.Second).Should(Succeed())
+	badTenant := gl.NewAccessKey(gl.DefaultKeyNamespace, "bad-tenant", "Team_A", "AKIDBADTENANT", "secret-b")
+	g.Expect(e.admin.Create(ctx, badTenant)).To(Succeed())
+	for _, k := range []struct{ id, secret string }{{"AKIDPLANTED", "secret-p"}, {"AKIDNOTENANT", "secret-n"}, {"AKIDBADTENANT", "secret-b"}} {
+		g.Consistently(func() string {
+			_, err := e.sdk(k.id, k.secret).DescribePlayerSessions(ctx, &gamelift.DescribePlayerSessionsInput{PlayerId: aws.String("alice")})
+			return errorCode(err)
+		}).WithTimeout(2*time.Second).Should(Equal("UnauthorizedException"), k.id)
+	}
+	g.Eventually(func(g Gomega) {
+		events := e.keyEvents(g, "AccessKeyWithoutTenant")
+		g.Expect(events).To(HaveLen(2))
+		g.Expect(events["no-tenant"]).To(ConsistOf(ContainSubstring("label gamelift.playersessions.dev/tenant must name the namespace it acts in")))
+		g.Expect(events["bad-tenant"]).To(ConsistOf(ContainSubstring("a lowercase RFC 1123 label")))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
 }
 
 // TestCreatePlayerSessionsAllOrNothing: concurrent CreatePlayerSessions calls on one game session each get

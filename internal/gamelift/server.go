@@ -68,7 +68,9 @@ type Server struct {
 	// served at once (more wait to be accepted). Zero: DefaultLimits.
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	MaxConnections                         int
-	// Recorder reports ambiguous access keys on their Secrets (nil: logged only).
+	// KeyNamespace is the namespace of the access-key Secrets (the manager's); a Secret elsewhere is no key.
+	KeyNamespace string
+	// Recorder reports refused access keys on their Secrets (nil: logged only).
 	Recorder events.EventRecorder
 	// RatePerKey and BurstPerKey bound the calls of one access key (a token bucket per key, per replica):
 	// beyond them a call is answered ThrottlingException, which the SDKs retry with backoff, so one tenant
@@ -82,10 +84,10 @@ type Server struct {
 	// CreateGameSession waits on (nil: it checks once, then waits for DecisionTimeout).
 	GameSessionChanges *index.Signal
 
-	ambiguousMu       sync.Mutex
-	ambiguousReported map[string]time.Time
-	replays           replays
-	keyRates          keyRates
+	keyEventsMu sync.Mutex
+	keyEvents   map[string]time.Time
+	replays     replays
+	keyRates    keyRates
 }
 
 // NeedLeaderElection is false: every replica serves.

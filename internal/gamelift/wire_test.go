@@ -16,8 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/fxamacker/cbor/v2"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
@@ -212,10 +210,7 @@ func TestRatePerKey(t *testing.T) {
 	s := fakeServer(t)
 	s.RatePerKey, s.BurstPerKey = 10, 20
 	clk := s.Clock.(*clocktesting.FakeClock)
-	other := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "tenant-b", Name: "key", Labels: map[string]string{AccessKeyLabel: "true"}},
-		Data:       map[string][]byte{AccessKeyIDField: []byte("AKIDB"), SecretAccessKeyField: []byte("s3cretb")},
-	}
+	other := NewAccessKey("keys", "key-b", "tenant-b", "AKIDB", "s3cretb")
 	if err := s.Client.Create(context.Background(), other); err != nil {
 		t.Fatal(err)
 	}

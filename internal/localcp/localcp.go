@@ -42,8 +42,13 @@ type ControlPlane struct {
 	WebhookHost    string
 	WebhookPort    int
 	WebhookCertDir string
+	// WebhookClientCAName is the file in WebhookCertDir with the CA of the client certificate kube-apiserver
+	// presents to webhooks (its admission configuration): the manager's webhook requires it, as
+	// config/webhook-client-auth does in a cluster.
+	WebhookClientCAName string
 
 	certDir    string
+	webhookCA  *keyPair
 	wrapperDir string
 }
 
@@ -116,18 +121,27 @@ func Start(o Options) (*ControlPlane, error) {
 			return nil, err
 		}
 	}
+	if len(o.WebhookDirectoryPaths) > 0 {
+		if err := cp.configureWebhookClient(); err != nil {
+			return nil, err
+		}
+	}
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("starting the local control plane: %w", err)
 	}
 	cp.Config = cfg
-	if len(o.WebhookDirectoryPaths) > 0 {
-		w := env.WebhookInstallOptions
-		cp.WebhookHost, cp.WebhookPort, cp.WebhookCertDir = w.LocalServingHost, w.LocalServingPort, w.LocalServingCertDir
-	}
 	fail := func(err error) (*ControlPlane, error) {
 		_ = cp.Stop()
 		return nil, err
+	}
+	if len(o.WebhookDirectoryPaths) > 0 {
+		w := env.WebhookInstallOptions
+		cp.WebhookHost, cp.WebhookPort, cp.WebhookCertDir = w.LocalServingHost, w.LocalServingPort, w.LocalServingCertDir
+		cp.WebhookClientCAName = "client-ca.crt"
+		if err := os.WriteFile(filepath.Join(cp.WebhookCertDir, cp.WebhookClientCAName), cp.webhookCA.certPEM(), 0o600); err != nil {
+			return fail(err)
+		}
 	}
 	if o.Dir != "" {
 		user, err := env.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
@@ -193,14 +207,83 @@ func (cp *ControlPlane) createManifests(dirs []string) error {
 	return nil
 }
 
+// certs is the folder of the control plane's generated certificates, created on first use.
+func (cp *ControlPlane) certs() (string, error) {
+	if cp.certDir == "" {
+		dir, err := os.MkdirTemp("", "playersessions-certs-")
+		if err != nil {
+			return "", err
+		}
+		cp.certDir = dir
+	}
+	return cp.certDir, nil
+}
+
+// configureWebhookClient gives kube-apiserver a client certificate for every webhook it calls (its admission
+// configuration, as a cluster admin sets it up for config/webhook-client-auth), issued by a CA the manager's
+// webhook then requires.
+func (cp *ControlPlane) configureWebhookClient() error {
+	dir, err := cp.certs()
+	if err != nil {
+		return err
+	}
+	if cp.webhookCA, err = newCA("playersessions-webhook-client-ca"); err != nil {
+		return err
+	}
+	clientCert, err := cp.webhookCA.issue("kube-apiserver-webhook-client", x509.ExtKeyUsageClientAuth, nil, nil)
+	if err != nil {
+		return err
+	}
+	certFile, keyFile, err := clientCert.write(dir, "webhook-client")
+	if err != nil {
+		return err
+	}
+	kubeconfig := filepath.Join(dir, "webhook-client.kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(fmt.Sprintf(webhookClientKubeconfig, certFile, keyFile)), 0o600); err != nil {
+		return err
+	}
+	admissionConfig := filepath.Join(dir, "admission.yaml")
+	if err := os.WriteFile(admissionConfig, []byte(fmt.Sprintf(webhookAdmissionConfig, kubeconfig, kubeconfig)), 0o600); err != nil {
+		return err
+	}
+	cp.env.ControlPlane.GetAPIServer().Configure().Set("admission-control-config-file", admissionConfig)
+	return nil
+}
+
+// The admission configuration docs/security.md shows for a cluster: one client certificate for every
+// webhook ('*'), for the validating and the mutating webhook plugins.
+const (
+	webhookClientKubeconfig = `apiVersion: v1
+kind: Config
+users:
+- name: '*'
+  user:
+    client-certificate: %s
+    client-key: %s
+`
+	webhookAdmissionConfig = `apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+- name: ValidatingAdmissionWebhook
+  configuration:
+    apiVersion: apiserver.config.k8s.io/v1
+    kind: WebhookAdmissionConfiguration
+    kubeConfigFile: %s
+- name: MutatingAdmissionWebhook
+  configuration:
+    apiVersion: apiserver.config.k8s.io/v1
+    kind: WebhookAdmissionConfiguration
+    kubeConfigFile: %s
+`
+)
+
 // configureAggregation creates the front-proxy CA, kube-apiserver's proxy client certificate and the query
 // server's serving certificate, and sets kube-apiserver's aggregation flags. It returns the serving CA.
 func (cp *ControlPlane) configureAggregation() (*keyPair, error) {
-	dir, err := os.MkdirTemp("", "playersessions-certs-")
+	dir, err := cp.certs()
 	if err != nil {
 		return nil, err
 	}
-	cp.certDir = dir
 	frontProxyCA, err := newCA("front-proxy-ca")
 	if err != nil {
 		return nil, err

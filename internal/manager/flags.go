@@ -80,12 +80,14 @@ func BindFlags(fs *flag.FlagSet) *Flags {
 	fs.IntVar(&o.GameLiftBurst, "gamelift-kube-api-burst", 400, "Burst of the GameLift endpoint's own client.")
 	fs.Float64Var(&o.GameLiftRatePerKey, "gamelift-rate-per-key", gamelift.DefaultRatePerKey, "Calls per second one GameLift access key may make on this replica; more are answered ThrottlingException (the SDKs retry with backoff).")
 	fs.IntVar(&o.GameLiftBurstPerKey, "gamelift-burst-per-key", 2*gamelift.DefaultRatePerKey, "Burst of one GameLift access key's calls on this replica.")
+	fs.StringVar(&o.GameLiftKeyNamespace, "gamelift-key-namespace", gamelift.DefaultKeyNamespace, "Namespace of the GameLift access-key Secrets (each names its tenant namespace in a label): the only namespace whose Secrets the manager reads, so its RBAC grants Secrets there only.")
 	fs.StringVar(&o.GameLiftCertDir, "gamelift-cert-dir", "", "Folder with the GameLift endpoint's tls.crt and tls.key: serve HTTPS, reloading a renewed certificate (empty: plain HTTP).")
 	fs.DurationVar(&o.GameLiftReadTimeout, "gamelift-read-timeout", gamelift.DefaultReadTimeout, "How long a GameLift client may take to send a request (and to read its answer).")
 	fs.DurationVar(&o.GameLiftIdleTimeout, "gamelift-idle-timeout", gamelift.DefaultIdleTimeout, "How long a kept-alive GameLift connection may stay idle.")
 	fs.IntVar(&o.GameLiftMaxConnections, "gamelift-max-connections", gamelift.DefaultMaxConnections, "GameLift connections served at once; more wait to be accepted.")
 	fs.IntVar(&o.WebhookPort, "webhook-port", 0, "HTTPS port of the PlayerSession admission webhook (0: off; the local control plane turns it on).")
 	fs.StringVar(&o.WebhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Folder with the webhook's tls.crt and tls.key.")
+	fs.StringVar(&o.WebhookClientCAName, "webhook-client-ca-name", "", "File in --webhook-cert-dir with the CA of kube-apiserver's webhook client certificate: the webhook then answers only clients with a certificate it signed (empty: anyone who reaches the port; config/webhook-client-auth sets it).")
 	f.zap.BindFlags(fs)
 	return f
 }

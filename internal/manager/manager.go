@@ -96,6 +96,9 @@ type Options struct {
 	// GameLiftReadTimeout, GameLiftIdleTimeout and GameLiftMaxConnections limit its clients (0: defaults).
 	GameLiftReadTimeout, GameLiftIdleTimeout time.Duration
 	GameLiftMaxConnections                   int
+	// GameLiftKeyNamespace is the namespace of the GameLift access-key Secrets, the only Secrets the manager
+	// reads (empty: gamelift.DefaultKeyNamespace, the manager's).
+	GameLiftKeyNamespace string
 	// GameLiftCertDir holds the endpoint's tls.crt and tls.key (empty: plain HTTP).
 	GameLiftCertDir string
 	// GameLiftQPS and GameLiftBurst limit the endpoint's own client towards kube-apiserver (0: 200 and
@@ -118,6 +121,10 @@ type Options struct {
 	WebhookPort    int
 	WebhookHost    string
 	WebhookCertDir string
+	// WebhookClientCAName, when set, is a file in WebhookCertDir holding the CA of kube-apiserver's client
+	// certificate for webhooks: the webhook then answers only a client presenting a certificate it signed
+	// (kube-apiserver's admission configuration gives it one; docs/security.md). Empty: any client.
+	WebhookClientCAName string
 }
 
 // historyOf is store as the lists' history tier: nil (no tier) when there is no store, not a nil *Store.
@@ -167,6 +174,9 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
+	if o.GameLiftKeyNamespace == "" {
+		o.GameLiftKeyNamespace = gamelift.DefaultKeyNamespace
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  Scheme(),
 		Metrics:                 metricsOptions(o),
@@ -179,11 +189,14 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 		RenewDeadline:           nonZero(o.RenewDeadline),
 		RetryPeriod:             nonZero(o.RetryPeriod),
 		Cache: cache.Options{DefaultTransform: indexes.StripForCache, ByObject: map[client.Object]cache.ByObject{
-			// Only access-key Secrets are cached (and readable by the manager's RBAC in practice).
-			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{gamelift.AccessKeyLabel: "true"})},
+			// Only access-key Secrets are cached, and only in the key namespace (the one namespace where the
+			// manager's RBAC may read Secrets).
+			&corev1.Secret{}: {Namespaces: map[string]cache.Config{o.GameLiftKeyNamespace: {}},
+				Label: labels.SelectorFromSet(labels.Set{gamelift.AccessKeyLabel: "true"})},
 		}},
-		Controller:    config.Controller{SkipNameValidation: ptr.To(o.SkipNameValidation)},
-		WebhookServer: webhook.NewServer(webhook.Options{Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.WebhookCertDir}),
+		Controller: config.Controller{SkipNameValidation: ptr.To(o.SkipNameValidation)},
+		WebhookServer: webhook.NewServer(webhook.Options{Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.WebhookCertDir,
+			ClientCAName: o.WebhookClientCAName}),
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("creating the manager: %w", err)
@@ -299,7 +312,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 		}
 		if err := mgr.Add(&gamelift.Server{
 			Addr: o.GameLiftAddr, Client: client.WithFieldOwner(glClient, gamelift.FieldManager), Reader: mgr.GetCache(), Index: ix, Tokens: tokens, History: historyOf(store), GameSessionHistory: gameSessionHistoryOf(store),
-			Clock: o.Clock, ARNs: o.Controllers.ARNs, Agones: ag, GameSessionChanges: gameSessionChanges, Recorder: mgr.GetEventRecorder("gamelift-endpoint"),
+			Clock: o.Clock, ARNs: o.Controllers.ARNs, Agones: ag, GameSessionChanges: gameSessionChanges, KeyNamespace: o.GameLiftKeyNamespace, Recorder: mgr.GetEventRecorder("gamelift-endpoint"),
 			ReadTimeout: o.GameLiftReadTimeout, WriteTimeout: o.GameLiftReadTimeout, IdleTimeout: o.GameLiftIdleTimeout, MaxConnections: o.GameLiftMaxConnections, CertDir: o.GameLiftCertDir,
 			RatePerKey: o.GameLiftRatePerKey, BurstPerKey: o.GameLiftBurstPerKey,
 		}); err != nil {

@@ -21,7 +21,8 @@ import (
 )
 
 // TestCacheHoldsOnlyAccessKeySecrets: the manager reads Secrets only to find GameLift access keys, and its
-// cache lists and watches only the labelled ones: no other Secret of the cluster enters its memory.
+// cache lists and watches only the labelled ones of the key namespace: no other Secret of the cluster (a
+// tenant's, even labelled) enters its memory, as its RBAC allows no other.
 func TestCacheHoldsOnlyAccessKeySecrets(t *testing.T) {
 	g := NewWithT(t)
 	cp := testenv.ControlPlane(t, localcp.Options{})
@@ -29,12 +30,11 @@ func TestCacheHoldsOnlyAccessKeySecrets(t *testing.T) {
 	defer cancel()
 	admin, err := client.New(cp.Config, client.Options{Scheme: manager.Scheme()})
 	g.Expect(err).NotTo(HaveOccurred())
-	for name, labels := range map[string]map[string]string{"key": {gamelift.AccessKeyLabel: "true"}, "other": nil} {
-		g.Expect(admin.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, Labels: labels},
-			Data: map[string][]byte{gamelift.AccessKeyIDField: []byte("AKID" + name), gamelift.SecretAccessKeyField: []byte("s")}})).To(Succeed())
-	}
+	g.Expect(gamelift.CreateAccessKey(ctx, admin, "keys", "key", "default", "AKIDkey", "s")).To(Succeed())
+	g.Expect(admin.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "keys", Name: "other"}})).To(Succeed())
+	g.Expect(admin.Create(ctx, gamelift.NewAccessKey("default", "planted", "default", "AKIDplanted", "s"))).To(Succeed())
 	mgr, _, err := manager.New(ctx, cp.Config, manager.Options{Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0",
-		GameLiftAddr: "127.0.0.1:0", DisableAgones: true, SkipNameValidation: true})
+		GameLiftAddr: "127.0.0.1:0", GameLiftKeyNamespace: "keys", DisableAgones: true, SkipNameValidation: true})
 	g.Expect(err).NotTo(HaveOccurred())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
@@ -46,7 +46,7 @@ func TestCacheHoldsOnlyAccessKeySecrets(t *testing.T) {
 		for _, s := range list.Items {
 			names = append(names, s.Namespace+"/"+s.Name)
 		}
-		g.Expect(names).To(Equal([]string{"default/key"}))
+		g.Expect(names).To(Equal([]string{"keys/key"}))
 	}).WithTimeout(20 * time.Second).Should(Succeed())
 }
 

@@ -1,8 +1,20 @@
 package webhook_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -49,7 +61,7 @@ func TestIntegrationCreateTimeRefusal(t *testing.T) {
 	opts := controllers.DefaultOptions()
 	testenv.StartManager(t, cp, manager.Options{
 		Controllers: opts, Clock: clock.RealClock{}, MetricsAddr: "0", ProbeAddr: "0",
-		WebhookHost: cp.WebhookHost, WebhookPort: cp.WebhookPort, WebhookCertDir: cp.WebhookCertDir,
+		WebhookHost: cp.WebhookHost, WebhookPort: cp.WebhookPort, WebhookCertDir: cp.WebhookCertDir, WebhookClientCAName: cp.WebhookClientCAName,
 	})
 	ctx := context.Background()
 
@@ -157,6 +169,33 @@ func TestIntegrationCreateTimeRefusal(t *testing.T) {
 		newGS("open", 5, gamev1.PlayerSessionCreationPolicyAcceptAll)
 		g.Expect(create("open")).To(Succeed())
 	})
+
+	t.Run("only kube-apiserver's client certificate is answered", func(t *testing.T) {
+		// Every refusal above came through kube-apiserver, which presents the client certificate of its
+		// admission configuration. A caller that reaches the port without it learns nothing (before, curl
+		// without a certificate got an AdmissionReview naming a missing game session).
+		g := NewWithT(t)
+		review := []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","operation":"CREATE",` +
+			`"kind":{"group":"game.playersessions.dev","version":"v1alpha1","kind":"PlayerSession"},` +
+			`"resource":{"group":"game.playersessions.dev","version":"v1alpha1","resource":"playersessions"},` +
+			`"namespace":"default","object":{"apiVersion":"game.playersessions.dev/v1alpha1","kind":"PlayerSession",` +
+			`"metadata":{"name":"probe","namespace":"default"},"spec":{"gameSessionName":"closed","playerId":"probe"}}}}`)
+		url := fmt.Sprintf("https://%s/validate-game-playersessions-dev-v1alpha1-playersession", net.JoinHostPort(cp.WebhookHost, strconv.Itoa(cp.WebhookPort)))
+		post := func(cert *tls.Certificate) error {
+			hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+				InsecureSkipVerify:   true, // the serving certificate is not what is tested
+				GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }}}}
+			resp, err := hc.Post(url, "application/json", bytes.NewReader(review))
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			return fmt.Errorf("answered %d: %s", resp.StatusCode, body)
+		}
+		g.Expect(post(&tls.Certificate{})).To(MatchError(ContainSubstring("certificate required")))
+		g.Expect(post(selfSignedClientCert(t))).To(MatchError(Or(ContainSubstring("unknown certificate authority"), ContainSubstring("bad certificate"))))
+	})
 }
 
 // refusedCount reads playersessions_admissions_refused_total{reason} from controller-runtime's registry.
@@ -179,4 +218,20 @@ func refusedCount(t *testing.T, reason string) float64 {
 		}
 	}
 	return 0
+}
+
+// selfSignedClientCert is a client certificate that no CA the webhook trusts signed.
+func selfSignedClientCert(t *testing.T) *tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kube-apiserver-webhook-client"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }

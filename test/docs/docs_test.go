@@ -114,7 +114,7 @@ func TestREADMETour(t *testing.T) {
 	cp := testenv.ControlPlane(t, localcp.Options{QueryPort: queryPort, WebhookDirectoryPaths: []string{testenv.Path("config", "webhook")}})
 	opts := manager.Options{Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", DisableAgones: true,
 		QueryPort: queryPort, QueryBindAddress: net.ParseIP("127.0.0.1"), QueryCertDir: cp.ServingCertDir, QueryKubeconfig: cp.Kubeconfig,
-		WebhookHost: cp.WebhookHost, WebhookPort: cp.WebhookPort, WebhookCertDir: cp.WebhookCertDir}
+		WebhookHost: cp.WebhookHost, WebhookPort: cp.WebhookPort, WebhookCertDir: cp.WebhookCertDir, WebhookClientCAName: cp.WebhookClientCAName}
 	m := testenv.StartManager(t, cp, opts)
 	run := func(cmd string) (string, error) {
 		c := exec.Command("bash", "-c", cmd)

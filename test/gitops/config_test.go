@@ -2,14 +2,23 @@ package gitops
 
 import (
 	"context"
+	"errors"
 	"io/fs"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
@@ -75,19 +84,89 @@ func TestConfigDefaultServerDryRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	objs := build(t, testenv.Path("config", "default"))
-	// Namespaces for real first: a dry-run namespace does not exist for the objects in it.
-	for _, u := range objs {
-		if u.GetKind() == "Namespace" {
-			if err := c.Create(ctx, u.DeepCopy()); err != nil && !apierrors.IsAlreadyExists(err) {
-				t.Fatal(err)
+	for _, dir := range []string{"default", "webhook-client-auth"} {
+		objs := build(t, testenv.Path("config", dir))
+		// Namespaces for real first: a dry-run namespace does not exist for the objects in it.
+		for _, u := range objs {
+			if u.GetKind() == "Namespace" {
+				if err := c.Create(ctx, u.DeepCopy()); err != nil && !apierrors.IsAlreadyExists(err) {
+					t.Fatal(err)
+				}
+			}
+		}
+		for _, u := range objs {
+			if err := c.Patch(ctx, u, client.Apply, client.DryRunAll, client.FieldOwner("dry-run-test"), client.ForceOwnership); err != nil {
+				t.Errorf("config/%s: %s %s/%s: %v", dir, u.GetKind(), u.GetNamespace(), u.GetName(), err)
 			}
 		}
 	}
-	for _, u := range objs {
-		if err := c.Patch(ctx, u, client.Apply, client.DryRunAll, client.FieldOwner("dry-run-test"), client.ForceOwnership); err != nil {
-			t.Errorf("%s %s/%s: %v", u.GetKind(), u.GetNamespace(), u.GetName(), err)
+}
+
+// TestWebhookClientAuthOverlay: config/webhook-client-auth makes the manager's webhook require a client
+// certificate signed by the CA it projects into the webhook's certificate folder, and issues kube-apiserver a
+// client certificate from that CA (finding 6; the mechanism itself is tested through kube-apiserver in
+// internal/webhook).
+func TestWebhookClientAuthOverlay(t *testing.T) {
+	objs := build(t, testenv.Path("config", "webhook-client-auth"))
+	find := func(kind, name string) *unstructured.Unstructured {
+		for _, u := range objs {
+			if u.GetKind() == kind && u.GetName() == name {
+				return u
+			}
 		}
+		t.Fatalf("no %s %s", kind, name)
+		return nil
+	}
+	deploy := &appsv1.Deployment{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(find("Deployment", "playersessions-manager").Object, deploy); err != nil {
+		t.Fatal(err)
+	}
+	c := deploy.Spec.Template.Spec.Containers[0]
+	flag := func(name string) string {
+		for _, a := range c.Args {
+			if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
+				return v
+			}
+		}
+		t.Fatalf("the manager has no --%s: %v", name, c.Args)
+		return ""
+	}
+	caName, certDir := flag("webhook-client-ca-name"), flag("webhook-cert-dir")
+	var volume string
+	for _, m := range c.VolumeMounts {
+		if m.MountPath == certDir {
+			volume = m.Name
+		}
+	}
+	var caSecret string
+	for _, v := range deploy.Spec.Template.Spec.Volumes {
+		if v.Name != volume || v.Projected == nil {
+			continue
+		}
+		for _, src := range v.Projected.Sources {
+			for _, item := range src.Secret.Items {
+				if item.Path == caName && item.Key == "ca.crt" {
+					caSecret = src.Secret.Name
+				}
+			}
+		}
+	}
+	if caSecret == "" {
+		t.Fatalf("%s is not projected into %s", caName, certDir)
+	}
+	issuer := ""
+	for _, u := range objs {
+		if u.GetKind() == "Issuer" {
+			if name, _, _ := unstructured.NestedString(u.Object, "spec", "ca", "secretName"); name == caSecret {
+				issuer = u.GetName()
+			}
+		}
+	}
+	clientCert := find("Certificate", "playersessions-apiserver-webhook-client")
+	usages, _, _ := unstructured.NestedStringSlice(clientCert.Object, "spec", "usages")
+	ref, _, _ := unstructured.NestedString(clientCert.Object, "spec", "issuerRef", "name")
+	if issuer == "" || ref != issuer || !slices.Contains(usages, "client auth") {
+		t.Errorf("kube-apiserver's client certificate is not a client certificate of the CA the webhook trusts (issuer %q, CA issuer %q, usages %v)", ref, issuer, usages)
 	}
 }
 
@@ -145,5 +224,83 @@ func TestConfigDeploysTheGameLiftEndpointWithTLS(t *testing.T) {
 	svcPorts, _, _ := unstructured.NestedSlice(find("Service", "playersessions-gamelift").Object, "spec", "ports")
 	if !named || svcPorts[0].(map[string]any)["targetPort"] != "gamelift" {
 		t.Errorf("the Service does not reach the endpoint's port: container ports %v, service ports %v", ports, svcPorts)
+	}
+}
+
+// TestManagerRBACIsLeastPrivilege: what config/default's RBAC lets the manager's service account do, asked of
+// a real API server with `kubectl auth can-i` (finding 4 of docs/security.md). The manager reads Secrets in
+// its own namespace only, where GameLift access keys live (and creates the continue-token key there): its
+// token, were it to leak from a replica serving game backends, reads no tenant's Secret. Before, `can-i
+// list secrets -A` was yes.
+func TestManagerRBACIsLeastPrivilege(t *testing.T) {
+	if _, err := exec.LookPath("kubectl"); err != nil {
+		t.Fatal("kubectl is needed on the PATH: the test asks `kubectl auth can-i`")
+	}
+	cp := testenv.ControlPlane(t, localcp.Options{})
+	c, err := client.New(cp.Config, client.Options{Scheme: manager.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var sa string
+	for _, u := range build(t, testenv.Path("config", "default")) {
+		switch u.GetKind() {
+		case "ServiceAccount":
+			sa = "system:serviceaccount:" + u.GetNamespace() + ":" + u.GetName()
+		case "Namespace", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
+		default:
+			continue
+		}
+		if ns := u.GetNamespace(); ns != "" {
+			if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
+				t.Fatal(err)
+			}
+		}
+		if err := c.Create(ctx, u); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatalf("%s %s: %v", u.GetKind(), u.GetName(), err)
+		}
+	}
+	if sa == "" {
+		t.Fatal("config/default has no ServiceAccount")
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "admin.kubeconfig")
+	if err := cp.AddUserKubeconfig(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"list", "secrets", "-A"}, false},
+		{[]string{"watch", "secrets", "-A"}, false},
+		{[]string{"get", "secrets", "-n", "team-a"}, false},
+		{[]string{"get", "secrets", "-n", "kube-system"}, false},
+		{[]string{"get", "secrets", "-n", "playersessions-system"}, true},
+		{[]string{"list", "secrets", "-n", "playersessions-system"}, true},
+		{[]string{"watch", "secrets", "-n", "playersessions-system"}, true},
+		{[]string{"create", "secrets", "-n", "playersessions-system"}, true}, // the continue-token key, once
+		{[]string{"update", "secrets", "-n", "playersessions-system"}, false},
+		{[]string{"delete", "secrets", "-n", "playersessions-system"}, false},
+		{[]string{"get", "configmaps", "-n", "team-a"}, false},
+		{[]string{"create", "pods", "-n", "team-a"}, false},
+		{[]string{"create", "serviceaccounts/token", "-n", "team-a"}, false},
+		{[]string{"impersonate", "users"}, false},
+		{[]string{"create", "rolebindings", "-n", "team-a"}, false},
+		{[]string{"create", "playersessions.game.playersessions.dev", "-n", "team-a"}, true},
+		{[]string{"patch", "gamesessions.game.playersessions.dev", "--subresource=status", "-n", "team-a"}, true},
+		{[]string{"update", "playersessions.game.playersessions.dev", "-n", "team-a"}, false},
+		{[]string{"*", "*", "-A"}, false},
+	} {
+		cmd := exec.Command("kubectl", append(append([]string{"auth", "can-i"}, tc.args...), "--as="+sa)...)
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+		out, err := cmd.CombinedOutput()
+		answer := strings.TrimSpace(string(out))
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Fatalf("kubectl auth can-i %v: %v: %s", tc.args, err, out)
+		}
+		if got := err == nil && strings.HasSuffix(answer, "yes"); got != tc.want || !(strings.HasSuffix(answer, "yes") || strings.HasSuffix(answer, "no")) {
+			t.Errorf("kubectl auth can-i %s --as=%s: %q, want yes=%v", strings.Join(tc.args, " "), sa, answer, tc.want)
+		}
 	}
 }

@@ -57,10 +57,7 @@ func TestHistoryStore(t *testing.T) {
 	}
 
 	g.Expect(admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
-	g.Expect(admin.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gamelift-key", Labels: map[string]string{gl.AccessKeyLabel: "true"}},
-		Data:       map[string][]byte{gl.AccessKeyIDField: []byte("AKIDHISTORY"), gl.SecretAccessKeyField: []byte("secret")},
-	})).To(Succeed())
+	g.Expect(gl.CreateAccessKey(ctx, admin, gl.DefaultKeyNamespace, "gamelift-key", ns, "AKIDHISTORY", "secret")).To(Succeed())
 	newGS := func(name string) *gamev1.GameSession {
 		gs := &gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 			Spec: gamev1.GameSessionSpec{FleetID: "fleet-h", MaximumPlayerSessionCount: 10, Endpoint: gamev1.Endpoint{IPAddress: "10.0.0.5", Port: 7777}}}

@@ -116,10 +116,7 @@ func TestTwoReplicas(t *testing.T) {
 	aggregated := dynamic.NewForConfigOrDie(cp.Config).Resource(psGVR) // routed to a by the APIService
 
 	g.Expect(admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
-	g.Expect(admin.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gamelift-key", Labels: map[string]string{gl.AccessKeyLabel: "true"}},
-		Data:       map[string][]byte{gl.AccessKeyIDField: []byte(keyID), gl.SecretAccessKeyField: []byte(secret)},
-	})).To(Succeed())
+	g.Expect(gl.CreateAccessKey(ctx, admin, gl.DefaultKeyNamespace, "gamelift-key", ns, keyID, secret)).To(Succeed())
 	gs := &gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "arena"},
 		Spec: gamev1.GameSessionSpec{FleetID: "fleet-r", MaximumPlayerSessionCount: 50, Endpoint: gamev1.Endpoint{IPAddress: "10.0.0.7", Port: 7777}}}
 	g.Expect(admin.Create(ctx, gs)).To(Succeed())

@@ -98,9 +98,8 @@ func setup(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	if err := admin.Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "secrets"},
-		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "secrets"},
-		Subjects: []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "tenants"},
-			{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "playersessions:access-key-admins"}}}); err != nil {
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "secrets"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "tenants"}}}); err != nil {
 		t.Fatal(err)
 	}
 	e := &env{cp: cp, admin: admin, kubeconfig: kc}
@@ -108,7 +107,7 @@ func setup(t *testing.T) *env {
 	// The API server loads admission policies asynchronously, seconds after they are created: wait until
 	// config/policy is enforced (a dry-run write only a policy refuses), as a cluster's user would.
 	NewWithT(t).Eventually(func() string {
-		err := e.tenant.Create(ctx, key("probe", true), client.DryRunAll)
+		err := e.tenant.Create(ctx, key("probe", ""), client.DryRunAll)
 		return fmt.Sprint(err)
 	}).WithTimeout(30 * time.Second).Should(ContainSubstring("ValidatingAdmissionPolicy"))
 	opts := manager.Options{Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", DisableAgones: true}
@@ -131,12 +130,11 @@ func (e *env) as(t *testing.T, name, group string) client.Client {
 	return c
 }
 
-// key is an access-key Secret holding the key id AKIDCOPIED.
-func key(name string, labelled bool) *corev1.Secret {
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		StringData: map[string]string{gl.AccessKeyIDField: "AKIDCOPIED", gl.SecretAccessKeyField: "x"}}
-	if labelled {
-		s.Labels = map[string]string{gl.AccessKeyLabel: "true"}
+// key is an access-key Secret of the namespace ns naming tenant (no tenant label when empty).
+func key(name, tenant string) *corev1.Secret {
+	s := gl.NewAccessKey(ns, name, tenant, "AKID"+strings.ToUpper(name), "x")
+	if tenant == "" {
+		delete(s.Labels, gl.TenantLabel)
 	}
 	return s
 }
@@ -280,24 +278,25 @@ func shellWords(t *testing.T, s string) []string {
 	return words
 }
 
-// TestAccessKeySecrets: a tenant who may create Secrets in its namespace cannot create or label a GameLift
-// access-key Secret (it could copy another tenant's key id, which refuses the key for both); a member of
-// playersessions:access-key-admins can.
+// TestAccessKeySecrets: the API server refuses an access-key Secret that does not name, in its tenant label,
+// a namespace for its calls to act in (config/policy/access_keys.yaml), which the endpoint would refuse at
+// every call; other Secrets are not concerned.
 func TestAccessKeySecrets(t *testing.T) {
 	e := setup(t)
 	g := NewWithT(t)
 	ctx := context.Background()
-	keyAdmin := e.as(t, "key-admin", "playersessions:access-key-admins")
-	err := e.tenant.Create(ctx, key("planted", true))
-	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
-	g.Expect(err.Error()).To(ContainSubstring("playersessions:access-key-admins"))
-	plain := key("plain", false)
-	g.Expect(e.tenant.Create(ctx, plain)).To(Succeed(), "other Secrets stay the tenant's")
-	labelled := plain.DeepCopy()
-	labelled.Labels = map[string]string{gl.AccessKeyLabel: "true"}
-	err = e.tenant.Patch(ctx, labelled, client.MergeFrom(plain))
-	g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "labelling: %v", err)
-	g.Expect(keyAdmin.Create(ctx, key("issued", true))).To(Succeed())
+	for _, tenant := range []string{"", "Team_A", "team.a"} {
+		err := e.admin.Create(ctx, key("refused", tenant))
+		g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "tenant %q: %v", tenant, err)
+		g.Expect(err.Error()).To(ContainSubstring("must name the namespace its calls act in"))
+	}
+	g.Expect(e.admin.Create(ctx, key("issued", "team-a"))).To(Succeed())
+	plain := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "plain"}}
+	g.Expect(e.tenant.Create(ctx, plain)).To(Succeed(), "other Secrets are not concerned")
+	unlabelled := key("issued", "")
+	unlabelled.Labels = map[string]string{gl.AccessKeyLabel: "true"}
+	err := e.admin.Patch(ctx, unlabelled, client.MergeFrom(key("issued", "team-a")))
+	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "dropping the tenant: %v", err)
 }
 
 // TestSessionQuota: config/samples/quota.yaml, the documented ResourceQuota on sessions, is enforced by
