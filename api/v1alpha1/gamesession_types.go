@@ -281,6 +281,7 @@ type AgonesStatus struct {
 // set status to ACTIVE (with an endpoint) or TERMINATED.
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.gameSessionId) || (has(self.gameSessionId) && self.gameSessionId == oldSelf.gameSessionId)",message="gameSessionId is immutable once set"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || has(self.status)",message="status cannot be removed once set"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.gameServer) || !has(self.gameServer) || self.gameServer == oldSelf.gameServer",message="gameServer is claimed once: clear it before another game server may claim the game session"
 type GameSessionStatus struct {
 	// gameSessionId is the GameLift-style identifier, arn:aws:gamelift:<region>::gamesession/<fleetId>/<id>,
 	// unique cluster-wide and stable for the life of the object.
@@ -328,7 +329,10 @@ type GameSessionStatus struct {
 	// gameServer is the identity of the game server that claimed this game session: the API server sets it
 	// on the first status write of a game server (its user name, and the pod of a pod's service-account
 	// token: "NAME" or "NAME pod=POD"), and from then on only that identity may write the game session's or
-	// its player sessions' game-server fields (config/policy/game_server_claim.yaml). Empty until claimed.
+	// its player sessions' game-server fields (config/policy/game_server_claim.yaml). A game server calling
+	// the GameLift endpoint's AcceptPlayerSession or RemovePlayerSession claims it as
+	// "gamelift-access-key:KEYID". Empty until claimed; once set it changes only by being cleared (an admin
+	// lets another game server claim the game session).
 	// +optional
 	// +kubebuilder:validation:MaxLength=512
 	GameServer string `json:"gameServer,omitempty"`

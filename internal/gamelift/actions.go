@@ -3,14 +3,17 @@ package gamelift
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
@@ -21,19 +24,26 @@ import (
 
 // operation serves one GameLift action: it decodes the request body (in the client's protocol) and answers.
 type operation struct {
-	serve func(s *Server, ctx context.Context, namespace string, decode func(any) *Error) (any, *Error)
+	serve func(s *Server, ctx context.Context, who caller, decode func(any) *Error) (any, *Error)
 	// changes: the action changes state, so its signature is served once (replays).
 	changes bool
 }
 
-// op is the operation of a handler that takes its decoded input In.
+// op is the operation of a handler that takes its decoded input In and acts in the caller's namespace.
 func op[In any](changes bool, handle func(s *Server, ctx context.Context, namespace string, in *In) (any, *Error)) operation {
-	return operation{changes: changes, serve: func(s *Server, ctx context.Context, namespace string, decode func(any) *Error) (any, *Error) {
+	return opAs(changes, func(s *Server, ctx context.Context, who caller, in *In) (any, *Error) {
+		return handle(s, ctx, who.namespace, in)
+	})
+}
+
+// opAs is the operation of a handler that also needs who calls (the game-server actions claim with it).
+func opAs[In any](changes bool, handle func(s *Server, ctx context.Context, who caller, in *In) (any, *Error)) operation {
+	return operation{changes: changes, serve: func(s *Server, ctx context.Context, who caller, decode func(any) *Error) (any, *Error) {
 		var in In
 		if err := decode(&in); err != nil {
 			return nil, err
 		}
-		return handle(s, ctx, namespace, &in)
+		return handle(s, ctx, who, &in)
 	}}
 }
 
@@ -47,8 +57,8 @@ var operations = map[string]operation{
 	"DescribePlayerSessions": op(reads, (*Server).describePlayerSessions),
 	"CreatePlayerSession":    op(changes, (*Server).createPlayerSession),
 	"CreatePlayerSessions":   op(changes, (*Server).createPlayerSessions),
-	"AcceptPlayerSession":    op(changes, (*Server).acceptPlayerSession),
-	"RemovePlayerSession":    op(changes, (*Server).removePlayerSession),
+	"AcceptPlayerSession":    opAs(changes, (*Server).acceptPlayerSession),
+	"RemovePlayerSession":    opAs(changes, (*Server).removePlayerSession),
 	"CreateGameSession":      op(changes, (*Server).createGameSession),
 	"DescribeGameSessions":   op(reads, (*Server).describeGameSessions),
 	"UpdateGameSession":      op(changes, (*Server).updateGameSession),
@@ -420,20 +430,21 @@ type playerSessionOutput struct {
 	PlayerSession PlayerSession `json:"PlayerSession"`
 }
 
-func (s *Server) acceptPlayerSession(ctx context.Context, namespace string, in *playerSessionIDInput) (any, *Error) {
-	return s.transition(ctx, namespace, in, gamev1.PlayerSessionActive, gamev1.PlayerSessionReserved)
+func (s *Server) acceptPlayerSession(ctx context.Context, who caller, in *playerSessionIDInput) (any, *Error) {
+	return s.transition(ctx, who, in, gamev1.PlayerSessionActive, gamev1.PlayerSessionReserved)
 }
 
-func (s *Server) removePlayerSession(ctx context.Context, namespace string, in *playerSessionIDInput) (any, *Error) {
-	return s.transition(ctx, namespace, in, gamev1.PlayerSessionCompleted, gamev1.PlayerSessionReserved, gamev1.PlayerSessionActive)
+func (s *Server) removePlayerSession(ctx context.Context, who caller, in *playerSessionIDInput) (any, *Error) {
+	return s.transition(ctx, who, in, gamev1.PlayerSessionCompleted, gamev1.PlayerSessionReserved, gamev1.PlayerSessionActive)
 }
 
-// transition moves a player session to status `to` from one of `from`, as a game server does.
-func (s *Server) transition(ctx context.Context, namespace string, in *playerSessionIDInput, to gamev1.PlayerSessionStatusValue, from ...gamev1.PlayerSessionStatusValue) (any, *Error) {
+// transition moves a player session to status `to` from one of `from`, as a game server does: the caller
+// must be the game server of the player session's game session, which it claims with its first such call.
+func (s *Server) transition(ctx context.Context, who caller, in *playerSessionIDInput, to gamev1.PlayerSessionStatusValue, from ...gamev1.PlayerSessionStatusValue) (any, *Error) {
 	if err := checkPlayerSessionID("playerSessionId", in.PlayerSessionId); err != nil {
 		return nil, err
 	}
-	page, err := s.Index.List(ctx, index.Query{Namespace: namespace, Fields: map[string]string{index.FieldPlayerSessionID: in.PlayerSessionId}}, index.ListOptions{Limit: 1}, s.Tokens)
+	page, err := s.Index.List(ctx, index.Query{Namespace: who.namespace, Fields: map[string]string{index.FieldPlayerSessionID: in.PlayerSessionId}}, index.ListOptions{Limit: 1}, s.Tokens)
 	if err != nil {
 		return nil, internal(err)
 	}
@@ -448,6 +459,9 @@ func (s *Server) transition(ctx context.Context, namespace string, in *playerSes
 	if !allowed {
 		return nil, invalid("Player session %s is %s and cannot become %s", in.PlayerSessionId, ps.Status.Status, to)
 	}
+	if err := s.claim(ctx, who, ps); err != nil {
+		return nil, err
+	}
 	before := ps.DeepCopy()
 	ps.Status.Status = to
 	if err := s.Client.Status().Patch(ctx, ps, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
@@ -455,6 +469,45 @@ func (s *Server) transition(ctx context.Context, namespace string, in *playerSes
 	}
 	s.waitIndexed(ctx, ps)
 	return playerSessionOutput{PlayerSession: toPlayerSession(ps)}, nil
+}
+
+// ClaimPrefix prefixes the access key id in the claim (status.gameServer) of a game session whose game server
+// calls the endpoint.
+const ClaimPrefix = "gamelift-access-key:"
+
+// claim makes sure the caller is the game server of ps's game session: the identity in its status.gameServer,
+// which the first AcceptPlayerSession or RemovePlayerSession of an unclaimed game session sets to the
+// caller's access key (as a game server's first status write through kubectl claims it with its user name,
+// config/policy/game_server_claim.yaml). The claim is a status patch without a resourceVersion: the CRD's
+// rule that status.gameServer is set once makes the API server refuse it if another identity claimed the
+// game session since the cache was read, so two concurrent first calls cannot both claim.
+func (s *Server) claim(ctx context.Context, who caller, ps *gamev1.PlayerSession) *Error {
+	identity := ClaimPrefix + who.keyID
+	refused := func(claimer string) *Error {
+		return invalid("Player session %s is in game session %s, whose game server is %s: only that game server may accept or remove its players", ps.Status.PlayerSessionID, ps.Spec.GameSessionName, claimer)
+	}
+	gs := &gamev1.GameSession{}
+	if err := s.Reader.Get(ctx, client.ObjectKey{Namespace: ps.Namespace, Name: ps.Spec.GameSessionName}, gs); err != nil {
+		return kubeError(err, "Game session of player session "+ps.Name)
+	}
+	switch gs.Status.GameServer {
+	case identity:
+		return nil
+	case "":
+	default:
+		return refused(gs.Status.GameServer)
+	}
+	body, err := json.Marshal(map[string]any{"status": map[string]any{"gameServer": identity}})
+	if err != nil {
+		return internal(err)
+	}
+	if err := s.Client.Status().Patch(ctx, gs, client.RawPatch(types.MergePatchType, body)); err != nil {
+		if apierrors.IsInvalid(err) {
+			return refused("another game server (it claimed the game session just now)")
+		}
+		return kubeError(err, "Game session "+gs.Name)
+	}
+	return nil
 }
 
 // waitIndexed waits (briefly) until the query index holds ps at its resourceVersion, so that a Describe

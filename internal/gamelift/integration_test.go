@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,7 +25,9 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8stypes "k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
@@ -255,6 +258,104 @@ func TestGameLiftEndpoint(t *testing.T) {
 	status, body = e.signedJSON(t, "AKIDTENANTA", "secret-a", "DanceParty", map[string]string{})
 	g.Expect(status).To(Equal(400))
 	g.Expect(body["__type"]).To(Equal("UnknownOperationException"))
+}
+
+// TestGameServerCallsAreBoundToTheClaim: AcceptPlayerSession and RemovePlayerSession through the endpoint act
+// as a game server: the first such call for a game session claims it for the caller's access key
+// (status.gameServer), and from then on another key of the same tenant can neither accept nor remove that
+// game's players, nor can any key touch a game a game server claimed through kubectl. Two first calls
+// racing for one game claim it once. Before, any key of the namespace accepted or removed any player (issue
+// 20, finding 1). Backend calls (creating player sessions) are not bound to the claim.
+func TestGameServerCallsAreBoundToTheClaim(t *testing.T) {
+	g := NewWithT(t)
+	e := startEnv(t)
+	ctx := context.Background()
+	const ns = "team-a"
+	e.tenant(t, ns, "AKIDBACKEND", "secret-backend")
+	for _, k := range []string{"1", "2"} {
+		g.Expect(gl.CreateAccessKey(ctx, e.admin, gl.DefaultKeyNamespace, "gs-"+k, ns, "AKIDGS"+k, "secret-gs"+k)).To(Succeed())
+	}
+	backend := e.sdk("AKIDBACKEND", "secret-backend")
+	games := map[string]*gamev1.GameSession{}
+	for _, name := range []string{"arena-1", "arena-2", "arena-3", "arena-4"} {
+		gs := &gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: gamev1.GameSessionSpec{FleetID: "fleet-a", MaximumPlayerSessionCount: 4, Endpoint: gamev1.Endpoint{IPAddress: "10.0.0.9", Port: 7777}}}
+		g.Expect(e.admin.Create(ctx, gs)).To(Succeed())
+		g.Eventually(func(g Gomega) {
+			g.Expect(e.admin.Get(ctx, client.ObjectKeyFromObject(gs), gs)).To(Succeed())
+			g.Expect(gs.Status.Status).To(Equal(gamev1.GameSessionActive))
+		}).WithTimeout(20 * time.Second).Should(Succeed())
+		games[name] = gs
+	}
+	player := func(game, id string) string {
+		var out *gamelift.CreatePlayerSessionOutput
+		g.Eventually(func() (err error) {
+			out, err = backend.CreatePlayerSession(ctx, &gamelift.CreatePlayerSessionInput{GameSessionId: aws.String(games[game].Status.GameSessionID), PlayerId: aws.String(id)})
+			return err
+		}).WithTimeout(20 * time.Second).Should(Succeed())
+		return aws.ToString(out.PlayerSession.PlayerSessionId)
+	}
+	call := func(key, action, psid string) (int, string) {
+		status, body := e.signedJSON(t, "AKIDGS"+key, "secret-gs"+key, action, map[string]string{"PlayerSessionId": psid})
+		if status != 200 {
+			return status, fmt.Sprint(body["__type"], ": ", body["message"])
+		}
+		return status, ""
+	}
+	claim := func(game string) string {
+		gs := &gamev1.GameSession{}
+		g.Expect(e.admin.Get(ctx, client.ObjectKeyFromObject(games[game]), gs)).To(Succeed())
+		return gs.Status.GameServer
+	}
+	p1, p2, p3 := player("arena-1", "p1"), player("arena-1", "p2"), player("arena-2", "p3")
+
+	g.Expect(call("1", "AcceptPlayerSession", p1)).To(Equal(200))
+	g.Expect(claim("arena-1")).To(Equal(gl.ClaimPrefix + "AKIDGS1"))
+	for _, action := range []string{"AcceptPlayerSession", "RemovePlayerSession"} {
+		status, msg := call("2", action, p2)
+		g.Expect(status).To(Equal(400), action)
+		g.Expect(msg).To(ContainSubstring("InvalidRequestException: Player session " + p2 + " is in game session arena-1"))
+		g.Expect(msg).To(ContainSubstring("whose game server is gamelift-access-key:AKIDGS1"))
+	}
+	status, _ := call("2", "RemovePlayerSession", p1)
+	g.Expect(status).To(Equal(400), "another game server cannot remove an accepted player")
+	g.Expect(call("2", "AcceptPlayerSession", p3)).To(Equal(200), "a game server claims its own game")
+	status, _ = call("1", "RemovePlayerSession", p3)
+	g.Expect(status).To(Equal(400))
+	g.Expect(call("1", "AcceptPlayerSession", p2)).To(Equal(200))
+	g.Expect(call("1", "RemovePlayerSession", p1)).To(Equal(200))
+
+	// A game claimed through kubectl (a game server's first status write) is no access key's.
+	p4 := player("arena-3", "p4")
+	gs3 := games["arena-3"].DeepCopy()
+	g.Expect(e.admin.Status().Patch(ctx, gs3, client.RawPatch(k8stypes.MergePatchType, []byte(`{"status":{"gameServer":"system:serviceaccount:team-a:gs pod=gs-0"}}`)))).To(Succeed())
+	g.Eventually(func() int { s, _ := call("1", "AcceptPlayerSession", p4); return s }).WithTimeout(10 * time.Second).Should(Equal(400))
+
+	// The claim is set once: changing it is refused by the API server; clearing it lets another claim.
+	err := e.admin.Status().Patch(ctx, gs3, client.RawPatch(k8stypes.MergePatchType, []byte(`{"status":{"gameServer":"someone-else"}}`)))
+	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+	g.Expect(err.Error()).To(ContainSubstring("gameServer is claimed once"))
+	g.Expect(e.admin.Status().Patch(ctx, gs3, client.RawPatch(k8stypes.MergePatchType, []byte(`{"status":{"gameServer":null}}`)))).To(Succeed())
+	g.Eventually(func() int { s, _ := call("2", "AcceptPlayerSession", p4); return s }).WithTimeout(10 * time.Second).Should(Equal(200))
+
+	// Two game servers' first calls for one game, at once: one claims it, the other is refused.
+	p5, p6 := player("arena-4", "p5"), player("arena-4", "p6")
+	var wg sync.WaitGroup
+	statuses := make([]int, 2)
+	for i, psid := range []string{p5, p6} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i], _ = call(fmt.Sprint(i+1), "AcceptPlayerSession", psid)
+		}()
+	}
+	wg.Wait()
+	g.Expect(statuses).To(ConsistOf(200, 400))
+	winner := "1"
+	if statuses[1] == 200 {
+		winner = "2"
+	}
+	g.Expect(claim("arena-4")).To(Equal(gl.ClaimPrefix + "AKIDGS" + winner))
 }
 
 // clockSkewSigner signs as if it were 10 minutes ago.

@@ -182,7 +182,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, c, http.StatusBadRequest, errorf(UnauthorizedException, "This signed request was already served: a call that changes state is served once per signature (sign it again to repeat it)"))
 		return
 	}
-	out, aerr := operation.serve(s, r.Context(), namespace, func(v any) *Error {
+	out, aerr := operation.serve(s, r.Context(), who, func(v any) *Error {
 		if err := c.decode(body, v); err != nil {
 			return errorf(SerializationException, "Cannot decode the request body: "+err.Error())
 		}

@@ -632,7 +632,7 @@ func schema_playersessions_operator_api_v1alpha1_GameSessionStatus(ref common.Re
 					},
 					"gameServer": {
 						SchemaProps: spec.SchemaProps{
-							Description: "gameServer is the identity of the game server that claimed this game session: the API server sets it on the first status write of a game server (its user name, and the pod of a pod's service-account token: \"NAME\" or \"NAME pod=POD\"), and from then on only that identity may write the game session's or its player sessions' game-server fields (config/policy/game_server_claim.yaml). Empty until claimed.",
+							Description: "gameServer is the identity of the game server that claimed this game session: the API server sets it on the first status write of a game server (its user name, and the pod of a pod's service-account token: \"NAME\" or \"NAME pod=POD\"), and from then on only that identity may write the game session's or its player sessions' game-server fields (config/policy/game_server_claim.yaml). A game server calling the GameLift endpoint's AcceptPlayerSession or RemovePlayerSession claims it as \"gamelift-access-key:KEYID\". Empty until claimed; once set it changes only by being cleared (an admin lets another game server claim the game session).",
 							Type:        []string{"string"},
 							Format:      "",
 						},
