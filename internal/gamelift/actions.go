@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -55,13 +56,13 @@ const (
 // operations is the endpoint's action table, by GameLift action name.
 var operations = map[string]operation{
 	"DescribePlayerSessions": op(reads, (*Server).describePlayerSessions),
-	"CreatePlayerSession":    op(changes, (*Server).createPlayerSession),
-	"CreatePlayerSessions":   op(changes, (*Server).createPlayerSessions),
+	"CreatePlayerSession":    opAs(changes, (*Server).createPlayerSession),
+	"CreatePlayerSessions":   opAs(changes, (*Server).createPlayerSessions),
 	"AcceptPlayerSession":    opAs(changes, (*Server).acceptPlayerSession),
 	"RemovePlayerSession":    opAs(changes, (*Server).removePlayerSession),
-	"CreateGameSession":      op(changes, (*Server).createGameSession),
+	"CreateGameSession":      opAs(changes, (*Server).createGameSession),
 	"DescribeGameSessions":   op(reads, (*Server).describeGameSessions),
-	"UpdateGameSession":      op(changes, (*Server).updateGameSession),
+	"UpdateGameSession":      opAs(changes, (*Server).updateGameSession),
 }
 
 // Bounds and patterns of GameLift's model (botocore gamelift/2015-10-01).
@@ -224,7 +225,7 @@ type createPlayerSessionsOutput struct {
 	PlayerSessions []PlayerSession `json:"PlayerSessions"`
 }
 
-func (s *Server) createPlayerSession(ctx context.Context, namespace string, in *createPlayerSessionInput) (any, *Error) {
+func (s *Server) createPlayerSession(ctx context.Context, who caller, in *createPlayerSessionInput) (any, *Error) {
 	if err := checkGameSessionID("gameSessionId", in.GameSessionId); err != nil {
 		return nil, err
 	}
@@ -236,18 +237,18 @@ func (s *Server) createPlayerSession(ctx context.Context, namespace string, in *
 			return nil, err
 		}
 	}
-	gs, aerr := s.acceptingGameSession(ctx, namespace, in.GameSessionId, 1)
+	gs, aerr := s.acceptingGameSession(ctx, who.namespace, in.GameSessionId, 1)
 	if aerr != nil {
 		return nil, aerr
 	}
-	pss, aerr := s.reserve(ctx, gs, []seatRequest{{in.PlayerId, in.PlayerData}})
+	pss, aerr := s.reserve(ctx, who, gs, []seatRequest{{in.PlayerId, in.PlayerData}})
 	if aerr != nil {
 		return nil, aerr
 	}
 	return createPlayerSessionOutput{PlayerSession: toPlayerSession(pss[0])}, nil
 }
 
-func (s *Server) createPlayerSessions(ctx context.Context, namespace string, in *createPlayerSessionsInput) (any, *Error) {
+func (s *Server) createPlayerSessions(ctx context.Context, who caller, in *createPlayerSessionsInput) (any, *Error) {
 	if err := checkGameSessionID("gameSessionId", in.GameSessionId); err != nil {
 		return nil, err
 	}
@@ -267,7 +268,7 @@ func (s *Server) createPlayerSessions(ctx context.Context, namespace string, in 
 			return nil, err
 		}
 	}
-	gs, aerr := s.acceptingGameSession(ctx, namespace, in.GameSessionId, len(in.PlayerIds))
+	gs, aerr := s.acceptingGameSession(ctx, who.namespace, in.GameSessionId, len(in.PlayerIds))
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -276,7 +277,7 @@ func (s *Server) createPlayerSessions(ctx context.Context, namespace string, in 
 		players[i] = seatRequest{p, in.PlayerDataMap[p]}
 	}
 	// All or nothing, as GameLift's: one group, admitted or refused as one.
-	pss, aerr := s.reserve(ctx, gs, players)
+	pss, aerr := s.reserve(ctx, who, gs, players)
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -322,8 +323,10 @@ type seatRequest struct{ playerID, playerData string }
 
 // reserve creates the player sessions of one call and waits for the operator's decision on each. Several
 // players form a group (spec.group), which the operator admits or refuses as one; a call that fails
-// leaves no player session behind, as in GameLift, so no seat is held by a half-done call.
-func (s *Server) reserve(ctx context.Context, gs *gamev1.GameSession, players []seatRequest) ([]*gamev1.PlayerSession, *Error) {
+// leaves no player session behind, as in GameLift, so no seat is held by a half-done call. Each player
+// session is named after the signed request (who.requestName), so the same request served again, by any
+// replica, finds them and is refused as a replay.
+func (s *Server) reserve(ctx context.Context, who caller, gs *gamev1.GameSession, players []seatRequest) ([]*gamev1.PlayerSession, *Error) {
 	var group *gamev1.PlayerSessionGroup
 	if len(players) > 1 {
 		group = &gamev1.PlayerSessionGroup{Name: "cps-" + strings.ToLower(rand.Text()[:16]), Size: int32(len(players))}
@@ -333,7 +336,7 @@ func (s *Server) reserve(ctx context.Context, gs *gamev1.GameSession, players []
 	var wg sync.WaitGroup
 	for i, p := range players {
 		ps := &gamev1.PlayerSession{
-			ObjectMeta: metav1.ObjectMeta{Namespace: gs.Namespace, GenerateName: gs.Name + "-"},
+			ObjectMeta: metav1.ObjectMeta{Namespace: gs.Namespace, Name: who.objectName(gs.Name, i)},
 			Spec:       gamev1.PlayerSessionSpec{GameSessionName: gs.Name, PlayerID: p.playerID, PlayerData: p.playerData, Group: group},
 		}
 		if group != nil {
@@ -374,7 +377,7 @@ func (s *Server) reserve(ctx context.Context, gs *gamev1.GameSession, players []
 }
 
 // createError is the GameLift error of the creates of one call: a refusal the admission webhook answered
-// (its reason travels as a StatusCause) wins, else the first error.
+// (its reason travels as a StatusCause) wins, then a replay, else the first error.
 func createError(errs []error) *Error {
 	var first error
 	for _, err := range errs {
@@ -383,6 +386,9 @@ func createError(errs []error) *Error {
 		}
 		if _, _, ok := admission.RefusalOf(err); ok {
 			return kubeError(err, "Player session")
+		}
+		if apierrors.IsAlreadyExists(err) {
+			return replayed() // the names are the signed request's: it was served before
 		}
 		if first == nil {
 			first = err
@@ -444,32 +450,44 @@ func (s *Server) transition(ctx context.Context, who caller, in *playerSessionID
 	if err := checkPlayerSessionID("playerSessionId", in.PlayerSessionId); err != nil {
 		return nil, err
 	}
-	page, err := s.Index.List(ctx, index.Query{Namespace: who.namespace, Fields: map[string]string{index.FieldPlayerSessionID: in.PlayerSessionId}}, index.ListOptions{Limit: 1}, s.Tokens)
-	if err != nil {
-		return nil, internal(err)
+	// The index may not hold the player session's latest write yet (the operator's, right after the
+	// reservation): on a conflict, wait until it does and try again.
+	waitCtx, cancel, _ := s.decisionContext(ctx)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		page, err := s.Index.List(ctx, index.Query{Namespace: who.namespace, Fields: map[string]string{index.FieldPlayerSessionID: in.PlayerSessionId}}, index.ListOptions{Limit: 1}, s.Tokens)
+		if err != nil {
+			return nil, internal(err)
+		}
+		if len(page.Items) == 0 || (in.GameSessionId != "" && page.Items[0].Status.GameSessionID != in.GameSessionId) {
+			return nil, errorf(NotFoundException, "Player session "+in.PlayerSessionId+" not found")
+		}
+		ps := page.Items[0].DeepCopy()
+		if !slices.Contains(from, ps.Status.Status) {
+			return nil, invalid("Player session %s is %s and cannot become %s", in.PlayerSessionId, ps.Status.Status, to)
+		}
+		if err := s.claim(ctx, who, ps); err != nil {
+			return nil, err
+		}
+		before := ps.DeepCopy()
+		ps.Status.Status = to
+		err = s.Client.Status().Patch(ctx, ps, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+		if err == nil {
+			s.waitIndexed(ctx, ps)
+			return playerSessionOutput{PlayerSession: toPlayerSession(ps)}, nil
+		}
+		if !apierrors.IsConflict(err) || attempt == maxWriteAttempts || await(waitCtx, s.Index.Changes(), func() (bool, error) {
+			cur := s.Index.Get(before.Namespace, before.Name)
+			return cur == nil || cur.ResourceVersion != before.ResourceVersion, nil
+		}) != nil {
+			return nil, kubeError(err, "Player session "+in.PlayerSessionId)
+		}
 	}
-	if len(page.Items) == 0 || (in.GameSessionId != "" && page.Items[0].Status.GameSessionID != in.GameSessionId) {
-		return nil, errorf(NotFoundException, "Player session "+in.PlayerSessionId+" not found")
-	}
-	ps := page.Items[0].DeepCopy()
-	allowed := false
-	for _, f := range from {
-		allowed = allowed || ps.Status.Status == f
-	}
-	if !allowed {
-		return nil, invalid("Player session %s is %s and cannot become %s", in.PlayerSessionId, ps.Status.Status, to)
-	}
-	if err := s.claim(ctx, who, ps); err != nil {
-		return nil, err
-	}
-	before := ps.DeepCopy()
-	ps.Status.Status = to
-	if err := s.Client.Status().Patch(ctx, ps, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-		return nil, kubeError(err, "Player session "+in.PlayerSessionId)
-	}
-	s.waitIndexed(ctx, ps)
-	return playerSessionOutput{PlayerSession: toPlayerSession(ps)}, nil
 }
+
+// maxWriteAttempts bounds how often a game-server call or an update applies its write again after a
+// concurrent write (a conflict), each time once the cache or the index has caught up.
+const maxWriteAttempts = 5
 
 // ClaimPrefix prefixes the access key id in the claim (status.gameServer) of a game session whose game server
 // calls the endpoint.

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -151,10 +152,28 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, body []byte)
 	return caller{keyID: keyID, namespace: namespace, signature: fields["Signature"], signedAt: signedAt}, nil
 }
 
+// objectName names an object that the signed request creates (or records, for an update): prefix, a dash and
+// 20 hex digits of the SHA-256 of the signature and part (the object's place in the call), at most 63
+// characters. Served again, by any replica, the request finds its name taken: the API server is the memory
+// that replicas share for replays (an AcceptPlayerSession or RemovePlayerSession needs none: its transition
+// happens once).
+func (c caller) objectName(prefix string, part int) string {
+	sum := sha256.Sum256([]byte(c.signature + "/" + strconv.Itoa(part)))
+	if len(prefix) > 42 {
+		prefix = strings.TrimRight(prefix[:42], "-.")
+	}
+	return prefix + "-" + hex.EncodeToString(sum[:10])
+}
+
+// replayed is the answer to a signed request that changes state, served before.
+func replayed() *Error {
+	return errorf(UnauthorizedException, "This signed request was already served: a call that changes state is served once per signature (sign it again to repeat it)")
+}
+
 // replays remembers the signatures of the calls that change state until they can no longer be accepted
 // (maxClockSkew after they were made), so that a captured request is served once: sent again within the
-// window, it is refused. Each replica keeps its own (a replay sent to another replica is not caught; the
-// signed X-Amz-Target still keeps it the same call).
+// window, it is refused. Each replica keeps its own, a first and cheap line; across replicas, the names of
+// what the request created (caller.objectName) catch it.
 type replays struct {
 	mu   sync.Mutex
 	seen map[[sha256.Size]byte]time.Time // signature -> when it stops being accepted

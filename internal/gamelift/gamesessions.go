@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -90,7 +93,8 @@ type createGameSessionInput struct {
 // createGameSession creates a GameSession object. It is ACTIVATING until its game server activates it
 // (status ACTIVE with an endpoint), as in GameLift: on an Agones Fleet named like the FleetId, the operator
 // allocates one; otherwise the game server (or whatever places it) does.
-func (s *Server) createGameSession(ctx context.Context, namespace string, in *createGameSessionInput) (any, *Error) {
+func (s *Server) createGameSession(ctx context.Context, who caller, in *createGameSessionInput) (any, *Error) {
+	namespace := who.namespace
 	if in.AliasId != "" {
 		return nil, invalid("AliasId is not supported by this endpoint: use FleetId")
 	}
@@ -118,7 +122,8 @@ func (s *Server) createGameSession(ctx context.Context, namespace string, in *cr
 		return nil, err
 	}
 	gs := &gamev1.GameSession{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, GenerateName: "gamesession-"},
+		// Named after the signed request: served again, by any replica, the create finds it and is a replay.
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: who.objectName("gamesession", 0)},
 		Spec: gamev1.GameSessionSpec{FleetID: fleet, MaximumPlayerSessionCount: *in.MaximumPlayerSessionCount, Name: in.Name,
 			GameProperties: toProperties(in.GameProperties), GameSessionData: in.GameSessionData,
 			PlayerSessionCreationPolicy: gamev1.PlayerSessionCreationPolicyAcceptAll},
@@ -132,6 +137,9 @@ func (s *Server) createGameSession(ctx context.Context, namespace string, in *cr
 		gs.Spec.Agones = &gamev1.AgonesGameServer{FleetName: fleet}
 	}
 	if err := s.Client.Create(ctx, gs); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return nil, replayed()
+		}
 		return nil, kubeError(err, "Game session")
 	}
 	// The operator mints the GameSessionId on its first reconcile.
@@ -314,48 +322,120 @@ type updateGameSessionInput struct {
 	GameProperties              []GameProperty `json:"GameProperties"`
 }
 
-func (s *Server) updateGameSession(ctx context.Context, namespace string, in *updateGameSessionInput) (any, *Error) {
+func (s *Server) updateGameSession(ctx context.Context, who caller, in *updateGameSessionInput) (any, *Error) {
 	if err := checkGameSessionID("gameSessionId", in.GameSessionId); err != nil {
 		return nil, err
 	}
-	gs, aerr := s.gameSessionByID(ctx, namespace, in.GameSessionId)
-	if aerr != nil {
+	if aerr := checkUpdate(in); aerr != nil {
 		return nil, aerr
 	}
-	before := gs.DeepCopy()
+	// The cache may not hold this game session's latest write yet (an update right after another, the
+	// operator's status writes): on a conflict, wait until it does and apply the update again.
+	waitCtx, cancel, _ := s.decisionContext(ctx)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		gs, aerr := s.gameSessionByID(ctx, who.namespace, in.GameSessionId)
+		if aerr != nil {
+			return nil, aerr
+		}
+		if gs.Status.Status == gamev1.GameSessionTerminated {
+			return nil, errorf(InvalidGameSessionStatusException, "Game session "+in.GameSessionId+" is TERMINATED")
+		}
+		before := gs.DeepCopy()
+		if aerr := s.recordUpdate(gs, who); aerr != nil {
+			return nil, aerr
+		}
+		applyUpdate(gs, in)
+		err := s.Client.Patch(ctx, gs, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+		if err == nil {
+			return gameSessionOutput{GameSession: s.toGameSession(gs)}, nil
+		}
+		if !apierrors.IsConflict(err) || attempt == maxWriteAttempts || s.GameSessionChanges == nil ||
+			await(waitCtx, s.GameSessionChanges, func() (bool, error) {
+				cur := &gamev1.GameSession{}
+				err := s.Reader.Get(waitCtx, client.ObjectKeyFromObject(before), cur)
+				return err != nil || cur.ResourceVersion != before.ResourceVersion, nil
+			}) != nil {
+			return nil, kubeError(err, "Game session "+in.GameSessionId)
+		}
+	}
+}
+
+// checkUpdate validates UpdateGameSession's input as GameLift does.
+func checkUpdate(in *updateGameSessionInput) *Error {
 	if in.MaximumPlayerSessionCount != nil {
 		if n := *in.MaximumPlayerSessionCount; n < 0 || n > 200 {
-			return nil, invalid("MaximumPlayerSessionCount must be between 0 and 200")
+			return invalid("MaximumPlayerSessionCount must be between 0 and 200")
 		}
-		gs.Spec.MaximumPlayerSessionCount = *in.MaximumPlayerSessionCount
 	}
 	if in.Name != "" {
 		if err := checkLen("name", in.Name, 1, 1024); err != nil {
-			return nil, err
+			return err
 		}
-		gs.Spec.Name = in.Name
 	}
 	switch in.PlayerSessionCreationPolicy {
-	case "":
-	case string(gamev1.PlayerSessionCreationPolicyAcceptAll), string(gamev1.PlayerSessionCreationPolicyDenyAll):
-		gs.Spec.PlayerSessionCreationPolicy = gamev1.PlayerSessionCreationPolicy(in.PlayerSessionCreationPolicy)
+	case "", string(gamev1.PlayerSessionCreationPolicyAcceptAll), string(gamev1.PlayerSessionCreationPolicyDenyAll):
 	default:
-		return nil, invalid("PlayerSessionCreationPolicy must be ACCEPT_ALL or DENY_ALL")
+		return invalid("PlayerSessionCreationPolicy must be ACCEPT_ALL or DENY_ALL")
 	}
 	if in.ProtectionPolicy != "" && in.ProtectionPolicy != "NoProtection" && in.ProtectionPolicy != "FullProtection" {
-		return nil, invalid("ProtectionPolicy must be NoProtection or FullProtection")
+		return invalid("ProtectionPolicy must be NoProtection or FullProtection")
 	}
 	if in.GameProperties != nil {
-		if err := checkProperties(in.GameProperties); err != nil {
-			return nil, err
-		}
+		return checkProperties(in.GameProperties)
+	}
+	return nil
+}
+
+// applyUpdate sets what a checked UpdateGameSession input changes.
+func applyUpdate(gs *gamev1.GameSession, in *updateGameSessionInput) {
+	if in.MaximumPlayerSessionCount != nil {
+		gs.Spec.MaximumPlayerSessionCount = *in.MaximumPlayerSessionCount
+	}
+	if in.Name != "" {
+		gs.Spec.Name = in.Name
+	}
+	if in.PlayerSessionCreationPolicy != "" {
+		gs.Spec.PlayerSessionCreationPolicy = gamev1.PlayerSessionCreationPolicy(in.PlayerSessionCreationPolicy)
+	}
+	if in.GameProperties != nil {
 		gs.Spec.GameProperties = toProperties(in.GameProperties)
 	}
-	if gs.Status.Status == gamev1.GameSessionTerminated {
-		return nil, errorf(InvalidGameSessionStatusException, "Game session "+in.GameSessionId+" is TERMINATED")
+}
+
+// ServedUpdatesAnnotation lists the signed UpdateGameSession requests a game session took within their
+// signatures' validity ("NAME@UNIXSECONDS ..."), so that the same request sent again, to any replica, is
+// refused: the patch that applies an update adds its request under the optimistic lock, so two replicas
+// serving one request at once cannot both apply it.
+const ServedUpdatesAnnotation = "gamelift.playersessions.dev/served-updates"
+
+// maxServedUpdates bounds the annotation: a game session takes at most this many updates within a
+// signature's validity (10 minutes around now); more are ThrottlingException.
+const maxServedUpdates = 128
+
+// recordUpdate adds who's request to gs's served updates, dropping the ones whose signatures have expired;
+// it refuses a request already there.
+func (s *Server) recordUpdate(gs *gamev1.GameSession, who caller) *Error {
+	now := s.Clock.Now()
+	name := who.objectName("update", 0)
+	kept := []string{}
+	for _, entry := range strings.Fields(gs.Annotations[ServedUpdatesAnnotation]) {
+		served, at, _ := strings.Cut(entry, "@")
+		unix, err := strconv.ParseInt(at, 10, 64)
+		if err != nil || now.Sub(time.Unix(unix, 0)) > maxClockSkew {
+			continue
+		}
+		if served == name {
+			return replayed()
+		}
+		kept = append(kept, entry)
 	}
-	if err := s.Client.Patch(ctx, gs, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-		return nil, kubeError(err, "Game session "+in.GameSessionId)
+	if len(kept) >= maxServedUpdates {
+		return errorf(ThrottlingException, "Game session "+gs.Status.GameSessionID+" took too many updates within 5 minutes; retry later")
 	}
-	return gameSessionOutput{GameSession: s.toGameSession(gs)}, nil
+	if gs.Annotations == nil {
+		gs.Annotations = map[string]string{}
+	}
+	gs.Annotations[ServedUpdatesAnnotation] = strings.Join(append(kept, name+"@"+strconv.FormatInt(who.signedAt.Unix(), 10)), " ")
+	return nil
 }

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
@@ -235,5 +238,52 @@ func allPages(t *testing.T, page func(token string) (ids []string, next string))
 			return all
 		}
 		token = next
+	}
+}
+
+// TestRecordUpdate: the served-updates annotation refuses a request already there (on any replica, since it
+// is on the object), forgets requests whose signatures have expired, and bounds its size.
+func TestRecordUpdate(t *testing.T) {
+	clk := clocktesting.NewFakeClock(t0)
+	s := &Server{Clock: clk}
+	call := func(sig string, signedAt time.Time) caller {
+		return caller{keyID: "AKID", namespace: "tenant", signature: sig, signedAt: signedAt}
+	}
+	gs := gameSession("arena", "gs-1", gamev1.GameSessionActive)
+	for _, tc := range []struct {
+		name    string
+		advance time.Duration
+		who     caller
+		want    string // the error type, "" when recorded
+		entries int
+	}{
+		{"first", 0, call("a", t0), "", 1},
+		{"another", 0, call("b", t0), "", 2},
+		{"a replay", time.Minute, call("a", t0), UnauthorizedException, 2},
+		{"signed in the future, within the skew", 0, call("c", t0.Add(4*time.Minute)), "", 3},
+		{"a and b expired, c kept", 5 * time.Minute, call("d", t0.Add(6*time.Minute)), "", 2},
+		// Everything expired: c is forgotten (authenticate refuses a signature this old before it gets here).
+		{"all expired", 5 * time.Minute, call("c", t0.Add(4*time.Minute)), "", 1},
+	} {
+		clk.Step(tc.advance)
+		err := s.recordUpdate(gs, tc.who)
+		got := ""
+		if err != nil {
+			got = err.Type
+		}
+		if got != tc.want || len(strings.Fields(gs.Annotations[ServedUpdatesAnnotation])) != tc.entries {
+			t.Errorf("%s: error %q, annotation %q; want error %q and %d entries", tc.name, got, gs.Annotations[ServedUpdatesAnnotation], tc.want, tc.entries)
+		}
+	}
+	for i := range maxServedUpdates {
+		if err := s.recordUpdate(gs, call(fmt.Sprint("many-", i), clk.Now())); err != nil && i < maxServedUpdates-2 {
+			t.Fatalf("update %d: %v", i, err)
+		}
+	}
+	if err := s.recordUpdate(gs, call("one too many", clk.Now())); err == nil || err.Type != ThrottlingException {
+		t.Errorf("beyond %d updates within 5 minutes: %v, want ThrottlingException", maxServedUpdates, err)
+	}
+	if n := len(gs.Annotations[ServedUpdatesAnnotation]); n > maxServedUpdates*40 {
+		t.Errorf("the annotation grew to %d bytes", n)
 	}
 }

@@ -179,7 +179,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if operation.changes && !s.replays.first(who.signature, who.signedAt, s.Clock.Now()) {
-		writeError(w, c, http.StatusBadRequest, errorf(UnauthorizedException, "This signed request was already served: a call that changes state is served once per signature (sign it again to repeat it)"))
+		writeError(w, c, http.StatusBadRequest, replayed())
 		return
 	}
 	out, aerr := operation.serve(s, r.Context(), who, func(v any) *Error {

@@ -3,15 +3,22 @@
 package replicas
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/gamelift"
 	. "github.com/onsi/gomega"
@@ -48,6 +55,7 @@ type replica struct {
 	name     string
 	query    dynamic.NamespaceableResourceInterface // its own query API server
 	gamelift *gamelift.Client
+	url      string // its GameLift endpoint
 }
 
 func startReplica(t *testing.T, cp *localcp.ControlPlane, name string, queryPort int) *replica {
@@ -73,7 +81,7 @@ func startReplica(t *testing.T, cp *localcp.ControlPlane, name string, queryPort
 	direct.Host = fmt.Sprintf("https://127.0.0.1:%d", queryPort)
 	direct.TLSClientConfig.Insecure, direct.TLSClientConfig.CAData, direct.TLSClientConfig.CAFile = true, nil, ""
 	return &replica{
-		Manager: m, name: name,
+		Manager: m, name: name, url: "http://" + addr,
 		query: dynamic.NewForConfigOrDie(direct).Resource(psGVR),
 		gamelift: gamelift.New(gamelift.Options{
 			Region: "us-east-1", BaseEndpoint: aws.String("http://" + addr),
@@ -142,6 +150,76 @@ func TestTwoReplicas(t *testing.T) {
 			g.Expect(errText(err)).To(BeEmpty(), "CreatePlayerSession through replica %s", r.name)
 			g.Expect(string(out.PlayerSession.Status)).To(Equal("RESERVED"))
 		}
+	})
+
+	t.Run("a request served by one replica is a replay on the other", func(t *testing.T) {
+		// A captured request that changes state, sent again to the other replica within its signature's 5
+		// minutes: what it created (its objects are named after the signature) or recorded (an update's
+		// annotation) is in the API server, which both replicas share; a game server's transition happens
+		// once. Before, each replica remembered only the signatures it served itself.
+		g := NewWithT(t)
+		const ns, keyID, secret = "replays", "AKIDREPLAYS", "replays-secret" // apart from the other subtests' counts
+		g.Expect(admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+		g.Expect(gl.CreateAccessKey(ctx, admin, gl.DefaultKeyNamespace, "gamelift-key-"+ns, ns, keyID, secret)).To(Succeed())
+		gs := &gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "arena"},
+			Spec: gamev1.GameSessionSpec{FleetID: "fleet-r", MaximumPlayerSessionCount: 50, Endpoint: gamev1.Endpoint{IPAddress: "10.0.0.7", Port: 7777}}}
+		g.Expect(admin.Create(ctx, gs)).To(Succeed())
+		g.Eventually(func(g Gomega) {
+			g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(gs), gs)).To(Succeed())
+			g.Expect(gs.Status.Status).To(Equal(gamev1.GameSessionActive))
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+		gsid := gs.Status.GameSessionID
+		signed := func(action string, in any) *signedRequest { return signedBy(t, keyID, secret, action, in) }
+		players := func() []string {
+			var list gamev1.PlayerSessionList
+			g.Expect(admin.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+			var ids []string
+			for _, ps := range list.Items {
+				if strings.HasPrefix(ps.Spec.PlayerID, "replayed-") {
+					ids = append(ids, ps.Spec.PlayerID)
+				}
+			}
+			return ids
+		}
+		created := signed("CreatePlayerSession", map[string]any{"GameSessionId": gsid, "PlayerId": "replayed-1"})
+		var status int
+		var body map[string]any
+		g.Eventually(func() int { // the access key and the game session reach a's cache asynchronously
+			status, body = created.send(t, a.url)
+			return status
+		}).WithTimeout(20*time.Second).Should(Equal(200), "%v", body)
+		psid := body["PlayerSession"].(map[string]any)["PlayerSessionId"].(string)
+		for _, req := range []*signedRequest{
+			created,
+			signed("CreatePlayerSessions", map[string]any{"GameSessionId": gsid, "PlayerIds": []string{"replayed-2", "replayed-3"}}),
+			signed("UpdateGameSession", map[string]any{"GameSessionId": gsid, "Name": "first"}),
+			signed("CreateGameSession", map[string]any{"FleetId": "fleet-r", "MaximumPlayerSessionCount": 2}),
+			signed("AcceptPlayerSession", map[string]any{"PlayerSessionId": psid}),
+			signed("RemovePlayerSession", map[string]any{"PlayerSessionId": psid}),
+		} {
+			if req != created {
+				status, body := req.send(t, a.url)
+				g.Expect(status).To(Equal(200), "%s on %s: %v", req.action, a.name, body)
+			}
+			if req.action == "UpdateGameSession" {
+				// A later update, which the replay must not undo.
+				status, body := signed("UpdateGameSession", map[string]any{"GameSessionId": gsid, "Name": "second"}).send(t, a.url)
+				g.Expect(status).To(Equal(200), "%v", body)
+			}
+			status, body := req.send(t, b.url)
+			g.Expect(status).To(Equal(400), "%s replayed on %s: %v", req.action, b.name, body)
+			want := "UnauthorizedException"
+			if req.action == "AcceptPlayerSession" || req.action == "RemovePlayerSession" {
+				want = "InvalidRequestException" // ACTIVE cannot be accepted again, COMPLETED cannot end again
+			}
+			g.Expect(body["__type"]).To(Equal(want), "%s: %v", req.action, body)
+		}
+		g.Expect(players()).To(ConsistOf("replayed-1", "replayed-2", "replayed-3"), "no replay reserved a seat")
+		g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(gs), gs)).To(Succeed())
+		g.Expect(gs.Spec.Name).To(Equal("second"), "the replayed update did not undo the later one")
+		var games gamev1.GameSessionList
+		g.Expect(admin.List(ctx, &games, client.InNamespace(ns))).To(Succeed())
+		g.Expect(games.Items).To(HaveLen(2), "the arena and one created game session")
 	})
 
 	// Seven more player sessions to page through; all nine then time out, and stay put.
@@ -286,4 +364,45 @@ func errText(err error) string {
 		return err.Error()
 	}
 	return ""
+}
+
+// signedRequest is a GameLift call in AWS JSON 1.1, signed once with the test key, to send as captured.
+type signedRequest struct {
+	action string
+	body   []byte
+	header http.Header
+}
+
+func signedBy(t *testing.T, keyID, secret, action string, in any) *signedRequest {
+	t.Helper()
+	body, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := http.NewRequest(http.MethodPost, "http://gamelift.local/", bytes.NewReader(body))
+	r.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	r.Header.Set("X-Amz-Target", "GameLift."+action)
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: keyID, SecretAccessKey: secret}, r,
+		hex.EncodeToString(sum[:]), "gamelift", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return &signedRequest{action: action, body: body, header: r.Header}
+}
+
+// send sends the request, byte for byte, to the endpoint at url (the signed host is not checked against the
+// address: a Service name or a pod's address both reach a replica).
+func (s *signedRequest) send(t *testing.T, url string) (int, map[string]any) {
+	t.Helper()
+	r, _ := http.NewRequest(http.MethodPost, url+"/", bytes.NewReader(s.body))
+	r.Header = s.header.Clone()
+	r.Host = "gamelift.local"
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
 }

@@ -429,16 +429,16 @@ func TestGameServerCannotTouchAnothersGame(t *testing.T) {
 	}).WithTimeout(20 * time.Second).Should(Succeed())
 
 	// game-server-2 against game-server-1's game and player: every write refused, nothing changed.
-	for _, tc := range []struct{ kind, name, patch string }{
-		{"gsess", "match-1", `{"status":{"ipAddress":"6.6.6.6","port":6666}}`},
-		{"gsess", "match-1", `{"status":{"status":"TERMINATED"}}`},
-		{"gsess", "match-1", `{"status":{"gameServer":"game-server-2"}}`},
-		{"psess", "dan-match-1", `{"status":{"status":"ACTIVE"}}`},
-		{"psess", "dan-match-1", `{"status":{"status":"COMPLETED"}}`},
+	for _, tc := range []struct{ kind, name, patch, refusal string }{
+		{"gsess", "match-1", `{"status":{"ipAddress":"6.6.6.6","port":6666}}`, "belongs to"},
+		{"gsess", "match-1", `{"status":{"status":"TERMINATED"}}`, "belongs to"},
+		{"gsess", "match-1", `{"status":{"gameServer":"game-server-2"}}`, "gameServer is claimed once"}, // the CRD's rule, before the policies
+		{"psess", "dan-match-1", `{"status":{"status":"ACTIVE"}}`, "belongs to"},
+		{"psess", "dan-match-1", `{"status":{"status":"COMPLETED"}}`, "belongs to"},
 	} {
 		out, ok := as2("patch", tc.kind, tc.name, "--subresource=status", "--type=merge", "-p", tc.patch)
-		if ok || !strings.Contains(out, "belongs to") {
-			t.Errorf("game-server-2 patching %s %s with %s: want refused (belongs to), got ok=%v: %s", tc.kind, tc.name, tc.patch, ok, out)
+		if ok || !strings.Contains(out, tc.refusal) {
+			t.Errorf("game-server-2 patching %s %s with %s: want refused (%s), got ok=%v: %s", tc.kind, tc.name, tc.patch, tc.refusal, ok, out)
 		}
 	}
 	m1 := e.gs(g, "match-1")
