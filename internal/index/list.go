@@ -161,9 +161,19 @@ func (ix *Index) List(ctx context.Context, q Query, opts ListOptions, tokens *To
 		}
 		rv = want
 	}
-	limit := PageSize(opts.Limit)
-
 	page := Page{RV: rv}
+	var more bool
+	page.Items, more = ix.collect(q, rv, after, PageSize(opts.Limit))
+	if more {
+		last := page.Items[len(page.Items)-1]
+		page.Continue = tokens.encode(continueToken{V: 1, RV: rv, Key: Key(last.Namespace, last.Name), Q: fp})
+	}
+	return page, nil
+}
+
+// collect returns, in key order, at most limit items that match q in snapshot rv, after the key after (""
+// for the start), and whether more match. It walks only the bucket that answers q. Called with ix.mu held.
+func (ix *Index) collect(q Query, rv uint64, after string, limit int64) (items []*gamev1.PlayerSession, more bool) {
 	visit := func(key string) bool {
 		if key == after {
 			return true
@@ -176,25 +186,23 @@ func (ix *Index) List(ctx context.Context, q Query, opts ListOptions, tokens *To
 		if !q.matches(ps) {
 			return true
 		}
-		if limit > 0 && int64(len(page.Items)) == limit {
-			page.Continue = tokens.encode(continueToken{V: 1, RV: rv, Key: Key(page.Items[len(page.Items)-1].Namespace, page.Items[len(page.Items)-1].Name), Q: fp})
+		if int64(len(items)) == limit {
+			more = true
 			return false
 		}
-		page.Items = append(page.Items, ps)
+		items = append(items, ps)
 		return true
 	}
 	if name, ok := q.Fields[FieldName]; ok && q.Namespace != "" {
 		if key := Key(q.Namespace, name); key > after {
 			visit(key)
 		}
-		return page, nil
+		return items, more
 	}
-	tree := ix.driver(q)
-	if tree == nil {
-		return page, nil
+	if tree := ix.driver(q); tree != nil {
+		tree.ascend(after, visit)
 	}
-	tree.ascend(after, visit)
-	return page, nil
+	return items, more
 }
 
 // MaxPageSize is the most items one page holds, whatever the limit asked (none, or more): a list of more

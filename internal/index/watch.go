@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 
@@ -21,7 +22,19 @@ type watcher struct {
 	done chan struct{}
 	stop sync.Once
 	ix   *Index
+	// initial, for a watch that starts with the state (ADDED events), is the snapshot it reads, a page at
+	// a time as the client takes them: a watch never holds the whole of a large namespace.
+	initial *snapshotStart
 }
+
+// snapshotStart is where a watch's initial events come from.
+type snapshotStart struct {
+	rv       uint64
+	bookmark bool // end them with a BOOKMARK annotated k8s.io/initial-events-end
+}
+
+// initialPage is how many initial events a watch reads from its snapshot at once.
+const initialPage = 256
 
 // WatchOptions are the options of a watch, as kube-apiserver takes them.
 type WatchOptions struct {
@@ -53,27 +66,14 @@ func (ix *Index) Watch(ctx context.Context, q Query, opts WatchOptions, convert 
 		}
 	}
 	w := &watcher{q: q, in: make(chan Event, watchBuffer), out: make(chan watch.Event, 16), done: make(chan struct{}), ix: ix}
-	// A read lock: no change applies while the watch reads its start and registers, so it misses none and
+	// A read lock: no change applies while the watch takes its start and registers, so it misses none and
 	// sees none twice; lists and other watches go on meanwhile.
 	ix.mu.RLock()
-	var initial []Event
+	var replay []Event
 	switch {
 	case initialEvents:
-		// The newest snapshot, which is not older than rv: WaitFor saw to that. Only the bucket of the
-		// query's most selective field (its namespace, at least) is read, not the whole index.
-		if b := ix.driver(q); b != nil {
-			b.ascend("", func(key string) bool {
-				if h := ix.objects[key]; h != nil {
-					if ps := h.latest(); q.matches(ps) {
-						initial = append(initial, Event{Type: watch.Added, New: ps})
-					}
-				}
-				return true
-			})
-		}
-		if opts.SendInitialEvents != nil && opts.AllowBookmarks {
-			initial = append(initial, Event{RV: ix.rv, Type: watch.Bookmark})
-		}
+		// The newest snapshot, which is not older than rv: WaitFor saw to that. run reads it page by page.
+		w.initial = &snapshotStart{rv: ix.rv, bookmark: opts.SendInitialEvents != nil && opts.AllowBookmarks}
 	case rv < ix.rv:
 		oldest := ix.rv + 1
 		if len(ix.events) > 0 {
@@ -85,7 +85,7 @@ func (ix *Index) Watch(ctx context.Context, q Query, opts WatchOptions, convert 
 		}
 		for _, e := range ix.events {
 			if e.RV > rv && w.concerns(e) { // only the events of the query, not the whole window
-				initial = append(initial, e)
+				replay = append(replay, e)
 			}
 		}
 	}
@@ -93,11 +93,46 @@ func (ix *Index) Watch(ctx context.Context, q Query, opts WatchOptions, convert 
 	ix.watchers[w] = struct{}{}
 	ix.watchMu.Unlock()
 	ix.mu.RUnlock()
-	go w.run(initial, convert)
+	go w.run(replay, convert)
 	return w, nil
 }
 
-func (w *watcher) run(initial []Event, convert func(watch.EventType, *gamev1.PlayerSession) watch.Event) {
+// initialEvents sends the watch's snapshot as ADDED events, a page at a time (the index's lock is held only
+// while a page is read), then its bookmark. A snapshot that the index stops keeping before the client has
+// taken it all (the client read slower than the snapshot window) ends the watch with 410 Expired.
+func (w *watcher) initialEvents(send func(Event) bool) bool {
+	after := ""
+	for {
+		w.ix.mu.RLock()
+		if w.initial.rv < w.ix.compactedRV {
+			err := errTooOld(w.initial.rv, w.ix.compactedRV)
+			w.ix.mu.RUnlock()
+			var status apierrors.APIStatus
+			if errors.As(err, &status) {
+				expired := status.Status()
+				select {
+				case w.out <- watch.Event{Type: watch.Error, Object: &expired}:
+				case <-w.done:
+				}
+			}
+			return false
+		}
+		items, more := w.ix.collect(w.q, w.initial.rv, after, initialPage)
+		w.ix.mu.RUnlock()
+		for _, ps := range items {
+			if !send(Event{Type: watch.Added, New: ps}) {
+				return false
+			}
+		}
+		if !more {
+			break
+		}
+		after = Key(items[len(items)-1].Namespace, items[len(items)-1].Name)
+	}
+	return !w.initial.bookmark || send(Event{RV: w.initial.rv, Type: watch.Bookmark})
+}
+
+func (w *watcher) run(replay []Event, convert func(watch.EventType, *gamev1.PlayerSession) watch.Event) {
 	defer close(w.out)
 	defer w.Stop()
 	send := func(e Event) bool {
@@ -135,7 +170,10 @@ func (w *watcher) run(initial []Event, convert func(watch.EventType, *gamev1.Pla
 			return false
 		}
 	}
-	for _, e := range initial {
+	if w.initial != nil && !w.initialEvents(send) {
+		return
+	}
+	for _, e := range replay {
 		if !send(e) {
 			return
 		}
