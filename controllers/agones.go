@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -173,14 +174,18 @@ func (r *GameSessionReconciler) setBound(gs *gamev1.GameSession, status metav1.C
 	})
 }
 
-// allocate gets the game session a GameServer from its fleet (read live). It first looks, live, for one an earlier
-// allocation labelled for this game session (whose answer, or whose status write, was lost), so that a
-// retry or a restart never allocates twice. Otherwise it creates a GameServerAllocation, unless the backoff
-// since the last one (persisted in status) has not passed; after the allocation timeout it gives up with
-// ERROR. It returns the GameServer allocated or found, or when to try again.
+// allocate gets the game session a GameServer from its fleet. It first looks for one an earlier allocation
+// labelled for this game session (whose answer, or whose status write, was lost), so that a retry or a
+// restart never allocates twice. It allocates only when the cache shows a Ready GameServer the allocation
+// could get: a game session on an empty fleet waits for one (a GameServer becoming Ready wakes the oldest
+// waiting game sessions it could serve, gameSessionsForGameServer) at the cost of no request at all,
+// instead of each retrying allocations on its own backoff. Before it allocates, it looks again, live, for a
+// GameServer already labelled for it. Allocations that find none (a race for the same GameServer) are
+// retried after a backoff persisted in status; after the allocation timeout it gives up with ERROR. It
+// returns the GameServer allocated or found, or when to try again.
 func (r *GameSessionReconciler) allocate(ctx context.Context, fx *effects, gs *gamev1.GameSession) (*agones.GameServer, time.Duration, error) {
 	spec, st, now := gs.Spec.Agones, gs.Status.Agones, r.Clock.Now()
-	found, err := r.Agones.AllocatedFor(ctx, gs.Namespace, string(gs.UID))
+	found, err := r.Agones.AllocatedForCached(ctx, gs.Namespace, string(gs.UID))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -204,9 +209,20 @@ func (r *GameSessionReconciler) allocate(ctx context.Context, fx *effects, gs *g
 			return nil, min(next.Sub(now), deadline.Sub(now)), nil
 		}
 	}
-	selectors := make([]metav1.LabelSelector, 0, len(spec.Selectors))
-	for _, s := range spec.Selectors {
-		selectors = append(selectors, metav1.LabelSelector{MatchLabels: s.MatchLabels, MatchExpressions: s.MatchExpressions})
+	selectors := selectorsOf(spec)
+	ready, err := r.Agones.ReadyServers(ctx, gs.Namespace, spec.FleetName, selectors)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(ready) == 0 {
+		r.setBound(gs, metav1.ConditionFalse, gamev1.AllocatingReason, fmt.Sprintf("Waiting for a Ready GameServer in fleet %s that the selectors match (allocating when there is one)", spec.FleetName))
+		return nil, deadline.Sub(now), nil
+	}
+	if found, err = r.Agones.AllocatedFor(ctx, gs.Namespace, string(gs.UID)); err != nil || found != nil {
+		if found != nil {
+			st.GameServerName = found.Name
+		}
+		return found, 0, err
 	}
 	state, name, err := r.Agones.Allocate(ctx, agones.AllocationRequest{
 		Namespace: gs.Namespace, Fleet: spec.FleetName, Selectors: selectors,
@@ -238,6 +254,15 @@ func (r *GameSessionReconciler) allocate(ctx context.Context, fx *effects, gs *g
 		return nil, time.Second, err
 	}
 	return server, 0, nil
+}
+
+// selectorsOf are the label selectors of a game session's fleet allocation.
+func selectorsOf(spec *gamev1.AgonesGameServer) []metav1.LabelSelector {
+	selectors := make([]metav1.LabelSelector, 0, len(spec.Selectors))
+	for _, s := range spec.Selectors {
+		selectors = append(selectors, metav1.LabelSelector{MatchLabels: s.MatchLabels, MatchExpressions: s.MatchExpressions})
+	}
+	return selectors
 }
 
 // allocationBackoff is the wait after the n-th unsuccessful allocation: 250 ms doubling, at most 5 s.
@@ -341,11 +366,47 @@ func gameSessionsOfGameServer(ctx context.Context, c client.Reader, o client.Obj
 	return list.Items
 }
 
-// gameSessionsForGameServer maps a GameServer event to its game sessions.
+// gameSessionsForGameServer maps a GameServer event to its game sessions: those bound to it, the one an
+// allocation labelled it for, and, when it is Ready, the oldest game sessions waiting for a GameServer of its
+// fleet that it could serve, as many as the fleet has Ready GameServers (the others wait for the next).
 func (r *GameSessionReconciler) gameSessionsForGameServer(ctx context.Context, o client.Object) []reconcile.Request {
 	var reqs []reconcile.Request
 	for _, gs := range gameSessionsOfGameServer(ctx, r.Client, o) {
 		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&gs)})
+	}
+	if ns, name, ok := strings.Cut(o.GetAnnotations()[agones.GameSessionAnnotation], "/"); ok {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: name}})
+	}
+	u, ok := o.(*unstructured.Unstructured)
+	fleet := o.GetLabels()[agones.FleetLabel]
+	if !ok || fleet == "" || agones.Parse(u).State != agones.StateReady {
+		return reqs
+	}
+	ready, err := r.Agones.ReadyServers(ctx, o.GetNamespace(), fleet, nil)
+	if err != nil || len(ready) == 0 {
+		return reqs
+	}
+	var waiting gamev1.GameSessionList
+	if err := r.Client.List(ctx, &waiting, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexes.GameSessionAwaitingAllocation: fleet}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing game sessions waiting for a GameServer", "fleet", fleet)
+		return reqs
+	}
+	slices.SortFunc(waiting.Items, func(a, b gamev1.GameSession) int {
+		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	woken := 0
+	for i := range waiting.Items {
+		gs := &waiting.Items[i]
+		if !agones.Matches(o.GetLabels(), selectorsOf(gs.Spec.Agones)) {
+			continue
+		}
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(gs)})
+		if woken++; woken == len(ready) {
+			break
+		}
 	}
 	return reqs
 }

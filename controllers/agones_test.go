@@ -2,10 +2,12 @@ package controllers
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -43,13 +45,25 @@ func agonesFixture(t *testing.T, state *string, objs ...runtime.Object) (*fixtur
 	return f, &calls
 }
 
-// TestAllocationBackoffAndTimeout: UnAllocated answers are retried no sooner than the persisted backoff
-// says, and the game session becomes ERROR once the allocation timeout from its creation has passed.
+// readyServer is a Ready GameServer of fleet, as the cache holds it.
+func readyServer(t *testing.T, name, fleet string, labels map[string]string) *unstructured.Unstructured {
+	t.Helper()
+	u, err := agonestest.GameServerObject(agonestest.GameServerOptions{Namespace: "ns", Name: name, Fleet: fleet, State: agones.StateReady,
+		Address: "10.0.0.9", Labels: labels, Lists: []string{"players"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// TestAllocationBackoffAndTimeout: UnAllocated answers (another game session took the Ready GameServer the
+// cache showed) are retried no sooner than the persisted backoff says, and the game session becomes ERROR
+// once the allocation timeout from its creation has passed.
 func TestAllocationBackoffAndTimeout(t *testing.T) {
 	state := agones.AllocationUnAllocated
 	gs := newGS("g", 4, false)
 	gs.Spec.Agones = &gamev1.AgonesGameServer{FleetName: "fleet-a", PlayersList: "players"}
-	f, calls := agonesFixture(t, &state, gs)
+	f, calls := agonesFixture(t, &state, gs, readyServer(t, "a-1", "fleet-a", nil))
 	f.gsr.AgonesAllocationTimeout = 10 * time.Second
 
 	res := f.reconcileGS(t, "g")
@@ -85,6 +99,57 @@ func TestAllocationBackoffAndTimeout(t *testing.T) {
 	f.clock.Step(time.Minute)
 	f.reconcileGS(t, "g")
 	expect(t, *calls, 3)
+}
+
+// TestEmptyFleetCostsNoAllocation: a game session on a fleet without a Ready GameServer (that its selectors
+// match) waits without allocating, or reading the API server, until the allocation timeout; the first
+// Ready GameServer wakes the oldest waiting game sessions it could serve, as many as the fleet has Ready
+// GameServers. Before, each game session on an empty fleet made about 15 allocations and as many live
+// lists before its timeout.
+func TestEmptyFleetCostsNoAllocation(t *testing.T) {
+	state := agones.AllocationAllocated
+	var games []runtime.Object
+	for i, name := range []string{"oldest", "forest-only", "middle", "newest"} {
+		gs := newGS(name, 4, false)
+		gs.CreationTimestamp = metav1.NewTime(t0.Add(time.Duration(i) * time.Second))
+		gs.Spec.Agones = &gamev1.AgonesGameServer{FleetName: "fleet-a", PlayersList: "players"}
+		if name == "forest-only" {
+			gs.Spec.Agones.Selectors = []gamev1.AgonesSelector{{MatchLabels: map[string]string{"map": "forest"}}}
+		}
+		games = append(games, gs)
+	}
+	f, calls := agonesFixture(t, &state, games...)
+	f.gsr.AgonesAllocationTimeout = time.Minute
+	for _, name := range []string{"oldest", "forest-only", "middle", "newest"} {
+		res := f.reconcileGS(t, name)
+		expect(t, res.RequeueAfter > 55*time.Second, true) // its deadline: nothing to retry before
+		cond := meta.FindStatusCondition(f.gs(t, name).Status.Conditions, gamev1.GameServerBoundCondition)
+		expect(t, cond.Reason, gamev1.AllocatingReason)
+		expect(t, strings.Contains(cond.Message, "Waiting for a Ready GameServer in fleet fleet-a"), true)
+	}
+	expect(t, *calls, 0)
+
+	// A Ready GameServer of the desert map: it wakes the oldest game session it could serve, and only it.
+	desert := readyServer(t, "a-1", "fleet-a", map[string]string{"map": "desert"})
+	if err := f.c.Create(context.Background(), desert); err != nil {
+		t.Fatal(err)
+	}
+	woken := func(u *unstructured.Unstructured) []string {
+		var names []string
+		for _, r := range f.gsr.gameSessionsForGameServer(context.Background(), u) {
+			names = append(names, r.Name)
+		}
+		return names
+	}
+	expect(t, strings.Join(woken(desert), ","), "oldest")
+	forest := readyServer(t, "a-2", "fleet-a", map[string]string{"map": "forest"})
+	if err := f.c.Create(context.Background(), forest); err != nil {
+		t.Fatal(err)
+	}
+	// Two Ready now: a forest GameServer wakes the two oldest it could serve (forest-only needs it).
+	expect(t, strings.Join(woken(forest), ","), "oldest,forest-only")
+	f.reconcileGS(t, "forest-only")
+	expect(t, *calls, 1)
 }
 
 // TestAgonesReservationNeverReportedTimesOut: a reservation its GameServer never lists still times out

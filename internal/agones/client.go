@@ -9,6 +9,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
@@ -98,8 +99,12 @@ func (c *Client) GameServer(ctx context.Context, key client.ObjectKey, live bool
 // AllocatedFor finds, live, the GameServer an earlier allocation gave the game session with this UID (its
 // answer may have been lost); nil when there is none. Of several, the newest allocation wins.
 func (c *Client) AllocatedFor(ctx context.Context, namespace, gameSessionUID string) (*GameServer, error) {
+	return allocatedFor(ctx, c.Live, namespace, gameSessionUID)
+}
+
+func allocatedFor(ctx context.Context, reader client.Reader, namespace, gameSessionUID string) (*GameServer, error) {
 	list := NewGameServerList()
-	if err := c.Live.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels{GameSessionUIDLabel: gameSessionUID}); err != nil {
+	if err := reader.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels{GameSessionUIDLabel: gameSessionUID}); err != nil {
 		return nil, err
 	}
 	var found []GameServer
@@ -115,6 +120,41 @@ func (c *Client) AllocatedFor(ctx context.Context, namespace, gameSessionUID str
 		return compareTimes(a.LastAllocated, b.LastAllocated)
 	})
 	return &newest, nil
+}
+
+// AllocatedForCached is AllocatedFor from the cache: no request, but possibly behind the API server.
+func (c *Client) AllocatedForCached(ctx context.Context, namespace, gameSessionUID string) (*GameServer, error) {
+	return allocatedFor(ctx, c.Cache, namespace, gameSessionUID)
+}
+
+// ReadyServers are the names of the Ready GameServers of fleet in the cache that match one of selectors
+// (none: the whole fleet), which an allocation from it could get.
+func (c *Client) ReadyServers(ctx context.Context, namespace, fleet string, selectors []metav1.LabelSelector) ([]string, error) {
+	list := NewGameServerList()
+	if err := c.Cache.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels{FleetLabel: fleet}); err != nil {
+		return nil, err
+	}
+	var ready []string
+	for i := range list.Items {
+		u := &list.Items[i]
+		if gs := Parse(u); gs.State == StateReady && !gs.Deleting && Matches(u.GetLabels(), selectors) {
+			ready = append(ready, gs.Name)
+		}
+	}
+	return ready, nil
+}
+
+// Matches reports whether a GameServer with these labels matches one of selectors (none: every one).
+func Matches(lbls map[string]string, selectors []metav1.LabelSelector) bool {
+	if len(selectors) == 0 {
+		return true
+	}
+	for i := range selectors {
+		if sel, err := metav1.LabelSelectorAsSelector(&selectors[i]); err == nil && sel.Matches(labels.Set(lbls)) {
+			return true
+		}
+	}
+	return false
 }
 
 func compareTimes(a, b string) int {

@@ -23,6 +23,9 @@ const (
 	GameSessionFleetID           = "spec.fleetId"
 	// GameSessionGameServer indexes game sessions by the Agones GameServer they are (or will be) bound to.
 	GameSessionGameServer = "agones.gameServerName"
+	// GameSessionAwaitingAllocation indexes the game sessions waiting for a GameServer from an Agones fleet
+	// by the fleet's name, so that a GameServer becoming Ready wakes only them.
+	GameSessionAwaitingAllocation = "agones.awaitingAllocationFrom"
 )
 
 // StatusPending is the status index value (and the query API's status field value) of a player session
@@ -49,6 +52,16 @@ func GameServerOf(gs *gamev1.GameSession) string {
 	return ""
 }
 
+// AwaitingAllocationFrom is the fleet a game session waits to be allocated a GameServer from ("" when it
+// does not wait: bound, not on a fleet, ended or deleted).
+func AwaitingAllocationFrom(gs *gamev1.GameSession) string {
+	if gs.Spec.Agones == nil || gs.Spec.Agones.FleetName == "" || GameServerOf(gs) != "" || !gs.DeletionTimestamp.IsZero() ||
+		gs.Status.Status == gamev1.GameSessionTerminated || gs.Status.Status == gamev1.GameSessionError {
+		return ""
+	}
+	return gs.Spec.Agones.FleetName
+}
+
 // Setup registers the field indexes of both kinds.
 func Setup(ctx context.Context, indexer client.FieldIndexer) error {
 	for name, f := range map[string]func(*gamev1.PlayerSession) string{
@@ -63,9 +76,10 @@ func Setup(ctx context.Context, indexer client.FieldIndexer) error {
 		}
 	}
 	for name, f := range map[string]func(*gamev1.GameSession) string{
-		GameSessionFleetID:    func(g *gamev1.GameSession) string { return g.Spec.FleetID },
-		GameSessionGameServer: GameServerOf,
-		GameSessionID:         func(g *gamev1.GameSession) string { return g.Status.GameSessionID },
+		GameSessionFleetID:            func(g *gamev1.GameSession) string { return g.Spec.FleetID },
+		GameSessionGameServer:         GameServerOf,
+		GameSessionAwaitingAllocation: AwaitingAllocationFrom,
+		GameSessionID:                 func(g *gamev1.GameSession) string { return g.Status.GameSessionID },
 	} {
 		if err := index(ctx, indexer, &gamev1.GameSession{}, name, f); err != nil {
 			return err
