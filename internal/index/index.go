@@ -117,6 +117,7 @@ type Index struct {
 	all         *bucket
 	pending     []superseded // FIFO by time
 	events      []Event      // ring of recent events, oldest first
+	droppedRV   uint64       // the newest event the ring has dropped
 	maxEvents   int
 	watchMu     sync.Mutex // the watchers: registered under a read lock of mu, notified under its write lock
 	watchers    map[*watcher]struct{}

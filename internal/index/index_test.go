@@ -439,3 +439,73 @@ func TestWatchInitialEventsOutliveTheirSnapshot(t *testing.T) {
 	}
 	t.Fatal("the watch ended without an error")
 }
+
+// TestWatchReplayIsPaged: a watch from an older resourceVersion replays its query's events of the ring a
+// page at a time as its client takes them (before: every matching event copied at the start, up to the
+// ring's 100,000); events the ring drops before the client takes them end the watch with 410.
+func TestWatchReplayIsPaged(t *testing.T) {
+	f := newFixture()
+	f.put("other", "first", "y", "g", gamev1.PlayerSessionReserved, nil) // resourceVersion 0 would mean "the state"
+	start := strconv.FormatUint(f.rv, 10)
+	const objects, watches = 20_000, 100
+	for i := range objects {
+		f.put("big", fmt.Sprintf("p%05d", i), "x", "g", gamev1.PlayerSessionReserved, nil)
+	}
+	convert := func(t watch.EventType, ps *gamev1.PlayerSession) watch.Event { return watch.Event{Type: t, Object: ps} }
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var ws []watch.Interface
+	for range watches {
+		w, err := f.ix.Watch(ctx, Query{Namespace: "big"}, WatchOptions{ResourceVersion: start}, convert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws = append(ws, w)
+	}
+	time.Sleep(100 * time.Millisecond) // let each watch read what it reads before its client takes anything
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / watches; per > 64<<10 {
+		t.Errorf("%d bytes of heap per unread watch replaying %d events, want under 64 KiB", per, objects)
+	}
+	n := 0
+	for e := range ws[0].ResultChan() {
+		if e.Type != watch.Added || e.Object.(*gamev1.PlayerSession).Name != fmt.Sprintf("p%05d", n) {
+			t.Fatalf("event %d: %s %s", n, e.Type, e.Object.(*gamev1.PlayerSession).Name)
+		}
+		if n++; n == objects {
+			break
+		}
+	}
+	for _, w := range ws {
+		w.Stop()
+	}
+
+	// A small ring that turns while a watch replays it.
+	f = newFixture()
+	f.ix.maxEvents = 2 * initialPage
+	f.put("other", "first", "y", "g", gamev1.PlayerSessionReserved, nil)
+	start = strconv.FormatUint(f.rv, 10)
+	for i := range initialPage + 10 {
+		f.put("big", fmt.Sprintf("p%05d", i), "x", "g", gamev1.PlayerSessionReserved, nil)
+	}
+	w, err := f.ix.Watch(ctx, Query{Namespace: "big"}, WatchOptions{ResourceVersion: start}, convert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	<-w.ResultChan()
+	for i := range 4 * initialPage {
+		f.put("other", fmt.Sprintf("q%05d", i), "y", "g", gamev1.PlayerSessionReserved, nil)
+	}
+	for e := range w.ResultChan() {
+		if e.Type == watch.Error {
+			if status, ok := e.Object.(*metav1.Status); !ok || status.Code != 410 {
+				t.Fatalf("error event %v, want 410", e.Object)
+			}
+			return
+		}
+	}
+	t.Fatal("the watch ended without an error")
+}

@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"errors"
+	"sort"
 	"strconv"
 	"sync"
 
@@ -25,7 +26,13 @@ type watcher struct {
 	// initial, for a watch that starts with the state (ADDED events), is the snapshot it reads, a page at
 	// a time as the client takes them: a watch never holds the whole of a large namespace.
 	initial *snapshotStart
+	// replay, for a watch from an older resourceVersion, is the part of the event ring it replays first, a
+	// page at a time too.
+	replay *ringRange
 }
+
+// ringRange is the events of the ring after `after` up to and including `until`.
+type ringRange struct{ after, until uint64 }
 
 // snapshotStart is where a watch's initial events come from.
 type snapshotStart struct {
@@ -69,7 +76,6 @@ func (ix *Index) Watch(ctx context.Context, q Query, opts WatchOptions, convert 
 	// A read lock: no change applies while the watch takes its start and registers, so it misses none and
 	// sees none twice; lists and other watches go on meanwhile.
 	ix.mu.RLock()
-	var replay []Event
 	switch {
 	case initialEvents:
 		// The newest snapshot, which is not older than rv: WaitFor saw to that. run reads it page by page.
@@ -83,18 +89,60 @@ func (ix *Index) Watch(ctx context.Context, q Query, opts WatchOptions, convert 
 			ix.mu.RUnlock()
 			return nil, errTooOld(rv, oldest)
 		}
-		for _, e := range ix.events {
-			if e.RV > rv && w.concerns(e) { // only the events of the query, not the whole window
-				replay = append(replay, e)
-			}
-		}
+		w.replay = &ringRange{after: rv, until: ix.rv} // run reads the query's events of it, page by page
 	}
 	ix.watchMu.Lock()
 	ix.watchers[w] = struct{}{}
 	ix.watchMu.Unlock()
 	ix.mu.RUnlock()
-	go w.run(replay, convert)
+	go w.run(convert)
 	return w, nil
+}
+
+// expired ends the watch with 410 Expired: what it was reading is no longer kept.
+func (w *watcher) expired(err error) {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		expired := status.Status()
+		select {
+		case w.out <- watch.Event{Type: watch.Error, Object: &expired}:
+		case <-w.done:
+		}
+	}
+}
+
+// replayEvents sends the query's events of the ring range, a page at a time (the index's lock is held only
+// while a page is read). Events the ring dropped before the client took them (it read slower than the ring
+// turns) end the watch with 410 Expired.
+func (w *watcher) replayEvents(send func(Event) bool) bool {
+	after := w.replay.after
+	for after < w.replay.until {
+		w.ix.mu.RLock()
+		events := w.ix.events
+		if after < w.ix.droppedRV { // the ring dropped events this watch had yet to send
+			w.ix.mu.RUnlock()
+			w.expired(errTooOld(after, w.ix.droppedRV+1))
+			return false
+		}
+		i := sort.Search(len(events), func(i int) bool { return events[i].RV > after })
+		var page []Event
+		for ; i < len(events) && events[i].RV <= w.replay.until && len(page) < initialPage; i++ {
+			if w.concerns(events[i]) { // only the events of the query, not the whole window
+				page = append(page, events[i])
+			}
+			after = events[i].RV
+		}
+		if i == len(events) || events[i].RV > w.replay.until {
+			after = w.replay.until
+		}
+		w.ix.mu.RUnlock()
+		for _, e := range page {
+			if !send(e) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // initialEvents sends the watch's snapshot as ADDED events, a page at a time (the index's lock is held only
@@ -107,14 +155,7 @@ func (w *watcher) initialEvents(send func(Event) bool) bool {
 		if w.initial.rv < w.ix.compactedRV {
 			err := errTooOld(w.initial.rv, w.ix.compactedRV)
 			w.ix.mu.RUnlock()
-			var status apierrors.APIStatus
-			if errors.As(err, &status) {
-				expired := status.Status()
-				select {
-				case w.out <- watch.Event{Type: watch.Error, Object: &expired}:
-				case <-w.done:
-				}
-			}
+			w.expired(err)
 			return false
 		}
 		items, more := w.ix.collect(w.q, w.initial.rv, after, initialPage)
@@ -132,7 +173,7 @@ func (w *watcher) initialEvents(send func(Event) bool) bool {
 	return !w.initial.bookmark || send(Event{RV: w.initial.rv, Type: watch.Bookmark})
 }
 
-func (w *watcher) run(replay []Event, convert func(watch.EventType, *gamev1.PlayerSession) watch.Event) {
+func (w *watcher) run(convert func(watch.EventType, *gamev1.PlayerSession) watch.Event) {
 	defer close(w.out)
 	defer w.Stop()
 	send := func(e Event) bool {
@@ -173,10 +214,8 @@ func (w *watcher) run(replay []Event, convert func(watch.EventType, *gamev1.Play
 	if w.initial != nil && !w.initialEvents(send) {
 		return
 	}
-	for _, e := range replay {
-		if !send(e) {
-			return
-		}
+	if w.replay != nil && !w.replayEvents(send) {
+		return
 	}
 	for {
 		select {
@@ -221,7 +260,9 @@ func (w *watcher) concerns(e Event) bool { return w.q.matches(e.Old) || w.q.matc
 func (ix *Index) notify(e Event) {
 	ix.events = append(ix.events, e)
 	if len(ix.events) > ix.maxEvents {
-		ix.events = append(ix.events[:0:0], ix.events[len(ix.events)-ix.maxEvents/2:]...)
+		keep := len(ix.events) - ix.maxEvents/2
+		ix.droppedRV = ix.events[keep-1].RV
+		ix.events = append(ix.events[:0:0], ix.events[keep:]...)
 	}
 	ix.watchMu.Lock()
 	defer ix.watchMu.Unlock()
