@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/gamelift"
 	"github.com/aws/aws-sdk-go-v2/service/gamelift/types"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -43,21 +44,38 @@ var gameLiftErrors = map[string]bool{InvalidRequestException: true, NotFoundExce
 	InvalidGameSessionStatusException: true, UnauthorizedException: true, InternalServiceException: true,
 	UnknownOperationException: true, SerializationException: true, ThrottlingException: true}
 
-// fakeServer is the endpoint on a fake API server holding one access key (AKID / s3cret in "tenant").
+// fakeServer is the endpoint on a fake API server holding one access key (AKID / s3cret acting in
+// "tenant"), and keys that must never authenticate: one without a tenant, one outside the key namespace
+// (AKIDNOTENANT, AKIDPLANTED, secret s3cret). "tenant" holds the game session "claimed", which another game
+// server claimed, with the RESERVED player session psess-claimed.
 func fakeServer(t testing.TB) *Server {
 	t.Helper()
 	scheme := runtime.NewScheme()
 	_ = corev1.AddToScheme(scheme)
 	_ = gamev1.AddToScheme(scheme)
-	key := NewAccessKey("keys", "key", "tenant", "AKID", "s3cret")
-	b := fake.NewClientBuilder().WithScheme(scheme).WithObjects(key).WithIndex(&corev1.Secret{}, IndexAccessKeyID, AccessKeyIDOf)
+	noTenant := NewAccessKey("keys", "no-tenant", "", "AKIDNOTENANT", "s3cret")
+	delete(noTenant.Labels, TenantLabel)
+	claimed := &gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Namespace: "tenant", Name: "claimed"},
+		Spec: gamev1.GameSessionSpec{FleetID: "fleet-a", MaximumPlayerSessionCount: 4}}
+	claimed.Status.Status, claimed.Status.GameSessionID, claimed.Status.GameServer = gamev1.GameSessionActive, "arn:aws:gamelift:local::gamesession/fleet-a/gsess-claimed", "system:serviceaccount:tenant:other-server"
+	player := &gamev1.PlayerSession{ObjectMeta: metav1.ObjectMeta{Namespace: "tenant", Name: "claimed-p1"},
+		Spec:   gamev1.PlayerSessionSpec{GameSessionName: "claimed", PlayerID: "p1"},
+		Status: gamev1.PlayerSessionStatus{Status: gamev1.PlayerSessionReserved, PlayerSessionID: "psess-claimed", GameSessionID: claimed.Status.GameSessionID}}
+	b := fake.NewClientBuilder().WithScheme(scheme).WithStatusSubresource(&gamev1.GameSession{}, &gamev1.PlayerSession{}).
+		WithObjects(NewAccessKey("keys", "key", "tenant", "AKID", "s3cret"), noTenant, NewAccessKey("tenant", "planted", "tenant", "AKIDPLANTED", "s3cret"), claimed, player).
+		WithIndex(&corev1.Secret{}, IndexAccessKeyID, AccessKeyIDOf)
 	if err := indexes.Setup(context.Background(), fakeIndexer{b}); err != nil {
 		t.Fatal(err)
 	}
 	c := b.Build()
 	clk := clocktesting.NewFakeClock(t0)
-	return &Server{Client: c, Reader: c, KeyNamespace: "keys", Clock: clk, Index: index.NewIndex(clk, time.Minute), Tokens: index.NewTokens([]byte("k")),
+	s := &Server{Client: c, Reader: c, KeyNamespace: "keys", Clock: clk, Index: index.NewIndex(clk, time.Minute), Tokens: index.NewTokens([]byte("k")),
 		ARNs: ids.ARNs{Region: "local", AccountID: "000000000000"}, DecisionTimeout: time.Millisecond}
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(player), player); err != nil { // as stored
+		t.Fatal(err)
+	}
+	s.Index.Upsert(player)
+	return s
 }
 
 type fakeIndexer struct{ b *fake.ClientBuilder }
@@ -143,6 +161,8 @@ func FuzzCall(f *testing.F) {
 	}
 	f.Add(false, uint8(0), []byte(`{"PlayerSessionId":"psess-1","Limit":-1}`))
 	f.Add(true, uint8(3), []byte{0xa1, 0x6f})
+	f.Add(false, uint8(3), []byte(`{"PlayerSessionId":"psess-claimed"}`)) // another game server's game
+	f.Add(false, uint8(4), []byte(`{"PlayerSessionId":"psess-claimed"}`))
 	s := fakeServer(f)
 	s.RatePerKey = 1e9 // the target is the handlers, not the per-key throttle (TestRatePerKey)
 	var calls atomic.Int64
@@ -154,6 +174,19 @@ func FuzzCall(f *testing.F) {
 		invocation := http.Header{"Amz-Sdk-Invocation-Id": {strconv.FormatInt(calls.Add(1), 10)}}
 		s.ServeHTTP(w, signedCallWith(t, useCBOR, name, body, invocation))
 		if w.Code == http.StatusOK {
+			if name == "AcceptPlayerSession" || name == "RemovePlayerSession" {
+				// A game-server call served is one on a game its key claimed.
+				var out playerSessionOutput
+				if useCBOR {
+					_ = cborCodec{}.decode(w.Body.Bytes(), &out)
+				} else {
+					_ = jsonCodec{}.decode(w.Body.Bytes(), &out)
+				}
+				gs, aerr := s.gameSessionByID(context.Background(), "tenant", out.PlayerSession.GameSessionId)
+				if aerr != nil || gs.Status.GameServer != ClaimPrefix+"AKID" {
+					t.Fatalf("%s served on a game its key did not claim (%v): %s", name, aerr, w.Body.Bytes())
+				}
+			}
 			return
 		}
 		var c codec = jsonCodec{}
@@ -188,6 +221,18 @@ func FuzzAuthenticate(f *testing.F) {
 	f.Add("AWS4-HMAC-SHA256 Credential=AKID/20261125/us-east-1/gamelift/aws4_request, SignedHeaders=host;x-amz-date, Signature=00", "20261125T120030Z",
 		"application/x-amz-json-1.1", "GameLift.RemovePlayerSession", []byte("{}"))
 	f.Add("AWS4-HMAC-SHA256 Credential=/////, SignedHeaders=;;;, Signature==", "x", "", "", []byte{})
+	for _, keyID := range []string{"AKIDNOTENANT", "AKIDPLANTED"} { // genuine signatures of keys that are no keys
+		body := []byte(`{"PlayerId":"alice"}`)
+		r := httptest.NewRequest(http.MethodPost, "http://gamelift.local/", bytes.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-amz-json-1.1")
+		r.Header.Set("X-Amz-Target", jsonTarget+"DescribePlayerSessions")
+		sum := sha256.Sum256(body)
+		if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: keyID, SecretAccessKey: "s3cret"}, r,
+			hex.EncodeToString(sum[:]), signingService, "us-east-1", t0); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(r.Header.Get("Authorization"), r.Header.Get("X-Amz-Date"), r.Header.Get("Content-Type"), r.Header.Get("X-Amz-Target"), body)
+	}
 	s := fakeServer(f)
 	f.Fuzz(func(t *testing.T, auth, date, contentType, target string, body []byte) {
 		r := httptest.NewRequest(http.MethodPost, "http://gamelift.local/", bytes.NewReader(body))
