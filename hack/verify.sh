@@ -11,7 +11,8 @@ if [[ "$before" != "$after" ]]; then
   echo "verify: generated files were stale; run 'make generate manifests' and commit the result" >&2
   exit 1
 fi
-unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go') 2>/dev/null || true)
+# test/third_party holds unmodified upstream code (its own formatting): never rewritten here.
+unformatted=$(gofmt -l $(git ls-files '*.go' ':!test/third_party' 2>/dev/null || find . -name '*.go' -not -path './test/third_party/*') 2>/dev/null || true)
 if [[ -n "$unformatted" ]]; then
   echo "verify: not gofmt-ed:" >&2; echo "$unformatted" >&2
   exit 1

@@ -22,6 +22,7 @@ var layers = map[string]int{
 	"internal/indexes":             2,
 	"internal/agones":              2,
 	"internal/history":             2,
+	"internal/serversdk":           2,
 	"internal/localcp":             1,
 	"internal/query/openapi":       1,
 	"internal/query/v1alpha1":      2,
@@ -44,6 +45,8 @@ var layers = map[string]int{
 	"hack/benchquery":              7,
 	"hack/benchretention":          7,
 	"test/architecture":            7,
+	"test/gameserver/game":         1,
+	"test/gameserver":              7,
 	"test/docs":                    7,
 	"test/gitops":                  7,
 	"test/history":                 7,
@@ -90,7 +93,7 @@ func TestLayers(t *testing.T) {
 // server and its index) does not depend on the reconcilers, and the production binary links neither the
 // local control plane nor envtest nor any test helper.
 func TestNoReachUp(t *testing.T) {
-	for _, pkg := range []string{"./internal/gamelift", "./internal/webhook", "./internal/query", "./internal/index"} {
+	for _, pkg := range []string{"./internal/gamelift", "./internal/webhook", "./internal/query", "./internal/index", "./internal/serversdk"} {
 		for _, dep := range goList(t, "-deps", pkg) {
 			if dep == module+"controllers" {
 				t.Errorf("%s depends on the reconcilers (controllers)", pkg)
@@ -103,6 +106,10 @@ func TestNoReachUp(t *testing.T) {
 			if dep == banned {
 				t.Errorf("cmd/manager links %s", dep)
 			}
+		}
+		// The GameLift Server SDK is the client of internal/serversdk, for tests and the example game server.
+		if strings.HasPrefix(dep, "github.com/amazon-gamelift/amazon-gamelift-servers-go-server-sdk") || strings.HasPrefix(dep, module+"test/") {
+			t.Errorf("cmd/manager links %s", dep)
 		}
 	}
 }
