@@ -13,4 +13,4 @@ KUBEBUILDER_ASSETS=$(hack/envtest-binaries.sh)
 export KUBEBUILDER_ASSETS
 go build -o bin/manager-local ./cmd/manager-local
 state=${LOCAL_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/playersessions}
-exec bin/manager-local "${args[@]}" --local-control-plane="$state" --gamelift-bind-address="${GAMELIFT_ADDR:-127.0.0.1:9090}" "$@"
+exec bin/manager-local "${args[@]}" --local-control-plane="$state" --gamelift-bind-address="${GAMELIFT_ADDR:-127.0.0.1:9090}" --gamelift-sdk-bind-address="${GAMELIFT_SDK_ADDR:-127.0.0.1:9091}" "$@"

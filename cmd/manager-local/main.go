@@ -68,6 +68,9 @@ func run(flags *manager.Flags, local localFlags) error {
 			return err
 		}
 		fmt.Printf("GameLift-compatible endpoint for namespace default:\n\n  export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_DEFAULT_REGION=us-east-1\n  aws gamelift describe-player-sessions --endpoint-url %s --player-id alice\n\n", keyID, secret, endpointURL(o.GameLiftAddr))
+		if o.GameLiftSDKAddr != "" {
+			fmt.Printf("Game servers on the GameLift Server SDK v5 connect to ws://%s (docs/gamelift-game-servers.md).\n\n", strings.TrimPrefix(endpointURL(o.GameLiftSDKAddr), "http://"))
+		}
 	}
 	mgr, _, err := manager.New(ctx, flags.Limit(rest.CopyConfig(cp.Config)), o)
 	if err != nil {

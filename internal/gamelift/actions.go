@@ -63,6 +63,11 @@ var operations = map[string]operation{
 	"CreateGameSession":      opAs(changes, (*Server).createGameSession),
 	"DescribeGameSessions":   op(reads, (*Server).describeGameSessions),
 	"UpdateGameSession":      opAs(changes, (*Server).updateGameSession),
+	"RegisterCompute":        op(changes, (*Server).registerCompute),
+	"DescribeCompute":        op(reads, (*Server).describeCompute),
+	"ListCompute":            op(reads, (*Server).listCompute),
+	"DeregisterCompute":      op(changes, (*Server).deregisterCompute),
+	"GetComputeAuthToken":    opAs(changes, (*Server).getComputeAuthToken),
 }
 
 // Bounds and patterns of GameLift's model (botocore gamelift/2015-10-01).

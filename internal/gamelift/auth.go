@@ -203,6 +203,12 @@ func (g *replays) first(signature string, signedAt, now time.Time) bool {
 	return true
 }
 
+// AccessKey is the tenant and the secret of an access key, as the endpoint authenticates it (for the Server
+// SDK's SigV4 form, which the game-server backend verifies).
+func (s *Server) AccessKey(ctx context.Context, keyID string) (tenant, secret string, ok bool) {
+	return s.lookupKey(ctx, keyID)
+}
+
 // lookupKey finds the Secret of an access key through the cache's index, in the access-key namespace only,
 // and returns the tenant its label names. A key id that more than one Secret holds is refused for all of
 // them, never resolved to whichever a list returns first: the caller answers it as it answers an unknown key,

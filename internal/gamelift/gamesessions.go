@@ -416,26 +416,38 @@ const maxServedUpdates = 128
 // recordUpdate adds who's request to gs's served updates, dropping the ones whose signatures have expired;
 // it refuses a request already there.
 func (s *Server) recordUpdate(gs *gamev1.GameSession, who caller) *Error {
-	now := s.Clock.Now()
-	name := who.objectName("update", 0)
-	kept := []string{}
-	for _, entry := range strings.Fields(gs.Annotations[ServedUpdatesAnnotation]) {
-		served, at, _ := strings.Cut(entry, "@")
-		unix, err := strconv.ParseInt(at, 10, 64)
-		if err != nil || now.Sub(time.Unix(unix, 0)) > maxClockSkew {
-			continue
-		}
-		if served == name {
-			return replayed()
-		}
-		kept = append(kept, entry)
-	}
-	if len(kept) >= maxServedUpdates {
-		return errorf(ThrottlingException, "Game session "+gs.Status.GameSessionID+" took too many updates within 5 minutes; retry later")
+	served, aerr := s.recordServed(strings.Fields(gs.Annotations[ServedUpdatesAnnotation]), who, maxServedUpdates,
+		"Game session "+gs.Status.GameSessionID+" took too many updates within 5 minutes; retry later")
+	if aerr != nil {
+		return aerr
 	}
 	if gs.Annotations == nil {
 		gs.Annotations = map[string]string{}
 	}
-	gs.Annotations[ServedUpdatesAnnotation] = strings.Join(append(kept, name+"@"+strconv.FormatInt(who.signedAt.Unix(), 10)), " ")
+	gs.Annotations[ServedUpdatesAnnotation] = strings.Join(served, " ")
 	return nil
+}
+
+// recordServed is served ("NAME@UNIXSECONDS" entries of signed requests) with who's request added and
+// the entries whose signatures have expired dropped; a request already there is a replay, and beyond max
+// entries the request is throttled with tooMany.
+func (s *Server) recordServed(served []string, who caller, max int, tooMany string) ([]string, *Error) {
+	now := s.Clock.Now()
+	name := who.objectName("request", 0)
+	kept := []string{}
+	for _, entry := range served {
+		request, at, _ := strings.Cut(entry, "@")
+		unix, err := strconv.ParseInt(at, 10, 64)
+		if err != nil || now.Sub(time.Unix(unix, 0)) > maxClockSkew {
+			continue
+		}
+		if request == name {
+			return nil, replayed()
+		}
+		kept = append(kept, entry)
+	}
+	if len(kept) >= max {
+		return nil, errorf(ThrottlingException, tooMany)
+	}
+	return append(kept, name+"@"+strconv.FormatInt(who.signedAt.Unix(), 10)), nil
 }

@@ -7,3 +7,5 @@ package gamelift
 // +kubebuilder:rbac:groups="",namespace=playersessions-system,resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=game.playersessions.dev,resources=playersessions,verbs=create
 // +kubebuilder:rbac:groups=game.playersessions.dev,resources=gamesessions,verbs=create
+// +kubebuilder:rbac:groups=game.playersessions.dev,resources=computes,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups=game.playersessions.dev,resources=computes/status,verbs=get;patch;update

@@ -70,6 +70,14 @@ type Server struct {
 	MaxConnections                         int
 	// KeyNamespace is the namespace of the access-key Secrets (the manager's); a Secret elsewhere is no key.
 	KeyNamespace string
+	// APIReader reads from the API server, not the cache: computes registered a moment ago, maybe by another
+	// replica (nil: Reader).
+	APIReader client.Reader
+	// SDKEndpoint is the URL of the Server SDK's WebSocket that RegisterCompute hands out
+	// (GameLiftServiceSdkEndpoint): where the compute's processes connect.
+	SDKEndpoint string
+	// ComputeTokenTTL is how long a compute auth token is valid (0: computes.DefaultTokenTTL, 3 hours).
+	ComputeTokenTTL time.Duration
 	// Recorder reports refused access keys on their Secrets (nil: logged only).
 	Recorder events.EventRecorder
 	// RatePerKey and BurstPerKey bound the calls of one access key (a token bucket per key, per replica):

@@ -92,6 +92,7 @@ const (
 	InternalServiceException          = "InternalServiceException"
 	UnknownOperationException         = "UnknownOperationException"
 	SerializationException            = "SerializationException"
+	ConflictException                 = "ConflictException"
 	// ThrottlingException is not in GameLift's model, but every AWS SDK retries it, with backoff, as a
 	// throttle: the endpoint answers it to a key that exceeds its rate.
 	ThrottlingException = "ThrottlingException"

@@ -31,3 +31,8 @@ func (a ARNs) FleetArn(fleetID string) string {
 func PlayerSessionID(ps *gamev1.PlayerSession) string {
 	return "psess-" + string(ps.UID)
 }
+
+// ComputeArn is the ARN of a compute of a fleet.
+func (a ARNs) ComputeArn(fleetID, computeName string) string {
+	return fmt.Sprintf("arn:aws:gamelift:%s:%s:compute/%s/%s", a.Region, a.AccountID, fleetID, computeName)
+}

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/playersessions/operator/controllers"
+	"github.com/playersessions/operator/internal/computes"
 	"github.com/playersessions/operator/internal/gamelift"
 	"github.com/playersessions/operator/internal/index"
 	"github.com/playersessions/operator/internal/query"
@@ -80,6 +81,9 @@ func BindFlags(fs *flag.FlagSet) *Flags {
 	fs.IntVar(&o.GameLiftBurst, "gamelift-kube-api-burst", 400, "Burst of the GameLift endpoint's own client.")
 	fs.Float64Var(&o.GameLiftRatePerKey, "gamelift-rate-per-key", gamelift.DefaultRatePerKey, "Calls per second one GameLift access key may make on this replica; more are answered ThrottlingException (the SDKs retry with backoff).")
 	fs.IntVar(&o.GameLiftBurstPerKey, "gamelift-burst-per-key", 2*gamelift.DefaultRatePerKey, "Burst of one GameLift access key's calls on this replica.")
+	fs.StringVar(&o.GameLiftSDKAddr, "gamelift-sdk-bind-address", "", "Address of the GameLift Server SDK v5's WebSocket, where game server processes connect, e.g. :9091 (off unless set; needs --gamelift-bind-address).")
+	fs.StringVar(&o.GameLiftSDKEndpoint, "gamelift-sdk-endpoint-url", "", "URL of that WebSocket that RegisterCompute hands out (GameLiftServiceSdkEndpoint), as game servers reach it (empty: ws://127.0.0.1:PORT of --gamelift-sdk-bind-address, wss:// with --gamelift-cert-dir).")
+	fs.DurationVar(&o.GameLiftComputeTokenTTL, "gamelift-compute-token-ttl", computes.DefaultTokenTTL, "How long a compute auth token from GetComputeAuthToken is valid.")
 	fs.StringVar(&o.GameLiftKeyNamespace, "gamelift-key-namespace", gamelift.DefaultKeyNamespace, "Namespace of the GameLift access-key Secrets (each names its tenant namespace in a label): the only namespace whose Secrets the manager reads, so its RBAC grants Secrets there only.")
 	fs.StringVar(&o.GameLiftCertDir, "gamelift-cert-dir", "", "Folder with the GameLift endpoint's tls.crt and tls.key: serve HTTPS, reloading a renewed certificate (empty: plain HTTP).")
 	fs.DurationVar(&o.GameLiftReadTimeout, "gamelift-read-timeout", gamelift.DefaultReadTimeout, "How long a GameLift client may take to send a request (and to read its answer).")

@@ -35,11 +35,13 @@ import (
 	"github.com/playersessions/operator/controllers"
 	"github.com/playersessions/operator/internal/agones"
 	"github.com/playersessions/operator/internal/gamelift"
+	"github.com/playersessions/operator/internal/gameservers"
 	"github.com/playersessions/operator/internal/history"
 	"github.com/playersessions/operator/internal/index"
 	"github.com/playersessions/operator/internal/indexes"
 	"github.com/playersessions/operator/internal/metrics"
 	"github.com/playersessions/operator/internal/query"
+	"github.com/playersessions/operator/internal/serversdk"
 	pswebhook "github.com/playersessions/operator/internal/webhook"
 )
 
@@ -99,6 +101,12 @@ type Options struct {
 	// GameLiftKeyNamespace is the namespace of the GameLift access-key Secrets, the only Secrets the manager
 	// reads (empty: gamelift.DefaultKeyNamespace, the manager's).
 	GameLiftKeyNamespace string
+	// GameLiftSDKAddr enables the GameLift Server SDK's WebSocket (game server processes) on this address
+	// (empty: off; it needs the GameLift endpoint, GameLiftAddr). GameLiftSDKEndpoint is the URL that
+	// RegisterCompute hands out for it (empty: ws(s)://127.0.0.1:PORT of GameLiftSDKAddr, for a local run).
+	GameLiftSDKAddr, GameLiftSDKEndpoint string
+	// GameLiftComputeTokenTTL is how long a compute auth token is valid (0: 3 hours, as GameLift's).
+	GameLiftComputeTokenTTL time.Duration
 	// GameLiftCertDir holds the endpoint's tls.crt and tls.key (empty: plain HTTP).
 	GameLiftCertDir string
 	// GameLiftQPS and GameLiftBurst limit the endpoint's own client towards kube-apiserver (0: 200 and
@@ -125,6 +133,25 @@ type Options struct {
 	// certificate for webhooks: the webhook then answers only a client presenting a certificate it signed
 	// (kube-apiserver's admission configuration gives it one; docs/security.md). Empty: any client.
 	WebhookClientCAName string
+}
+
+// sdkEndpoint is the URL of the Server SDK's WebSocket that RegisterCompute hands out.
+func sdkEndpoint(o Options) string {
+	if o.GameLiftSDKEndpoint != "" || o.GameLiftSDKAddr == "" {
+		return o.GameLiftSDKEndpoint
+	}
+	scheme := "ws://"
+	if o.GameLiftCertDir != "" {
+		scheme = "wss://"
+	}
+	host, port, err := net.SplitHostPort(o.GameLiftSDKAddr)
+	if err != nil {
+		return scheme + o.GameLiftSDKAddr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return scheme + net.JoinHostPort(host, port)
 }
 
 // historyOf is store as the lists' history tier: nil (no tier) when there is no store, not a nil *Store.
@@ -293,6 +320,9 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 		if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Secret{}, gamelift.IndexAccessKeyID, gamelift.AccessKeyIDOf); err != nil {
 			return nil, nil, err
 		}
+		if err := mgr.GetFieldIndexer().IndexField(ctx, &gamev1.Compute{}, gameservers.IndexTokenHash, gameservers.TokenHashesOf); err != nil {
+			return nil, nil, err
+		}
 		glCfg := rest.CopyConfig(cfg)
 		glCfg.QPS, glCfg.Burst = o.GameLiftQPS, o.GameLiftBurst
 		if glCfg.QPS == 0 {
@@ -310,13 +340,23 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := mgr.Add(&gamelift.Server{
+		endpoint := &gamelift.Server{
 			Addr: o.GameLiftAddr, Client: client.WithFieldOwner(glClient, gamelift.FieldManager), Reader: mgr.GetCache(), Index: ix, Tokens: tokens, History: historyOf(store), GameSessionHistory: gameSessionHistoryOf(store),
 			Clock: o.Clock, ARNs: o.Controllers.ARNs, Agones: ag, GameSessionChanges: gameSessionChanges, KeyNamespace: o.GameLiftKeyNamespace, Recorder: mgr.GetEventRecorder("gamelift-endpoint"),
 			ReadTimeout: o.GameLiftReadTimeout, WriteTimeout: o.GameLiftReadTimeout, IdleTimeout: o.GameLiftIdleTimeout, MaxConnections: o.GameLiftMaxConnections, CertDir: o.GameLiftCertDir,
 			RatePerKey: o.GameLiftRatePerKey, BurstPerKey: o.GameLiftBurstPerKey,
-		}); err != nil {
+			APIReader: mgr.GetAPIReader(), SDKEndpoint: sdkEndpoint(o), ComputeTokenTTL: o.GameLiftComputeTokenTTL,
+		}
+		if err := mgr.Add(endpoint); err != nil {
 			return nil, nil, err
+		}
+		if o.GameLiftSDKAddr != "" {
+			backend := &gameservers.Backend{Client: client.WithFieldOwner(glClient, gamelift.FieldManager), Reader: mgr.GetCache(),
+				APIReader: mgr.GetAPIReader(), Clock: o.Clock, AccessKey: endpoint.AccessKey}
+			if err := mgr.Add(&serversdk.Listener{Addr: o.GameLiftSDKAddr, CertDir: o.GameLiftCertDir,
+				Server: &serversdk.Server{Auth: backend, Actions: backend.Actions(), Hooks: backend, Clock: o.Clock}}); err != nil {
+				return nil, nil, err
+			}
 		}
 	}
 	return mgr, ix, nil

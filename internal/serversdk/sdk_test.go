@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -21,22 +20,14 @@ import (
 
 	"github.com/playersessions/operator/internal/serversdk"
 	"github.com/playersessions/operator/test/gameserver/game"
+	"github.com/playersessions/operator/test/gameserver/gametest"
 )
 
 // TestMain runs the example game server instead of the tests when the test binary is started as one: each
 // SDK process of a test is a subprocess, since the SDK keeps one state per process.
 func TestMain(m *testing.M) {
-	if os.Getenv("PLAYERSESSIONS_TEST_GAME_SERVER") == "" {
-		os.Exit(m.Run())
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("PLAYERSESSIONS_TEST_GAME_PORT"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := game.Run(context.Background(), game.Options{Listener: l, Log: log.New(os.Stdout, "game: ", 0)}); err != nil {
-		log.Fatal(err)
-	}
-	os.Exit(0)
+	game.RunIfAsked()
+	os.Exit(m.Run())
 }
 
 // backend is the game-server backend of these tests: it records the requests, answers them, and lets the
@@ -137,45 +128,11 @@ func startServer(t *testing.T, b *backend, auth serversdk.Authenticator) (*serve
 	return s, "ws" + strings.TrimPrefix(srv.URL, "http")
 }
 
-// gameServer starts the example game server (the real SDK) as a subprocess with env; it returns the port
-// players connect to and the process, which the test waits for.
-func gameServer(t *testing.T, env ...string) (string, *exec.Cmd, *output) {
+// gameServer starts the example game server (the real SDK) as a subprocess with env.
+func gameServer(t *testing.T, env ...string) (string, *exec.Cmd, *gametest.Output) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
-	l.Close()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Dir = t.TempDir() // the SDK writes its log files under ./logs
-	cmd.Env = append(os.Environ(), append([]string{"PLAYERSESSIONS_TEST_GAME_SERVER=1", "PLAYERSESSIONS_TEST_GAME_PORT=" + port,
-		"HEALTHCHECK_INTERVAL=300ms", "HEALTHCHECK_MAX_JITTER=10ms"}, env...)...)
-	out := &output{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
-	return port, cmd, out
-}
-
-// output is what a game server process prints, safe to read while it writes.
-type output struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (o *output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.Write(p)
-}
-
-func (o *output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
+	p := gametest.Start(t, env...)
+	return p.Port, p.Cmd, p.Out
 }
 
 // TestRealSDKLifecycle: the official Go Server SDK v5, unmodified, in the example game server: it connects

@@ -10,9 +10,12 @@ package serversdk
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -20,6 +23,7 @@ import (
 	"golang.org/x/time/rate"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 )
 
 // The connect query's parameters (the SDK's common/consts.go).
@@ -150,10 +154,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serve runs the connection: one writer, one reader, requests served concurrently up to MaxInFlight.
 func (s *Server) serve(ctx context.Context, p *Process) {
 	log := ctrl.LoggerFrom(ctx).WithValues("namespace", p.Namespace, "fleet", p.FleetID, "compute", p.ComputeName, "process", p.ID)
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go p.writeLoop()
 	defer p.close()
+	go func() { // the server stopping (its base context) ends the connection: the SDK reconnects elsewhere
+		select {
+		case <-ctx.Done():
+			p.close()
+		case <-p.done:
+		}
+	}()
 	if s.Hooks != nil {
 		if err := s.Hooks.Connected(ctx, p); err != nil {
 			log.Info("Refusing a server process connection", "reason", err.Error())
@@ -242,4 +253,44 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// Listener serves a Server on its own address: a manager Runnable on every replica.
+type Listener struct {
+	Addr string
+	// CertDir, when set, holds tls.crt and tls.key: the listener then serves wss://, reloading a renewed
+	// certificate.
+	CertDir string
+	Server  *Server
+}
+
+// NeedLeaderElection is false: every replica serves game server processes.
+func (l *Listener) NeedLeaderElection() bool { return false }
+
+// Start serves until ctx ends.
+func (l *Listener) Start(ctx context.Context) error {
+	srv := &http.Server{Handler: l.Server, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
+	ln, err := net.Listen("tcp", l.Addr)
+	if err != nil {
+		return err
+	}
+	if l.CertDir != "" {
+		watcher, err := certwatcher.New(filepath.Join(l.CertDir, "tls.crt"), filepath.Join(l.CertDir, "tls.key"))
+		if err != nil {
+			return err
+		}
+		go func() { _ = watcher.Start(ctx) }()
+		ln = tls.NewListener(ln, &tls.Config{GetCertificate: watcher.GetCertificate, MinVersion: tls.VersionTLS12})
+	}
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }

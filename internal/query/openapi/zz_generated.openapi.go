@@ -24,6 +24,11 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		"github.com/playersessions/operator/api/v1alpha1.AgonesGameServer":             schema_playersessions_operator_api_v1alpha1_AgonesGameServer(ref),
 		"github.com/playersessions/operator/api/v1alpha1.AgonesSelector":               schema_playersessions_operator_api_v1alpha1_AgonesSelector(ref),
 		"github.com/playersessions/operator/api/v1alpha1.AgonesStatus":                 schema_playersessions_operator_api_v1alpha1_AgonesStatus(ref),
+		"github.com/playersessions/operator/api/v1alpha1.Compute":                      schema_playersessions_operator_api_v1alpha1_Compute(ref),
+		"github.com/playersessions/operator/api/v1alpha1.ComputeAuthToken":             schema_playersessions_operator_api_v1alpha1_ComputeAuthToken(ref),
+		"github.com/playersessions/operator/api/v1alpha1.ComputeList":                  schema_playersessions_operator_api_v1alpha1_ComputeList(ref),
+		"github.com/playersessions/operator/api/v1alpha1.ComputeSpec":                  schema_playersessions_operator_api_v1alpha1_ComputeSpec(ref),
+		"github.com/playersessions/operator/api/v1alpha1.ComputeStatus":                schema_playersessions_operator_api_v1alpha1_ComputeStatus(ref),
 		"github.com/playersessions/operator/api/v1alpha1.Endpoint":                     schema_playersessions_operator_api_v1alpha1_Endpoint(ref),
 		"github.com/playersessions/operator/api/v1alpha1.GameProperty":                 schema_playersessions_operator_api_v1alpha1_GameProperty(ref),
 		"github.com/playersessions/operator/api/v1alpha1.GameSession":                  schema_playersessions_operator_api_v1alpha1_GameSession(ref),
@@ -36,6 +41,7 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		"github.com/playersessions/operator/api/v1alpha1.PlayerSessionSpec":            schema_playersessions_operator_api_v1alpha1_PlayerSessionSpec(ref),
 		"github.com/playersessions/operator/api/v1alpha1.PlayerSessionStatus":          schema_playersessions_operator_api_v1alpha1_PlayerSessionStatus(ref),
 		"github.com/playersessions/operator/api/v1alpha1.SeatHolder":                   schema_playersessions_operator_api_v1alpha1_SeatHolder(ref),
+		"github.com/playersessions/operator/api/v1alpha1.ServerProcess":                schema_playersessions_operator_api_v1alpha1_ServerProcess(ref),
 		"github.com/playersessions/operator/internal/query/v1alpha1.PlayerSession":     schema_operator_internal_query_v1alpha1_PlayerSession(ref),
 		"github.com/playersessions/operator/internal/query/v1alpha1.PlayerSessionList": schema_operator_internal_query_v1alpha1_PlayerSessionList(ref),
 		v1.APIGroup{}.OpenAPIModelName():                                               schema_pkg_apis_meta_v1_APIGroup(ref),
@@ -276,6 +282,280 @@ func schema_playersessions_operator_api_v1alpha1_AgonesStatus(ref common.Referen
 		},
 		Dependencies: []string{
 			v1.MicroTime{}.OpenAPIModelName()},
+	}
+}
+
+func schema_playersessions_operator_api_v1alpha1_Compute(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "Compute is a compute of a GameLift fleet: a host whose game server processes, linked with the GameLift Server SDK v5, connect to the operator with the compute's auth tokens. RegisterCompute creates it; DeregisterCompute deletes it. The object's name derives from the fleet and the compute name.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Description: "metadata is the standard object metadata.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1.ObjectMeta{}.OpenAPIModelName()),
+						},
+					},
+					"spec": {
+						SchemaProps: spec.SchemaProps{
+							Description: "spec is the compute's registration.",
+							Default:     map[string]interface{}{},
+							Ref:         ref("github.com/playersessions/operator/api/v1alpha1.ComputeSpec"),
+						},
+					},
+					"status": {
+						SchemaProps: spec.SchemaProps{
+							Description: "status is the observed state of the compute.",
+							Default:     map[string]interface{}{},
+							Ref:         ref("github.com/playersessions/operator/api/v1alpha1.ComputeStatus"),
+						},
+					},
+				},
+				Required: []string{"spec"},
+			},
+		},
+		Dependencies: []string{
+			"github.com/playersessions/operator/api/v1alpha1.ComputeSpec", "github.com/playersessions/operator/api/v1alpha1.ComputeStatus", v1.ObjectMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_playersessions_operator_api_v1alpha1_ComputeAuthToken(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ComputeAuthToken is an auth token issued for the compute (GetComputeAuthToken): only its SHA-256 is kept.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"sha256": {
+						SchemaProps: spec.SchemaProps{
+							Description: "sha256 is the hex SHA-256 of the token.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"expirationTime": {
+						SchemaProps: spec.SchemaProps{
+							Description: "expirationTime is when the token stops being accepted.",
+							Ref:         ref(v1.Time{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"sha256", "expirationTime"},
+			},
+		},
+		Dependencies: []string{
+			v1.Time{}.OpenAPIModelName()},
+	}
+}
+
+func schema_playersessions_operator_api_v1alpha1_ComputeList(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ComputeList is a list of Computes.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Default: map[string]interface{}{},
+							Ref:     ref(v1.ListMeta{}.OpenAPIModelName()),
+						},
+					},
+					"items": {
+						SchemaProps: spec.SchemaProps{
+							Type: []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref("github.com/playersessions/operator/api/v1alpha1.Compute"),
+									},
+								},
+							},
+						},
+					},
+				},
+				Required: []string{"items"},
+			},
+		},
+		Dependencies: []string{
+			"github.com/playersessions/operator/api/v1alpha1.Compute", v1.ListMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_playersessions_operator_api_v1alpha1_ComputeSpec(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ComputeSpec is a compute of a fleet, as GameLift's RegisterCompute takes it: a host (a pod, a machine) whose game server processes, linked with the GameLift Server SDK v5, connect to the operator.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"fleetId": {
+						SchemaProps: spec.SchemaProps{
+							Description: "fleetId is the fleet the compute serves.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"computeName": {
+						SchemaProps: spec.SchemaProps{
+							Description: "computeName is GameLift's name of the compute (the SDK's HostId), unique in the fleet.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"ipAddress": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ipAddress is where players reach the compute's processes (with dnsName, one of them at least).",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"dnsName": {
+						SchemaProps: spec.SchemaProps{
+							Description: "dnsName is the compute's DNS name, when it has one.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"location": {
+						SchemaProps: spec.SchemaProps{
+							Description: "location is GameLift's location of the compute (for Anywhere fleets, a custom location).",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"certificatePath": {
+						SchemaProps: spec.SchemaProps{
+							Description: "certificatePath is the path of the compute's TLS certificate on the compute (GetComputeCertificate).",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+				Required: []string{"fleetId", "computeName"},
+			},
+		},
+	}
+}
+
+func schema_playersessions_operator_api_v1alpha1_ComputeStatus(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ComputeStatus is the observed state of a compute. The GameLift endpoint writes it.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"computeStatus": {
+						SchemaProps: spec.SchemaProps{
+							Description: "computeStatus is GameLift's state of the compute.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"computeArn": {
+						SchemaProps: spec.SchemaProps{
+							Description: "computeArn is the compute's GameLift-style ARN.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"authTokens": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "authTokens are the unexpired auth tokens issued for the compute (hashes), newest last.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref("github.com/playersessions/operator/api/v1alpha1.ComputeAuthToken"),
+									},
+								},
+							},
+						},
+					},
+					"servedTokenRequests": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "servedTokenRequests are the signed GetComputeAuthToken requests served within their signatures' 5 minutes (\"REQUEST@UNIXSECONDS\"), so that a captured request replayed to any replica gets no token.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Type:   []string{"string"},
+										Format: "",
+									},
+								},
+							},
+						},
+					},
+					"processes": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-map-keys": []interface{}{
+									"processId",
+								},
+								"x-kubernetes-list-type": "map",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "processes are the game server processes of the compute that called ProcessReady (GameLift runs at most 50 on one compute).",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref("github.com/playersessions/operator/api/v1alpha1.ServerProcess"),
+									},
+								},
+							},
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			"github.com/playersessions/operator/api/v1alpha1.ComputeAuthToken", "github.com/playersessions/operator/api/v1alpha1.ServerProcess"},
 	}
 }
 
@@ -1003,6 +1283,83 @@ func schema_playersessions_operator_api_v1alpha1_SeatHolder(ref common.Reference
 				Required: []string{"name"},
 			},
 		},
+	}
+}
+
+func schema_playersessions_operator_api_v1alpha1_ServerProcess(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ServerProcess is a game server process of the compute, as its SDK registered it (ProcessReady).",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"processId": {
+						SchemaProps: spec.SchemaProps{
+							Description: "processId is the SDK's process id (pID).",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"status": {
+						SchemaProps: spec.SchemaProps{
+							Description: "status is ACTIVE once the process called ProcessReady, TERMINATED once it called ProcessEnding.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"port": {
+						SchemaProps: spec.SchemaProps{
+							Description: "port is where the process takes players.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"logPaths": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "logPaths are the process's log files, as it reported them.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Type:   []string{"string"},
+										Format: "",
+									},
+								},
+							},
+						},
+					},
+					"sdk": {
+						SchemaProps: spec.SchemaProps{
+							Description: "sdk is the SDK's language and version (\"Go 5.6.0\").",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"activationTime": {
+						SchemaProps: spec.SchemaProps{
+							Description: "activationTime is when the process called ProcessReady.",
+							Ref:         ref(v1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"terminationTime": {
+						SchemaProps: spec.SchemaProps{
+							Description: "terminationTime is when the process called ProcessEnding.",
+							Ref:         ref(v1.Time{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"processId", "status"},
+			},
+		},
+		Dependencies: []string{
+			v1.Time{}.OpenAPIModelName()},
 	}
 }
 

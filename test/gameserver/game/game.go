@@ -16,6 +16,7 @@ import (
 	"io"
 	"log"
 	"net"
+	"os"
 	"strings"
 	"sync"
 
@@ -110,4 +111,28 @@ func (g *game) player(c net.Conn, end func()) {
 	_, _ = io.Copy(io.Discard, c) // until the player leaves
 	err = server.RemovePlayerSession(id)
 	g.log.Printf("player %s removed: %v", id, err)
+}
+
+// Subprocess environment: a test binary whose TestMain calls RunIfAsked becomes this game server when it
+// is started with ProcessEnv set (the SDK keeps one state per process, so each game server of a test is a
+// subprocess of it), taking players on the port PortEnv names.
+const (
+	ProcessEnv = "PLAYERSESSIONS_TEST_GAME_SERVER"
+	PortEnv    = "PLAYERSESSIONS_TEST_GAME_PORT"
+)
+
+// RunIfAsked runs the game server and exits when the process was started as one (ProcessEnv set); it
+// returns otherwise.
+func RunIfAsked() {
+	if os.Getenv(ProcessEnv) == "" {
+		return
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv(PortEnv))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := Run(context.Background(), Options{Listener: l, Log: log.New(os.Stdout, "game: ", 0)}); err != nil {
+		log.Fatal(err)
+	}
+	os.Exit(0)
 }

@@ -1,0 +1,83 @@
+// Package computes holds what the GameLift endpoint (RegisterCompute, GetComputeAuthToken, ...) and the
+// game-server backend (the Server SDK's connections) share about computes: the name of a compute's object,
+// and its auth tokens, minted at random and kept only as SHA-256 hashes.
+package computes
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+)
+
+// ObjectName is the name of the Compute object of a compute of a fleet: readable (the compute name,
+// lowercased, "/" as "-") and unique (a hash of the fleet and the compute name), at most 49 characters.
+func ObjectName(fleetID, computeName string) string {
+	sum := sha256.Sum256([]byte(fleetID + "/" + computeName))
+	base := strings.Trim(strings.ToLower(strings.ReplaceAll(computeName, "/", "-")), "-")
+	if len(base) > 40 {
+		base = strings.Trim(base[:40], "-")
+	}
+	if base == "" {
+		base = "compute"
+	}
+	return base + "-" + hex.EncodeToString(sum[:4])
+}
+
+// DefaultTokenTTL is how long an auth token is valid, as GameLift's are.
+const DefaultTokenTTL = 3 * time.Hour
+
+// MaxTokens is how many unexpired tokens a compute keeps (a new one drops the oldest beyond it).
+const MaxTokens = 4
+
+// NewToken mints an auth token: 48 characters of [a-z0-9], which GameLift's pattern ^[a-zA-Z0-9-]{1,64}$
+// admits, from 240 random bits.
+func NewToken() string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 48)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}
+
+// Hash is what a compute keeps of a token.
+func Hash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// Valid reports whether c holds token unexpired at now.
+func Valid(c *gamev1.Compute, token string, now time.Time) bool {
+	h := []byte(Hash(token))
+	ok := false
+	for _, t := range c.Status.AuthTokens {
+		if subtle.ConstantTimeCompare(h, []byte(t.SHA256)) == 1 && now.Before(t.ExpirationTime.Time) {
+			ok = true
+		}
+	}
+	return ok
+}
+
+// WithToken returns c's tokens with token added, expiring at expires: the expired ones dropped, and the
+// oldest beyond MaxTokens.
+func WithToken(tokens []gamev1.ComputeAuthToken, token string, now, expires time.Time) []gamev1.ComputeAuthToken {
+	var kept []gamev1.ComputeAuthToken
+	for _, t := range tokens {
+		if now.Before(t.ExpirationTime.Time) {
+			kept = append(kept, t)
+		}
+	}
+	kept = append(kept, gamev1.ComputeAuthToken{SHA256: Hash(token), ExpirationTime: metav1.NewTime(expires)})
+	if len(kept) > MaxTokens {
+		kept = kept[len(kept)-MaxTokens:]
+	}
+	return kept
+}

@@ -1,0 +1,242 @@
+// Package gameservers gives the GameLift Server SDK's protocol (internal/serversdk) its meaning on the
+// cluster: who a connecting game server process is (a compute's auth token, or the SDK's SigV4 form with a
+// tenant's GameLift access key), and what its requests do. A process's registration (ProcessReady) and its
+// end (ProcessEnding) are written into its Compute's status, where every replica and a restarted manager
+// see them; heartbeats write nothing. Game sessions are not placed on processes yet: the game-session
+// actions answer that they are not served (docs/gamelift-game-servers.md).
+package gameservers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/internal/computes"
+	"github.com/playersessions/operator/internal/serversdk"
+)
+
+// IndexTokenHash indexes Computes by the hashes of their auth tokens.
+const IndexTokenHash = "status.authTokens.sha256"
+
+// TokenHashesOf is the field index function of IndexTokenHash.
+func TokenHashesOf(o client.Object) []string {
+	c, ok := o.(*gamev1.Compute)
+	if !ok {
+		return nil
+	}
+	hashes := make([]string, 0, len(c.Status.AuthTokens))
+	for _, t := range c.Status.AuthTokens {
+		hashes = append(hashes, t.SHA256)
+	}
+	return hashes
+}
+
+// Backend is the game-server backend of the Server SDK's protocol.
+type Backend struct {
+	// Client writes; Reader is the manager's cache (with IndexTokenHash); APIReader reads from the API
+	// server, for the read of a write under the optimistic lock.
+	Client    client.Client
+	Reader    client.Reader
+	APIReader client.Reader
+	Clock     clock.PassiveClock
+	// AccessKey finds a GameLift access key's tenant and secret (the GameLift endpoint's keys) for the SDK's
+	// SigV4 form; nil refuses that form.
+	AccessKey func(ctx context.Context, keyID string) (tenant, secret string, ok bool)
+}
+
+var _ serversdk.Authenticator = (*Backend)(nil)
+var _ serversdk.Hooks = (*Backend)(nil)
+
+// errUnknownCredentials refuses a connection without saying which part was wrong.
+var errUnknownCredentials = errors.New("invalid credentials for this fleet and compute: an auth token from GetComputeAuthToken (or SigV4 with a GameLift access key) for the compute of ComputeId in FleetId")
+
+// Authenticate finds who a connecting process is: the compute of its token (an unexpired token of the
+// compute its ComputeId and FleetId name), or, in the SigV4 form, the compute of that name in the access
+// key's tenant.
+func (b *Backend) Authenticate(ctx context.Context, r serversdk.ConnectRequest) (serversdk.Identity, error) {
+	now := b.Clock.Now()
+	if r.AuthToken == serversdk.SigV4Authorization {
+		if b.AccessKey == nil {
+			return serversdk.Identity{}, errors.New("SigV4 connections are not accepted here: use an auth token from GetComputeAuthToken")
+		}
+		var tenant string
+		_, err := serversdk.VerifySigV4(r, now, func(keyID string) (string, bool) {
+			t, secret, ok := b.AccessKey(ctx, keyID)
+			tenant = t
+			return secret, ok
+		})
+		if err != nil {
+			return serversdk.Identity{}, err
+		}
+		c := &gamev1.Compute{}
+		if err := b.Reader.Get(ctx, client.ObjectKey{Namespace: tenant, Name: computes.ObjectName(r.FleetID, r.ComputeID)}, c); err != nil ||
+			c.Spec.FleetID != r.FleetID || c.Spec.ComputeName != r.ComputeID {
+			return serversdk.Identity{}, fmt.Errorf("no compute %s registered in fleet %s", r.ComputeID, r.FleetID)
+		}
+		return serversdk.Identity{Namespace: tenant, FleetID: r.FleetID, ComputeName: r.ComputeID}, nil
+	}
+	var list gamev1.ComputeList
+	if err := b.Reader.List(ctx, &list, client.MatchingFields{IndexTokenHash: computes.Hash(r.AuthToken)}); err != nil {
+		return serversdk.Identity{}, err
+	}
+	for i := range list.Items {
+		c := &list.Items[i]
+		if c.Spec.FleetID != r.FleetID || c.Spec.ComputeName != r.ComputeID || !computes.Valid(c, r.AuthToken, now) {
+			continue
+		}
+		id := serversdk.Identity{Namespace: c.Namespace, FleetID: c.Spec.FleetID, ComputeName: c.Spec.ComputeName}
+		for _, t := range c.Status.AuthTokens {
+			if t.SHA256 == computes.Hash(r.AuthToken) {
+				id.Expires = t.ExpirationTime.Time
+			}
+		}
+		return id, nil
+	}
+	return serversdk.Identity{}, errUnknownCredentials
+}
+
+// Connected refuses a process of a compute that is gone (deregistered since its token was read).
+func (b *Backend) Connected(ctx context.Context, p *serversdk.Process) error {
+	if _, err := b.compute(ctx, p); err != nil {
+		return err
+	}
+	ctrl.LoggerFrom(ctx).V(1).Info("Game server process connected", "compute", klog.KRef(p.Namespace, computes.ObjectName(p.FleetID, p.ComputeName)), "process", p.ID)
+	return nil
+}
+
+// Disconnected: a connection lost writes nothing (the SDK reconnects; a process that does not come back is
+// not yet detected).
+func (b *Backend) Disconnected(*serversdk.Process) {}
+
+func (b *Backend) compute(ctx context.Context, p *serversdk.Process) (*gamev1.Compute, error) {
+	c := &gamev1.Compute{}
+	if err := b.APIReader.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: computes.ObjectName(p.FleetID, p.ComputeName)}, c); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("compute %s of fleet %s is not registered (any more)", p.ComputeName, p.FleetID)
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// Actions are the requests a process may make.
+func (b *Backend) Actions() map[string]serversdk.Action {
+	notYet := func(_ context.Context, _ *serversdk.Process, _ json.RawMessage) (any, *serversdk.Error) {
+		return nil, serversdk.Errorf(http.StatusBadRequest, "not served yet: game sessions are not placed on Server SDK processes here yet (docs/gamelift-game-servers.md)")
+	}
+	noBackfill := func(_ context.Context, _ *serversdk.Process, _ json.RawMessage) (any, *serversdk.Error) {
+		return nil, serversdk.Errorf(http.StatusBadRequest, "matchmaking backfill is not offered: there is no FlexMatch matchmaker here")
+	}
+	return map[string]serversdk.Action{
+		"ActivateServerProcess":  b.activateServerProcess,
+		"HeartbeatServerProcess": func(context.Context, *serversdk.Process, json.RawMessage) (any, *serversdk.Error) { return nil, nil },
+		"TerminateServerProcess": b.terminateServerProcess,
+		"GetComputeCertificate":  b.getComputeCertificate,
+		"GetFleetRoleCredentials": func(context.Context, *serversdk.Process, json.RawMessage) (any, *serversdk.Error) {
+			// An empty AccessKeyId tells the SDK that this is not a managed fleet with a role.
+			return map[string]any{"AccessKeyId": "", "SecretAccessKey": "", "SessionToken": "", "AssumedRoleUserArn": "", "AssumedRoleId": "", "Expiration": 0}, nil
+		},
+		"ActivateGameSession":               notYet,
+		"AcceptPlayerSession":               notYet,
+		"RemovePlayerSession":               notYet,
+		"DescribePlayerSessions":            notYet,
+		"UpdatePlayerSessionCreationPolicy": notYet,
+		"StartMatchBackfill":                noBackfill,
+		"StopMatchBackfill":                 noBackfill,
+	}
+}
+
+// activateServerProcess is ProcessReady: the process is ACTIVE on its compute, with its port and log paths.
+func (b *Backend) activateServerProcess(ctx context.Context, p *serversdk.Process, body json.RawMessage) (any, *serversdk.Error) {
+	var in struct {
+		SdkVersion, SdkLanguage string
+		Port                    int32
+		LogPaths                []string
+	}
+	if err := json.Unmarshal(body, &in); err != nil {
+		return nil, serversdk.Errorf(http.StatusBadRequest, "malformed ActivateServerProcess: %v", err)
+	}
+	if in.Port < 1 || in.Port > 60000 {
+		return nil, serversdk.Errorf(http.StatusBadRequest, "Port must be between 1 and 60000, not %d", in.Port)
+	}
+	if len(in.LogPaths) > 16 {
+		return nil, serversdk.Errorf(http.StatusBadRequest, "at most 16 LogPaths")
+	}
+	now := metav1.NewTime(b.Clock.Now())
+	return nil, b.updateProcess(ctx, p, func(sp *gamev1.ServerProcess) {
+		*sp = gamev1.ServerProcess{ProcessID: p.ID, Status: gamev1.ServerProcessActive, Port: in.Port, LogPaths: in.LogPaths,
+			SDK: in.SdkLanguage + " " + in.SdkVersion, ActivationTime: &now}
+	})
+}
+
+// terminateServerProcess is ProcessEnding: the process is TERMINATED.
+func (b *Backend) terminateServerProcess(ctx context.Context, p *serversdk.Process, _ json.RawMessage) (any, *serversdk.Error) {
+	now := metav1.NewTime(b.Clock.Now())
+	return nil, b.updateProcess(ctx, p, func(sp *gamev1.ServerProcess) {
+		if sp.Status == "" {
+			sp.ProcessID = p.ID // ProcessEnding before ProcessReady
+		}
+		sp.Status, sp.TerminationTime = gamev1.ServerProcessTerminated, &now
+	})
+}
+
+func (b *Backend) getComputeCertificate(ctx context.Context, p *serversdk.Process, _ json.RawMessage) (any, *serversdk.Error) {
+	c, err := b.compute(ctx, p)
+	if err != nil {
+		return nil, serversdk.Errorf(http.StatusNotFound, "%v", err)
+	}
+	return map[string]string{"CertificatePath": c.Spec.CertificatePath, "ComputeName": c.Spec.ComputeName}, nil
+}
+
+// maxWriteAttempts bounds the retries of a status write that met a concurrent one.
+const maxWriteAttempts = 5
+
+// updateProcess changes p's entry of its compute's processes (added when missing) with the optimistic lock,
+// reading the compute again after a conflict. A compute full of processes drops its oldest TERMINATED ones.
+func (b *Backend) updateProcess(ctx context.Context, p *serversdk.Process, change func(*gamev1.ServerProcess)) *serversdk.Error {
+	for attempt := 1; ; attempt++ {
+		c, err := b.compute(ctx, p)
+		if err != nil {
+			return serversdk.Errorf(http.StatusNotFound, "%v", err)
+		}
+		before := c.DeepCopy()
+		i := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == p.ID })
+		if i < 0 {
+			c.Status.Processes = append(c.Status.Processes, gamev1.ServerProcess{})
+			i = len(c.Status.Processes) - 1
+		}
+		change(&c.Status.Processes[i])
+		for len(c.Status.Processes) > maxProcesses {
+			j := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.Status == gamev1.ServerProcessTerminated })
+			if j < 0 {
+				return serversdk.Errorf(http.StatusConflict, "compute %s already runs %d processes", p.ComputeName, maxProcesses)
+			}
+			c.Status.Processes = slices.Delete(c.Status.Processes, j, j+1)
+		}
+		err = b.Client.Status().Patch(ctx, c, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+		switch {
+		case err == nil:
+			return nil
+		case apierrors.IsConflict(err) && attempt < maxWriteAttempts:
+			continue
+		case apierrors.IsInvalid(err):
+			return serversdk.Errorf(http.StatusBadRequest, "%v", err)
+		}
+		ctrl.LoggerFrom(ctx).Error(err, "Writing a server process", "compute", klog.KObj(c), "process", p.ID)
+		return serversdk.Errorf(http.StatusInternalServerError, "writing the process failed: %v", err)
+	}
+}
+
+// maxProcesses is how many processes a compute holds (GameLift runs at most 50 on one).
+const maxProcesses = 50

@@ -1,0 +1,214 @@
+package gameservers_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/gamelift"
+	"github.com/aws/smithy-go"
+	"github.com/gorilla/websocket"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/controllers"
+	"github.com/playersessions/operator/internal/computes"
+	gl "github.com/playersessions/operator/internal/gamelift"
+	"github.com/playersessions/operator/internal/localcp"
+	"github.com/playersessions/operator/internal/manager"
+	"github.com/playersessions/operator/internal/testenv"
+	"github.com/playersessions/operator/test/gameserver/game"
+	"github.com/playersessions/operator/test/gameserver/gametest"
+)
+
+func TestMain(m *testing.M) {
+	game.RunIfAsked()
+	os.Exit(m.Run())
+}
+
+func errorCode(err error) string {
+	var ae smithy.APIError
+	if err != nil && errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return fmt.Sprint(err)
+}
+
+// TestAnywhereComputeAndTheRealSDK: the Anywhere path, as a GameLift user takes it with an AWS SDK:
+// RegisterCompute hands out this operator's Server SDK endpoint, GetComputeAuthToken a token for the
+// compute; the example game server (the official Go Server SDK v5, unmodified) connects with them from its
+// environment alone, ProcessReady registers its process (port, log paths) on the Compute, and ProcessEnding
+// ends it. Another tenant's key sees no compute; a wrong, another compute's or a deregistered compute's
+// token is refused at connect.
+func TestAnywhereComputeAndTheRealSDK(t *testing.T) {
+	g := NewWithT(t)
+	cp := testenv.ControlPlane(t, localcp.Options{})
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	sdkAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	opts := manager.Options{Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", DisableAgones: true,
+		GameLiftAddr: addr, GameLiftSDKAddr: sdkAddr}
+	testenv.StartManager(t, cp, opts)
+	admin, err := client.New(cp.Config, client.Options{Scheme: manager.Scheme()})
+	g.Expect(err).NotTo(HaveOccurred())
+	ctx := context.Background()
+	for _, ns := range []string{"team-a", "team-b"} {
+		g.Expect(admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+		g.Expect(gl.CreateAccessKey(ctx, admin, gl.DefaultKeyNamespace, "key-"+ns, ns, "AKID"+strings.ToUpper(ns[5:]), "secret-"+ns)).To(Succeed())
+	}
+	sdk := func(keyID, secret string) *gamelift.Client {
+		return gamelift.New(gamelift.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + addr), RetryMaxAttempts: 1,
+			Credentials: credentials.NewStaticCredentialsProvider(keyID, secret, "")})
+	}
+	a, b := sdk("AKIDA", "secret-team-a"), sdk("AKIDB", "secret-team-b")
+
+	var registered *gamelift.RegisterComputeOutput
+	g.Eventually(func() error { // the access keys reach the cache
+		registered, err = a.RegisterCompute(ctx, &gamelift.RegisterComputeInput{FleetId: aws.String("fleet-sdk"), ComputeName: aws.String("compute-1"),
+			IpAddress: aws.String("10.0.0.5"), CertificatePath: aws.String("/local/certs/compute.pem")})
+		return err
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+	c := registered.Compute
+	g.Expect(aws.ToString(c.GameLiftServiceSdkEndpoint)).To(Equal("ws://" + sdkAddr))
+	g.Expect(c.ComputeStatus).To(BeEquivalentTo("ACTIVE"))
+	g.Expect(aws.ToString(c.ComputeArn)).To(Equal("arn:aws:gamelift:local:000000000000:compute/fleet-sdk/compute-1"))
+	g.Expect(*c.CreationTime).To(BeTemporally("~", time.Now(), 10*time.Second))
+	again, err := a.RegisterCompute(ctx, &gamelift.RegisterComputeInput{FleetId: aws.String("fleet-sdk"), ComputeName: aws.String("compute-1"),
+		IpAddress: aws.String("10.0.0.5"), CertificatePath: aws.String("/local/certs/compute.pem")})
+	g.Expect(err).NotTo(HaveOccurred(), "registering the same compute again is answered with it")
+	g.Expect(aws.ToString(again.Compute.ComputeArn)).To(Equal(aws.ToString(c.ComputeArn)))
+	_, err = a.RegisterCompute(ctx, &gamelift.RegisterComputeInput{FleetId: aws.String("fleet-sdk"), ComputeName: aws.String("compute-1"), IpAddress: aws.String("10.0.0.6")})
+	g.Expect(errorCode(err)).To(Equal("ConflictException"))
+	_, err = a.RegisterCompute(ctx, &gamelift.RegisterComputeInput{FleetId: aws.String("fleet-sdk"), ComputeName: aws.String("compute-2")})
+	g.Expect(errorCode(err)).To(Equal("InvalidRequestException"), "no address")
+	_, err = a.RegisterCompute(ctx, &gamelift.RegisterComputeInput{FleetId: aws.String("fleet-sdk"), ComputeName: aws.String("bad name!"), IpAddress: aws.String("10.0.0.6")})
+	g.Expect(errorCode(err)).To(Equal("InvalidRequestException"))
+	_, err = a.RegisterCompute(ctx, &gamelift.RegisterComputeInput{FleetId: aws.String("fleet-sdk"), ComputeName: aws.String("team-a/pod-2"), DnsName: aws.String("pod-2.game.example")})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	described, err := a.DescribeCompute(ctx, &gamelift.DescribeComputeInput{FleetId: aws.String("fleet-sdk"), ComputeName: aws.String("compute-1")})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(aws.ToString(described.Compute.IpAddress)).To(Equal("10.0.0.5"))
+	list, err := a.ListCompute(ctx, &gamelift.ListComputeInput{FleetId: aws.String("fleet-sdk"), Limit: aws.Int32(1)})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(list.ComputeList).To(HaveLen(1))
+	g.Expect(list.NextToken).NotTo(BeNil())
+	rest, err := a.ListCompute(ctx, &gamelift.ListComputeInput{FleetId: aws.String("fleet-sdk"), Limit: aws.Int32(1), NextToken: list.NextToken})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(rest.ComputeList).To(HaveLen(1))
+	g.Expect(rest.NextToken).To(BeNil())
+	names := []string{aws.ToString(list.ComputeList[0].ComputeName), aws.ToString(rest.ComputeList[0].ComputeName)}
+	g.Expect(names).To(ConsistOf("compute-1", "team-a/pod-2"))
+	other, err := b.ListCompute(ctx, &gamelift.ListComputeInput{FleetId: aws.String("fleet-sdk")})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(other.ComputeList).To(BeEmpty(), "another tenant's key sees no compute of team-a")
+	_, err = b.GetComputeAuthToken(ctx, &gamelift.GetComputeAuthTokenInput{FleetId: aws.String("fleet-sdk"), ComputeName: aws.String("compute-1")})
+	g.Expect(errorCode(err)).To(Equal("NotFoundException"))
+
+	token, err := a.GetComputeAuthToken(ctx, &gamelift.GetComputeAuthTokenInput{FleetId: aws.String("fleet-sdk"), ComputeName: aws.String("compute-1")})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(aws.ToString(token.AuthToken)).To(MatchRegexp(`^[a-zA-Z0-9\-]{1,64}$`))
+	g.Expect(*token.ExpirationTimestamp).To(BeTemporally("~", time.Now().Add(3*time.Hour), time.Minute))
+	compute := &gamev1.Compute{}
+	key := client.ObjectKey{Namespace: "team-a", Name: computes.ObjectName("fleet-sdk", "compute-1")}
+	g.Expect(admin.Get(ctx, key, compute)).To(Succeed())
+	g.Expect(compute.Status.AuthTokens).To(HaveLen(1))
+	g.Expect(compute.Status.AuthTokens[0].SHA256).To(Equal(computes.Hash(aws.ToString(token.AuthToken))), "only the token's hash is kept")
+
+	// The real SDK, pointed here by its environment alone.
+	env := func(tok, host string) []string {
+		return []string{"GAMELIFT_SDK_WEBSOCKET_URL=" + aws.ToString(c.GameLiftServiceSdkEndpoint), "GAMELIFT_SDK_AUTH_TOKEN=" + tok,
+			"GAMELIFT_SDK_FLEET_ID=fleet-sdk", "GAMELIFT_SDK_HOST_ID=" + host, "GAMELIFT_SDK_PROCESS_ID=proc-1"}
+	}
+	p := gametest.Start(t, env(aws.ToString(token.AuthToken), "compute-1")...)
+	process := func(g Gomega) gamev1.ServerProcess {
+		g.Expect(admin.Get(ctx, key, compute)).To(Succeed())
+		i := slices.IndexFunc(compute.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == "proc-1" })
+		g.Expect(i).NotTo(Equal(-1), "no process proc-1")
+		return compute.Status.Processes[i]
+	}
+	g.Eventually(func(g Gomega) {
+		sp := process(g)
+		g.Expect(sp.Status).To(Equal(gamev1.ServerProcessActive))
+		g.Expect(fmt.Sprint(sp.Port)).To(Equal(p.Port))
+		g.Expect(sp.LogPaths).To(Equal([]string{"/local/game/logs"}))
+		g.Expect(sp.SDK).To(Equal("Go 5.6.0"))
+	}).WithTimeout(30*time.Second).Should(Succeed(), "%s", p.Out)
+	written := compute.ResourceVersion
+	time.Sleep(time.Second) // three heartbeats
+	g.Expect(p.Out.String()).To(ContainSubstring("Received HeartbeatServerProcess for GameLift with status 200"))
+	g.Expect(admin.Get(ctx, key, compute)).To(Succeed())
+	g.Expect(compute.ResourceVersion).To(Equal(written), "heartbeats write nothing")
+
+	// Credentials that are not this compute's are refused at connect.
+	dial := func(tok, host string) int {
+		url := fmt.Sprintf("ws://%s/?pID=p&sdkVersion=5.6.0&sdkLanguage=Go&FleetId=fleet-sdk&ComputeId=%s&IdempotencyToken=x&Authorization=%s", sdkAddr, host, tok)
+		conn, resp, err := websocket.DefaultDialer.Dial(url, nil)
+		if err == nil {
+			conn.Close()
+			return http.StatusSwitchingProtocols
+		}
+		if resp == nil {
+			return 0
+		}
+		return resp.StatusCode
+	}
+	g.Expect(dial("wrong-token", "compute-1")).To(Equal(http.StatusUnauthorized))
+	g.Expect(dial(aws.ToString(token.AuthToken), "team-a/pod-2")).To(Equal(http.StatusUnauthorized), "another compute's token")
+
+	// The other actions, by hand on a connection of the compute's token.
+	raw, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("ws://%s/?pID=p-raw&sdkVersion=5.6.0&sdkLanguage=Go&FleetId=fleet-sdk&ComputeId=compute-1&IdempotencyToken=x&Authorization=%s",
+		sdkAddr, aws.ToString(token.AuthToken)), nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer raw.Close()
+	call := func(action string) map[string]any {
+		g.Expect(raw.WriteJSON(map[string]any{"Action": action, "RequestId": "r-" + action})).To(Succeed())
+		var m map[string]any
+		g.Expect(raw.ReadJSON(&m)).To(Succeed())
+		return m
+	}
+	g.Expect(call("GetComputeCertificate")).To(Equal(map[string]any{"Action": "GetComputeCertificate", "RequestId": "r-GetComputeCertificate",
+		"StatusCode": 200.0, "CertificatePath": "/local/certs/compute.pem", "ComputeName": "compute-1"}))
+	g.Expect(call("GetFleetRoleCredentials")).To(And(HaveKeyWithValue("StatusCode", 200.0), HaveKeyWithValue("AccessKeyId", "")), "not a managed fleet")
+	g.Expect(call("StartMatchBackfill")["ErrorMessage"]).To(ContainSubstring("matchmaking backfill is not offered"))
+	g.Expect(call("ActivateGameSession")["ErrorMessage"]).To(ContainSubstring("not served yet"))
+
+	// No game session is placed on a process yet: the SDK itself refuses to accept a player.
+	conn, err := net.Dial("tcp", "127.0.0.1:"+p.Port)
+	g.Expect(err).NotTo(HaveOccurred())
+	fmt.Fprintln(conn, "psess-1")
+	answer, _ := bufio.NewReader(conn).ReadString('\n')
+	conn.Close()
+	g.Expect(answer).To(ContainSubstring("No game sessions are bound to this process"))
+
+	// ProcessEnding: the game ends (a player line END), the process is TERMINATED on its compute.
+	conn, err = net.Dial("tcp", "127.0.0.1:"+p.Port)
+	g.Expect(err).NotTo(HaveOccurred())
+	fmt.Fprintln(conn, "END")
+	conn.Close()
+	g.Eventually(func(g Gomega) {
+		sp := process(g)
+		g.Expect(sp.Status).To(Equal(gamev1.ServerProcessTerminated))
+		g.Expect(sp.TerminationTime).NotTo(BeNil())
+	}).WithTimeout(30*time.Second).Should(Succeed(), "%s", p.Out)
+	g.Expect(p.Cmd.Wait()).To(Succeed(), "%s", p.Out)
+
+	// Deregistered: its token no longer connects.
+	_, err = a.DeregisterCompute(ctx, &gamelift.DeregisterComputeInput{FleetId: aws.String("fleet-sdk"), ComputeName: aws.String("compute-1")})
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = a.DescribeCompute(ctx, &gamelift.DescribeComputeInput{FleetId: aws.String("fleet-sdk"), ComputeName: aws.String("compute-1")})
+	g.Expect(errorCode(err)).To(Equal("NotFoundException"))
+	g.Eventually(func() int { return dial(aws.ToString(token.AuthToken), "compute-1") }).WithTimeout(20 * time.Second).Should(Equal(http.StatusUnauthorized))
+}

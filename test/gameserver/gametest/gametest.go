@@ -1,0 +1,65 @@
+// Package gametest starts the example game server (test/gameserver/game) as a subprocess of a test binary
+// whose TestMain calls game.RunIfAsked: one SDK state per process, so a test runs as many as it wants.
+package gametest
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/playersessions/operator/test/gameserver/game"
+)
+
+// Process is a running game server.
+type Process struct {
+	Cmd *exec.Cmd
+	// Port is where it takes players.
+	Port string
+	// Out is what it printed (the SDK's log and the game's).
+	Out *Output
+}
+
+// Start starts a game server with env (GAMELIFT_SDK_* and the like) and quick health checks; it is killed
+// when the test ends, unless it exited.
+func Start(t testing.TB, env ...string) *Process {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Dir = t.TempDir() // the SDK writes its log files under ./logs
+	cmd.Env = append(os.Environ(), append([]string{game.ProcessEnv + "=1", game.PortEnv + "=" + port,
+		"HEALTHCHECK_INTERVAL=300ms", "HEALTHCHECK_MAX_JITTER=10ms"}, env...)...)
+	out := &Output{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	return &Process{Cmd: cmd, Port: port, Out: out}
+}
+
+// Output is what a game server process prints, safe to read while it writes.
+type Output struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (o *Output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.Write(p)
+}
+
+func (o *Output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.String()
+}
