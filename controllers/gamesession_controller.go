@@ -98,6 +98,10 @@ func (r *GameSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	place, err := r.reconcileProcess(ctx, gs)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	r.reconcileActivation(ctx, fx, gs)
 	r.reconcileTermination(ctx, fx, gs)
 	recheck, err := r.reconcileSeats(ctx, gs, players.Items)
@@ -114,7 +118,7 @@ func (r *GameSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		released = deleted
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: earliest(earliest(earliest(recheck, expire), allocate), archive)}, nil
+	return ctrl.Result{RequeueAfter: earliest(earliest(earliest(earliest(recheck, expire), allocate), archive), place)}, nil
 }
 
 // reconcileIdentity mints the game session's id and creation time once.
@@ -317,6 +321,7 @@ func (r *GameSessionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&gamev1.GameSession{}, builder.WithPredicates(notOwnLedgerWrite())).
 		Watches(&gamev1.PlayerSession{}, r.playerSessionEvents()).
+		Watches(&gamev1.Compute{}, handler.EnqueueRequestsFromMapFunc(r.gameSessionsForCompute)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Named("gamesession").
 		Build(r)

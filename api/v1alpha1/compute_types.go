@@ -112,6 +112,16 @@ type ServerProcess struct {
 	// terminationTime is when the process called ProcessEnding.
 	// +optional
 	TerminationTime *metav1.Time `json:"terminationTime,omitempty"`
+
+	// gameSessionName is the game session placed on the process (one at a time), with gameSessionUID: the
+	// operator claims an idle process for a game session here, under the optimistic lock, before the game
+	// session records it.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	GameSessionName string `json:"gameSessionName,omitempty"`
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	GameSessionUID string `json:"gameSessionUID,omitempty"`
 }
 
 // ComputeStatus is the observed state of a compute. The GameLift endpoint writes it.

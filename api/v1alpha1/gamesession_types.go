@@ -61,6 +61,14 @@ const (
 	// bound, False while waiting for one or after it went away.
 	GameServerBoundCondition = "GameServerBound"
 
+	// GameSessionPlacedCondition says whether a game session of a fleet with registered computes is placed
+	// on a GameLift Server SDK process: True once a process is claimed for it, False while none is idle.
+	GameSessionPlacedCondition = "Placed"
+	// ProcessClaimedReason: an idle process was claimed for the game session.
+	ProcessClaimedReason = "ProcessClaimed"
+	// NoIdleProcessReason: no ACTIVE process of the fleet is free; the game session waits for one.
+	NoIdleProcessReason = "NoIdleProcess"
+
 	// GameServerAllocatedReason: bound to an Allocated GameServer.
 	GameServerAllocatedReason = "Allocated"
 	// WaitingForGameServerReason: the named GameServer does not exist yet, or is not Allocated yet.
@@ -277,6 +285,18 @@ type AgonesStatus struct {
 	UnknownPlayers []string `json:"unknownPlayers,omitempty"`
 }
 
+// ServerProcessRef names a game server process of a compute.
+type ServerProcessRef struct {
+	// compute is the name of the Compute object.
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	Compute string `json:"compute"`
+	// processId is the process's id (the SDK's pID).
+	// +required
+	// +kubebuilder:validation:MaxLength=128
+	ProcessID string `json:"processId"`
+}
+
 // GameSessionStatus is the observed state of a game session. The operator writes it; a game server may
 // set status to ACTIVE (with an endpoint) or TERMINATED.
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.gameSessionId) || (has(self.gameSessionId) && self.gameSessionId == oldSelf.gameSessionId)",message="gameSessionId is immutable once set"
@@ -336,6 +356,11 @@ type GameSessionStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=512
 	GameServer string `json:"gameServer,omitempty"`
+
+	// process is the GameLift Server SDK process the game session is placed on, when its fleet has
+	// registered computes (docs/gamelift-game-servers.md).
+	// +optional
+	Process *ServerProcessRef `json:"process,omitempty"`
 
 	// agones is the state of the bound Agones GameServer (with spec.agones).
 	// +optional

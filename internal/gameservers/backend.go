@@ -2,8 +2,10 @@
 // cluster: who a connecting game server process is (a compute's auth token, or the SDK's SigV4 form with a
 // tenant's GameLift access key), and what its requests do. A process's registration (ProcessReady) and its
 // end (ProcessEnding) are written into its Compute's status, where every replica and a restarted manager
-// see them; heartbeats write nothing. Game sessions are not placed on processes yet: the game-session
-// actions answer that they are not served (docs/gamelift-game-servers.md).
+// see them; heartbeats write nothing. The game session reconciler places game sessions on idle processes
+// (controllers/process.go); the replica holding a process's connection pushes CreateGameSession to it, and
+// the game's ActivateGameSession makes the game session ACTIVE. The player-session actions are not served
+// yet (docs/gamelift-game-servers.md).
 package gameservers
 
 import (
@@ -13,6 +15,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -53,6 +56,17 @@ type Backend struct {
 	// AccessKey finds a GameLift access key's tenant and secret (the GameLift endpoint's keys) for the SDK's
 	// SigV4 form; nil refuses that form.
 	AccessKey func(ctx context.Context, keyID string) (tenant, secret string, ok bool)
+
+	mu        sync.Mutex
+	connected map[processKey]*connection // the processes connected to this replica
+}
+
+type processKey struct{ namespace, compute, process string }
+
+// connection is a process connected here, and the game session pushed to it on this connection.
+type connection struct {
+	p      *serversdk.Process
+	pushed string // the UID of the game session pushed
 }
 
 var _ serversdk.Authenticator = (*Backend)(nil)
@@ -106,18 +120,83 @@ func (b *Backend) Authenticate(ctx context.Context, r serversdk.ConnectRequest) 
 	return serversdk.Identity{}, errUnknownCredentials
 }
 
-// Connected refuses a process of a compute that is gone (deregistered since its token was read).
+// Connected refuses a process of a compute that is gone (deregistered since its token was read); it pushes
+// the game session placed on the process, if it was not activated yet (a process that reconnects).
 func (b *Backend) Connected(ctx context.Context, p *serversdk.Process) error {
-	if _, err := b.compute(ctx, p); err != nil {
+	c, err := b.compute(ctx, p)
+	if err != nil {
 		return err
 	}
-	ctrl.LoggerFrom(ctx).V(1).Info("Game server process connected", "compute", klog.KRef(p.Namespace, computes.ObjectName(p.FleetID, p.ComputeName)), "process", p.ID)
+	ctrl.LoggerFrom(ctx).V(1).Info("Game server process connected", "compute", klog.KObj(c), "process", p.ID)
+	b.mu.Lock()
+	if b.connected == nil {
+		b.connected = map[processKey]*connection{}
+	}
+	b.connected[processKey{p.Namespace, c.Name, p.ID}] = &connection{p: p}
+	b.mu.Unlock()
+	b.OnCompute(ctx, c)
 	return nil
 }
 
-// Disconnected: a connection lost writes nothing (the SDK reconnects; a process that does not come back is
-// not yet detected).
-func (b *Backend) Disconnected(*serversdk.Process) {}
+// Disconnected forgets the connection (a process that does not come back is not yet detected).
+func (b *Backend) Disconnected(p *serversdk.Process) {
+	key := processKey{p.Namespace, computes.ObjectName(p.FleetID, p.ComputeName), p.ID}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if c := b.connected[key]; c != nil && c.p == p {
+		delete(b.connected, key)
+	}
+}
+
+// OnGameSession pushes a game session placed on a process connected here (OnCompute), once the game
+// session's placement is in the cache.
+func (b *Backend) OnGameSession(ctx context.Context, gs *gamev1.GameSession) {
+	if gs.Status.Process == nil || gs.Status.Status != gamev1.GameSessionActivating {
+		return
+	}
+	c := &gamev1.Compute{}
+	if err := b.Reader.Get(ctx, client.ObjectKey{Namespace: gs.Namespace, Name: gs.Status.Process.Compute}, c); err == nil {
+		b.OnCompute(ctx, c)
+	}
+}
+
+// OnCompute pushes CreateGameSession to each process of c connected here on which the operator placed an
+// ACTIVATING game session not yet pushed on this connection (the manager calls it on every change of a
+// Compute in its cache, on every replica: only the one holding the connection pushes). A push lost with its
+// connection is made again on the next one, until the game activates the game session.
+func (b *Backend) OnCompute(ctx context.Context, c *gamev1.Compute) {
+	for _, sp := range c.Status.Processes {
+		if sp.GameSessionUID == "" || sp.Status != gamev1.ServerProcessActive {
+			continue
+		}
+		b.mu.Lock()
+		conn := b.connected[processKey{c.Namespace, c.Name, sp.ProcessID}]
+		if conn == nil || conn.pushed == sp.GameSessionUID {
+			b.mu.Unlock()
+			continue
+		}
+		b.mu.Unlock()
+		gs := &gamev1.GameSession{}
+		if err := b.Reader.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: sp.GameSessionName}, gs); err != nil ||
+			string(gs.UID) != sp.GameSessionUID || gs.Status.Status != gamev1.GameSessionActivating || gs.Status.GameSessionID == "" {
+			continue
+		}
+		props := map[string]string{}
+		for _, p := range gs.Spec.GameProperties {
+			props[p.Key] = p.Value
+		}
+		err := conn.p.Push("CreateGameSession", map[string]any{"GameSessionId": gs.Status.GameSessionID, "GameSessionName": gs.Spec.Name,
+			"MaximumPlayerSessionCount": gs.Spec.MaximumPlayerSessionCount, "IpAddress": c.Spec.IPAddress, "DnsName": c.Spec.DNSName,
+			"Port": sp.Port, "GameProperties": props, "GameSessionData": gs.Spec.GameSessionData})
+		if err != nil {
+			continue
+		}
+		b.mu.Lock()
+		conn.pushed = sp.GameSessionUID
+		b.mu.Unlock()
+		ctrl.LoggerFrom(ctx).Info("Pushed a game session to its process", "gameSession", klog.KObj(gs), "compute", klog.KObj(c), "process", sp.ProcessID)
+	}
+}
 
 func (b *Backend) compute(ctx context.Context, p *serversdk.Process) (*gamev1.Compute, error) {
 	c := &gamev1.Compute{}
@@ -147,7 +226,7 @@ func (b *Backend) Actions() map[string]serversdk.Action {
 			// An empty AccessKeyId tells the SDK that this is not a managed fleet with a role.
 			return map[string]any{"AccessKeyId": "", "SecretAccessKey": "", "SessionToken": "", "AssumedRoleUserArn": "", "AssumedRoleId": "", "Expiration": 0}, nil
 		},
-		"ActivateGameSession":               notYet,
+		"ActivateGameSession":               b.activateGameSession,
 		"AcceptPlayerSession":               notYet,
 		"RemovePlayerSession":               notYet,
 		"DescribePlayerSessions":            notYet,
@@ -189,6 +268,52 @@ func (b *Backend) terminateServerProcess(ctx context.Context, p *serversdk.Proce
 		}
 		sp.Status, sp.TerminationTime = gamev1.ServerProcessTerminated, &now
 	})
+}
+
+// ClaimPrefix prefixes the process in the claim (status.gameServer) of a game session an SDK process
+// activated: only that process's calls then act on it.
+const ClaimPrefix = "gamelift-process:"
+
+// activateGameSession is the game's ActivateGameSession: the game session placed on the process gets its
+// endpoint (the compute's address, the process's port), which makes it ACTIVE, and the process's claim.
+func (b *Backend) activateGameSession(ctx context.Context, p *serversdk.Process, body json.RawMessage) (any, *serversdk.Error) {
+	var in struct{ GameSessionId string }
+	if err := json.Unmarshal(body, &in); err != nil || in.GameSessionId == "" {
+		return nil, serversdk.Errorf(http.StatusBadRequest, "ActivateGameSession needs a GameSessionId")
+	}
+	for attempt := 1; ; attempt++ {
+		c, err := b.compute(ctx, p)
+		if err != nil {
+			return nil, serversdk.Errorf(http.StatusNotFound, "%v", err)
+		}
+		i := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == p.ID })
+		if i < 0 || c.Status.Processes[i].GameSessionUID == "" {
+			return nil, serversdk.Errorf(http.StatusBadRequest, "no game session is placed on process %s", p.ID)
+		}
+		sp := c.Status.Processes[i]
+		gs := &gamev1.GameSession{}
+		if err := b.APIReader.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: sp.GameSessionName}, gs); err != nil ||
+			string(gs.UID) != sp.GameSessionUID || gs.Status.GameSessionID != in.GameSessionId {
+			return nil, serversdk.Errorf(http.StatusBadRequest, "game session %s is not the one placed on process %s", in.GameSessionId, p.ID)
+		}
+		if gs.Status.Status != gamev1.GameSessionActivating || gs.Status.Port != 0 {
+			return nil, serversdk.Errorf(http.StatusConflict, "game session %s is %s, not ACTIVATING: it was activated already", in.GameSessionId, gs.Status.Status)
+		}
+		before := gs.DeepCopy()
+		gs.Status.Endpoint = gamev1.Endpoint{IPAddress: c.Spec.IPAddress, DNSName: c.Spec.DNSName, Port: sp.Port}
+		if gs.Status.GameServer == "" {
+			gs.Status.GameServer = ClaimPrefix + c.Name + "/" + p.ID
+		}
+		err = b.Client.Status().Patch(ctx, gs, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+		switch {
+		case err == nil:
+			ctrl.LoggerFrom(ctx).Info("The game activated its game session", "gameSession", klog.KObj(gs), "process", p.ID)
+			return nil, nil
+		case apierrors.IsConflict(err) && attempt < maxWriteAttempts:
+			continue
+		}
+		return nil, serversdk.Errorf(http.StatusInternalServerError, "activating game session %s: %v", in.GameSessionId, err)
+	}
 }
 
 func (b *Backend) getComputeCertificate(ctx context.Context, p *serversdk.Process, _ json.RawMessage) (any, *serversdk.Error) {

@@ -20,6 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/playersessions/operator/controllers"
 	"github.com/playersessions/operator/internal/computes"
 	gl "github.com/playersessions/operator/internal/gamelift"
+	"github.com/playersessions/operator/internal/gameservers"
 	"github.com/playersessions/operator/internal/localcp"
 	"github.com/playersessions/operator/internal/manager"
 	"github.com/playersessions/operator/internal/testenv"
@@ -183,7 +185,8 @@ func TestAnywhereComputeAndTheRealSDK(t *testing.T) {
 		"StatusCode": 200.0, "CertificatePath": "/local/certs/compute.pem", "ComputeName": "compute-1"}))
 	g.Expect(call("GetFleetRoleCredentials")).To(And(HaveKeyWithValue("StatusCode", 200.0), HaveKeyWithValue("AccessKeyId", "")), "not a managed fleet")
 	g.Expect(call("StartMatchBackfill")["ErrorMessage"]).To(ContainSubstring("matchmaking backfill is not offered"))
-	g.Expect(call("ActivateGameSession")["ErrorMessage"]).To(ContainSubstring("not served yet"))
+	g.Expect(call("ActivateGameSession")["ErrorMessage"]).To(ContainSubstring("needs a GameSessionId"))
+	g.Expect(call("AcceptPlayerSession")["ErrorMessage"]).To(ContainSubstring("not served yet"))
 
 	// No game session is placed on a process yet: the SDK itself refuses to accept a player.
 	conn, err := net.Dial("tcp", "127.0.0.1:"+p.Port)
@@ -211,4 +214,86 @@ func TestAnywhereComputeAndTheRealSDK(t *testing.T) {
 	_, err = a.DescribeCompute(ctx, &gamelift.DescribeComputeInput{FleetId: aws.String("fleet-sdk"), ComputeName: aws.String("compute-1")})
 	g.Expect(errorCode(err)).To(Equal("NotFoundException"))
 	g.Eventually(func() int { return dial(aws.ToString(token.AuthToken), "compute-1") }).WithTimeout(20 * time.Second).Should(Equal(http.StatusUnauthorized))
+}
+
+// TestPlacementOnTheRealSDK: a game session created with kubectl on a fleet with registered computes is
+// placed on the idle process (the example game server, the official SDK, unmodified), pushed to it, and
+// ACTIVE once the game calls ActivateGameSession, with the compute's address and the port the process
+// reported; the process is then busy, so a second game session waits (Placed False, NoIdleProcess) until a
+// process is idle. A second ActivateGameSession is refused.
+func TestPlacementOnTheRealSDK(t *testing.T) {
+	g := NewWithT(t)
+	cp := testenv.ControlPlane(t, localcp.Options{})
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	sdkAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	testenv.StartManager(t, cp, manager.Options{Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", DisableAgones: true,
+		GameLiftAddr: addr, GameLiftSDKAddr: sdkAddr})
+	admin, err := client.New(cp.Config, client.Options{Scheme: manager.Scheme()})
+	g.Expect(err).NotTo(HaveOccurred())
+	ctx := context.Background()
+	g.Expect(admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}})).To(Succeed())
+	g.Expect(gl.CreateAccessKey(ctx, admin, gl.DefaultKeyNamespace, "key-team-a", "team-a", "AKIDA", "secret-team-a")).To(Succeed())
+	a := gamelift.New(gamelift.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + addr), RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDA", "secret-team-a", "")})
+	g.Eventually(func() error {
+		_, err := a.RegisterCompute(ctx, &gamelift.RegisterComputeInput{FleetId: aws.String("fleet-sdk"), ComputeName: aws.String("compute-1"), IpAddress: aws.String("10.0.0.5")})
+		return err
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+	token, err := a.GetComputeAuthToken(ctx, &gamelift.GetComputeAuthTokenInput{FleetId: aws.String("fleet-sdk"), ComputeName: aws.String("compute-1")})
+	g.Expect(err).NotTo(HaveOccurred())
+	p := gametest.Start(t, "GAMELIFT_SDK_WEBSOCKET_URL=ws://"+sdkAddr, "GAMELIFT_SDK_AUTH_TOKEN="+aws.ToString(token.AuthToken),
+		"GAMELIFT_SDK_FLEET_ID=fleet-sdk", "GAMELIFT_SDK_HOST_ID=compute-1", "GAMELIFT_SDK_PROCESS_ID=proc-1")
+	key := client.ObjectKey{Namespace: "team-a", Name: computes.ObjectName("fleet-sdk", "compute-1")}
+	g.Eventually(func(g Gomega) {
+		c := &gamev1.Compute{}
+		g.Expect(admin.Get(ctx, key, c)).To(Succeed())
+		g.Expect(c.Status.Processes).To(ContainElement(HaveField("Status", gamev1.ServerProcessActive)))
+	}).WithTimeout(30*time.Second).Should(Succeed(), "%s", p.Out)
+
+	create := func(name string) *gamev1.GameSession {
+		gs := &gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: name},
+			Spec: gamev1.GameSessionSpec{FleetID: "fleet-sdk", MaximumPlayerSessionCount: 4, Name: name,
+				GameProperties: []gamev1.GameProperty{{Key: "map", Value: "dust"}}}}
+		g.Expect(admin.Create(ctx, gs)).To(Succeed())
+		return gs
+	}
+	get := func(g Gomega, name string) *gamev1.GameSession {
+		gs := &gamev1.GameSession{}
+		g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: "team-a", Name: name}, gs)).To(Succeed())
+		return gs
+	}
+	create("match-1")
+	g.Eventually(func(g Gomega) {
+		gs := get(g, "match-1")
+		g.Expect(gs.Status.Status).To(Equal(gamev1.GameSessionActive))
+		g.Expect(gs.Status.IPAddress).To(Equal("10.0.0.5"))
+		g.Expect(fmt.Sprint(gs.Status.Port)).To(Equal(p.Port))
+		g.Expect(gs.Status.Process).To(Equal(&gamev1.ServerProcessRef{Compute: key.Name, ProcessID: "proc-1"}))
+		g.Expect(gs.Status.GameServer).To(Equal(gameservers.ClaimPrefix + key.Name + "/proc-1"))
+	}).WithTimeout(30*time.Second).Should(Succeed(), "%s", p.Out)
+	g.Expect(p.Out.String()).To(ContainSubstring("started (max 4 players)"))
+	c := &gamev1.Compute{}
+	g.Expect(admin.Get(ctx, key, c)).To(Succeed())
+	g.Expect(c.Status.Processes[0].GameSessionName).To(Equal("match-1"))
+
+	create("match-2")
+	g.Eventually(func(g Gomega) {
+		gs := get(g, "match-2")
+		g.Expect(gs.Status.Status).To(Equal(gamev1.GameSessionActivating))
+		cond := meta.FindStatusCondition(gs.Status.Conditions, gamev1.GameSessionPlacedCondition)
+		g.Expect(cond).NotTo(BeNil())
+		g.Expect(cond.Reason).To(Equal(gamev1.NoIdleProcessReason))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+	g.Consistently(func(g Gomega) { g.Expect(get(g, "match-2").Status.Process).To(BeNil()) }).WithTimeout(2 * time.Second).Should(Succeed())
+
+	// A second ActivateGameSession, by hand on the process's connection: refused.
+	raw, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("ws://%s/?pID=proc-1&sdkVersion=5.6.0&sdkLanguage=Go&FleetId=fleet-sdk&ComputeId=compute-1&IdempotencyToken=y&Authorization=%s",
+		sdkAddr, aws.ToString(token.AuthToken)), nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer raw.Close()
+	g.Expect(raw.WriteJSON(map[string]any{"Action": "ActivateGameSession", "RequestId": "again", "GameSessionId": get(g, "match-1").Status.GameSessionID})).To(Succeed())
+	var m map[string]any
+	g.Expect(raw.ReadJSON(&m)).To(Succeed())
+	g.Expect(m["StatusCode"]).To(BeEquivalentTo(409))
+	g.Expect(m["ErrorMessage"]).To(ContainSubstring("activated already"))
 }

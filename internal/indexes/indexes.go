@@ -26,6 +26,8 @@ const (
 	// GameSessionAwaitingAllocation indexes the game sessions waiting for a GameServer from an Agones fleet
 	// by the fleet's name, so that a GameServer becoming Ready wakes only them.
 	GameSessionAwaitingAllocation = "agones.awaitingAllocationFrom"
+	// ComputeFleetID indexes Computes by their fleet.
+	ComputeFleetID = "spec.fleetId"
 )
 
 // StatusPending is the status index value (and the query API's status field value) of a player session
@@ -85,7 +87,7 @@ func Setup(ctx context.Context, indexer client.FieldIndexer) error {
 			return err
 		}
 	}
-	return nil
+	return index(ctx, indexer, &gamev1.Compute{}, ComputeFleetID, func(c *gamev1.Compute) string { return c.Spec.FleetID })
 }
 
 // index registers one single-valued index of T; an empty value is not indexed.

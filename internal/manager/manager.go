@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -353,6 +354,24 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 		if o.GameLiftSDKAddr != "" {
 			backend := &gameservers.Backend{Client: client.WithFieldOwner(glClient, gamelift.FieldManager), Reader: mgr.GetCache(),
 				APIReader: mgr.GetAPIReader(), Clock: o.Clock, AccessKey: endpoint.AccessKey}
+			// Every replica pushes the game sessions placed on the processes connected to it.
+			for _, obj := range []client.Object{&gamev1.Compute{}, &gamev1.GameSession{}} {
+				inf, err := mgr.GetCache().GetInformer(ctx, obj)
+				if err != nil {
+					return nil, nil, err
+				}
+				on := func(o any) {
+					switch v := o.(type) {
+					case *gamev1.Compute:
+						backend.OnCompute(ctx, v)
+					case *gamev1.GameSession:
+						backend.OnGameSession(ctx, v)
+					}
+				}
+				if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: on, UpdateFunc: func(_, o any) { on(o) }}); err != nil {
+					return nil, nil, err
+				}
+			}
 			if err := mgr.Add(&serversdk.Listener{Addr: o.GameLiftSDKAddr, CertDir: o.GameLiftCertDir,
 				Server: &serversdk.Server{Auth: backend, Actions: backend.Actions(), Hooks: backend, Clock: o.Clock}}); err != nil {
 				return nil, nil, err

@@ -42,6 +42,7 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		"github.com/playersessions/operator/api/v1alpha1.PlayerSessionStatus":          schema_playersessions_operator_api_v1alpha1_PlayerSessionStatus(ref),
 		"github.com/playersessions/operator/api/v1alpha1.SeatHolder":                   schema_playersessions_operator_api_v1alpha1_SeatHolder(ref),
 		"github.com/playersessions/operator/api/v1alpha1.ServerProcess":                schema_playersessions_operator_api_v1alpha1_ServerProcess(ref),
+		"github.com/playersessions/operator/api/v1alpha1.ServerProcessRef":             schema_playersessions_operator_api_v1alpha1_ServerProcessRef(ref),
 		"github.com/playersessions/operator/internal/query/v1alpha1.PlayerSession":     schema_operator_internal_query_v1alpha1_PlayerSession(ref),
 		"github.com/playersessions/operator/internal/query/v1alpha1.PlayerSessionList": schema_operator_internal_query_v1alpha1_PlayerSessionList(ref),
 		v1.APIGroup{}.OpenAPIModelName():                                               schema_pkg_apis_meta_v1_APIGroup(ref),
@@ -917,6 +918,12 @@ func schema_playersessions_operator_api_v1alpha1_GameSessionStatus(ref common.Re
 							Format:      "",
 						},
 					},
+					"process": {
+						SchemaProps: spec.SchemaProps{
+							Description: "process is the GameLift Server SDK process the game session is placed on, when its fleet has registered computes (docs/gamelift-game-servers.md).",
+							Ref:         ref("github.com/playersessions/operator/api/v1alpha1.ServerProcessRef"),
+						},
+					},
 					"agones": {
 						SchemaProps: spec.SchemaProps{
 							Description: "agones is the state of the bound Agones GameServer (with spec.agones).",
@@ -955,7 +962,7 @@ func schema_playersessions_operator_api_v1alpha1_GameSessionStatus(ref common.Re
 			},
 		},
 		Dependencies: []string{
-			"github.com/playersessions/operator/api/v1alpha1.AgonesStatus", "github.com/playersessions/operator/api/v1alpha1.SeatHolder", v1.Condition{}.OpenAPIModelName(), v1.MicroTime{}.OpenAPIModelName()},
+			"github.com/playersessions/operator/api/v1alpha1.AgonesStatus", "github.com/playersessions/operator/api/v1alpha1.SeatHolder", "github.com/playersessions/operator/api/v1alpha1.ServerProcessRef", v1.Condition{}.OpenAPIModelName(), v1.MicroTime{}.OpenAPIModelName()},
 	}
 }
 
@@ -1354,12 +1361,55 @@ func schema_playersessions_operator_api_v1alpha1_ServerProcess(ref common.Refere
 							Ref:         ref(v1.Time{}.OpenAPIModelName()),
 						},
 					},
+					"gameSessionName": {
+						SchemaProps: spec.SchemaProps{
+							Description: "gameSessionName is the game session placed on the process (one at a time), with gameSessionUID: the operator claims an idle process for a game session here, under the optimistic lock, before the game session records it.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"gameSessionUID": {
+						SchemaProps: spec.SchemaProps{
+							Type:   []string{"string"},
+							Format: "",
+						},
+					},
 				},
 				Required: []string{"processId", "status"},
 			},
 		},
 		Dependencies: []string{
 			v1.Time{}.OpenAPIModelName()},
+	}
+}
+
+func schema_playersessions_operator_api_v1alpha1_ServerProcessRef(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ServerProcessRef names a game server process of a compute.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"compute": {
+						SchemaProps: spec.SchemaProps{
+							Description: "compute is the name of the Compute object.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"processId": {
+						SchemaProps: spec.SchemaProps{
+							Description: "processId is the process's id (the SDK's pID).",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+				Required: []string{"compute", "processId"},
+			},
+		},
 	}
 }
 
