@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/playersessions/operator/internal/admission"
 	"github.com/playersessions/operator/internal/index"
 	"github.com/playersessions/operator/internal/indexes"
+	"github.com/playersessions/operator/internal/transitions"
 )
 
 // operation serves one GameLift action: it decodes the request body (in the client's protocol) and answers.
@@ -442,57 +442,35 @@ type playerSessionOutput struct {
 }
 
 func (s *Server) acceptPlayerSession(ctx context.Context, who caller, in *playerSessionIDInput) (any, *Error) {
-	return s.transition(ctx, who, in, gamev1.PlayerSessionActive, gamev1.PlayerSessionReserved)
+	return s.transition(ctx, who, in, transitions.Accept)
 }
 
 func (s *Server) removePlayerSession(ctx context.Context, who caller, in *playerSessionIDInput) (any, *Error) {
-	return s.transition(ctx, who, in, gamev1.PlayerSessionCompleted, gamev1.PlayerSessionReserved, gamev1.PlayerSessionActive)
+	return s.transition(ctx, who, in, transitions.Remove)
 }
 
-// transition moves a player session to status `to` from one of `from`, as a game server does: the caller
-// must be the game server of the player session's game session, which it claims with its first such call.
-func (s *Server) transition(ctx context.Context, who caller, in *playerSessionIDInput, to gamev1.PlayerSessionStatusValue, from ...gamev1.PlayerSessionStatusValue) (any, *Error) {
+// transition makes a game server's move of a player session: the caller must be the game server of the
+// player session's game session, which it claims with its first such call.
+func (s *Server) transition(ctx context.Context, who caller, in *playerSessionIDInput, move transitions.Move) (any, *Error) {
 	if err := checkPlayerSessionID("playerSessionId", in.PlayerSessionId); err != nil {
 		return nil, err
 	}
-	// The index may not hold the player session's latest write yet (the operator's, right after the
-	// reservation): on a conflict, wait until it does and try again.
-	waitCtx, cancel, _ := s.decisionContext(ctx)
-	defer cancel()
-	for attempt := 1; ; attempt++ {
-		page, err := s.Index.List(ctx, index.Query{Namespace: who.namespace, Fields: map[string]string{index.FieldPlayerSessionID: in.PlayerSessionId}}, index.ListOptions{Limit: 1}, s.Tokens)
-		if err != nil {
-			return nil, internal(err)
-		}
-		if len(page.Items) == 0 || (in.GameSessionId != "" && page.Items[0].Status.GameSessionID != in.GameSessionId) {
-			return nil, errorf(NotFoundException, "Player session "+in.PlayerSessionId+" not found")
-		}
-		ps := page.Items[0].DeepCopy()
-		if !slices.Contains(from, ps.Status.Status) {
-			return nil, invalid("Player session %s is %s and cannot become %s", in.PlayerSessionId, ps.Status.Status, to)
-		}
-		if err := s.claim(ctx, who, ps); err != nil {
-			return nil, err
-		}
-		before := ps.DeepCopy()
-		ps.Status.Status = to
-		err = s.Client.Status().Patch(ctx, ps, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
-		if err == nil {
-			s.waitIndexed(ctx, ps)
-			return playerSessionOutput{PlayerSession: toPlayerSession(ps)}, nil
-		}
-		if !apierrors.IsConflict(err) || attempt == maxWriteAttempts || await(waitCtx, s.Index.Changes(), func() (bool, error) {
-			cur := s.Index.Get(before.Namespace, before.Name)
-			return cur == nil || cur.ResourceVersion != before.ResourceVersion, nil
-		}) != nil {
-			return nil, kubeError(err, "Player session "+in.PlayerSessionId)
-		}
+	_, _, timeout := s.decisionContext(ctx)
+	mover := transitions.Mover{Client: s.Client, Index: s.Index, Tokens: s.Tokens, Wait: timeout}
+	ps, refusal, err := mover.Apply(ctx, transitions.Request{Move: move, Namespace: who.namespace, PlayerSessionID: in.PlayerSessionId,
+		GameSessionID: in.GameSessionId, Authorize: func(ctx context.Context, ps *gamev1.PlayerSession) (*transitions.Refusal, error) {
+			return s.claim(ctx, who, ps)
+		}})
+	switch {
+	case err != nil:
+		return nil, kubeError(err, "Player session "+in.PlayerSessionId)
+	case refusal != nil && refusal.Reason == transitions.NotFound:
+		return nil, errorf(NotFoundException, refusal.Message)
+	case refusal != nil:
+		return nil, invalid("%s", refusal.Message)
 	}
+	return playerSessionOutput{PlayerSession: toPlayerSession(ps)}, nil
 }
-
-// maxWriteAttempts bounds how often a game-server call or an update applies its write again after a
-// concurrent write (a conflict), each time once the cache or the index has caught up.
-const maxWriteAttempts = 5
 
 // ClaimPrefix prefixes the access key id in the claim (status.gameServer) of a game session whose game server
 // calls the endpoint.
@@ -504,39 +482,32 @@ const ClaimPrefix = "gamelift-access-key:"
 // config/policy/game_server_claim.yaml). The claim is a status patch without a resourceVersion: the CRD's
 // rule that status.gameServer is set once makes the API server refuse it if another identity claimed the
 // game session since the cache was read, so two concurrent first calls cannot both claim.
-func (s *Server) claim(ctx context.Context, who caller, ps *gamev1.PlayerSession) *Error {
+func (s *Server) claim(ctx context.Context, who caller, ps *gamev1.PlayerSession) (*transitions.Refusal, error) {
 	identity := ClaimPrefix + who.keyID
-	refused := func(claimer string) *Error {
-		return invalid("Player session %s is in game session %s, whose game server is %s: only that game server may accept or remove its players", ps.Status.PlayerSessionID, ps.Spec.GameSessionName, claimer)
+	refused := func(claimer string) *transitions.Refusal {
+		return &transitions.Refusal{Reason: transitions.NotYours, Message: fmt.Sprintf("Player session %s is in game session %s, whose game server is %s: only that game server may accept or remove its players",
+			ps.Status.PlayerSessionID, ps.Spec.GameSessionName, claimer)}
 	}
 	gs := &gamev1.GameSession{}
 	if err := s.Reader.Get(ctx, client.ObjectKey{Namespace: ps.Namespace, Name: ps.Spec.GameSessionName}, gs); err != nil {
-		return kubeError(err, "Game session of player session "+ps.Name)
+		return nil, err
 	}
 	switch gs.Status.GameServer {
 	case identity:
-		return nil
+		return nil, nil
 	case "":
 	default:
-		return refused(gs.Status.GameServer)
+		return refused(gs.Status.GameServer), nil
 	}
 	body, err := json.Marshal(map[string]any{"status": map[string]any{"gameServer": identity}})
 	if err != nil {
-		return internal(err)
+		return nil, err
 	}
 	if err := s.Client.Status().Patch(ctx, gs, client.RawPatch(types.MergePatchType, body)); err != nil {
 		if apierrors.IsInvalid(err) {
-			return refused("another game server (it claimed the game session just now)")
+			return refused("another game server (it claimed the game session just now)"), nil
 		}
-		return kubeError(err, "Game session "+gs.Name)
+		return nil, err
 	}
-	return nil
-}
-
-// waitIndexed waits (briefly) until the query index holds ps at its resourceVersion, so that a Describe
-// call right after a write reads the write.
-func (s *Server) waitIndexed(ctx context.Context, ps *gamev1.PlayerSession) {
-	if want, err := index.ParseRV(ps.ResourceVersion); err == nil {
-		_ = s.Index.WaitFor(ctx, want) // a Describe may then read older data; the write itself succeeded
-	}
+	return nil, nil
 }

@@ -361,6 +361,10 @@ func (s *Server) updateGameSession(ctx context.Context, who caller, in *updateGa
 	}
 }
 
+// maxWriteAttempts bounds how often an update applies its write again after a concurrent write (a
+// conflict), each time once the cache has caught up.
+const maxWriteAttempts = 5
+
 // checkUpdate validates UpdateGameSession's input as GameLift does.
 func checkUpdate(in *updateGameSessionInput) *Error {
 	if in.MaximumPlayerSessionCount != nil {

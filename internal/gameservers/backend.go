@@ -4,8 +4,8 @@
 // end (ProcessEnding) are written into its Compute's status, where every replica and a restarted manager
 // see them; heartbeats write nothing. The game session reconciler places game sessions on idle processes
 // (controllers/process.go); the replica holding a process's connection pushes CreateGameSession to it, and
-// the game's ActivateGameSession makes the game session ACTIVE. The player-session actions are not served
-// yet (docs/gamelift-game-servers.md).
+// the game's ActivateGameSession makes the game session ACTIVE; the process accepts and removes the players
+// of its game session (docs/gamelift-game-servers.md).
 package gameservers
 
 import (
@@ -27,6 +27,7 @@ import (
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/internal/computes"
 	"github.com/playersessions/operator/internal/serversdk"
+	"github.com/playersessions/operator/internal/transitions"
 )
 
 // IndexTokenHash indexes Computes by the hashes of their auth tokens.
@@ -56,6 +57,8 @@ type Backend struct {
 	// AccessKey finds a GameLift access key's tenant and secret (the GameLift endpoint's keys) for the SDK's
 	// SigV4 form; nil refuses that form.
 	AccessKey func(ctx context.Context, keyID string) (tenant, secret string, ok bool)
+	// Players moves player sessions (AcceptPlayerSession, RemovePlayerSession).
+	Players *transitions.Mover
 
 	mu        sync.Mutex
 	connected map[processKey]*connection // the processes connected to this replica
@@ -227,8 +230,8 @@ func (b *Backend) Actions() map[string]serversdk.Action {
 			return map[string]any{"AccessKeyId": "", "SecretAccessKey": "", "SessionToken": "", "AssumedRoleUserArn": "", "AssumedRoleId": "", "Expiration": 0}, nil
 		},
 		"ActivateGameSession":               b.activateGameSession,
-		"AcceptPlayerSession":               notYet,
-		"RemovePlayerSession":               notYet,
+		"AcceptPlayerSession":               b.move(transitions.Accept),
+		"RemovePlayerSession":               b.move(transitions.Remove),
 		"DescribePlayerSessions":            notYet,
 		"UpdatePlayerSessionCreationPolicy": notYet,
 		"StartMatchBackfill":                noBackfill,
@@ -314,6 +317,52 @@ func (b *Backend) activateGameSession(ctx context.Context, p *serversdk.Process,
 		}
 		return nil, serversdk.Errorf(http.StatusInternalServerError, "activating game session %s: %v", in.GameSessionId, err)
 	}
+}
+
+// move is AcceptPlayerSession or RemovePlayerSession: a player session of the game session placed on the
+// process, and only of it.
+func (b *Backend) move(m transitions.Move) serversdk.Action {
+	return func(ctx context.Context, p *serversdk.Process, body json.RawMessage) (any, *serversdk.Error) {
+		var in struct{ GameSessionId, PlayerSessionId string }
+		if err := json.Unmarshal(body, &in); err != nil || in.PlayerSessionId == "" {
+			return nil, serversdk.Errorf(http.StatusBadRequest, "a PlayerSessionId is needed")
+		}
+		ps, refusal, err := b.Players.Apply(ctx, transitions.Request{Move: m, Namespace: p.Namespace, PlayerSessionID: in.PlayerSessionId,
+			GameSessionID: in.GameSessionId, Authorize: func(ctx context.Context, ps *gamev1.PlayerSession) (*transitions.Refusal, error) {
+				return b.hosts(ctx, p, ps)
+			}})
+		switch {
+		case err != nil && apierrors.IsConflict(err):
+			return nil, serversdk.Errorf(http.StatusConflict, "player session %s changed concurrently; retry", in.PlayerSessionId)
+		case err != nil:
+			return nil, serversdk.Errorf(http.StatusInternalServerError, "%v", err)
+		case refusal != nil && refusal.Reason == transitions.NotFound:
+			return nil, serversdk.Errorf(http.StatusNotFound, "%s", refusal.Message)
+		case refusal != nil:
+			return nil, serversdk.Errorf(http.StatusBadRequest, "%s", refusal.Message)
+		}
+		ctrl.LoggerFrom(ctx).V(1).Info("A game server process moved a player session", "playerSession", klog.KObj(ps), "status", ps.Status.Status, "process", p.ID)
+		return nil, nil
+	}
+}
+
+// hosts refuses a player session of another game session than the one placed on the process.
+func (b *Backend) hosts(ctx context.Context, p *serversdk.Process, ps *gamev1.PlayerSession) (*transitions.Refusal, error) {
+	c := &gamev1.Compute{}
+	if err := b.Reader.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: computes.ObjectName(p.FleetID, p.ComputeName)}, c); err != nil {
+		return nil, err
+	}
+	i := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == p.ID })
+	if i >= 0 && c.Status.Processes[i].GameSessionName == ps.Spec.GameSessionName {
+		gs := &gamev1.GameSession{}
+		if err := b.Reader.Get(ctx, client.ObjectKey{Namespace: ps.Namespace, Name: ps.Spec.GameSessionName}, gs); err != nil {
+			return nil, err
+		}
+		if string(gs.UID) == c.Status.Processes[i].GameSessionUID {
+			return nil, nil
+		}
+	}
+	return &transitions.Refusal{Reason: transitions.NotYours, Message: fmt.Sprintf("player session %s is not of the game session placed on process %s", ps.Status.PlayerSessionID, p.ID)}, nil
 }
 
 func (b *Backend) getComputeCertificate(ctx context.Context, p *serversdk.Process, _ json.RawMessage) (any, *serversdk.Error) {

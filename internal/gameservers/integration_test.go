@@ -186,7 +186,8 @@ func TestAnywhereComputeAndTheRealSDK(t *testing.T) {
 	g.Expect(call("GetFleetRoleCredentials")).To(And(HaveKeyWithValue("StatusCode", 200.0), HaveKeyWithValue("AccessKeyId", "")), "not a managed fleet")
 	g.Expect(call("StartMatchBackfill")["ErrorMessage"]).To(ContainSubstring("matchmaking backfill is not offered"))
 	g.Expect(call("ActivateGameSession")["ErrorMessage"]).To(ContainSubstring("needs a GameSessionId"))
-	g.Expect(call("AcceptPlayerSession")["ErrorMessage"]).To(ContainSubstring("not served yet"))
+	g.Expect(call("AcceptPlayerSession")["ErrorMessage"]).To(ContainSubstring("a PlayerSessionId is needed"))
+	g.Expect(call("DescribePlayerSessions")["ErrorMessage"]).To(ContainSubstring("not served yet"))
 
 	// No game session is placed on a process yet: the SDK itself refuses to accept a player.
 	conn, err := net.Dial("tcp", "127.0.0.1:"+p.Port)
@@ -285,6 +286,44 @@ func TestPlacementOnTheRealSDK(t *testing.T) {
 		g.Expect(cond.Reason).To(Equal(gamev1.NoIdleProcessReason))
 	}).WithTimeout(20 * time.Second).Should(Succeed())
 	g.Consistently(func(g Gomega) { g.Expect(get(g, "match-2").Status.Process).To(BeNil()) }).WithTimeout(2 * time.Second).Should(Succeed())
+
+	// Players of match-1 connect to the game: accepted (ACTIVE) through the SDK, COMPLETED when they leave; a
+	// player of another game session is refused.
+	reserve := func(name, game string) *gamev1.PlayerSession {
+		ps := &gamev1.PlayerSession{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: name},
+			Spec: gamev1.PlayerSessionSpec{GameSessionName: game, PlayerID: name}}
+		g.Expect(admin.Create(ctx, ps)).To(Succeed())
+		g.Eventually(func(g Gomega) {
+			g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(ps), ps)).To(Succeed())
+			g.Expect(ps.Status.PlayerSessionID).NotTo(BeEmpty())
+		}).WithTimeout(20 * time.Second).Should(Succeed())
+		return ps
+	}
+	status := func(g Gomega, ps *gamev1.PlayerSession) gamev1.PlayerSessionStatusValue {
+		g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(ps), ps)).To(Succeed())
+		return ps.Status.Status
+	}
+	alice := reserve("alice", "match-1")
+	g.Eventually(func(g Gomega) gamev1.PlayerSessionStatusValue { return status(g, alice) }).WithTimeout(20 * time.Second).Should(Equal(gamev1.PlayerSessionReserved))
+	player := func(psid string) (net.Conn, string) {
+		conn, err := net.Dial("tcp", "127.0.0.1:"+p.Port)
+		g.Expect(err).NotTo(HaveOccurred())
+		fmt.Fprintln(conn, psid)
+		line, _ := bufio.NewReader(conn).ReadString('\n')
+		return conn, strings.TrimSpace(line)
+	}
+	conn, answer := player(alice.Status.PlayerSessionID)
+	g.Expect(answer).To(Equal("OK"), "%s", p.Out)
+	g.Expect(status(g, alice)).To(Equal(gamev1.PlayerSessionActive))
+	elsewhere := &gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "elsewhere"}, // not on an SDK process
+		Spec: gamev1.GameSessionSpec{FleetID: "fleet-sdk", MaximumPlayerSessionCount: 4, Endpoint: gamev1.Endpoint{IPAddress: "10.0.0.9", Port: 7000}}}
+	g.Expect(admin.Create(ctx, elsewhere)).To(Succeed())
+	bob := reserve("bob", "elsewhere")
+	other, answer := player(bob.Status.PlayerSessionID)
+	other.Close()
+	g.Expect(answer).To(HavePrefix("REFUSED"))
+	conn.Close()
+	g.Eventually(func(g Gomega) gamev1.PlayerSessionStatusValue { return status(g, alice) }).WithTimeout(20 * time.Second).Should(Equal(gamev1.PlayerSessionCompleted))
 
 	// A second ActivateGameSession, by hand on the process's connection: refused.
 	raw, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("ws://%s/?pID=proc-1&sdkVersion=5.6.0&sdkLanguage=Go&FleetId=fleet-sdk&ComputeId=compute-1&IdempotencyToken=y&Authorization=%s",
