@@ -98,7 +98,7 @@ func (r *GameSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	place, err := r.reconcileProcess(ctx, gs)
+	place, err := r.reconcileProcess(ctx, fx, gs)
 	if err != nil {
 		return ctrl.Result{}, err
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -44,8 +45,11 @@ func (r *GameSessionReconciler) onSDKFleet(ctx context.Context, gs *gamev1.GameS
 // game session (a claim whose record in the game session was lost), so a game session is never placed on
 // two processes. The process's replica then pushes CreateGameSession to it; the game's ActivateGameSession
 // writes the endpoint (internal/gameservers). No idle process: it waits (a Compute's change wakes it).
-func (r *GameSessionReconciler) reconcileProcess(ctx context.Context, gs *gamev1.GameSession) (time.Duration, error) {
-	if ok, err := r.onSDKFleet(ctx, gs); err != nil || !ok || gs.Status.Process != nil {
+func (r *GameSessionReconciler) reconcileProcess(ctx context.Context, fx *effects, gs *gamev1.GameSession) (time.Duration, error) {
+	if gs.Status.Process != nil {
+		return 0, r.reconcileProcessEnd(ctx, fx, gs)
+	}
+	if ok, err := r.onSDKFleet(ctx, gs); err != nil || !ok {
 		return 0, err
 	}
 	var list gamev1.ComputeList
@@ -60,7 +64,7 @@ func (r *GameSessionReconciler) reconcileProcess(ctx context.Context, gs *gamev1
 			case sp.GameSessionUID == string(gs.UID):
 				r.placed(gs, c, sp.ProcessID)
 				return 0, nil
-			case sp.Status == gamev1.ServerProcessActive && sp.GameSessionUID == "":
+			case sp.Status == gamev1.ServerProcessActive && sp.GameSessionUID == "" && !sp.Unhealthy:
 				idle = append(idle, processChoice{compute: c, process: sp})
 			}
 		}
@@ -88,6 +92,44 @@ func (r *GameSessionReconciler) reconcileProcess(ctx context.Context, gs *gamev1
 	return 0, nil
 }
 
+// reconcileProcessEnd ends a game session whose process ended: TERMINATED when the process called
+// ProcessEnding, TERMINATED with status reason INTERRUPTED when its compute or its process is gone (read
+// from the API server before deciding: a cache that has not seen the compute yet is not a loss).
+func (r *GameSessionReconciler) reconcileProcessEnd(ctx context.Context, fx *effects, gs *gamev1.GameSession) error {
+	if gs.Status.Status == gamev1.GameSessionTerminated || gs.Status.Status == gamev1.GameSessionError {
+		return nil
+	}
+	ref := gs.Status.Process
+	c := &gamev1.Compute{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: gs.Namespace, Name: ref.Compute}, c)
+	if apierrors.IsNotFound(err) {
+		err = r.APIReader.Get(ctx, client.ObjectKey{Namespace: gs.Namespace, Name: ref.Compute}, c)
+	}
+	var reason, message string
+	switch {
+	case apierrors.IsNotFound(err):
+		reason, message = gamev1.GameSessionInterrupted, fmt.Sprintf("compute %s was deregistered", ref.Compute)
+	case err != nil:
+		return err
+	default:
+		i := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == ref.ProcessID })
+		switch {
+		case i < 0 || c.Status.Processes[i].GameSessionUID != string(gs.UID):
+			reason, message = gamev1.GameSessionInterrupted, fmt.Sprintf("process %s of compute %s is gone", ref.ProcessID, c.Spec.ComputeName)
+		case c.Status.Processes[i].Status == gamev1.ServerProcessTerminated:
+			message = fmt.Sprintf("process %s of compute %s ended (ProcessEnding)", ref.ProcessID, c.Spec.ComputeName)
+		default:
+			return nil
+		}
+	}
+	gs.Status.Status, gs.Status.StatusReason = gamev1.GameSessionTerminated, reason
+	fx.add(func() {
+		ctrl.LoggerFrom(ctx).Info("Game session ended with its process", "gameSession", klog.KObj(gs), "reason", message)
+		r.Recorder.Eventf(gs, nil, corev1.EventTypeNormal, "ProcessEnded", "Terminate", "Game session ended: %s", message)
+	})
+	return nil
+}
+
 type processChoice struct {
 	compute *gamev1.Compute
 	process gamev1.ServerProcess
@@ -99,8 +141,9 @@ func (r *GameSessionReconciler) placed(gs *gamev1.GameSession, c *gamev1.Compute
 		Reason: gamev1.ProcessClaimedReason, Message: fmt.Sprintf("Placed on process %s of compute %s", processID, c.Spec.ComputeName)})
 }
 
-// gameSessionsForCompute maps a Compute's change to the ACTIVATING game sessions of its fleet waiting for
-// a process (the oldest first, as many as the compute has idle processes).
+// gameSessionsForCompute maps a Compute's change (or its deletion) to the game sessions placed on it (their
+// process may have ended) and to the ACTIVATING game sessions of its fleet waiting for a process (the
+// oldest first, as many as the compute has idle processes).
 func (r *GameSessionReconciler) gameSessionsForCompute(ctx context.Context, o client.Object) []reconcile.Request {
 	c, ok := o.(*gamev1.Compute)
 	if !ok {
@@ -108,12 +151,9 @@ func (r *GameSessionReconciler) gameSessionsForCompute(ctx context.Context, o cl
 	}
 	idle := 0
 	for _, sp := range c.Status.Processes {
-		if sp.Status == gamev1.ServerProcessActive && sp.GameSessionUID == "" {
+		if sp.Status == gamev1.ServerProcessActive && sp.GameSessionUID == "" && !sp.Unhealthy {
 			idle++
 		}
-	}
-	if idle == 0 {
-		return nil
 	}
 	var list gamev1.GameSessionList
 	if err := r.List(ctx, &list, client.InNamespace(c.Namespace), client.MatchingFields{indexes.GameSessionFleetID: c.Spec.FleetID}); err != nil {
@@ -121,13 +161,15 @@ func (r *GameSessionReconciler) gameSessionsForCompute(ctx context.Context, o cl
 	}
 	slices.SortFunc(list.Items, func(a, b gamev1.GameSession) int { return a.CreationTimestamp.Compare(b.CreationTimestamp.Time) })
 	var reqs []reconcile.Request
+	waiting := 0
 	for i := range list.Items {
 		gs := &list.Items[i]
-		if gs.Status.Status == gamev1.GameSessionActivating && gs.Status.Process == nil && gs.Spec.Agones == nil && gs.Spec.Port == 0 {
+		switch {
+		case gs.Status.Process != nil && gs.Status.Process.Compute == c.Name: // its process may have ended
 			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(gs)})
-			if len(reqs) == idle {
-				break
-			}
+		case waiting < idle && gs.Status.Status == gamev1.GameSessionActivating && gs.Status.Process == nil && gs.Spec.Agones == nil && gs.Spec.Port == 0:
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(gs)})
+			waiting++
 		}
 	}
 	return reqs

@@ -100,6 +100,11 @@ type ServerProcess struct {
 	// +listType=atomic
 	LogPaths []string `json:"logPaths,omitempty"`
 
+	// unhealthy is true when the process's last health check (OnHealthCheck, sent with its heartbeat)
+	// reported it unhealthy: it gets no new game session. Written when it changes, not at each heartbeat.
+	// +optional
+	Unhealthy bool `json:"unhealthy,omitempty"`
+
 	// sdk is the SDK's language and version ("Go 5.6.0").
 	// +optional
 	// +kubebuilder:validation:MaxLength=64

@@ -61,6 +61,10 @@ const (
 	// bound, False while waiting for one or after it went away.
 	GameServerBoundCondition = "GameServerBound"
 
+	// GameSessionInterrupted is the status reason of a game session that ended because its game server
+	// process was lost (GameLift's INTERRUPTED).
+	GameSessionInterrupted = "INTERRUPTED"
+
 	// GameSessionPlacedCondition says whether a game session of a fleet with registered computes is placed
 	// on a GameLift Server SDK process: True once a process is claimed for it, False while none is idle.
 	GameSessionPlacedCondition = "Placed"

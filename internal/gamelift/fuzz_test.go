@@ -38,11 +38,12 @@ import (
 //	go test ./internal/gamelift -run '^$' -fuzz FuzzCall -fuzztime 4m
 
 var fuzzActions = []string{"DescribePlayerSessions", "CreatePlayerSession", "CreatePlayerSessions", "AcceptPlayerSession",
-	"RemovePlayerSession", "CreateGameSession", "DescribeGameSessions", "UpdateGameSession"}
+	"RemovePlayerSession", "CreateGameSession", "DescribeGameSessions", "UpdateGameSession",
+	"RegisterCompute", "DescribeCompute", "ListCompute", "DeregisterCompute", "GetComputeAuthToken"}
 
 var gameLiftErrors = map[string]bool{InvalidRequestException: true, NotFoundException: true, GameSessionFullException: true,
 	InvalidGameSessionStatusException: true, UnauthorizedException: true, InternalServiceException: true,
-	UnknownOperationException: true, SerializationException: true, ThrottlingException: true}
+	UnknownOperationException: true, SerializationException: true, ThrottlingException: true, ConflictException: true, FleetCapacityExceededException: true}
 
 // fakeServer is the endpoint on a fake API server holding one access key (AKID / s3cret acting in
 // "tenant"), and keys that must never authenticate: one without a tenant, one outside the key namespace
@@ -61,7 +62,7 @@ func fakeServer(t testing.TB) *Server {
 	player := &gamev1.PlayerSession{ObjectMeta: metav1.ObjectMeta{Namespace: "tenant", Name: "claimed-p1"},
 		Spec:   gamev1.PlayerSessionSpec{GameSessionName: "claimed", PlayerID: "p1"},
 		Status: gamev1.PlayerSessionStatus{Status: gamev1.PlayerSessionReserved, PlayerSessionID: "psess-claimed", GameSessionID: claimed.Status.GameSessionID}}
-	b := fake.NewClientBuilder().WithScheme(scheme).WithStatusSubresource(&gamev1.GameSession{}, &gamev1.PlayerSession{}).
+	b := fake.NewClientBuilder().WithScheme(scheme).WithStatusSubresource(&gamev1.GameSession{}, &gamev1.PlayerSession{}, &gamev1.Compute{}).
 		WithObjects(NewAccessKey("keys", "key", "tenant", "AKID", "s3cret"), noTenant, NewAccessKey("tenant", "planted", "tenant", "AKIDPLANTED", "s3cret"), claimed, player).
 		WithIndex(&corev1.Secret{}, IndexAccessKeyID, AccessKeyIDOf)
 	if err := indexes.Setup(context.Background(), fakeIndexer{b}); err != nil {

@@ -135,6 +135,8 @@ func (s *Server) createGameSession(ctx context.Context, who caller, in *createGa
 	}
 	if agonesFleet {
 		gs.Spec.Agones = &gamev1.AgonesGameServer{FleetName: fleet}
+	} else if aerr := s.checkCapacity(ctx, namespace, fleet); aerr != nil {
+		return nil, aerr
 	}
 	if err := s.Client.Create(ctx, gs); err != nil {
 		if apierrors.IsAlreadyExists(err) {
@@ -152,6 +154,27 @@ func (s *Server) createGameSession(ctx context.Context, who caller, in *createGa
 		return nil, internal(fmt.Errorf("game session %s/%s was not initialised within %s", gs.Namespace, gs.Name, timeout))
 	}
 	return gameSessionOutput{GameSession: s.toGameSession(gs)}, nil
+}
+
+// checkCapacity refuses a game session on a fleet of registered computes without an idle healthy process,
+// as GameLift does (the operator would place it on none: docs/gamelift-game-servers.md). A fleet without
+// computes is not checked: its game sessions wait for their game server (or are Agones').
+func (s *Server) checkCapacity(ctx context.Context, namespace, fleet string) *Error {
+	var list gamev1.ComputeList
+	if err := s.Reader.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{indexes.ComputeFleetID: fleet}); err != nil {
+		return internal(err)
+	}
+	if len(list.Items) == 0 {
+		return nil
+	}
+	for _, c := range list.Items {
+		for _, sp := range c.Status.Processes {
+			if sp.Status == gamev1.ServerProcessActive && sp.GameSessionUID == "" && !sp.Unhealthy {
+				return nil
+			}
+		}
+	}
+	return errorf(FleetCapacityExceededException, "Fleet "+fleet+" has no available game server process for a new game session")
 }
 
 // --- DescribeGameSessions ---

@@ -93,6 +93,7 @@ const (
 	UnknownOperationException         = "UnknownOperationException"
 	SerializationException            = "SerializationException"
 	ConflictException                 = "ConflictException"
+	FleetCapacityExceededException    = "FleetCapacityExceededException"
 	// ThrottlingException is not in GameLift's model, but every AWS SDK retries it, with backoff, as a
 	// throttle: the endpoint answers it to a key that exceeds its rate.
 	ThrottlingException = "ThrottlingException"

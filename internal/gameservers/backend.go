@@ -222,7 +222,7 @@ func (b *Backend) Actions() map[string]serversdk.Action {
 	}
 	return map[string]serversdk.Action{
 		"ActivateServerProcess":  b.activateServerProcess,
-		"HeartbeatServerProcess": func(context.Context, *serversdk.Process, json.RawMessage) (any, *serversdk.Error) { return nil, nil },
+		"HeartbeatServerProcess": b.heartbeat,
 		"TerminateServerProcess": b.terminateServerProcess,
 		"GetComputeCertificate":  b.getComputeCertificate,
 		"GetFleetRoleCredentials": func(context.Context, *serversdk.Process, json.RawMessage) (any, *serversdk.Error) {
@@ -233,7 +233,7 @@ func (b *Backend) Actions() map[string]serversdk.Action {
 		"AcceptPlayerSession":               b.move(transitions.Accept),
 		"RemovePlayerSession":               b.move(transitions.Remove),
 		"DescribePlayerSessions":            notYet,
-		"UpdatePlayerSessionCreationPolicy": notYet,
+		"UpdatePlayerSessionCreationPolicy": b.updatePlayerSessionCreationPolicy,
 		"StartMatchBackfill":                noBackfill,
 		"StopMatchBackfill":                 noBackfill,
 	}
@@ -273,6 +273,75 @@ func (b *Backend) terminateServerProcess(ctx context.Context, p *serversdk.Proce
 	})
 }
 
+// heartbeat is HealthCheck's report: a process's health is written only when it changes (an unhealthy
+// process gets no new game session), so heartbeats of healthy processes cost the API server nothing.
+func (b *Backend) heartbeat(ctx context.Context, p *serversdk.Process, body json.RawMessage) (any, *serversdk.Error) {
+	var in struct{ HealthStatus bool }
+	if err := json.Unmarshal(body, &in); err != nil {
+		return nil, serversdk.Errorf(http.StatusBadRequest, "malformed HeartbeatServerProcess: %v", err)
+	}
+	unchanged := func(c *gamev1.Compute) bool {
+		i := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == p.ID })
+		return i >= 0 && c.Status.Processes[i].Unhealthy == !in.HealthStatus
+	}
+	c := &gamev1.Compute{}
+	if err := b.Reader.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: computes.ObjectName(p.FleetID, p.ComputeName)}, c); err == nil && unchanged(c) {
+		return nil, nil // the common case: the cache says the same, nothing to read or write
+	}
+	// The cache differs, or does not have the process yet (a heartbeat right after ProcessReady): read it.
+	live, err := b.compute(ctx, p)
+	if err != nil {
+		return nil, serversdk.Errorf(http.StatusNotFound, "%v", err)
+	}
+	i := slices.IndexFunc(live.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == p.ID })
+	if i < 0 || live.Status.Processes[i].Status != gamev1.ServerProcessActive || unchanged(live) {
+		return nil, nil // not registered (ProcessReady comes first), ended, or already so
+	}
+	return nil, b.updateProcess(ctx, p, func(sp *gamev1.ServerProcess) { sp.Unhealthy = !in.HealthStatus })
+}
+
+// updatePlayerSessionCreationPolicy sets the policy of the game session placed on the process.
+func (b *Backend) updatePlayerSessionCreationPolicy(ctx context.Context, p *serversdk.Process, body json.RawMessage) (any, *serversdk.Error) {
+	var in struct{ GameSessionId, PlayerSessionPolicy string }
+	if err := json.Unmarshal(body, &in); err != nil {
+		return nil, serversdk.Errorf(http.StatusBadRequest, "malformed UpdatePlayerSessionCreationPolicy: %v", err)
+	}
+	policy := gamev1.PlayerSessionCreationPolicy(in.PlayerSessionPolicy)
+	if policy != gamev1.PlayerSessionCreationPolicyAcceptAll && policy != gamev1.PlayerSessionCreationPolicyDenyAll {
+		return nil, serversdk.Errorf(http.StatusBadRequest, "PlayerSessionPolicy must be ACCEPT_ALL or DENY_ALL")
+	}
+	gs, _, _, aerr := b.placedGameSession(ctx, p, in.GameSessionId)
+	if aerr != nil {
+		return nil, aerr
+	}
+	before := gs.DeepCopy()
+	gs.Spec.PlayerSessionCreationPolicy = policy
+	if err := b.Client.Patch(ctx, gs, client.MergeFrom(before)); err != nil {
+		return nil, serversdk.Errorf(http.StatusInternalServerError, "%v", err)
+	}
+	return nil, nil
+}
+
+// placedGameSession is the game session placed on p, if its id is gameSessionID, with p's compute and
+// process entry (read from the API server).
+func (b *Backend) placedGameSession(ctx context.Context, p *serversdk.Process, gameSessionID string) (*gamev1.GameSession, *gamev1.Compute, gamev1.ServerProcess, *serversdk.Error) {
+	c, err := b.compute(ctx, p)
+	if err != nil {
+		return nil, nil, gamev1.ServerProcess{}, serversdk.Errorf(http.StatusNotFound, "%v", err)
+	}
+	i := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == p.ID })
+	if i < 0 || c.Status.Processes[i].GameSessionUID == "" {
+		return nil, nil, gamev1.ServerProcess{}, serversdk.Errorf(http.StatusBadRequest, "no game session is placed on process %s", p.ID)
+	}
+	sp := c.Status.Processes[i]
+	gs := &gamev1.GameSession{}
+	if err := b.APIReader.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: sp.GameSessionName}, gs); err != nil ||
+		string(gs.UID) != sp.GameSessionUID || gs.Status.GameSessionID != gameSessionID {
+		return nil, nil, gamev1.ServerProcess{}, serversdk.Errorf(http.StatusBadRequest, "game session %s is not the one placed on process %s", gameSessionID, p.ID)
+	}
+	return gs, c, sp, nil
+}
+
 // ClaimPrefix prefixes the process in the claim (status.gameServer) of a game session an SDK process
 // activated: only that process's calls then act on it.
 const ClaimPrefix = "gamelift-process:"
@@ -285,19 +354,9 @@ func (b *Backend) activateGameSession(ctx context.Context, p *serversdk.Process,
 		return nil, serversdk.Errorf(http.StatusBadRequest, "ActivateGameSession needs a GameSessionId")
 	}
 	for attempt := 1; ; attempt++ {
-		c, err := b.compute(ctx, p)
-		if err != nil {
-			return nil, serversdk.Errorf(http.StatusNotFound, "%v", err)
-		}
-		i := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == p.ID })
-		if i < 0 || c.Status.Processes[i].GameSessionUID == "" {
-			return nil, serversdk.Errorf(http.StatusBadRequest, "no game session is placed on process %s", p.ID)
-		}
-		sp := c.Status.Processes[i]
-		gs := &gamev1.GameSession{}
-		if err := b.APIReader.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: sp.GameSessionName}, gs); err != nil ||
-			string(gs.UID) != sp.GameSessionUID || gs.Status.GameSessionID != in.GameSessionId {
-			return nil, serversdk.Errorf(http.StatusBadRequest, "game session %s is not the one placed on process %s", in.GameSessionId, p.ID)
+		gs, c, sp, aerr := b.placedGameSession(ctx, p, in.GameSessionId)
+		if aerr != nil {
+			return nil, aerr
 		}
 		if gs.Status.Status != gamev1.GameSessionActivating || gs.Status.Port != 0 {
 			return nil, serversdk.Errorf(http.StatusConflict, "game session %s is %s, not ACTIVATING: it was activated already", in.GameSessionId, gs.Status.Status)
@@ -307,7 +366,7 @@ func (b *Backend) activateGameSession(ctx context.Context, p *serversdk.Process,
 		if gs.Status.GameServer == "" {
 			gs.Status.GameServer = ClaimPrefix + c.Name + "/" + p.ID
 		}
-		err = b.Client.Status().Patch(ctx, gs, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+		err := b.Client.Status().Patch(ctx, gs, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 		switch {
 		case err == nil:
 			ctrl.LoggerFrom(ctx).Info("The game activated its game session", "gameSession", klog.KObj(gs), "process", p.ID)

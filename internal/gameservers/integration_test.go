@@ -277,16 +277,6 @@ func TestPlacementOnTheRealSDK(t *testing.T) {
 	g.Expect(admin.Get(ctx, key, c)).To(Succeed())
 	g.Expect(c.Status.Processes[0].GameSessionName).To(Equal("match-1"))
 
-	create("match-2")
-	g.Eventually(func(g Gomega) {
-		gs := get(g, "match-2")
-		g.Expect(gs.Status.Status).To(Equal(gamev1.GameSessionActivating))
-		cond := meta.FindStatusCondition(gs.Status.Conditions, gamev1.GameSessionPlacedCondition)
-		g.Expect(cond).NotTo(BeNil())
-		g.Expect(cond.Reason).To(Equal(gamev1.NoIdleProcessReason))
-	}).WithTimeout(20 * time.Second).Should(Succeed())
-	g.Consistently(func(g Gomega) { g.Expect(get(g, "match-2").Status.Process).To(BeNil()) }).WithTimeout(2 * time.Second).Should(Succeed())
-
 	// Players of match-1 connect to the game: accepted (ACTIVE) through the SDK, COMPLETED when they leave; a
 	// player of another game session is refused.
 	reserve := func(name, game string) *gamev1.PlayerSession {
@@ -325,14 +315,130 @@ func TestPlacementOnTheRealSDK(t *testing.T) {
 	conn.Close()
 	g.Eventually(func(g Gomega) gamev1.PlayerSessionStatusValue { return status(g, alice) }).WithTimeout(20 * time.Second).Should(Equal(gamev1.PlayerSessionCompleted))
 
-	// A second ActivateGameSession, by hand on the process's connection: refused.
-	raw, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("ws://%s/?pID=proc-1&sdkVersion=5.6.0&sdkLanguage=Go&FleetId=fleet-sdk&ComputeId=compute-1&IdempotencyToken=y&Authorization=%s",
-		sdkAddr, aws.ToString(token.AuthToken)), nil)
-	g.Expect(err).NotTo(HaveOccurred())
-	defer raw.Close()
-	g.Expect(raw.WriteJSON(map[string]any{"Action": "ActivateGameSession", "RequestId": "again", "GameSessionId": get(g, "match-1").Status.GameSessionID})).To(Succeed())
-	var m map[string]any
-	g.Expect(raw.ReadJSON(&m)).To(Succeed())
+	// A second ActivateGameSession, by hand on the process's connection: refused. The game server's own
+	// UpdatePlayerSessionCreationPolicy reaches its game session.
+	raw1 := dialProcess(t, sdkAddr, "proc-1", aws.ToString(token.AuthToken))
+	m := raw1.call(t, map[string]any{"Action": "ActivateGameSession", "GameSessionId": get(g, "match-1").Status.GameSessionID})
 	g.Expect(m["StatusCode"]).To(BeEquivalentTo(409))
 	g.Expect(m["ErrorMessage"]).To(ContainSubstring("activated already"))
+	m = raw1.call(t, map[string]any{"Action": "UpdatePlayerSessionCreationPolicy", "GameSessionId": get(g, "match-1").Status.GameSessionID, "PlayerSessionPolicy": "DENY_ALL"})
+	g.Expect(m["StatusCode"]).To(BeEquivalentTo(200), "%v", m)
+	g.Expect(get(g, "match-1").Spec.PlayerSessionCreationPolicy).To(Equal(gamev1.PlayerSessionCreationPolicyDenyAll))
+	m = raw1.call(t, map[string]any{"Action": "UpdatePlayerSessionCreationPolicy", "GameSessionId": "arn:aws:gamelift:local::gamesession/fleet-sdk/other", "PlayerSessionPolicy": "DENY_ALL"})
+	g.Expect(m["ErrorMessage"]).To(ContainSubstring("is not the one placed on process proc-1"))
+
+	// A second process, by hand: registered, then unhealthy (its heartbeat says so): no game session for it,
+	// so CreateGameSession is FleetCapacityExceededException and a game session created with kubectl waits.
+	raw := dialProcess(t, sdkAddr, "proc-raw", aws.ToString(token.AuthToken))
+	g.Expect(raw.call(t, map[string]any{"Action": "ActivateServerProcess", "SdkVersion": "5.6.0", "SdkLanguage": "Go", "Port": 7001})["StatusCode"]).To(BeEquivalentTo(200))
+	g.Expect(raw.call(t, map[string]any{"Action": "HeartbeatServerProcess", "HealthStatus": false})["StatusCode"]).To(BeEquivalentTo(200))
+	processOf := func(g Gomega, id string) gamev1.ServerProcess {
+		c := &gamev1.Compute{}
+		g.Expect(admin.Get(ctx, key, c)).To(Succeed())
+		i := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == id })
+		g.Expect(i).NotTo(Equal(-1))
+		return c.Status.Processes[i]
+	}
+	g.Eventually(func(g Gomega) { g.Expect(processOf(g, "proc-raw").Unhealthy).To(BeTrue()) }).WithTimeout(10 * time.Second).Should(Succeed())
+	g.Eventually(func() string {
+		_, err := a.CreateGameSession(ctx, &gamelift.CreateGameSessionInput{FleetId: aws.String("fleet-sdk"), MaximumPlayerSessionCount: aws.Int32(2)})
+		return errorCode(err)
+	}).WithTimeout(10 * time.Second).Should(Equal("FleetCapacityExceededException"))
+	create("match-2")
+	g.Eventually(func(g Gomega) {
+		gs := get(g, "match-2")
+		g.Expect(gs.Status.Status).To(Equal(gamev1.GameSessionActivating))
+		cond := meta.FindStatusCondition(gs.Status.Conditions, gamev1.GameSessionPlacedCondition)
+		g.Expect(cond).NotTo(BeNil())
+		g.Expect(cond.Reason).To(Equal(gamev1.NoIdleProcessReason))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+	g.Consistently(func(g Gomega) { g.Expect(get(g, "match-2").Status.Process).To(BeNil()) }).WithTimeout(2 * time.Second).Should(Succeed())
+
+	// Healthy again: match-2 is placed on it and pushed; activated, it is ACTIVE on the process's port.
+	g.Expect(raw.call(t, map[string]any{"Action": "HeartbeatServerProcess", "HealthStatus": true})["StatusCode"]).To(BeEquivalentTo(200))
+	push := raw.push(t)
+	g.Expect(push["Action"]).To(Equal("CreateGameSession"))
+	g.Expect(push["GameSessionName"]).To(Equal("match-2"))
+	g.Expect(push["Port"]).To(BeEquivalentTo(7001))
+	g.Expect(push["IpAddress"]).To(Equal("10.0.0.5"))
+	g.Expect(push["GameProperties"]).To(Equal(map[string]any{"map": "dust"}))
+	g.Expect(raw.call(t, map[string]any{"Action": "ActivateGameSession", "GameSessionId": push["GameSessionId"]})["StatusCode"]).To(BeEquivalentTo(200))
+	g.Eventually(func(g Gomega) {
+		gs := get(g, "match-2")
+		g.Expect(gs.Status.Status).To(Equal(gamev1.GameSessionActive))
+		g.Expect(gs.Status.Port).To(BeEquivalentTo(7001))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+
+	// The process ends (ProcessEnding): its game session is TERMINATED. The compute deregistered: match-1,
+	// on a process that is gone with it, is TERMINATED with status reason INTERRUPTED.
+	g.Expect(raw.call(t, map[string]any{"Action": "TerminateServerProcess"})["StatusCode"]).To(BeEquivalentTo(200))
+	g.Eventually(func(g Gomega) {
+		gs := get(g, "match-2")
+		g.Expect(gs.Status.Status).To(Equal(gamev1.GameSessionTerminated))
+		g.Expect(gs.Status.StatusReason).To(BeEmpty())
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+	_, err = a.DeregisterCompute(ctx, &gamelift.DeregisterComputeInput{FleetId: aws.String("fleet-sdk"), ComputeName: aws.String("compute-1")})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Eventually(func(g Gomega) {
+		gs := get(g, "match-1")
+		g.Expect(gs.Status.Status).To(Equal(gamev1.GameSessionTerminated))
+		g.Expect(gs.Status.StatusReason).To(Equal(gamev1.GameSessionInterrupted))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+}
+
+// rawProcess is a connection that speaks the SDK's protocol by hand, as process pID of compute-1.
+type rawProcess struct {
+	conn   *websocket.Conn
+	n      int
+	pushes []map[string]any
+}
+
+func dialProcess(t *testing.T, sdkAddr, pID, token string) *rawProcess {
+	t.Helper()
+	conn, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("ws://%s/?pID=%s&sdkVersion=5.6.0&sdkLanguage=Go&FleetId=fleet-sdk&ComputeId=compute-1&IdempotencyToken=x&Authorization=%s",
+		sdkAddr, pID, token), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &rawProcess{conn: conn}
+}
+
+// call sends a request and returns its answer (pushes that arrive first are kept for push).
+func (r *rawProcess) call(t *testing.T, req map[string]any) map[string]any {
+	t.Helper()
+	r.n++
+	id := fmt.Sprint("req-", r.n)
+	req["RequestId"] = id
+	if err := r.conn.WriteJSON(req); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m := r.read(t)
+		if m["RequestId"] == id {
+			return m
+		}
+		r.pushes = append(r.pushes, m)
+	}
+}
+
+// push returns the next message without a RequestId the service pushed.
+func (r *rawProcess) push(t *testing.T) map[string]any {
+	t.Helper()
+	if len(r.pushes) > 0 {
+		m := r.pushes[0]
+		r.pushes = r.pushes[1:]
+		return m
+	}
+	return r.read(t)
+}
+
+func (r *rawProcess) read(t *testing.T) map[string]any {
+	t.Helper()
+	_ = r.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	var m map[string]any
+	if err := r.conn.ReadJSON(&m); err != nil {
+		t.Fatalf("reading: %v", err)
+	}
+	return m
 }

@@ -1342,6 +1342,13 @@ func schema_playersessions_operator_api_v1alpha1_ServerProcess(ref common.Refere
 							},
 						},
 					},
+					"unhealthy": {
+						SchemaProps: spec.SchemaProps{
+							Description: "unhealthy is true when the process's last health check (OnHealthCheck, sent with its heartbeat) reported it unhealthy: it gets no new game session. Written when it changes, not at each heartbeat.",
+							Type:        []string{"boolean"},
+							Format:      "",
+						},
+					},
 					"sdk": {
 						SchemaProps: spec.SchemaProps{
 							Description: "sdk is the SDK's language and version (\"Go 5.6.0\").",
