@@ -130,6 +130,34 @@ type describePlayerSessionsOutput struct {
 }
 
 func (s *Server) describePlayerSessions(ctx context.Context, namespace string, in *describePlayerSessionsInput) (any, *Error) {
+	items, next, aerr := s.findPlayerSessions(ctx, namespace, in)
+	if aerr != nil {
+		return nil, aerr
+	}
+	out := describePlayerSessionsOutput{PlayerSessions: []PlayerSession{}, NextToken: next}
+	for _, ps := range items {
+		out.PlayerSessions = append(out.PlayerSessions, toPlayerSession(ps))
+	}
+	return out, nil
+}
+
+// PlayerSessionsOf answers the Server SDK's DescribePlayerSessions (its request has the client API's fields)
+// with DescribePlayerSessions' semantics and paging in the tenant's namespace: the player sessions and the
+// next page's token. The error is an *Error (Internal tells a server error from a bad request).
+func (s *Server) PlayerSessionsOf(ctx context.Context, namespace string, body []byte) ([]*gamev1.PlayerSession, string, error) {
+	var in describePlayerSessionsInput
+	if err := json.Unmarshal(body, &in); err != nil {
+		return nil, "", errorf(SerializationException, "Cannot decode the request: "+err.Error())
+	}
+	items, next, aerr := s.findPlayerSessions(ctx, namespace, &in)
+	if aerr != nil {
+		return nil, "", aerr
+	}
+	return items, next, nil
+}
+
+// findPlayerSessions is DescribePlayerSessions' query: the player sessions holding (or having held) a seat.
+func (s *Server) findPlayerSessions(ctx context.Context, namespace string, in *describePlayerSessionsInput) ([]*gamev1.PlayerSession, string, *Error) {
 	set := 0
 	for _, v := range []string{in.GameSessionId, in.PlayerId, in.PlayerSessionId} {
 		if v != "" {
@@ -137,21 +165,21 @@ func (s *Server) describePlayerSessions(ctx context.Context, namespace string, i
 		}
 	}
 	if set != 1 {
-		return nil, invalid("Exactly one of PlayerSessionId, GameSessionId or PlayerId must be specified")
+		return nil, "", invalid("Exactly one of PlayerSessionId, GameSessionId or PlayerId must be specified")
 	}
 	q := index.Query{Namespace: namespace, Fields: map[string]string{}}
 	limit := int64(0)
 	switch {
 	case in.PlayerSessionId != "":
 		if err := checkPlayerSessionID("playerSessionId", in.PlayerSessionId); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		q.Fields[index.FieldPlayerSessionID] = in.PlayerSessionId
 		in.NextToken = "" // Limit and NextToken are ignored with PlayerSessionId.
 		in.Limit = nil
 	case in.GameSessionId != "":
 		if err := checkGameSessionID("gameSessionId", in.GameSessionId); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		q.Fields[index.FieldGameSessionID] = in.GameSessionId
 		if in.PlayerSessionStatusFilter != "" {
@@ -159,37 +187,36 @@ func (s *Server) describePlayerSessions(ctx context.Context, namespace string, i
 			case gamev1.PlayerSessionReserved, gamev1.PlayerSessionActive, gamev1.PlayerSessionCompleted, gamev1.PlayerSessionTimedOut:
 				q.Fields[index.FieldStatus] = in.PlayerSessionStatusFilter
 			default:
-				return nil, invalid("PlayerSessionStatusFilter must be one of RESERVED, ACTIVE, COMPLETED, TIMEDOUT")
+				return nil, "", invalid("PlayerSessionStatusFilter must be one of RESERVED, ACTIVE, COMPLETED, TIMEDOUT")
 			}
 		}
 	default:
 		if err := checkLen("playerId", in.PlayerId, 1, 1024); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		q.Fields[index.FieldPlayerID] = in.PlayerId // the status filter applies only with GameSessionId
 	}
 	if n, err := checkLimit(in.Limit); err != nil {
-		return nil, err
+		return nil, "", err
 	} else if n > 0 {
 		limit = int64(n)
 	}
 	if in.NextToken != "" {
 		if err := checkLen("nextToken", in.NextToken, 1, 1024); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
 	page, err := s.Index.ListAll(ctx, q, index.ListOptions{Limit: limit, Continue: in.NextToken}, s.Tokens, s.History)
 	if err != nil {
-		return nil, kubeError(err, "Player session list")
+		return nil, "", kubeError(err, "Player session list")
 	}
-	out := describePlayerSessionsOutput{PlayerSessions: []PlayerSession{}, NextToken: page.Continue}
+	items := make([]*gamev1.PlayerSession, 0, len(page.Items))
 	for _, ps := range page.Items {
-		if ps.Status.Status == "" {
-			continue // not a player session in GameLift's sense until it holds a seat
+		if ps.Status.Status != "" { // not a player session in GameLift's sense until it holds a seat
+			items = append(items, ps)
 		}
-		out.PlayerSessions = append(out.PlayerSessions, toPlayerSession(ps))
 	}
-	return out, nil
+	return items, page.Continue, nil
 }
 
 func ts(t *metav1.MicroTime) *Timestamp {

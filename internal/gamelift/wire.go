@@ -80,6 +80,9 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Type + ": " + e.Message }
 
+// Internal reports whether the error is the server's (InternalServiceException), not the request's.
+func (e *Error) Internal() bool { return e.Type == InternalServiceException }
+
 func errorf(typ, msg string) *Error { return &Error{Type: typ, Message: msg} }
 
 // GameLift's error shapes.

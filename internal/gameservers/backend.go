@@ -4,8 +4,8 @@
 // end (ProcessEnding) are written into its Compute's status, where every replica and a restarted manager
 // see them; heartbeats write nothing. The game session reconciler places game sessions on idle processes
 // (controllers/process.go); the replica holding a process's connection pushes CreateGameSession to it, and
-// the game's ActivateGameSession makes the game session ACTIVE; the process accepts and removes the players
-// of its game session (docs/gamelift-game-servers.md).
+// the game's ActivateGameSession makes the game session ACTIVE; the process accepts, removes and describes
+// the players of its game session (docs/gamelift-game-servers.md).
 package gameservers
 
 import (
@@ -59,6 +59,10 @@ type Backend struct {
 	AccessKey func(ctx context.Context, keyID string) (tenant, secret string, ok bool)
 	// Players moves player sessions (AcceptPlayerSession, RemovePlayerSession).
 	Players *transitions.Mover
+	// Describe answers DescribePlayerSessions in a tenant's namespace, as the GameLift endpoint does (its
+	// request has the client API's fields): the player sessions and the next page's token. An error with
+	// Internal() true is the server's, any other the request's.
+	Describe func(ctx context.Context, namespace string, body []byte) ([]*gamev1.PlayerSession, string, error)
 
 	mu        sync.Mutex
 	connected map[processKey]*connection // the processes connected to this replica
@@ -214,9 +218,6 @@ func (b *Backend) compute(ctx context.Context, p *serversdk.Process) (*gamev1.Co
 
 // Actions are the requests a process may make.
 func (b *Backend) Actions() map[string]serversdk.Action {
-	notYet := func(_ context.Context, _ *serversdk.Process, _ json.RawMessage) (any, *serversdk.Error) {
-		return nil, serversdk.Errorf(http.StatusBadRequest, "not served yet: game sessions are not placed on Server SDK processes here yet (docs/gamelift-game-servers.md)")
-	}
 	noBackfill := func(_ context.Context, _ *serversdk.Process, _ json.RawMessage) (any, *serversdk.Error) {
 		return nil, serversdk.Errorf(http.StatusBadRequest, "matchmaking backfill is not offered: there is no FlexMatch matchmaker here")
 	}
@@ -232,7 +233,7 @@ func (b *Backend) Actions() map[string]serversdk.Action {
 		"ActivateGameSession":               b.activateGameSession,
 		"AcceptPlayerSession":               b.move(transitions.Accept),
 		"RemovePlayerSession":               b.move(transitions.Remove),
-		"DescribePlayerSessions":            notYet,
+		"DescribePlayerSessions":            b.describePlayerSessions,
 		"UpdatePlayerSessionCreationPolicy": b.updatePlayerSessionCreationPolicy,
 		"StartMatchBackfill":                noBackfill,
 		"StopMatchBackfill":                 noBackfill,
@@ -340,6 +341,40 @@ func (b *Backend) placedGameSession(ctx context.Context, p *serversdk.Process, g
 		return nil, nil, gamev1.ServerProcess{}, serversdk.Errorf(http.StatusBadRequest, "game session %s is not the one placed on process %s", gameSessionID, p.ID)
 	}
 	return gs, c, sp, nil
+}
+
+// describePlayerSessions answers in the SDK's shape: times in epoch milliseconds (model/player.go).
+func (b *Backend) describePlayerSessions(ctx context.Context, p *serversdk.Process, body json.RawMessage) (any, *serversdk.Error) {
+	items, next, err := b.Describe(ctx, p.Namespace, body)
+	if err != nil {
+		var internal interface{ Internal() bool }
+		if errors.As(err, &internal) && internal.Internal() {
+			return nil, serversdk.Errorf(http.StatusInternalServerError, "%v", err)
+		}
+		return nil, serversdk.Errorf(http.StatusBadRequest, "%v", err)
+	}
+	type playerSession struct {
+		PlayerId, PlayerSessionId, GameSessionId, FleetId, PlayerData, IpAddress, DnsName, Status string
+		Port                                                                                      int32
+		CreationTime, TerminationTime                                                             int64
+	}
+	out := struct {
+		NextToken      string
+		PlayerSessions []playerSession
+	}{NextToken: next, PlayerSessions: []playerSession{}}
+	for _, ps := range items {
+		s := playerSession{PlayerId: ps.Spec.PlayerID, PlayerSessionId: ps.Status.PlayerSessionID, GameSessionId: ps.Status.GameSessionID,
+			FleetId: ps.Status.FleetID, PlayerData: ps.Spec.PlayerData, IpAddress: ps.Status.IPAddress, DnsName: ps.Status.DNSName,
+			Status: string(ps.Status.Status), Port: ps.Status.Port}
+		if ps.Status.CreationTime != nil {
+			s.CreationTime = ps.Status.CreationTime.UnixMilli()
+		}
+		if ps.Status.TerminationTime != nil {
+			s.TerminationTime = ps.Status.TerminationTime.UnixMilli()
+		}
+		out.PlayerSessions = append(out.PlayerSessions, s)
+	}
+	return out, nil
 }
 
 // ClaimPrefix prefixes the process in the claim (status.gameServer) of a game session an SDK process

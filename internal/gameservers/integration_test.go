@@ -187,7 +187,7 @@ func TestAnywhereComputeAndTheRealSDK(t *testing.T) {
 	g.Expect(call("StartMatchBackfill")["ErrorMessage"]).To(ContainSubstring("matchmaking backfill is not offered"))
 	g.Expect(call("ActivateGameSession")["ErrorMessage"]).To(ContainSubstring("needs a GameSessionId"))
 	g.Expect(call("AcceptPlayerSession")["ErrorMessage"]).To(ContainSubstring("a PlayerSessionId is needed"))
-	g.Expect(call("DescribePlayerSessions")["ErrorMessage"]).To(ContainSubstring("not served yet"))
+	g.Expect(call("DescribePlayerSessions")["ErrorMessage"]).To(ContainSubstring("Exactly one of PlayerSessionId, GameSessionId or PlayerId"))
 
 	// No game session is placed on a process yet: the SDK itself refuses to accept a player.
 	conn, err := net.Dial("tcp", "127.0.0.1:"+p.Port)
@@ -281,7 +281,7 @@ func TestPlacementOnTheRealSDK(t *testing.T) {
 	// player of another game session is refused.
 	reserve := func(name, game string) *gamev1.PlayerSession {
 		ps := &gamev1.PlayerSession{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: name},
-			Spec: gamev1.PlayerSessionSpec{GameSessionName: game, PlayerID: name}}
+			Spec: gamev1.PlayerSessionSpec{GameSessionName: game, PlayerID: name, PlayerData: `{"team":"red"}`}}
 		g.Expect(admin.Create(ctx, ps)).To(Succeed())
 		g.Eventually(func(g Gomega) {
 			g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(ps), ps)).To(Succeed())
@@ -305,6 +305,8 @@ func TestPlacementOnTheRealSDK(t *testing.T) {
 	conn, answer := player(alice.Status.PlayerSessionID)
 	g.Expect(answer).To(Equal("OK"), "%s", p.Out)
 	g.Expect(status(g, alice)).To(Equal(gamev1.PlayerSessionActive))
+	// The game read its player with the SDK's DescribePlayerSessions (times in epoch milliseconds).
+	g.Eventually(p.Out.String).Should(MatchRegexp(`player ` + alice.Status.PlayerSessionID + ` is ACTIVE, player data "\{\\"team\\":\\"red\\"\}", since 1[0-9]{12}\n`))
 	elsewhere := &gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "elsewhere"}, // not on an SDK process
 		Spec: gamev1.GameSessionSpec{FleetID: "fleet-sdk", MaximumPlayerSessionCount: 4, Endpoint: gamev1.Endpoint{IPAddress: "10.0.0.9", Port: 7000}}}
 	g.Expect(admin.Create(ctx, elsewhere)).To(Succeed())
@@ -324,6 +326,15 @@ func TestPlacementOnTheRealSDK(t *testing.T) {
 	m = raw1.call(t, map[string]any{"Action": "UpdatePlayerSessionCreationPolicy", "GameSessionId": get(g, "match-1").Status.GameSessionID, "PlayerSessionPolicy": "DENY_ALL"})
 	g.Expect(m["StatusCode"]).To(BeEquivalentTo(200), "%v", m)
 	g.Expect(get(g, "match-1").Spec.PlayerSessionCreationPolicy).To(Equal(gamev1.PlayerSessionCreationPolicyDenyAll))
+	gsid := get(g, "match-1").Status.GameSessionID
+	m = raw1.call(t, map[string]any{"Action": "DescribePlayerSessions", "GameSessionId": gsid, "Limit": 1})
+	g.Expect(m["StatusCode"]).To(BeEquivalentTo(200), "%v", m)
+	g.Expect(m["PlayerSessions"]).To(HaveLen(1))
+	g.Expect(m["PlayerSessions"].([]any)[0]).To(HaveKeyWithValue("Status", "COMPLETED"))
+	g.Expect(m["NextToken"]).To(BeEmpty(), "alice only")
+	m = raw1.call(t, map[string]any{"Action": "DescribePlayerSessions", "GameSessionId": gsid, "PlayerId": "alice"})
+	g.Expect(m["StatusCode"]).To(BeEquivalentTo(400))
+	g.Expect(m["ErrorMessage"]).To(ContainSubstring("Exactly one of PlayerSessionId, GameSessionId or PlayerId"))
 	m = raw1.call(t, map[string]any{"Action": "UpdatePlayerSessionCreationPolicy", "GameSessionId": "arn:aws:gamelift:local::gamesession/fleet-sdk/other", "PlayerSessionPolicy": "DENY_ALL"})
 	g.Expect(m["ErrorMessage"]).To(ContainSubstring("is not the one placed on process proc-1"))
 

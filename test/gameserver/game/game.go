@@ -21,6 +21,7 @@ import (
 	"sync"
 
 	"github.com/amazon-gamelift/amazon-gamelift-servers-go-server-sdk/v5/model"
+	"github.com/amazon-gamelift/amazon-gamelift-servers-go-server-sdk/v5/model/request"
 	"github.com/amazon-gamelift/amazon-gamelift-servers-go-server-sdk/v5/server"
 )
 
@@ -107,6 +108,15 @@ func (g *game) player(c net.Conn, end func()) {
 		return
 	}
 	g.log.Printf("player %s accepted", id)
+	// What the game knows of its player: the player session, with the data the backend reserved it with.
+	req := request.NewDescribePlayerSessions()
+	req.PlayerSessionID = id
+	if res, err := server.DescribePlayerSessions(req); err != nil || len(res.PlayerSessions) != 1 {
+		g.log.Printf("DescribePlayerSessions %s: %v (%d found)", id, err, len(res.PlayerSessions))
+	} else {
+		ps := res.PlayerSessions[0]
+		g.log.Printf("player %s is %v, player data %q, since %d", id, ps.Status, ps.PlayerData, ps.CreationTime)
+	}
 	fmt.Fprintln(c, "OK")
 	_, _ = io.Copy(io.Discard, c) // until the player leaves
 	err = server.RemovePlayerSession(id)
