@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -63,6 +64,10 @@ type Backend struct {
 	// request has the client API's fields): the player sessions and the next page's token. An error with
 	// Internal() true is the server's, any other the request's.
 	Describe func(ctx context.Context, namespace string, body []byte) ([]*gamev1.PlayerSession, string, error)
+	// SDKEndpoint is the URL processes reconnect to with a fresh token (RefreshConnection), and TokenTTL
+	// how long that token is valid (0: computes.DefaultTokenTTL).
+	SDKEndpoint string
+	TokenTTL    time.Duration
 
 	mu        sync.Mutex
 	connected map[processKey]*connection // the processes connected to this replica
@@ -142,7 +147,64 @@ func (b *Backend) Connected(ctx context.Context, p *serversdk.Process) error {
 	b.connected[processKey{p.Namespace, c.Name, p.ID}] = &connection{p: p}
 	b.mu.Unlock()
 	b.OnCompute(ctx, c)
+	if !p.Expires.IsZero() {
+		go b.refreshBeforeExpiry(ctx, p)
+	}
 	return nil
+}
+
+// refreshBeforeExpiry gives a connection authenticated with a token a fresh one before the token expires
+// (15 minutes before, or a quarter of its remaining life if shorter), with the RefreshConnection push: the
+// SDK reconnects with it. A connection that ends first needs none; a replica that stops, neither: the SDK
+// reconnects to another with the token it has, which gets its own refresh.
+func (b *Backend) refreshBeforeExpiry(ctx context.Context, p *serversdk.Process) {
+	remaining := time.Until(p.Expires)
+	timer := time.NewTimer(remaining - min(15*time.Minute, remaining/4))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-p.Done():
+		return
+	case <-ctx.Done():
+		return
+	}
+	log := ctrl.LoggerFrom(ctx).WithValues("compute", p.ComputeName, "process", p.ID)
+	ttl := b.TokenTTL
+	if ttl == 0 {
+		ttl = computes.DefaultTokenTTL
+	}
+	token := computes.NewToken()
+	for attempt := 1; ; attempt++ {
+		c, err := b.compute(ctx, p)
+		if err != nil {
+			log.Info("No fresh token for a process: its compute is gone", "reason", err.Error())
+			return
+		}
+		now := b.Clock.Now()
+		before := c.DeepCopy()
+		c.Status.AuthTokens = computes.WithToken(c.Status.AuthTokens, token, now, now.Add(ttl))
+		err = b.Client.Status().Patch(ctx, c, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+		if err == nil {
+			break
+		}
+		if !apierrors.IsConflict(err) || attempt == maxWriteAttempts {
+			log.Error(err, "Writing a fresh token for a process")
+			return
+		}
+	}
+	// Push once this replica's cache knows the token: the SDK reconnects at once, and a refused reconnect
+	// would leave it without a connection until its next try, a minute later.
+	key := client.ObjectKey{Namespace: p.Namespace, Name: computes.ObjectName(p.FleetID, p.ComputeName)}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		c := &gamev1.Compute{}
+		if err := b.Reader.Get(ctx, key, c); err == nil && computes.Valid(c, token, b.Clock.Now()) {
+			break
+		}
+	}
+	if err := p.Push("RefreshConnection", map[string]string{"RefreshConnectionEndpoint": b.SDKEndpoint, "AuthToken": token}); err != nil {
+		return
+	}
+	log.V(1).Info("Refreshed a process's connection token")
 }
 
 // Disconnected forgets the connection (a process that does not come back is not yet detected).

@@ -453,3 +453,52 @@ func (r *rawProcess) read(t *testing.T) map[string]any {
 	}
 	return m
 }
+
+// TestRefreshConnection: a process connected with a token gets a fresh one before it expires, pushed with
+// RefreshConnection; the SDK reconnects with it, and keeps working once the first token has expired (which
+// no longer connects).
+func TestRefreshConnection(t *testing.T) {
+	g := NewWithT(t)
+	cp := testenv.ControlPlane(t, localcp.Options{})
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	sdkAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	const ttl = 4 * time.Second
+	testenv.StartManager(t, cp, manager.Options{Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", DisableAgones: true,
+		GameLiftAddr: addr, GameLiftSDKAddr: sdkAddr, GameLiftComputeTokenTTL: ttl})
+	admin, err := client.New(cp.Config, client.Options{Scheme: manager.Scheme()})
+	g.Expect(err).NotTo(HaveOccurred())
+	ctx := context.Background()
+	g.Expect(admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}})).To(Succeed())
+	g.Expect(gl.CreateAccessKey(ctx, admin, gl.DefaultKeyNamespace, "key-team-a", "team-a", "AKIDA", "secret-team-a")).To(Succeed())
+	a := gamelift.New(gamelift.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + addr), RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDA", "secret-team-a", "")})
+	g.Eventually(func() error {
+		_, err := a.RegisterCompute(ctx, &gamelift.RegisterComputeInput{FleetId: aws.String("fleet-sdk"), ComputeName: aws.String("compute-1"), IpAddress: aws.String("10.0.0.5")})
+		return err
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+	token, err := a.GetComputeAuthToken(ctx, &gamelift.GetComputeAuthTokenInput{FleetId: aws.String("fleet-sdk"), ComputeName: aws.String("compute-1")})
+	g.Expect(err).NotTo(HaveOccurred())
+	p := gametest.Start(t, "GAMELIFT_SDK_WEBSOCKET_URL=ws://"+sdkAddr, "GAMELIFT_SDK_AUTH_TOKEN="+aws.ToString(token.AuthToken),
+		"GAMELIFT_SDK_FLEET_ID=fleet-sdk", "GAMELIFT_SDK_HOST_ID=compute-1", "GAMELIFT_SDK_PROCESS_ID=proc-1")
+	key := client.ObjectKey{Namespace: "team-a", Name: computes.ObjectName("fleet-sdk", "compute-1")}
+	g.Eventually(func(g Gomega) {
+		c := &gamev1.Compute{}
+		g.Expect(admin.Get(ctx, key, c)).To(Succeed())
+		g.Expect(c.Status.Processes).To(ContainElement(HaveField("Status", gamev1.ServerProcessActive)))
+		g.Expect(c.Status.AuthTokens).To(HaveLen(2), "a fresh token")
+	}).WithTimeout(20*time.Second).Should(Succeed(), "%s", p.Out)
+	g.Eventually(func() int { return strings.Count(p.Out.String(), "Connecting to Amazon GameLift Servers WebSocket") }).
+		WithTimeout(10*time.Second).Should(BeNumerically(">=", 2), "the SDK reconnected with it")
+
+	// Past the first token's life: it no longer connects, and the process works on its fresh connection.
+	time.Sleep(time.Until(*token.ExpirationTimestamp) + time.Second)
+	url := fmt.Sprintf("ws://%s/?pID=p&sdkVersion=5.6.0&sdkLanguage=Go&FleetId=fleet-sdk&ComputeId=compute-1&IdempotencyToken=x&Authorization=%s", sdkAddr, aws.ToString(token.AuthToken))
+	_, resp, err := websocket.DefaultDialer.Dial(url, nil)
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(resp.StatusCode).To(Equal(http.StatusUnauthorized))
+	heartbeats := strings.Count(p.Out.String(), "Received HeartbeatServerProcess for GameLift with status 200")
+	g.Eventually(func() int {
+		return strings.Count(p.Out.String(), "Received HeartbeatServerProcess for GameLift with status 200")
+	}).
+		WithTimeout(10*time.Second).Should(BeNumerically(">", heartbeats), "%s", p.Out)
+}

@@ -356,7 +356,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 			backend := &gameservers.Backend{Client: client.WithFieldOwner(glClient, gamelift.FieldManager), Reader: mgr.GetCache(),
 				APIReader: mgr.GetAPIReader(), Clock: o.Clock, AccessKey: endpoint.AccessKey,
 				Players:  &transitions.Mover{Client: glClient, Index: ix, Tokens: tokens, Wait: gamelift.DefaultDecisionTimeout},
-				Describe: endpoint.PlayerSessionsOf}
+				Describe: endpoint.PlayerSessionsOf, SDKEndpoint: sdkEndpoint(o), TokenTTL: o.GameLiftComputeTokenTTL}
 			// Every replica pushes the game sessions placed on the processes connected to it.
 			for _, obj := range []client.Object{&gamev1.Compute{}, &gamev1.GameSession{}} {
 				inf, err := mgr.GetCache().GetInformer(ctx, obj)
