@@ -122,6 +122,9 @@ func (r *GameSessionReconciler) reconcileProcessEnd(ctx context.Context, fx *eff
 			return nil
 		}
 	}
+	if reason == "" && gs.Status.Status == gamev1.GameSessionTerminating {
+		reason = gs.Status.StatusReason // TerminateGameSession's TRIGGERED_ON_PROCESS_TERMINATE
+	}
 	gs.Status.Status, gs.Status.StatusReason = gamev1.GameSessionTerminated, reason
 	fx.add(func() {
 		ctrl.LoggerFrom(ctx).Info("Game session ended with its process", "gameSession", klog.KObj(gs), "reason", message)

@@ -63,6 +63,7 @@ var operations = map[string]operation{
 	"CreateGameSession":      opAs(changes, (*Server).createGameSession),
 	"DescribeGameSessions":   op(reads, (*Server).describeGameSessions),
 	"UpdateGameSession":      opAs(changes, (*Server).updateGameSession),
+	"TerminateGameSession":   opAs(changes, (*Server).terminateGameSession),
 	"RegisterCompute":        op(changes, (*Server).registerCompute),
 	"DescribeCompute":        op(reads, (*Server).describeCompute),
 	"ListCompute":            op(reads, (*Server).listCompute),

@@ -39,7 +39,7 @@ import (
 
 var fuzzActions = []string{"DescribePlayerSessions", "CreatePlayerSession", "CreatePlayerSessions", "AcceptPlayerSession",
 	"RemovePlayerSession", "CreateGameSession", "DescribeGameSessions", "UpdateGameSession",
-	"RegisterCompute", "DescribeCompute", "ListCompute", "DeregisterCompute", "GetComputeAuthToken"}
+	"RegisterCompute", "DescribeCompute", "ListCompute", "DeregisterCompute", "GetComputeAuthToken", "TerminateGameSession"}
 
 var gameLiftErrors = map[string]bool{InvalidRequestException: true, NotFoundException: true, GameSessionFullException: true,
 	InvalidGameSessionStatusException: true, UnauthorizedException: true, InternalServiceException: true,

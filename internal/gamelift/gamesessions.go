@@ -430,6 +430,64 @@ func applyUpdate(gs *gamev1.GameSession, in *updateGameSessionInput) {
 	}
 }
 
+type terminateGameSessionInput struct {
+	GameSessionId   string `json:"GameSessionId"`
+	TerminationMode string `json:"TerminationMode"`
+}
+
+// Termination modes and the status reasons they leave (GameLift's).
+const (
+	triggerOnProcessTerminate = "TRIGGER_ON_PROCESS_TERMINATE"
+	forceTerminate            = "FORCE_TERMINATE"
+	triggeredReason           = "TRIGGERED_ON_PROCESS_TERMINATE"
+	forceTerminatedReason     = "FORCE_TERMINATED"
+)
+
+// terminateGameSession ends a game session. FORCE_TERMINATE: TERMINATED at once (reason FORCE_TERMINATED).
+// TRIGGER_ON_PROCESS_TERMINATE: TERMINATING (reason TRIGGERED_ON_PROCESS_TERMINATE); the replica holding
+// its Server SDK process's connection pushes TerminateProcess, and the game session is TERMINATED when the
+// process ends (ProcessEnding). A game session on no SDK process can only be forced.
+func (s *Server) terminateGameSession(ctx context.Context, who caller, in *terminateGameSessionInput) (any, *Error) {
+	if err := checkGameSessionID("gameSessionId", in.GameSessionId); err != nil {
+		return nil, err
+	}
+	if in.TerminationMode != triggerOnProcessTerminate && in.TerminationMode != forceTerminate {
+		return nil, invalid("TerminationMode must be TRIGGER_ON_PROCESS_TERMINATE or FORCE_TERMINATE")
+	}
+	waitCtx, cancel, _ := s.decisionContext(ctx)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		gs, aerr := s.gameSessionByID(ctx, who.namespace, in.GameSessionId)
+		if aerr != nil {
+			return nil, aerr
+		}
+		switch {
+		case gs.Status.Status == gamev1.GameSessionTerminated || gs.Status.Status == gamev1.GameSessionError:
+			return nil, errorf(InvalidGameSessionStatusException, fmt.Sprintf("Game session %s is %s", in.GameSessionId, gs.Status.Status))
+		case in.TerminationMode == triggerOnProcessTerminate && gs.Status.Process == nil:
+			return nil, errorf(InvalidGameSessionStatusException, "Game session "+in.GameSessionId+" runs on no game server process to terminate: use FORCE_TERMINATE")
+		}
+		before := gs.DeepCopy()
+		if in.TerminationMode == forceTerminate {
+			gs.Status.Status, gs.Status.StatusReason = gamev1.GameSessionTerminated, forceTerminatedReason
+		} else {
+			gs.Status.Status, gs.Status.StatusReason = gamev1.GameSessionTerminating, triggeredReason
+		}
+		err := s.Client.Status().Patch(ctx, gs, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+		if err == nil {
+			return gameSessionOutput{GameSession: s.toGameSession(gs)}, nil
+		}
+		if !apierrors.IsConflict(err) || attempt == maxWriteAttempts || s.GameSessionChanges == nil ||
+			await(waitCtx, s.GameSessionChanges, func() (bool, error) {
+				cur := &gamev1.GameSession{}
+				err := s.Reader.Get(waitCtx, client.ObjectKeyFromObject(before), cur)
+				return err != nil || cur.ResourceVersion != before.ResourceVersion, nil
+			}) != nil {
+			return nil, kubeError(err, "Game session "+in.GameSessionId)
+		}
+	}
+}
+
 // ServedUpdatesAnnotation lists the signed UpdateGameSession requests a game session took within their
 // signatures' validity ("NAME@UNIXSECONDS ..."), so that the same request sent again, to any replica, is
 // refused: the patch that applies an update adds its request under the optimistic lock, so two replicas

@@ -70,15 +70,16 @@ type Backend struct {
 	TokenTTL    time.Duration
 
 	mu        sync.Mutex
-	connected map[processKey]*connection // the processes connected to this replica
+	connected map[processKey][]*connection // the processes connected to this replica (a process reconnecting has two for a moment)
 }
 
 type processKey struct{ namespace, compute, process string }
 
 // connection is a process connected here, and the game session pushed to it on this connection.
 type connection struct {
-	p      *serversdk.Process
-	pushed string // the UID of the game session pushed
+	p          *serversdk.Process
+	pushed     string // the UID of the game session pushed
+	terminated bool   // TerminateProcess pushed
 }
 
 var _ serversdk.Authenticator = (*Backend)(nil)
@@ -142,11 +143,20 @@ func (b *Backend) Connected(ctx context.Context, p *serversdk.Process) error {
 	ctrl.LoggerFrom(ctx).V(1).Info("Game server process connected", "compute", klog.KObj(c), "process", p.ID)
 	b.mu.Lock()
 	if b.connected == nil {
-		b.connected = map[processKey]*connection{}
+		b.connected = map[processKey][]*connection{}
 	}
-	b.connected[processKey{p.Namespace, c.Name, p.ID}] = &connection{p: p}
+	key := processKey{p.Namespace, c.Name, p.ID}
+	b.connected[key] = append(b.connected[key], &connection{p: p})
 	b.mu.Unlock()
 	b.OnCompute(ctx, c)
+	for _, sp := range c.Status.Processes { // a game session being terminated: tell the reconnected process again
+		if sp.ProcessID == p.ID && sp.GameSessionName != "" {
+			gs := &gamev1.GameSession{}
+			if err := b.Reader.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: sp.GameSessionName}, gs); err == nil {
+				b.OnGameSession(ctx, gs)
+			}
+		}
+	}
 	if !p.Expires.IsZero() {
 		go b.refreshBeforeExpiry(ctx, p)
 	}
@@ -212,15 +222,25 @@ func (b *Backend) Disconnected(p *serversdk.Process) {
 	key := processKey{p.Namespace, computes.ObjectName(p.FleetID, p.ComputeName), p.ID}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if c := b.connected[key]; c != nil && c.p == p {
+	conns := slices.DeleteFunc(b.connected[key], func(c *connection) bool { return c.p == p })
+	if len(conns) == 0 {
 		delete(b.connected, key)
+	} else {
+		b.connected[key] = conns
 	}
 }
 
 // OnGameSession pushes a game session placed on a process connected here (OnCompute), once the game
 // session's placement is in the cache.
 func (b *Backend) OnGameSession(ctx context.Context, gs *gamev1.GameSession) {
-	if gs.Status.Process == nil || gs.Status.Status != gamev1.GameSessionActivating {
+	if gs.Status.Process == nil {
+		return
+	}
+	if gs.Status.Status == gamev1.GameSessionTerminating {
+		b.terminate(ctx, gs)
+		return
+	}
+	if gs.Status.Status != gamev1.GameSessionActivating {
 		return
 	}
 	c := &gamev1.Compute{}
@@ -228,6 +248,40 @@ func (b *Backend) OnGameSession(ctx context.Context, gs *gamev1.GameSession) {
 		b.OnCompute(ctx, c)
 	}
 }
+
+// terminate pushes TerminateProcess to the process of a TERMINATING game session (TerminateGameSession's
+// TRIGGER_ON_PROCESS_TERMINATE), when it is connected here, once per connection; the game answers with
+// ProcessEnding, which ends the game session.
+func (b *Backend) terminate(ctx context.Context, gs *gamev1.GameSession) {
+	for _, conn := range b.connections(processKey{gs.Namespace, gs.Status.Process.Compute, gs.Status.Process.ProcessID}, func(c *connection) bool {
+		if c.terminated {
+			return false
+		}
+		c.terminated = true
+		return true
+	}) {
+		if err := conn.p.Push("TerminateProcess", map[string]int64{"TerminationTime": b.Clock.Now().Add(terminationGrace).UnixMilli()}); err == nil {
+			ctrl.LoggerFrom(ctx).Info("Pushed TerminateProcess", "gameSession", klog.KObj(gs), "process", gs.Status.Process.ProcessID)
+		}
+	}
+}
+
+// connections are the connections of a process to this replica that take (and mark, under the lock) a push.
+func (b *Backend) connections(key processKey, take func(*connection) bool) []*connection {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []*connection
+	for _, c := range b.connected[key] {
+		if take(c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// terminationGrace is the TerminationTime a TerminateProcess push announces: GameLift expects a process
+// to exit within 30 seconds after ProcessEnding.
+const terminationGrace = 30 * time.Second
 
 // OnCompute pushes CreateGameSession to each process of c connected here on which the operator placed an
 // ACTIVATING game session not yet pushed on this connection (the manager calls it on every change of a
@@ -238,31 +292,33 @@ func (b *Backend) OnCompute(ctx context.Context, c *gamev1.Compute) {
 		if sp.GameSessionUID == "" || sp.Status != gamev1.ServerProcessActive {
 			continue
 		}
-		b.mu.Lock()
-		conn := b.connected[processKey{c.Namespace, c.Name, sp.ProcessID}]
-		if conn == nil || conn.pushed == sp.GameSessionUID {
-			b.mu.Unlock()
-			continue
-		}
-		b.mu.Unlock()
 		gs := &gamev1.GameSession{}
 		if err := b.Reader.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: sp.GameSessionName}, gs); err != nil ||
 			string(gs.UID) != sp.GameSessionUID || gs.Status.Status != gamev1.GameSessionActivating || gs.Status.GameSessionID == "" {
+			continue
+		}
+		conns := b.connections(processKey{c.Namespace, c.Name, sp.ProcessID}, func(conn *connection) bool {
+			if conn.pushed == sp.GameSessionUID {
+				return false
+			}
+			conn.pushed = sp.GameSessionUID // claimed under the lock: one push per connection
+			return true
+		})
+		if len(conns) == 0 {
 			continue
 		}
 		props := map[string]string{}
 		for _, p := range gs.Spec.GameProperties {
 			props[p.Key] = p.Value
 		}
-		err := conn.p.Push("CreateGameSession", map[string]any{"GameSessionId": gs.Status.GameSessionID, "GameSessionName": gs.Spec.Name,
-			"MaximumPlayerSessionCount": gs.Spec.MaximumPlayerSessionCount, "IpAddress": c.Spec.IPAddress, "DnsName": c.Spec.DNSName,
-			"Port": sp.Port, "GameProperties": props, "GameSessionData": gs.Spec.GameSessionData})
-		if err != nil {
-			continue
+		for _, conn := range conns {
+			err := conn.p.Push("CreateGameSession", map[string]any{"GameSessionId": gs.Status.GameSessionID, "GameSessionName": gs.Spec.Name,
+				"MaximumPlayerSessionCount": gs.Spec.MaximumPlayerSessionCount, "IpAddress": c.Spec.IPAddress, "DnsName": c.Spec.DNSName,
+				"Port": sp.Port, "GameProperties": props, "GameSessionData": gs.Spec.GameSessionData})
+			if err != nil {
+				continue // the connection is gone; the process's next one gets the push
+			}
 		}
-		b.mu.Lock()
-		conn.pushed = sp.GameSessionUID
-		b.mu.Unlock()
 		ctrl.LoggerFrom(ctx).Info("Pushed a game session to its process", "gameSession", klog.KObj(gs), "compute", klog.KObj(c), "process", sp.ProcessID)
 	}
 }

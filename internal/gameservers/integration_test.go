@@ -380,18 +380,44 @@ func TestPlacementOnTheRealSDK(t *testing.T) {
 		g.Expect(gs.Status.Port).To(BeEquivalentTo(7001))
 	}).WithTimeout(20 * time.Second).Should(Succeed())
 
-	// The process ends (ProcessEnding): its game session is TERMINATED. The compute deregistered: match-1,
-	// on a process that is gone with it, is TERMINATED with status reason INTERRUPTED.
-	g.Expect(raw.call(t, map[string]any{"Action": "TerminateServerProcess"})["StatusCode"]).To(BeEquivalentTo(200))
+	// TerminateGameSession, TRIGGER_ON_PROCESS_TERMINATE: TERMINATING, the real game gets TerminateProcess,
+	// calls ProcessEnding and exits; the game session is TERMINATED with the trigger's reason.
+	out, err := a.TerminateGameSession(ctx, &gamelift.TerminateGameSessionInput{GameSessionId: aws.String(gsid), TerminationMode: "TRIGGER_ON_PROCESS_TERMINATE"})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(out.GameSession.Status).To(BeEquivalentTo("TERMINATING"))
 	g.Eventually(func(g Gomega) {
-		gs := get(g, "match-2")
+		gs := get(g, "match-1")
 		g.Expect(gs.Status.Status).To(Equal(gamev1.GameSessionTerminated))
-		g.Expect(gs.Status.StatusReason).To(BeEmpty())
+		g.Expect(gs.Status.StatusReason).To(Equal("TRIGGERED_ON_PROCESS_TERMINATE"))
+	}).WithTimeout(30*time.Second).Should(Succeed(), "%s", p.Out)
+	g.Expect(p.Out.String()).To(ContainSubstring("TerminateProcess received"))
+	g.Expect(p.Cmd.Wait()).To(Succeed(), "%s", p.Out)
+	_, err = a.TerminateGameSession(ctx, &gamelift.TerminateGameSessionInput{GameSessionId: aws.String(gsid), TerminationMode: "FORCE_TERMINATE"})
+	g.Expect(errorCode(err)).To(Equal("InvalidGameSessionStatusException"), "already TERMINATED")
+
+	// A game session on no process (none is idle): only FORCE_TERMINATE ends it, at once.
+	create("match-3")
+	var gsid3 string
+	g.Eventually(func(g Gomega) {
+		gs := get(g, "match-3")
+		g.Expect(gs.Status.GameSessionID).NotTo(BeEmpty())
+		g.Expect(meta.FindStatusCondition(gs.Status.Conditions, gamev1.GameSessionPlacedCondition)).NotTo(BeNil())
+		gsid3 = gs.Status.GameSessionID
 	}).WithTimeout(20 * time.Second).Should(Succeed())
+	g.Eventually(func() string {
+		_, err := a.TerminateGameSession(ctx, &gamelift.TerminateGameSessionInput{GameSessionId: aws.String(gsid3), TerminationMode: "TRIGGER_ON_PROCESS_TERMINATE"})
+		return errorCode(err)
+	}).WithTimeout(10 * time.Second).Should(Equal("InvalidGameSessionStatusException"))
+	_, err = a.TerminateGameSession(ctx, &gamelift.TerminateGameSessionInput{GameSessionId: aws.String(gsid3), TerminationMode: "FORCE_TERMINATE"})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(get(g, "match-3").Status.StatusReason).To(Equal("FORCE_TERMINATED"))
+	g.Expect(get(g, "match-3").Status.Status).To(Equal(gamev1.GameSessionTerminated))
+
+	// The compute deregistered: match-2, on a process gone with it, is TERMINATED with reason INTERRUPTED.
 	_, err = a.DeregisterCompute(ctx, &gamelift.DeregisterComputeInput{FleetId: aws.String("fleet-sdk"), ComputeName: aws.String("compute-1")})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Eventually(func(g Gomega) {
-		gs := get(g, "match-1")
+		gs := get(g, "match-2")
 		g.Expect(gs.Status.Status).To(Equal(gamev1.GameSessionTerminated))
 		g.Expect(gs.Status.StatusReason).To(Equal(gamev1.GameSessionInterrupted))
 	}).WithTimeout(20 * time.Second).Should(Succeed())
