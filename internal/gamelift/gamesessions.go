@@ -352,26 +352,46 @@ func (s *Server) updateGameSession(ctx context.Context, who caller, in *updateGa
 	if aerr := checkUpdate(in); aerr != nil {
 		return nil, aerr
 	}
-	// The cache may not hold this game session's latest write yet (an update right after another, the
-	// operator's status writes): on a conflict, wait until it does and apply the update again.
+	var gs *gamev1.GameSession
+	aerr := s.writeGameSession(ctx, who.namespace, in.GameSessionId, func(cur *gamev1.GameSession) (func(before *gamev1.GameSession) error, *Error) {
+		if cur.Status.Status == gamev1.GameSessionTerminated {
+			return nil, errorf(InvalidGameSessionStatusException, "Game session "+in.GameSessionId+" is TERMINATED")
+		}
+		if aerr := s.recordUpdate(cur, who); aerr != nil {
+			return nil, aerr
+		}
+		applyUpdate(cur, in)
+		gs = cur
+		return func(before *gamev1.GameSession) error {
+			return s.Client.Patch(ctx, cur, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+		}, nil
+	})
+	if aerr != nil {
+		return nil, aerr
+	}
+	return gameSessionOutput{GameSession: s.toGameSession(gs)}, nil
+}
+
+// writeGameSession reads the tenant's game session of id from the cache, lets change decide (an answer, or
+// the write to make), and makes the write; the cache may not hold the game session's latest write yet (an
+// update right after another, the operator's status writes), so on a conflict it waits until it does and
+// decides again, maxWriteAttempts times at most.
+func (s *Server) writeGameSession(ctx context.Context, namespace, id string, change func(gs *gamev1.GameSession) (func(before *gamev1.GameSession) error, *Error)) *Error {
 	waitCtx, cancel, _ := s.decisionContext(ctx)
 	defer cancel()
 	for attempt := 1; ; attempt++ {
-		gs, aerr := s.gameSessionByID(ctx, who.namespace, in.GameSessionId)
+		gs, aerr := s.gameSessionByID(ctx, namespace, id)
 		if aerr != nil {
-			return nil, aerr
-		}
-		if gs.Status.Status == gamev1.GameSessionTerminated {
-			return nil, errorf(InvalidGameSessionStatusException, "Game session "+in.GameSessionId+" is TERMINATED")
+			return aerr
 		}
 		before := gs.DeepCopy()
-		if aerr := s.recordUpdate(gs, who); aerr != nil {
-			return nil, aerr
+		write, aerr := change(gs)
+		if aerr != nil {
+			return aerr
 		}
-		applyUpdate(gs, in)
-		err := s.Client.Patch(ctx, gs, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+		err := write(before)
 		if err == nil {
-			return gameSessionOutput{GameSession: s.toGameSession(gs)}, nil
+			return nil
 		}
 		if !apierrors.IsConflict(err) || attempt == maxWriteAttempts || s.GameSessionChanges == nil ||
 			await(waitCtx, s.GameSessionChanges, func() (bool, error) {
@@ -379,7 +399,7 @@ func (s *Server) updateGameSession(ctx context.Context, who caller, in *updateGa
 				err := s.Reader.Get(waitCtx, client.ObjectKeyFromObject(before), cur)
 				return err != nil || cur.ResourceVersion != before.ResourceVersion, nil
 			}) != nil {
-			return nil, kubeError(err, "Game session "+in.GameSessionId)
+			return kubeError(err, "Game session "+id)
 		}
 	}
 }
@@ -454,38 +474,28 @@ func (s *Server) terminateGameSession(ctx context.Context, who caller, in *termi
 	if in.TerminationMode != triggerOnProcessTerminate && in.TerminationMode != forceTerminate {
 		return nil, invalid("TerminationMode must be TRIGGER_ON_PROCESS_TERMINATE or FORCE_TERMINATE")
 	}
-	waitCtx, cancel, _ := s.decisionContext(ctx)
-	defer cancel()
-	for attempt := 1; ; attempt++ {
-		gs, aerr := s.gameSessionByID(ctx, who.namespace, in.GameSessionId)
-		if aerr != nil {
-			return nil, aerr
-		}
+	var gs *gamev1.GameSession
+	aerr := s.writeGameSession(ctx, who.namespace, in.GameSessionId, func(cur *gamev1.GameSession) (func(before *gamev1.GameSession) error, *Error) {
 		switch {
-		case gs.Status.Status == gamev1.GameSessionTerminated || gs.Status.Status == gamev1.GameSessionError:
-			return nil, errorf(InvalidGameSessionStatusException, fmt.Sprintf("Game session %s is %s", in.GameSessionId, gs.Status.Status))
-		case in.TerminationMode == triggerOnProcessTerminate && gs.Status.Process == nil:
+		case cur.Status.Status == gamev1.GameSessionTerminated || cur.Status.Status == gamev1.GameSessionError:
+			return nil, errorf(InvalidGameSessionStatusException, fmt.Sprintf("Game session %s is %s", in.GameSessionId, cur.Status.Status))
+		case in.TerminationMode == triggerOnProcessTerminate && cur.Status.Process == nil:
 			return nil, errorf(InvalidGameSessionStatusException, "Game session "+in.GameSessionId+" runs on no game server process to terminate: use FORCE_TERMINATE")
 		}
-		before := gs.DeepCopy()
 		if in.TerminationMode == forceTerminate {
-			gs.Status.Status, gs.Status.StatusReason = gamev1.GameSessionTerminated, forceTerminatedReason
+			cur.Status.Status, cur.Status.StatusReason = gamev1.GameSessionTerminated, forceTerminatedReason
 		} else {
-			gs.Status.Status, gs.Status.StatusReason = gamev1.GameSessionTerminating, triggeredReason
+			cur.Status.Status, cur.Status.StatusReason = gamev1.GameSessionTerminating, triggeredReason
 		}
-		err := s.Client.Status().Patch(ctx, gs, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
-		if err == nil {
-			return gameSessionOutput{GameSession: s.toGameSession(gs)}, nil
-		}
-		if !apierrors.IsConflict(err) || attempt == maxWriteAttempts || s.GameSessionChanges == nil ||
-			await(waitCtx, s.GameSessionChanges, func() (bool, error) {
-				cur := &gamev1.GameSession{}
-				err := s.Reader.Get(waitCtx, client.ObjectKeyFromObject(before), cur)
-				return err != nil || cur.ResourceVersion != before.ResourceVersion, nil
-			}) != nil {
-			return nil, kubeError(err, "Game session "+in.GameSessionId)
-		}
+		gs = cur
+		return func(before *gamev1.GameSession) error {
+			return s.Client.Status().Patch(ctx, cur, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+		}, nil
+	})
+	if aerr != nil {
+		return nil, aerr
 	}
+	return gameSessionOutput{GameSession: s.toGameSession(gs)}, nil
 }
 
 // ServedUpdatesAnnotation lists the signed UpdateGameSession requests a game session took within their

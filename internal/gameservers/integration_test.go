@@ -224,27 +224,9 @@ func TestAnywhereComputeAndTheRealSDK(t *testing.T) {
 // process is idle. A second ActivateGameSession is refused.
 func TestPlacementOnTheRealSDK(t *testing.T) {
 	g := NewWithT(t)
-	cp := testenv.ControlPlane(t, localcp.Options{})
-	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	sdkAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	testenv.StartManager(t, cp, manager.Options{Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", DisableAgones: true,
-		GameLiftAddr: addr, GameLiftSDKAddr: sdkAddr})
-	admin, err := client.New(cp.Config, client.Options{Scheme: manager.Scheme()})
-	g.Expect(err).NotTo(HaveOccurred())
+	e := startCompute(t, 0)
+	admin, a, sdkAddr, token, p, key := e.admin, e.sdk, e.sdkAddr, e.token, e.process, e.key
 	ctx := context.Background()
-	g.Expect(admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}})).To(Succeed())
-	g.Expect(gl.CreateAccessKey(ctx, admin, gl.DefaultKeyNamespace, "key-team-a", "team-a", "AKIDA", "secret-team-a")).To(Succeed())
-	a := gamelift.New(gamelift.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + addr), RetryMaxAttempts: 1,
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDA", "secret-team-a", "")})
-	g.Eventually(func() error {
-		_, err := a.RegisterCompute(ctx, &gamelift.RegisterComputeInput{FleetId: aws.String("fleet-sdk"), ComputeName: aws.String("compute-1"), IpAddress: aws.String("10.0.0.5")})
-		return err
-	}).WithTimeout(20 * time.Second).Should(Succeed())
-	token, err := a.GetComputeAuthToken(ctx, &gamelift.GetComputeAuthTokenInput{FleetId: aws.String("fleet-sdk"), ComputeName: aws.String("compute-1")})
-	g.Expect(err).NotTo(HaveOccurred())
-	p := gametest.Start(t, "GAMELIFT_SDK_WEBSOCKET_URL=ws://"+sdkAddr, "GAMELIFT_SDK_AUTH_TOKEN="+aws.ToString(token.AuthToken),
-		"GAMELIFT_SDK_FLEET_ID=fleet-sdk", "GAMELIFT_SDK_HOST_ID=compute-1", "GAMELIFT_SDK_PROCESS_ID=proc-1")
-	key := client.ObjectKey{Namespace: "team-a", Name: computes.ObjectName("fleet-sdk", "compute-1")}
 	g.Eventually(func(g Gomega) {
 		c := &gamev1.Compute{}
 		g.Expect(admin.Get(ctx, key, c)).To(Succeed())
@@ -485,28 +467,11 @@ func (r *rawProcess) read(t *testing.T) map[string]any {
 // no longer connects).
 func TestRefreshConnection(t *testing.T) {
 	g := NewWithT(t)
-	cp := testenv.ControlPlane(t, localcp.Options{})
-	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	sdkAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	const ttl = 4 * time.Second
-	testenv.StartManager(t, cp, manager.Options{Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", DisableAgones: true,
-		GameLiftAddr: addr, GameLiftSDKAddr: sdkAddr, GameLiftComputeTokenTTL: ttl})
-	admin, err := client.New(cp.Config, client.Options{Scheme: manager.Scheme()})
-	g.Expect(err).NotTo(HaveOccurred())
+	e := startCompute(t, ttl)
+	admin, sdkAddr, token, p := e.admin, e.sdkAddr, e.token, e.process
 	ctx := context.Background()
-	g.Expect(admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}})).To(Succeed())
-	g.Expect(gl.CreateAccessKey(ctx, admin, gl.DefaultKeyNamespace, "key-team-a", "team-a", "AKIDA", "secret-team-a")).To(Succeed())
-	a := gamelift.New(gamelift.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + addr), RetryMaxAttempts: 1,
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDA", "secret-team-a", "")})
-	g.Eventually(func() error {
-		_, err := a.RegisterCompute(ctx, &gamelift.RegisterComputeInput{FleetId: aws.String("fleet-sdk"), ComputeName: aws.String("compute-1"), IpAddress: aws.String("10.0.0.5")})
-		return err
-	}).WithTimeout(20 * time.Second).Should(Succeed())
-	token, err := a.GetComputeAuthToken(ctx, &gamelift.GetComputeAuthTokenInput{FleetId: aws.String("fleet-sdk"), ComputeName: aws.String("compute-1")})
-	g.Expect(err).NotTo(HaveOccurred())
-	p := gametest.Start(t, "GAMELIFT_SDK_WEBSOCKET_URL=ws://"+sdkAddr, "GAMELIFT_SDK_AUTH_TOKEN="+aws.ToString(token.AuthToken),
-		"GAMELIFT_SDK_FLEET_ID=fleet-sdk", "GAMELIFT_SDK_HOST_ID=compute-1", "GAMELIFT_SDK_PROCESS_ID=proc-1")
-	key := client.ObjectKey{Namespace: "team-a", Name: computes.ObjectName("fleet-sdk", "compute-1")}
+	key := e.key
 	g.Eventually(func(g Gomega) {
 		c := &gamev1.Compute{}
 		g.Expect(admin.Get(ctx, key, c)).To(Succeed())
@@ -527,4 +492,43 @@ func TestRefreshConnection(t *testing.T) {
 		return strings.Count(p.Out.String(), "Received HeartbeatServerProcess for GameLift with status 200")
 	}).
 		WithTimeout(10*time.Second).Should(BeNumerically(">", heartbeats), "%s", p.Out)
+}
+
+// computeEnv is a manager with the GameLift endpoint and the Server SDK's endpoint, a tenant team-a with an
+// access key, its compute compute-1 of fleet-sdk (10.0.0.5) with a token, and the example game server
+// connected with it as proc-1.
+type computeEnv struct {
+	admin   client.Client
+	sdk     *gamelift.Client
+	sdkAddr string
+	token   *gamelift.GetComputeAuthTokenOutput
+	process *gametest.Process
+	key     client.ObjectKey
+}
+
+func startCompute(t *testing.T, tokenTTL time.Duration) *computeEnv {
+	t.Helper()
+	g := NewWithT(t)
+	cp := testenv.ControlPlane(t, localcp.Options{})
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	sdkAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	testenv.StartManager(t, cp, manager.Options{Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", DisableAgones: true,
+		GameLiftAddr: addr, GameLiftSDKAddr: sdkAddr, GameLiftComputeTokenTTL: tokenTTL})
+	admin, err := client.New(cp.Config, client.Options{Scheme: manager.Scheme()})
+	g.Expect(err).NotTo(HaveOccurred())
+	ctx := context.Background()
+	g.Expect(admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}})).To(Succeed())
+	g.Expect(gl.CreateAccessKey(ctx, admin, gl.DefaultKeyNamespace, "key-team-a", "team-a", "AKIDA", "secret-team-a")).To(Succeed())
+	a := gamelift.New(gamelift.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + addr), RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDA", "secret-team-a", "")})
+	g.Eventually(func() error {
+		_, err := a.RegisterCompute(ctx, &gamelift.RegisterComputeInput{FleetId: aws.String("fleet-sdk"), ComputeName: aws.String("compute-1"), IpAddress: aws.String("10.0.0.5")})
+		return err
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+	token, err := a.GetComputeAuthToken(ctx, &gamelift.GetComputeAuthTokenInput{FleetId: aws.String("fleet-sdk"), ComputeName: aws.String("compute-1")})
+	g.Expect(err).NotTo(HaveOccurred())
+	p := gametest.Start(t, "GAMELIFT_SDK_WEBSOCKET_URL=ws://"+sdkAddr, "GAMELIFT_SDK_AUTH_TOKEN="+aws.ToString(token.AuthToken),
+		"GAMELIFT_SDK_FLEET_ID=fleet-sdk", "GAMELIFT_SDK_HOST_ID=compute-1", "GAMELIFT_SDK_PROCESS_ID=proc-1")
+	return &computeEnv{admin: admin, sdk: a, sdkAddr: sdkAddr, token: token, process: p,
+		key: client.ObjectKey{Namespace: "team-a", Name: computes.ObjectName("fleet-sdk", "compute-1")}}
 }
