@@ -216,7 +216,9 @@ func (r *GameSessionReconciler) allocate(ctx context.Context, fx *effects, gs *g
 	}
 	if len(ready) == 0 {
 		r.setBound(gs, metav1.ConditionFalse, gamev1.AllocatingReason, fmt.Sprintf("Waiting for a Ready GameServer in fleet %s that the selectors match (allocating when there is one)", spec.FleetName))
-		return nil, deadline.Sub(now), nil
+		// A Ready GameServer's event wakes it; it also looks again at the cache now and then, which costs
+		// the API server nothing, in case a wake-up went to a game session the cache showed waiting still.
+		return nil, min(emptyFleetRecheck, deadline.Sub(now)), nil
 	}
 	if found, err = r.Agones.AllocatedFor(ctx, gs.Namespace, string(gs.UID)); err != nil || found != nil {
 		if found != nil {
@@ -255,6 +257,9 @@ func (r *GameSessionReconciler) allocate(ctx context.Context, fx *effects, gs *g
 	}
 	return server, 0, nil
 }
+
+// emptyFleetRecheck is how often a game session waiting on an empty fleet looks at the cache again.
+const emptyFleetRecheck = 2 * time.Second
 
 // selectorsOf are the label selectors of a game session's fleet allocation.
 func selectorsOf(spec *gamev1.AgonesGameServer) []metav1.LabelSelector {
