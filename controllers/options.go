@@ -36,6 +36,9 @@ type Options struct {
 	// AgonesAllocationTimeout is how long a game session on an Agones fleet keeps trying to allocate a
 	// GameServer (with backoff) before it becomes ERROR.
 	AgonesAllocationTimeout time.Duration
+	// ProcessActivationTimeout is how long a game session placed on a GameLift Server SDK process may wait
+	// for the game's ActivateGameSession before it becomes ERROR.
+	ProcessActivationTimeout time.Duration
 	// RetainDeclared keeps, when its retention ends, an object that an applier declares (see Declared);
 	// it gets the RetentionEnded condition and an event instead of being deleted.
 	RetainDeclared bool
@@ -57,16 +60,17 @@ type Options struct {
 // DefaultOptions are GameLift's: 60 s to accept a reservation, 30 days of retention.
 func DefaultOptions() Options {
 	return Options{
-		PlayerSessionTimeout:    60 * time.Second,
-		Retention:               30 * 24 * time.Hour,
-		ARNs:                    ids.ARNs{Region: "local", AccountID: "000000000000"},
-		MaxConcurrentReconciles: 16,
-		BatchWindow:             0,
-		ReleaseWindow:           time.Second,
-		AgonesAllocationTimeout: 60 * time.Second,
-		RetainDeclared:          true,
-		HistoryGrace:            5 * time.Minute,
-		DeclarativeManagers:     []string{"argocd-controller", "kustomize-controller", "helm-controller"},
+		PlayerSessionTimeout:     60 * time.Second,
+		Retention:                30 * 24 * time.Hour,
+		ARNs:                     ids.ARNs{Region: "local", AccountID: "000000000000"},
+		MaxConcurrentReconciles:  16,
+		BatchWindow:              0,
+		ReleaseWindow:            time.Second,
+		AgonesAllocationTimeout:  60 * time.Second,
+		ProcessActivationTimeout: 5 * time.Minute,
+		RetainDeclared:           true,
+		HistoryGrace:             5 * time.Minute,
+		DeclarativeManagers:      []string{"argocd-controller", "kustomize-controller", "helm-controller"},
 		DeclarativeMarkers: []string{"argocd.argoproj.io/tracking-id", "app.kubernetes.io/instance",
 			"kustomize.toolkit.fluxcd.io/name", "helm.toolkit.fluxcd.io/name"},
 	}

@@ -47,7 +47,10 @@ func (r *GameSessionReconciler) onSDKFleet(ctx context.Context, gs *gamev1.GameS
 // writes the endpoint (internal/gameservers). No idle process: it waits (a Compute's change wakes it).
 func (r *GameSessionReconciler) reconcileProcess(ctx context.Context, fx *effects, gs *gamev1.GameSession) (time.Duration, error) {
 	if gs.Status.Process != nil {
-		return 0, r.reconcileProcessEnd(ctx, fx, gs)
+		if err := r.reconcileProcessEnd(ctx, fx, gs); err != nil {
+			return 0, err
+		}
+		return r.reconcileActivationTimeout(ctx, fx, gs), nil
 	}
 	if ok, err := r.onSDKFleet(ctx, gs); err != nil || !ok {
 		return 0, err
@@ -63,7 +66,7 @@ func (r *GameSessionReconciler) reconcileProcess(ctx context.Context, fx *effect
 			switch {
 			case sp.GameSessionUID == string(gs.UID):
 				r.placed(gs, c, sp.ProcessID)
-				return 0, nil
+				return r.reconcileActivationTimeout(ctx, fx, gs), nil
 			case sp.Status == gamev1.ServerProcessActive && sp.GameSessionUID == "" && !sp.Unhealthy:
 				idle = append(idle, processChoice{compute: c, process: sp})
 			}
@@ -89,7 +92,7 @@ func (r *GameSessionReconciler) reconcileProcess(ctx context.Context, fx *effect
 	ctrl.LoggerFrom(ctx).Info("Placed the game session on a game server process", "gameSession", klog.KObj(gs),
 		"compute", klog.KObj(chosen.compute), "process", chosen.process.ProcessID)
 	r.placed(gs, chosen.compute, chosen.process.ProcessID)
-	return 0, nil
+	return r.reconcileActivationTimeout(ctx, fx, gs), nil
 }
 
 // reconcileProcessEnd ends a game session whose process ended: TERMINATED when the process called
@@ -133,6 +136,27 @@ func (r *GameSessionReconciler) reconcileProcessEnd(ctx context.Context, fx *eff
 	return nil
 }
 
+// reconcileActivationTimeout makes ERROR a game session still ACTIVATING ProcessActivationTimeout after it
+// was placed (the Placed condition's transition, persisted), and says when to look again before that.
+func (r *GameSessionReconciler) reconcileActivationTimeout(ctx context.Context, fx *effects, gs *gamev1.GameSession) time.Duration {
+	placed := meta.FindStatusCondition(gs.Status.Conditions, gamev1.GameSessionPlacedCondition)
+	if gs.Status.Status != gamev1.GameSessionActivating || placed == nil || placed.Status != metav1.ConditionTrue || r.ProcessActivationTimeout <= 0 {
+		return 0
+	}
+	if wait := placed.LastTransitionTime.Add(r.ProcessActivationTimeout).Sub(r.Clock.Now()); wait > 0 {
+		return wait
+	}
+	gs.Status.Status = gamev1.GameSessionError
+	msg := fmt.Sprintf("The game server process %s did not activate the game session within %s", gs.Status.Process.ProcessID, r.ProcessActivationTimeout)
+	meta.SetStatusCondition(&gs.Status.Conditions, metav1.Condition{Type: gamev1.GameSessionPlacedCondition, Status: metav1.ConditionFalse,
+		Reason: gamev1.ActivationTimedOutReason, Message: msg})
+	fx.add(func() {
+		ctrl.LoggerFrom(ctx).Info("Game session not activated in time", "gameSession", klog.KObj(gs), "process", gs.Status.Process.ProcessID)
+		r.Recorder.Eventf(gs, nil, corev1.EventTypeWarning, gamev1.ActivationTimedOutReason, "Activate", "%s", msg)
+	})
+	return 0
+}
+
 type processChoice struct {
 	compute *gamev1.Compute
 	process gamev1.ServerProcess
@@ -141,7 +165,8 @@ type processChoice struct {
 func (r *GameSessionReconciler) placed(gs *gamev1.GameSession, c *gamev1.Compute, processID string) {
 	gs.Status.Process = &gamev1.ServerProcessRef{Compute: c.Name, ProcessID: processID}
 	meta.SetStatusCondition(&gs.Status.Conditions, metav1.Condition{Type: gamev1.GameSessionPlacedCondition, Status: metav1.ConditionTrue,
-		Reason: gamev1.ProcessClaimedReason, Message: fmt.Sprintf("Placed on process %s of compute %s", processID, c.Spec.ComputeName)})
+		Reason: gamev1.ProcessClaimedReason, Message: fmt.Sprintf("Placed on process %s of compute %s", processID, c.Spec.ComputeName),
+		LastTransitionTime: metav1.NewTime(r.Clock.Now())}) // the activation timeout counts from it
 }
 
 // gameSessionsForCompute maps a Compute's change (or its deletion) to the game sessions placed on it (their

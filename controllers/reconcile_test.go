@@ -54,7 +54,7 @@ func newFixture(t *testing.T, objs ...client.Object) *fixture {
 	scheme.AddKnownTypeWithName(agones.GameServerGVK, &unstructured.Unstructured{})
 	scheme.AddKnownTypeWithName(agones.GameServerListGVK, &unstructured.UnstructuredList{})
 	b := fake.NewClientBuilder().WithScheme(scheme).
-		WithStatusSubresource(&gamev1.GameSession{}, &gamev1.PlayerSession{}).
+		WithStatusSubresource(&gamev1.GameSession{}, &gamev1.PlayerSession{}, &gamev1.Compute{}).
 		WithObjects(objs...)
 	if err := indexes.Setup(context.Background(), builderIndexer{b}); err != nil {
 		t.Fatal(err)

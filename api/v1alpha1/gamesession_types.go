@@ -72,6 +72,8 @@ const (
 	ProcessClaimedReason = "ProcessClaimed"
 	// NoIdleProcessReason: no ACTIVE process of the fleet is free; the game session waits for one.
 	NoIdleProcessReason = "NoIdleProcess"
+	// ActivationTimedOutReason: the process did not call ActivateGameSession in time (ERROR).
+	ActivationTimedOutReason = "ActivationTimedOut"
 
 	// GameServerAllocatedReason: bound to an Allocated GameServer.
 	GameServerAllocatedReason = "Allocated"

@@ -50,6 +50,7 @@ func BindFlags(fs *flag.FlagSet) *Flags {
 	fs.IntVar(&c.MaxConcurrentReconciles, "max-concurrent-reconciles", c.MaxConcurrentReconciles, "Workers per controller.")
 	fs.DurationVar(&c.BatchWindow, "batch-window", c.BatchWindow, "How long a game session waits after a player session change before deciding seats, so a burst costs one write.")
 	fs.DurationVar(&c.ReleaseWindow, "release-window", c.ReleaseWindow, "How long a game session may wait after a player session ended before it frees the seat, when nobody waits for one.")
+	fs.DurationVar(&c.ProcessActivationTimeout, "gamelift-sdk-activation-timeout", c.ProcessActivationTimeout, "How long a game session placed on a GameLift Server SDK process may wait for the game's ActivateGameSession before it becomes ERROR.")
 	fs.DurationVar(&c.AgonesAllocationTimeout, "agones-allocation-timeout", c.AgonesAllocationTimeout, "How long a game session on an Agones fleet keeps trying to allocate a GameServer before it becomes ERROR.")
 	fs.BoolVar(&o.DisableAgones, "disable-agones", false, "Turn the Agones integration off (by default the manager binds game sessions with spec.agones once it discovers Agones).")
 	fs.DurationVar(&o.AgonesDiscoveryInterval, "agones-discovery-interval", 10*time.Second, "How often the manager looks for Agones until it is installed.")
