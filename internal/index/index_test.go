@@ -361,21 +361,7 @@ func TestWatchInitialEventsArePaged(t *testing.T) {
 	for i := range objects {
 		f.put("big", fmt.Sprintf("p%05d", i), "x", "g", gamev1.PlayerSessionReserved, nil)
 	}
-	convert := func(t watch.EventType, ps *gamev1.PlayerSession) watch.Event { return watch.Event{Type: t, Object: ps} }
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	var ws []watch.Interface
-	for range watches {
-		w, err := f.ix.Watch(ctx, Query{Namespace: "big"}, WatchOptions{ResourceVersion: "0"}, convert)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ws = append(ws, w)
-	}
-	time.Sleep(100 * time.Millisecond) // let each watch read what it reads before its client takes anything
-	runtime.GC()
-	runtime.ReadMemStats(&after)
+	ws, after, before := unreadWatches(t, f, WatchOptions{ResourceVersion: "0"}, watches)
 	if per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / watches; per > 64<<10 {
 		t.Errorf("%d bytes of heap per unread watch of %d objects, want under 64 KiB", per, objects)
 	}
@@ -451,21 +437,7 @@ func TestWatchReplayIsPaged(t *testing.T) {
 	for i := range objects {
 		f.put("big", fmt.Sprintf("p%05d", i), "x", "g", gamev1.PlayerSessionReserved, nil)
 	}
-	convert := func(t watch.EventType, ps *gamev1.PlayerSession) watch.Event { return watch.Event{Type: t, Object: ps} }
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	var ws []watch.Interface
-	for range watches {
-		w, err := f.ix.Watch(ctx, Query{Namespace: "big"}, WatchOptions{ResourceVersion: start}, convert)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ws = append(ws, w)
-	}
-	time.Sleep(100 * time.Millisecond) // let each watch read what it reads before its client takes anything
-	runtime.GC()
-	runtime.ReadMemStats(&after)
+	ws, after, before := unreadWatches(t, f, WatchOptions{ResourceVersion: start}, watches)
 	if per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / watches; per > 64<<10 {
 		t.Errorf("%d bytes of heap per unread watch replaying %d events, want under 64 KiB", per, objects)
 	}
@@ -490,7 +462,9 @@ func TestWatchReplayIsPaged(t *testing.T) {
 	for i := range initialPage + 10 {
 		f.put("big", fmt.Sprintf("p%05d", i), "x", "g", gamev1.PlayerSessionReserved, nil)
 	}
-	w, err := f.ix.Watch(ctx, Query{Namespace: "big"}, WatchOptions{ResourceVersion: start}, convert)
+	w, err := f.ix.Watch(ctx, Query{Namespace: "big"}, WatchOptions{ResourceVersion: start}, func(t watch.EventType, ps *gamev1.PlayerSession) watch.Event {
+		return watch.Event{Type: t, Object: ps}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -508,4 +482,23 @@ func TestWatchReplayIsPaged(t *testing.T) {
 		}
 	}
 	t.Fatal("the watch ended without an error")
+}
+
+// unreadWatches opens n watches of the namespace "big" that nobody reads, and the heap before and after.
+func unreadWatches(t *testing.T, f *fixture, opts WatchOptions, n int) (ws []watch.Interface, after, before runtime.MemStats) {
+	t.Helper()
+	convert := func(t watch.EventType, ps *gamev1.PlayerSession) watch.Event { return watch.Event{Type: t, Object: ps} }
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range n {
+		w, err := f.ix.Watch(ctx, Query{Namespace: "big"}, opts, convert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws = append(ws, w)
+	}
+	time.Sleep(100 * time.Millisecond) // let each watch read what it reads before its client takes anything
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	return ws, after, before
 }
