@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -531,4 +532,76 @@ func startCompute(t *testing.T, tokenTTL time.Duration) *computeEnv {
 		"GAMELIFT_SDK_FLEET_ID=fleet-sdk", "GAMELIFT_SDK_HOST_ID=compute-1", "GAMELIFT_SDK_PROCESS_ID=proc-1")
 	return &computeEnv{admin: admin, sdk: a, sdkAddr: sdkAddr, token: token, process: p,
 		key: client.ObjectKey{Namespace: "team-a", Name: computes.ObjectName("fleet-sdk", "compute-1")}}
+}
+
+// TestManyProcessesManyGameSessions: eight SDK processes (the example game server, each its own SDK) on two
+// computes of a fleet, and eight game sessions created at once: each game session is placed on exactly one
+// process, no process takes two, and every game session is ACTIVE on its process's port.
+func TestManyProcessesManyGameSessions(t *testing.T) {
+	g := NewWithT(t)
+	e := startCompute(t, 0) // compute-1 with proc-1
+	ctx := context.Background()
+	_, err := e.sdk.RegisterCompute(ctx, &gamelift.RegisterComputeInput{FleetId: aws.String("fleet-sdk"), ComputeName: aws.String("compute-2"), IpAddress: aws.String("10.0.0.6")})
+	g.Expect(err).NotTo(HaveOccurred())
+	token2, err := e.sdk.GetComputeAuthToken(ctx, &gamelift.GetComputeAuthTokenInput{FleetId: aws.String("fleet-sdk"), ComputeName: aws.String("compute-2")})
+	g.Expect(err).NotTo(HaveOccurred())
+	ports := map[string]string{"compute-1/proc-1": e.process.Port}
+	for i := 2; i <= 8; i++ {
+		compute, tok := "compute-1", aws.ToString(e.token.AuthToken)
+		if i%2 == 0 {
+			compute, tok = "compute-2", aws.ToString(token2.AuthToken)
+		}
+		p := gametest.Start(t, "GAMELIFT_SDK_WEBSOCKET_URL=ws://"+e.sdkAddr, "GAMELIFT_SDK_AUTH_TOKEN="+tok,
+			"GAMELIFT_SDK_FLEET_ID=fleet-sdk", "GAMELIFT_SDK_HOST_ID="+compute, fmt.Sprint("GAMELIFT_SDK_PROCESS_ID=proc-", i))
+		ports[fmt.Sprint(compute, "/proc-", i)] = p.Port
+	}
+	active := func(g Gomega) int {
+		n := 0
+		for _, name := range []string{"compute-1", "compute-2"} {
+			c := &gamev1.Compute{}
+			g.Expect(e.admin.Get(ctx, client.ObjectKey{Namespace: "team-a", Name: computes.ObjectName("fleet-sdk", name)}, c)).To(Succeed())
+			for _, sp := range c.Status.Processes {
+				if sp.Status == gamev1.ServerProcessActive {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	g.Eventually(active).WithTimeout(60 * time.Second).Should(Equal(8))
+
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range 8 {
+		wg.Go(func() {
+			errs[i] = e.admin.Create(ctx, &gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: fmt.Sprint("match-", i)},
+				Spec: gamev1.GameSessionSpec{FleetID: "fleet-sdk", MaximumPlayerSessionCount: 2}})
+		})
+	}
+	wg.Wait()
+	g.Expect(errors.Join(errs...)).NotTo(HaveOccurred())
+	g.Eventually(func(g Gomega) {
+		var list gamev1.GameSessionList
+		g.Expect(e.admin.List(ctx, &list, client.InNamespace("team-a"))).To(Succeed())
+		g.Expect(list.Items).To(HaveLen(8))
+		used := map[string]string{}
+		for _, gs := range list.Items {
+			g.Expect(gs.Status.Status).To(Equal(gamev1.GameSessionActive), gs.Name)
+			g.Expect(gs.Status.Process).NotTo(BeNil())
+			var c gamev1.Compute
+			g.Expect(e.admin.Get(ctx, client.ObjectKey{Namespace: "team-a", Name: gs.Status.Process.Compute}, &c)).To(Succeed())
+			where := c.Spec.ComputeName + "/" + gs.Status.Process.ProcessID
+			g.Expect(used).NotTo(HaveKey(where), "two game sessions on one process")
+			used[where] = gs.Name
+			g.Expect(fmt.Sprint(gs.Status.Port)).To(Equal(ports[where]))
+			g.Expect(gs.Status.IPAddress).To(Equal(c.Spec.IPAddress))
+		}
+	}).WithTimeout(60 * time.Second).Should(Succeed())
+	for _, name := range []string{"compute-1", "compute-2"} { // and each process holds exactly one game session
+		c := &gamev1.Compute{}
+		g.Expect(e.admin.Get(ctx, client.ObjectKey{Namespace: "team-a", Name: computes.ObjectName("fleet-sdk", name)}, c)).To(Succeed())
+		for _, sp := range c.Status.Processes {
+			g.Expect(sp.GameSessionName).NotTo(BeEmpty(), sp.ProcessID)
+		}
+	}
 }
