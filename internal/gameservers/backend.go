@@ -184,23 +184,13 @@ func (b *Backend) refreshBeforeExpiry(ctx context.Context, p *serversdk.Process)
 		ttl = computes.DefaultTokenTTL
 	}
 	token := computes.NewToken()
-	for attempt := 1; ; attempt++ {
-		c, err := b.compute(ctx, p)
-		if err != nil {
-			log.Info("No fresh token for a process: its compute is gone", "reason", err.Error())
-			return
-		}
+	if aerr := b.patchCompute(ctx, p, func(c *gamev1.Compute) *serversdk.Error {
 		now := b.Clock.Now()
-		before := c.DeepCopy()
 		c.Status.AuthTokens = computes.WithToken(c.Status.AuthTokens, token, now, now.Add(ttl))
-		err = b.Client.Status().Patch(ctx, c, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
-		if err == nil {
-			break
-		}
-		if !apierrors.IsConflict(err) || attempt == maxWriteAttempts {
-			log.Error(err, "Writing a fresh token for a process")
-			return
-		}
+		return nil
+	}); aerr != nil {
+		log.Info("No fresh token for a process", "reason", aerr.Message)
+		return
 	}
 	// Push once this replica's cache knows the token: the SDK reconnects at once, and a refused reconnect
 	// would leave it without a connection until its next try, a minute later.
@@ -588,15 +578,10 @@ func (b *Backend) getComputeCertificate(ctx context.Context, p *serversdk.Proces
 // maxWriteAttempts bounds the retries of a status write that met a concurrent one.
 const maxWriteAttempts = 5
 
-// updateProcess changes p's entry of its compute's processes (added when missing) with the optimistic lock,
-// reading the compute again after a conflict. A compute full of processes drops its oldest TERMINATED ones.
+// updateProcess changes p's entry of its compute's processes (added when missing). A compute full of
+// processes drops its oldest TERMINATED ones.
 func (b *Backend) updateProcess(ctx context.Context, p *serversdk.Process, change func(*gamev1.ServerProcess)) *serversdk.Error {
-	for attempt := 1; ; attempt++ {
-		c, err := b.compute(ctx, p)
-		if err != nil {
-			return serversdk.Errorf(http.StatusNotFound, "%v", err)
-		}
-		before := c.DeepCopy()
+	return b.patchCompute(ctx, p, func(c *gamev1.Compute) *serversdk.Error {
 		i := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == p.ID })
 		if i < 0 {
 			c.Status.Processes = append(c.Status.Processes, gamev1.ServerProcess{})
@@ -610,6 +595,22 @@ func (b *Backend) updateProcess(ctx context.Context, p *serversdk.Process, chang
 			}
 			c.Status.Processes = slices.Delete(c.Status.Processes, j, j+1)
 		}
+		return nil
+	})
+}
+
+// patchCompute reads p's compute from the API server, lets change edit its status, and writes it under the
+// optimistic lock, reading it again after a conflict (maxWriteAttempts times at most).
+func (b *Backend) patchCompute(ctx context.Context, p *serversdk.Process, change func(*gamev1.Compute) *serversdk.Error) *serversdk.Error {
+	for attempt := 1; ; attempt++ {
+		c, err := b.compute(ctx, p)
+		if err != nil {
+			return serversdk.Errorf(http.StatusNotFound, "%v", err)
+		}
+		before := c.DeepCopy()
+		if aerr := change(c); aerr != nil {
+			return aerr
+		}
 		err = b.Client.Status().Patch(ctx, c, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 		switch {
 		case err == nil:
@@ -619,8 +620,8 @@ func (b *Backend) updateProcess(ctx context.Context, p *serversdk.Process, chang
 		case apierrors.IsInvalid(err):
 			return serversdk.Errorf(http.StatusBadRequest, "%v", err)
 		}
-		ctrl.LoggerFrom(ctx).Error(err, "Writing a server process", "compute", klog.KObj(c), "process", p.ID)
-		return serversdk.Errorf(http.StatusInternalServerError, "writing the process failed: %v", err)
+		ctrl.LoggerFrom(ctx).Error(err, "Writing a compute's status", "compute", klog.KObj(c), "process", p.ID)
+		return serversdk.Errorf(http.StatusInternalServerError, "writing the compute failed: %v", err)
 	}
 }
 
