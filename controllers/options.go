@@ -39,6 +39,14 @@ type Options struct {
 	// ProcessActivationTimeout is how long a game session placed on a GameLift Server SDK process may wait
 	// for the game's ActivateGameSession before it becomes ERROR.
 	ProcessActivationTimeout time.Duration
+	// ProcessReconnectGrace is how long a GameLift Server SDK process whose connection was lost (closed, or
+	// held by a replica that stopped) has to connect again before it is TERMINATED (ConnectionLost) and its
+	// game session ends INTERRUPTED.
+	ProcessReconnectGrace time.Duration
+	// ReplicaNamespace is where the replicas' Leases are (internal/replicas): a process connected to a
+	// replica whose Lease there expired, or changed holder, is lost. Empty: only a replica closing a
+	// connection makes it lost.
+	ReplicaNamespace string
 	// RetainDeclared keeps, when its retention ends, an object that an applier declares (see Declared);
 	// it gets the RetentionEnded condition and an event instead of being deleted.
 	RetainDeclared bool
@@ -68,6 +76,7 @@ func DefaultOptions() Options {
 		ReleaseWindow:            time.Second,
 		AgonesAllocationTimeout:  60 * time.Second,
 		ProcessActivationTimeout: 5 * time.Minute,
+		ProcessReconnectGrace:    2 * time.Minute,
 		RetainDeclared:           true,
 		HistoryGrace:             5 * time.Minute,
 		DeclarativeManagers:      []string{"argocd-controller", "kustomize-controller", "helm-controller"},

@@ -68,7 +68,11 @@ func (r *GameSessionReconciler) reconcileProcess(ctx context.Context, fx *effect
 				r.placed(gs, c, sp.ProcessID)
 				return r.reconcileActivationTimeout(ctx, fx, gs), nil
 			case sp.Status == gamev1.ServerProcessActive && sp.GameSessionUID == "" && !sp.Unhealthy:
-				idle = append(idle, processChoice{compute: c, process: sp})
+				if _, lost, err := processLost(ctx, r.Client, r.ReplicaNamespace, sp.Connection, r.Clock.Now()); err != nil {
+					return 0, err
+				} else if !lost { // a process without its connection would not get the push
+					idle = append(idle, processChoice{compute: c, process: sp})
+				}
 			}
 		}
 	}
@@ -96,7 +100,8 @@ func (r *GameSessionReconciler) reconcileProcess(ctx context.Context, fx *effect
 }
 
 // reconcileProcessEnd ends a game session whose process ended: TERMINATED when the process called
-// ProcessEnding, TERMINATED with status reason INTERRUPTED when its compute or its process is gone (read
+// ProcessEnding, TERMINATED with status reason INTERRUPTED when its compute or its process is gone, or the
+// process lost its connection and did not come back (ComputeReconciler) (read
 // from the API server before deciding: a cache that has not seen the compute yet is not a loss).
 func (r *GameSessionReconciler) reconcileProcessEnd(ctx context.Context, fx *effects, gs *gamev1.GameSession) error {
 	if gs.Status.Status == gamev1.GameSessionTerminated || gs.Status.Status == gamev1.GameSessionError {
@@ -119,6 +124,8 @@ func (r *GameSessionReconciler) reconcileProcessEnd(ctx context.Context, fx *eff
 		switch {
 		case i < 0 || c.Status.Processes[i].GameSessionUID != string(gs.UID):
 			reason, message = gamev1.GameSessionInterrupted, fmt.Sprintf("process %s of compute %s is gone", ref.ProcessID, c.Spec.ComputeName)
+		case c.Status.Processes[i].Status == gamev1.ServerProcessTerminated && c.Status.Processes[i].TerminationReason == gamev1.ConnectionLostReason:
+			reason, message = gamev1.GameSessionInterrupted, fmt.Sprintf("process %s of compute %s lost its connection and did not come back", ref.ProcessID, c.Spec.ComputeName)
 		case c.Status.Processes[i].Status == gamev1.ServerProcessTerminated:
 			message = fmt.Sprintf("process %s of compute %s ended (ProcessEnding)", ref.ProcessID, c.Spec.ComputeName)
 		default:

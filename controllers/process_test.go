@@ -1,14 +1,21 @@
 package controllers
 
 import (
+	"maps"
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/internal/replicas"
 )
 
 // TestPlacementAndActivationTimeout: a game session of a fleet with a registered compute is placed on its
@@ -47,4 +54,131 @@ func TestPlacementAndActivationTimeout(t *testing.T) {
 	gs = f.gs(t, "g")
 	expect(t, gs.Status.Status, gamev1.GameSessionError)
 	expect(t, meta.FindStatusCondition(gs.Status.Conditions, gamev1.GameSessionPlacedCondition).Reason, gamev1.ActivationTimedOutReason)
+}
+
+// TestLostProcesses: a process whose connection is lost (closed by its replica; held by a replica whose
+// Lease expired, whose run changed, or whose Lease is missing) gets no game session, and is TERMINATED
+// (ConnectionLost) once ProcessReconnectGrace has passed since the loss, not before; a process connected
+// to a live replica is kept. The game session placed on a lost process ends INTERRUPTED.
+func TestLostProcesses(t *testing.T) {
+	const ns, grace = "sys", time.Minute
+	at := func(d time.Duration) *metav1.Time { x := metav1.NewTime(t0.Add(d)); return &x }
+	lease := func(name, holder string, renewed time.Duration) *coordinationv1.Lease {
+		return &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{replicas.Label: "true"}},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(holder), LeaseDurationSeconds: ptr.To(int32(30)),
+				AcquireTime: &metav1.MicroTime{Time: t0.Add(-time.Hour)}, RenewTime: &metav1.MicroTime{Time: t0.Add(renewed)}}}
+	}
+	restarted := lease("restarted", "run-2", 0)
+	restarted.Spec.AcquireTime = &metav1.MicroTime{Time: t0.Add(-10 * time.Second)}
+	conn := func(replica, holder string, closed *metav1.Time) *gamev1.ProcessConnection {
+		return &gamev1.ProcessConnection{Replica: replica, Holder: holder, ConnectionTime: metav1.NewTime(t0.Add(-time.Hour)), DisconnectionTime: closed}
+	}
+	now := metav1.NewTime(t0.Add(-time.Hour))
+	process := func(id string, c *gamev1.ProcessConnection) gamev1.ServerProcess {
+		return gamev1.ServerProcess{ProcessID: id, Status: gamev1.ServerProcessActive, Port: 7000, ActivationTime: &now, Connection: c}
+	}
+	c := &gamev1.Compute{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "compute-1-abcd"},
+		Spec: gamev1.ComputeSpec{FleetID: "fleet-1", ComputeName: "compute-1", IPAddress: "10.0.0.5"},
+		Status: gamev1.ComputeStatus{ComputeStatus: gamev1.ComputeActive, Processes: []gamev1.ServerProcess{
+			process("closed", conn("live", "run-1", at(-20*time.Second))),                                        // lost at -20 s
+			process("expired", conn("dead", "run-1", nil)),                                                       // its replica's Lease expired at -90 s
+			process("restarted", conn("restarted", "run-1", nil)),                                                // its replica restarted at -10 s
+			process("missing", conn("never", "run-1", nil)),                                                      // no Lease: lost since it connected
+			process("placed", conn("dead", "run-1", nil)),                                                        // lost with a game session on it
+			process("connected", conn("live", "run-1", nil)),                                                     // the only one to place a game session on
+			{ProcessID: "ended", Status: gamev1.ServerProcessTerminated, Connection: conn("dead", "run-1", nil)}, // not lost: ended
+		}}}
+	c.Status.Processes[4].GameSessionName, c.Status.Processes[4].GameSessionUID = "placed", "uid-gs-placed"
+	placed := newGS("placed", 4, false)
+	placed.Status = gamev1.GameSessionStatus{Status: gamev1.GameSessionActive, GameSessionID: "gsess-placed",
+		Process: &gamev1.ServerProcessRef{Compute: c.Name, ProcessID: "placed"}}
+	f := newFixture(t, newGS("g", 4, false), placed, c, lease("live", "run-1", 0), lease("dead", "run-1", -2*time.Minute), restarted)
+	for _, r := range []*Deps{&f.gsr.Deps, &f.cr.Deps} {
+		r.ReplicaNamespace, r.ProcessReconnectGrace = ns, grace
+	}
+
+	f.reconcileGS(t, "g")
+	gs := f.gs(t, "g")
+	expect(t, gs.Status.Process != nil && gs.Status.Process.ProcessID == "connected", true)
+
+	reconcileCompute := func() ctrl.Result {
+		res, err := f.cr.Reconcile(t.Context(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(c)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	statuses := func() map[string]string {
+		got := &gamev1.Compute{}
+		if err := f.c.Get(t.Context(), client.ObjectKeyFromObject(c), got); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, sp := range got.Status.Processes {
+			out[sp.ProcessID] = string(sp.Status) + "/" + string(sp.TerminationReason)
+		}
+		return out
+	}
+	res := reconcileCompute()
+	// "missing" and "expired" and "placed" are past their grace already (lost an hour ago, and 90 s ago).
+	want := map[string]string{"closed": "ACTIVE/", "expired": "TERMINATED/ConnectionLost", "restarted": "ACTIVE/",
+		"missing": "TERMINATED/ConnectionLost", "placed": "TERMINATED/ConnectionLost", "connected": "ACTIVE/", "ended": "TERMINATED/"}
+	if got := statuses(); !maps.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	expect(t, res.RequeueAfter, 40*time.Second) // "closed": lost at -20 s, grace 60 s
+	f.clock.Step(40 * time.Second)
+	res = reconcileCompute()
+	expect(t, statuses()["closed"], "TERMINATED/ConnectionLost")
+	expect(t, res.RequeueAfter, 10*time.Second) // "restarted": lost at -10 s
+	f.clock.Step(10 * time.Second)
+	reconcileCompute()
+	expect(t, statuses()["restarted"], "TERMINATED/ConnectionLost")
+	expect(t, statuses()["connected"], "ACTIVE/")
+
+	f.reconcileGS(t, "placed")
+	gs = f.gs(t, "placed")
+	expect(t, gs.Status.Status, gamev1.GameSessionTerminated)
+	expect(t, gs.Status.StatusReason, gamev1.GameSessionInterrupted)
+}
+
+// TestReplicaGone: the Lease of a replica that stopped renewing wakes the computes whose processes it held
+// (once it expired, not before); a Lease expired long ago that no process names is deleted.
+func TestReplicaGone(t *testing.T) {
+	const ns = "sys"
+	now := metav1.NewTime(t0)
+	c := &gamev1.Compute{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "compute-1-abcd"},
+		Spec: gamev1.ComputeSpec{FleetID: "fleet-1", ComputeName: "compute-1", IPAddress: "10.0.0.5"},
+		Status: gamev1.ComputeStatus{Processes: []gamev1.ServerProcess{{ProcessID: "p", Status: gamev1.ServerProcessActive, ActivationTime: &now,
+			Connection: &gamev1.ProcessConnection{Replica: "r1", Holder: "run-1", ConnectionTime: now}}}}}
+	lease := func(name string) *coordinationv1.Lease {
+		return &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{replicas.Label: "true"}},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("run-1"), LeaseDurationSeconds: ptr.To(int32(30)), RenewTime: &metav1.MicroTime{Time: t0}}}
+	}
+	f := newFixture(t, c, lease("r1"), lease("old"))
+	lost := make(chan event.TypedGenericEvent[*gamev1.Compute], 4)
+	r := &ReplicaReconciler{Deps: f.cr.Deps, lost: lost}
+	r.ReplicaNamespace = ns
+	reconcile := func(name string) ctrl.Result {
+		res, err := r.Reconcile(t.Context(), ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: name}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	expect(t, reconcile("r1").RequeueAfter, 31*time.Second) // alive: look again when it would expire
+	expect(t, len(lost), 0)
+	f.clock.Step(30 * time.Second)
+	expect(t, reconcile("r1").RequeueAfter, staleLease)
+	expect(t, len(lost), 1)
+	expect(t, (<-lost).Object.Name, c.Name)
+	f.clock.Step(staleLease + time.Second)
+	reconcile("old")
+	if err := f.c.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "old"}, &coordinationv1.Lease{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the unused Lease expired long ago is still there: %v", err)
+	}
+	reconcile("r1")
+	if err := f.c.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "r1"}, &coordinationv1.Lease{}); err != nil {
+		t.Errorf("a Lease a process still names is deleted: %v", err)
+	}
 }

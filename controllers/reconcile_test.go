@@ -6,6 +6,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -33,6 +34,7 @@ type fixture struct {
 	clock *clocktesting.FakeClock
 	gsr   *GameSessionReconciler
 	psr   *PlayerSessionReconciler
+	cr    *ComputeReconciler
 }
 
 type builderIndexer struct{ b *fake.ClientBuilder }
@@ -48,6 +50,9 @@ func newFixture(t *testing.T, objs ...client.Object) *fixture {
 	t.Helper()
 	scheme := runtime.NewScheme()
 	if err := gamev1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := coordinationv1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
 	// Agones' GameServers, read as unstructured objects (the fake client needs their kinds in the scheme).
@@ -67,6 +72,7 @@ func newFixture(t *testing.T, objs ...client.Object) *fixture {
 		c: c, clock: clk,
 		gsr: &GameSessionReconciler{Deps: Deps{Client: c, APIReader: c, Clock: clk, Recorder: rec, Options: opts}},
 		psr: &PlayerSessionReconciler{Deps: Deps{Client: c, APIReader: c, Clock: clk, Recorder: rec, Options: opts}},
+		cr:  &ComputeReconciler{Deps: Deps{Client: c, APIReader: c, Clock: clk, Recorder: rec, Options: opts}},
 	}
 }
 

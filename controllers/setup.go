@@ -44,5 +44,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, clk clock.PassiveClock, opts O
 	if err := (&GameSessionReconciler{Deps: deps("gamesession-controller")}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	if err := (&ComputeReconciler{Deps: deps("compute-controller")}).SetupWithManager(mgr); err != nil {
+		return err
+	}
 	return (&PlayerSessionReconciler{Deps: deps("playersession-controller")}).SetupWithManager(mgr)
 }

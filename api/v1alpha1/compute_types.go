@@ -114,9 +114,20 @@ type ServerProcess struct {
 	// +optional
 	ActivationTime *metav1.Time `json:"activationTime,omitempty"`
 
-	// terminationTime is when the process called ProcessEnding.
+	// terminationTime is when the process called ProcessEnding, or was found lost.
 	// +optional
 	TerminationTime *metav1.Time `json:"terminationTime,omitempty"`
+
+	// terminationReason is why the process is TERMINATED: ProcessEnding (it said so), or ConnectionLost
+	// (its connection was lost and it did not come back within the reconnection grace period).
+	// +optional
+	TerminationReason ServerProcessTerminationReason `json:"terminationReason,omitempty"`
+
+	// connection is the process's connection to the operator: which replica holds it, since when, and
+	// when it closed without ProcessEnding. The leader finds a lost process from it and the replicas'
+	// Leases.
+	// +optional
+	Connection *ProcessConnection `json:"connection,omitempty"`
 
 	// gameSessionName is the game session placed on the process (one at a time), with gameSessionUID: the
 	// operator claims an idle process for a game session here, under the optimistic lock, before the game
@@ -127,6 +138,41 @@ type ServerProcess struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
 	GameSessionUID string `json:"gameSessionUID,omitempty"`
+}
+
+// ServerProcessTerminationReason is why a process is TERMINATED.
+// +kubebuilder:validation:Enum=ProcessEnding;ConnectionLost
+type ServerProcessTerminationReason string
+
+const (
+	// ProcessEndingReason: the process called ProcessEnding.
+	ProcessEndingReason ServerProcessTerminationReason = "ProcessEnding"
+	// ConnectionLostReason: the process's connection was lost and it did not reconnect in time.
+	ConnectionLostReason ServerProcessTerminationReason = "ConnectionLost"
+)
+
+// ProcessConnection is a process's connection to one replica of the operator.
+type ProcessConnection struct {
+	// replica is the name of the replica's Lease (internal/replicas), and holder the holder identity of
+	// the run of that replica that holds the connection: a replica that restarted (another holder), or
+	// whose Lease expired, holds it no more.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Replica string `json:"replica"`
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	Holder string `json:"holder"`
+
+	// connectionTime is when the process connected to that replica.
+	// +required
+	ConnectionTime metav1.Time `json:"connectionTime"`
+
+	// disconnectionTime is when that connection closed without ProcessEnding (the process has that long,
+	// plus the grace period, to connect again).
+	// +optional
+	DisconnectionTime *metav1.Time `json:"disconnectionTime,omitempty"`
 }
 
 // ComputeStatus is the observed state of a compute. The GameLift endpoint writes it.

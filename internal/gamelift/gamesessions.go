@@ -169,8 +169,8 @@ func (s *Server) checkCapacity(ctx context.Context, namespace, fleet string) *Er
 	}
 	for _, c := range list.Items {
 		for _, sp := range c.Status.Processes {
-			if sp.Status == gamev1.ServerProcessActive && sp.GameSessionUID == "" && !sp.Unhealthy {
-				return nil
+			if sp.Status == gamev1.ServerProcessActive && sp.GameSessionUID == "" && !sp.Unhealthy && (sp.Connection == nil || sp.Connection.DisconnectionTime == nil) {
+				return nil // idle, healthy, not known to be disconnected (the leader also checks the replica holding it)
 			}
 		}
 	}

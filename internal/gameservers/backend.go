@@ -68,6 +68,11 @@ type Backend struct {
 	// how long that token is valid (0: computes.DefaultTokenTTL).
 	SDKEndpoint string
 	TokenTTL    time.Duration
+	// Replica and Holder name this replica's Lease and its run (internal/replicas): a registered process's
+	// connection is recorded on its Compute as theirs (status.processes[].connection), and its closing
+	// without ProcessEnding too, so that the leader finds a process that does not come back (empty: not
+	// recorded).
+	Replica, Holder string
 
 	mu        sync.Mutex
 	connected map[processKey][]*connection // the processes connected to this replica (a process reconnecting has two for a moment)
@@ -148,6 +153,13 @@ func (b *Backend) Connected(ctx context.Context, p *serversdk.Process) error {
 	key := processKey{p.Namespace, c.Name, p.ID}
 	b.connected[key] = append(b.connected[key], &connection{p: p})
 	b.mu.Unlock()
+	if i := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == p.ID }); i >= 0 &&
+		c.Status.Processes[i].Status == gamev1.ServerProcessActive && !b.holds(c.Status.Processes[i].Connection) {
+		// A registered process connected again (to this replica or from another): it is not lost.
+		if aerr := b.updateProcess(ctx, p, func(sp *gamev1.ServerProcess) { sp.Connection = b.connection() }); aerr != nil {
+			return errors.New(aerr.Message)
+		}
+	}
 	b.OnCompute(ctx, c)
 	for _, sp := range c.Status.Processes { // a game session being terminated: tell the reconnected process again
 		if sp.ProcessID == p.ID && sp.GameSessionName != "" {
@@ -207,16 +219,56 @@ func (b *Backend) refreshBeforeExpiry(ctx context.Context, p *serversdk.Process)
 	log.V(1).Info("Refreshed a process's connection token")
 }
 
-// Disconnected forgets the connection (a process that does not come back is not yet detected).
-func (b *Backend) Disconnected(p *serversdk.Process) {
+// holds reports whether conn is a connection of this replica's run, still open.
+func (b *Backend) holds(conn *gamev1.ProcessConnection) bool {
+	return b.Replica == "" || conn != nil && conn.Replica == b.Replica && conn.Holder == b.Holder && conn.DisconnectionTime == nil
+}
+
+// connection is the record of a process's connection to this replica, from now.
+func (b *Backend) connection() *gamev1.ProcessConnection {
+	if b.Replica == "" {
+		return nil
+	}
+	return &gamev1.ProcessConnection{Replica: b.Replica, Holder: b.Holder, ConnectionTime: metav1.NewTime(b.Clock.Now())}
+}
+
+// Disconnected forgets the connection. The last connection here of a registered process that did not end
+// is recorded as closed (its disconnection time), unless the process has connected since (here or to
+// another replica): the leader ends it if it does not come back within the grace period.
+func (b *Backend) Disconnected(ctx context.Context, p *serversdk.Process) {
 	key := processKey{p.Namespace, computes.ObjectName(p.FleetID, p.ComputeName), p.ID}
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	conns := slices.DeleteFunc(b.connected[key], func(c *connection) bool { return c.p == p })
 	if len(conns) == 0 {
 		delete(b.connected, key)
 	} else {
 		b.connected[key] = conns
+	}
+	b.mu.Unlock()
+	if b.Replica == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	errStop := &serversdk.Error{}
+	aerr := b.patchCompute(ctx, p, func(c *gamev1.Compute) *serversdk.Error {
+		i := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == p.ID })
+		b.mu.Lock()
+		reconnected := len(b.connected[key]) > 0 // checked again on each read: a reconnection here writes after it registers
+		b.mu.Unlock()
+		if i < 0 || reconnected || c.Status.Processes[i].Status != gamev1.ServerProcessActive || !b.holds(c.Status.Processes[i].Connection) {
+			return errStop // nothing to record: another connection holds it, or it ended
+		}
+		now := metav1.NewTime(b.Clock.Now())
+		c.Status.Processes[i].Connection.DisconnectionTime = &now
+		return nil
+	})
+	switch {
+	case aerr == errStop:
+	case aerr != nil:
+		ctrl.LoggerFrom(ctx).Info("Could not record a closed connection; the replica's Lease will tell", "process", p.ID, "reason", aerr.Message)
+	default:
+		ctrl.LoggerFrom(ctx).V(1).Info("Recorded a process's closed connection", "compute", p.ComputeName, "process", p.ID)
 	}
 }
 
@@ -367,7 +419,7 @@ func (b *Backend) activateServerProcess(ctx context.Context, p *serversdk.Proces
 	now := metav1.NewTime(b.Clock.Now())
 	return nil, b.updateProcess(ctx, p, func(sp *gamev1.ServerProcess) {
 		*sp = gamev1.ServerProcess{ProcessID: p.ID, Status: gamev1.ServerProcessActive, Port: in.Port, LogPaths: in.LogPaths,
-			SDK: in.SdkLanguage + " " + in.SdkVersion, ActivationTime: &now}
+			SDK: in.SdkLanguage + " " + in.SdkVersion, ActivationTime: &now, Connection: b.connection()}
 	})
 }
 
@@ -378,7 +430,7 @@ func (b *Backend) terminateServerProcess(ctx context.Context, p *serversdk.Proce
 		if sp.Status == "" {
 			sp.ProcessID = p.ID // ProcessEnding before ProcessReady
 		}
-		sp.Status, sp.TerminationTime = gamev1.ServerProcessTerminated, &now
+		sp.Status, sp.TerminationTime, sp.TerminationReason = gamev1.ServerProcessTerminated, &now, gamev1.ProcessEndingReason
 	})
 }
 

@@ -6,6 +6,7 @@ package indexes
 
 import (
 	"context"
+	"slices"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -28,7 +29,21 @@ const (
 	GameSessionAwaitingAllocation = "agones.awaitingAllocationFrom"
 	// ComputeFleetID indexes Computes by their fleet.
 	ComputeFleetID = "spec.fleetId"
+	// ComputeReplica indexes Computes by the replicas (their Leases' names) holding the connections of
+	// their ACTIVE processes, so that a replica found gone wakes only its computes.
+	ComputeReplica = "status.processes.connection.replica"
 )
+
+// ReplicasOf are the values of ComputeReplica of c.
+func ReplicasOf(c *gamev1.Compute) []string {
+	var out []string
+	for _, sp := range c.Status.Processes {
+		if sp.Status == gamev1.ServerProcessActive && sp.Connection != nil && !slices.Contains(out, sp.Connection.Replica) {
+			out = append(out, sp.Connection.Replica)
+		}
+	}
+	return out
+}
 
 // StatusPending is the status index value (and the query API's status field value) of a player session
 // that has no status yet: waiting for admission, or refused.
@@ -86,6 +101,9 @@ func Setup(ctx context.Context, indexer client.FieldIndexer) error {
 		if err := index(ctx, indexer, &gamev1.GameSession{}, name, f); err != nil {
 			return err
 		}
+	}
+	if err := indexer.IndexField(ctx, &gamev1.Compute{}, ComputeReplica, func(o client.Object) []string { return ReplicasOf(o.(*gamev1.Compute)) }); err != nil {
+		return err
 	}
 	return index(ctx, indexer, &gamev1.Compute{}, ComputeFleetID, func(c *gamev1.Compute) string { return c.Spec.FleetID })
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/playersessions/operator/internal/gamelift"
 	"github.com/playersessions/operator/internal/index"
 	"github.com/playersessions/operator/internal/query"
+	"github.com/playersessions/operator/internal/replicas"
 )
 
 // Flags are the manager's command-line flags. cmd/manager (the production binary) and cmd/manager-local
@@ -84,6 +85,9 @@ func BindFlags(fs *flag.FlagSet) *Flags {
 	fs.IntVar(&o.GameLiftBurstPerKey, "gamelift-burst-per-key", 2*gamelift.DefaultRatePerKey, "Burst of one GameLift access key's calls on this replica.")
 	fs.StringVar(&o.GameLiftSDKAddr, "gamelift-sdk-bind-address", "", "Address of the GameLift Server SDK v5's WebSocket, where game server processes connect, e.g. :9091 (off unless set; needs --gamelift-bind-address).")
 	fs.StringVar(&o.GameLiftSDKEndpoint, "gamelift-sdk-endpoint-url", "", "URL of that WebSocket that RegisterCompute hands out (GameLiftServiceSdkEndpoint), as game servers reach it (empty: ws://127.0.0.1:PORT of --gamelift-sdk-bind-address, wss:// with --gamelift-cert-dir).")
+	fs.DurationVar(&c.ProcessReconnectGrace, "gamelift-sdk-reconnect-grace", c.ProcessReconnectGrace, "How long a GameLift Server SDK process whose connection was lost (closed, or held by a replica that stopped) has to connect again before it is TERMINATED and its game session ends INTERRUPTED.")
+	fs.StringVar(&o.ReplicaName, "replica-name", defaultReplicaName(), "This replica's name, unique among the running replicas: its Lease (playersessions-replica-NAME in the --gamelift-key-namespace) tells the leader it runs (default: $POD_NAME, else the host name).")
+	fs.DurationVar(&o.ReplicaLeaseDuration, "replica-lease-duration", replicas.DefaultLeaseDuration, "How long a replica's Lease lasts without renewal (whole seconds; renewed three times as often): the connections of a replica that stops are lost after it.")
 	fs.DurationVar(&o.GameLiftComputeTokenTTL, "gamelift-compute-token-ttl", computes.DefaultTokenTTL, "How long a compute auth token from GetComputeAuthToken is valid.")
 	fs.StringVar(&o.GameLiftKeyNamespace, "gamelift-key-namespace", gamelift.DefaultKeyNamespace, "Namespace of the GameLift access-key Secrets (each names its tenant namespace in a label): the only namespace whose Secrets the manager reads, so its RBAC grants Secrets there only.")
 	fs.StringVar(&o.GameLiftCertDir, "gamelift-cert-dir", "", "Folder with the GameLift endpoint's tls.crt and tls.key: serve HTTPS, reloading a renewed certificate (empty: plain HTTP).")
@@ -123,6 +127,16 @@ func (f *Flags) Options() (Options, error) {
 func (f *Flags) Limit(cfg *rest.Config) *rest.Config {
 	cfg.QPS, cfg.Burst = float32(f.qps), f.burst
 	return cfg
+}
+
+// defaultReplicaName is $POD_NAME (config/manager sets it from the Pod's name), else the host name (a
+// Pod's, too).
+func defaultReplicaName() string {
+	if name := os.Getenv("POD_NAME"); name != "" {
+		return name
+	}
+	name, _ := os.Hostname()
+	return name
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.

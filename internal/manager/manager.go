@@ -9,8 +9,10 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net"
+	"os"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
@@ -42,6 +44,7 @@ import (
 	"github.com/playersessions/operator/internal/indexes"
 	"github.com/playersessions/operator/internal/metrics"
 	"github.com/playersessions/operator/internal/query"
+	"github.com/playersessions/operator/internal/replicas"
 	"github.com/playersessions/operator/internal/serversdk"
 	"github.com/playersessions/operator/internal/transitions"
 	pswebhook "github.com/playersessions/operator/internal/webhook"
@@ -107,6 +110,12 @@ type Options struct {
 	// (empty: off; it needs the GameLift endpoint, GameLiftAddr). GameLiftSDKEndpoint is the URL that
 	// RegisterCompute hands out for it (empty: ws(s)://127.0.0.1:PORT of GameLiftSDKAddr, for a local run).
 	GameLiftSDKAddr, GameLiftSDKEndpoint string
+	// ReplicaName names this replica's Lease (replicas.LeaseName) among the running replicas' (empty: the
+	// host name), and ReplicaLeaseDuration is its duration (0: replicas.DefaultLeaseDuration). With the
+	// SDK's WebSocket on, every replica holds one in GameLiftKeyNamespace, and the leader finds a process
+	// lost when the replica holding its connection stops (Controllers.ProcessReconnectGrace).
+	ReplicaName          string
+	ReplicaLeaseDuration time.Duration
 	// GameLiftComputeTokenTTL is how long a compute auth token is valid (0: 3 hours, as GameLift's).
 	GameLiftComputeTokenTTL time.Duration
 	// GameLiftCertDir holds the endpoint's tls.crt and tls.key (empty: plain HTTP).
@@ -206,6 +215,12 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 	if o.GameLiftKeyNamespace == "" {
 		o.GameLiftKeyNamespace = gamelift.DefaultKeyNamespace
 	}
+	if o.GameLiftSDKAddr != "" {
+		o.Controllers.ReplicaNamespace = o.GameLiftKeyNamespace
+		if o.ReplicaName == "" {
+			o.ReplicaName, _ = os.Hostname()
+		}
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  Scheme(),
 		Metrics:                 metricsOptions(o),
@@ -222,6 +237,9 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 			// manager's RBAC may read Secrets).
 			&corev1.Secret{}: {Namespaces: map[string]cache.Config{o.GameLiftKeyNamespace: {}},
 				Label: labels.SelectorFromSet(labels.Set{gamelift.AccessKeyLabel: "true"})},
+			// Only the replicas' Leases (internal/replicas), in the same namespace.
+			&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{o.GameLiftKeyNamespace: {}},
+				Label: labels.SelectorFromSet(labels.Set{replicas.Label: "true"})},
 		}},
 		Controller: config.Controller{SkipNameValidation: ptr.To(o.SkipNameValidation)},
 		WebhookServer: webhook.NewServer(webhook.Options{Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.WebhookCertDir,
@@ -356,7 +374,16 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 			backend := &gameservers.Backend{Client: client.WithFieldOwner(glClient, gamelift.FieldManager), Reader: mgr.GetCache(),
 				APIReader: mgr.GetAPIReader(), Clock: o.Clock, AccessKey: endpoint.AccessKey,
 				Players:  &transitions.Mover{Client: glClient, Index: ix, Tokens: tokens, Wait: gamelift.DefaultDecisionTimeout},
-				Describe: endpoint.PlayerSessionsOf, SDKEndpoint: sdkEndpoint(o), TokenTTL: o.GameLiftComputeTokenTTL}
+				Describe: endpoint.PlayerSessionsOf, SDKEndpoint: sdkEndpoint(o), TokenTTL: o.GameLiftComputeTokenTTL,
+				Replica: replicas.LeaseName(o.ReplicaName), Holder: replicas.NewHolder()}
+			direct, err := client.New(cfg, client.Options{Scheme: mgr.GetScheme()})
+			if err != nil {
+				return nil, nil, err
+			}
+			if err := mgr.Add(&replicas.Heartbeat{Client: direct, Namespace: o.GameLiftKeyNamespace, Name: backend.Replica, Holder: backend.Holder,
+				Duration: o.ReplicaLeaseDuration, Clock: o.Clock}); err != nil {
+				return nil, nil, err
+			}
 			// Every replica pushes the game sessions placed on the processes connected to it.
 			for _, obj := range []client.Object{&gamev1.Compute{}, &gamev1.GameSession{}} {
 				inf, err := mgr.GetCache().GetInformer(ctx, obj)

@@ -156,7 +156,7 @@ type refuseAll struct{}
 func (refuseAll) Connected(context.Context, *serversdk.Process) error {
 	return errors.New("fleet-1 has no compute compute-1")
 }
-func (refuseAll) Disconnected(*serversdk.Process) {}
+func (refuseAll) Disconnected(context.Context, *serversdk.Process) {}
 
 // TestConnectedRefusesAndPushToAClosedProcess: a refusal by the Connected hook closes the connection with
 // its reason (1008); Push to a process whose connection is gone answers ErrClosed.

@@ -49,7 +49,7 @@ func (b *backend) Connected(_ context.Context, p *serversdk.Process) error {
 	return nil
 }
 
-func (b *backend) Disconnected(p *serversdk.Process) { b.gone <- p }
+func (b *backend) Disconnected(_ context.Context, p *serversdk.Process) { b.gone <- p }
 
 func (b *backend) record(format string, args ...any) {
 	b.mu.Lock()

@@ -68,8 +68,9 @@ type Hooks interface {
 	// Connected is called once a process is connected and before its first request is read; an error
 	// closes the connection (a process of this identity may not connect now).
 	Connected(ctx context.Context, p *Process) error
-	// Disconnected is called once the connection is gone, whatever ended it.
-	Disconnected(p *Process)
+	// Disconnected is called once the connection is gone, whatever ended it, with the connection's context
+	// (done by then, its values kept).
+	Disconnected(ctx context.Context, p *Process)
 }
 
 // Defaults of the bounds.
@@ -171,7 +172,7 @@ func (s *Server) serve(ctx context.Context, p *Process) {
 			_ = p.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, truncate(err.Error(), 120)), time.Now().Add(time.Second))
 			return
 		}
-		defer s.Hooks.Disconnected(p)
+		defer s.Hooks.Disconnected(context.WithoutCancel(ctx), p)
 	}
 	log.V(1).Info("Server process connected", "sdkVersion", p.SDKVersion, "sdkLanguage", p.SDKLanguage)
 	p.ws.SetReadLimit(s.MaxFrame)

@@ -24,6 +24,7 @@ var layers = map[string]int{
 	"internal/history":             2,
 	"internal/serversdk":           2,
 	"internal/computes":            2,
+	"internal/replicas":            2,
 	"internal/gameservers":         5,
 	"internal/localcp":             1,
 	"internal/query/openapi":       1,

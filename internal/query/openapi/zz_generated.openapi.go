@@ -40,6 +40,7 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		"github.com/playersessions/operator/api/v1alpha1.PlayerSessionList":            schema_playersessions_operator_api_v1alpha1_PlayerSessionList(ref),
 		"github.com/playersessions/operator/api/v1alpha1.PlayerSessionSpec":            schema_playersessions_operator_api_v1alpha1_PlayerSessionSpec(ref),
 		"github.com/playersessions/operator/api/v1alpha1.PlayerSessionStatus":          schema_playersessions_operator_api_v1alpha1_PlayerSessionStatus(ref),
+		"github.com/playersessions/operator/api/v1alpha1.ProcessConnection":            schema_playersessions_operator_api_v1alpha1_ProcessConnection(ref),
 		"github.com/playersessions/operator/api/v1alpha1.SeatHolder":                   schema_playersessions_operator_api_v1alpha1_SeatHolder(ref),
 		"github.com/playersessions/operator/api/v1alpha1.ServerProcess":                schema_playersessions_operator_api_v1alpha1_ServerProcess(ref),
 		"github.com/playersessions/operator/api/v1alpha1.ServerProcessRef":             schema_playersessions_operator_api_v1alpha1_ServerProcessRef(ref),
@@ -1264,6 +1265,49 @@ func schema_playersessions_operator_api_v1alpha1_PlayerSessionStatus(ref common.
 	}
 }
 
+func schema_playersessions_operator_api_v1alpha1_ProcessConnection(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ProcessConnection is a process's connection to one replica of the operator.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"replica": {
+						SchemaProps: spec.SchemaProps{
+							Description: "replica is the name of the replica's Lease (internal/replicas), and holder the holder identity of the run of that replica that holds the connection: a replica that restarted (another holder), or whose Lease expired, holds it no more.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"holder": {
+						SchemaProps: spec.SchemaProps{
+							Default: "",
+							Type:    []string{"string"},
+							Format:  "",
+						},
+					},
+					"connectionTime": {
+						SchemaProps: spec.SchemaProps{
+							Description: "connectionTime is when the process connected to that replica.",
+							Ref:         ref(v1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"disconnectionTime": {
+						SchemaProps: spec.SchemaProps{
+							Description: "disconnectionTime is when that connection closed without ProcessEnding (the process has that long, plus the grace period, to connect again).",
+							Ref:         ref(v1.Time{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"replica", "holder", "connectionTime"},
+			},
+		},
+		Dependencies: []string{
+			v1.Time{}.OpenAPIModelName()},
+	}
+}
+
 func schema_playersessions_operator_api_v1alpha1_SeatHolder(ref common.ReferenceCallback) common.OpenAPIDefinition {
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
@@ -1364,8 +1408,21 @@ func schema_playersessions_operator_api_v1alpha1_ServerProcess(ref common.Refere
 					},
 					"terminationTime": {
 						SchemaProps: spec.SchemaProps{
-							Description: "terminationTime is when the process called ProcessEnding.",
+							Description: "terminationTime is when the process called ProcessEnding, or was found lost.",
 							Ref:         ref(v1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"terminationReason": {
+						SchemaProps: spec.SchemaProps{
+							Description: "terminationReason is why the process is TERMINATED: ProcessEnding (it said so), or ConnectionLost (its connection was lost and it did not come back within the reconnection grace period).",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"connection": {
+						SchemaProps: spec.SchemaProps{
+							Description: "connection is the process's connection to the operator: which replica holds it, since when, and when it closed without ProcessEnding. The leader finds a lost process from it and the replicas' Leases.",
+							Ref:         ref("github.com/playersessions/operator/api/v1alpha1.ProcessConnection"),
 						},
 					},
 					"gameSessionName": {
@@ -1386,7 +1443,7 @@ func schema_playersessions_operator_api_v1alpha1_ServerProcess(ref common.Refere
 			},
 		},
 		Dependencies: []string{
-			v1.Time{}.OpenAPIModelName()},
+			"github.com/playersessions/operator/api/v1alpha1.ProcessConnection", v1.Time{}.OpenAPIModelName()},
 	}
 }
 
