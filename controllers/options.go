@@ -43,6 +43,11 @@ type Options struct {
 	// held by a replica that stopped) has to connect again before it is TERMINATED (ConnectionLost) and its
 	// game session ends INTERRUPTED.
 	ProcessReconnectGrace time.Duration
+	// ComputeTokenTTL is how long the auth token of a game server Pod's compute is valid (0: 3 hours).
+	ComputeTokenTTL time.Duration
+	// ComputeCA is the CA of the Server SDK WebSocket's certificate, written beside a game server Pod's
+	// token (key ca.crt of its Secret) for the Pod webhook to mount (empty: none).
+	ComputeCA []byte
 	// ReplicaNamespace is where the replicas' Leases are (internal/replicas): a process connected to a
 	// replica whose Lease there expired, or changed holder, is lost. Empty: only a replica closing a
 	// connection makes it lost.

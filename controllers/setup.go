@@ -47,5 +47,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, clk clock.PassiveClock, opts O
 	if err := (&ComputeReconciler{Deps: deps("compute-controller")}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	if err := (&PodReconciler{Deps: deps("pod-controller")}).SetupWithManager(mgr); err != nil {
+		return err
+	}
 	return (&PlayerSessionReconciler{Deps: deps("playersession-controller")}).SetupWithManager(mgr)
 }

@@ -175,6 +175,44 @@ type ProcessConnection struct {
 	DisconnectionTime *metav1.Time `json:"disconnectionTime,omitempty"`
 }
 
+// ComputeTokenSecret is the Secret holding the auth token of a Pod's compute.
+type ComputeTokenSecret struct {
+	// name is the Secret's name, in the compute's namespace; its key "token" holds the token.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// expirationTime is when the token in it expires.
+	// +required
+	ExpirationTime metav1.Time `json:"expirationTime"`
+}
+
+// The Kubernetes way to run a GameLift Server SDK game server: a Pod labelled GameLiftSDKLabel="true" gets,
+// from the operator's webhook, the SDK's environment (GAMELIFT_SDK_WEBSOCKET_URL, _FLEET_ID, _HOST_ID,
+// _PROCESS_ID, and _AUTH_TOKEN from the Secret TokenSecretName(compute)), and, from its controller, a
+// Compute of its own (its IP) and that Secret.
+const (
+	// GameLiftSDKLabel opts a Pod in.
+	GameLiftSDKLabel = "game.playersessions.dev/gamelift-sdk"
+	// FleetIDAnnotation names the Pod's fleet (default: the Agones Fleet of an Agones GameServer's Pod, its
+	// label agones.dev/fleet).
+	FleetIDAnnotation = "game.playersessions.dev/fleet-id"
+	// ComputeNameAnnotation is the Pod's compute name (the webhook sets it: the Pod's name, or one made from
+	// its generateName).
+	ComputeNameAnnotation = "game.playersessions.dev/compute-name"
+	// TokenSecretKey is the key of the token in a Pod's token Secret, TokenSecretCAKey of the CA of the
+	// operator's WebSocket (when it serves TLS).
+	TokenSecretKey   = "token"
+	TokenSecretCAKey = "ca.crt"
+	// TokenSecretLabel marks the token Secrets the operator writes (config/policy lets it write no other
+	// Secret outside its namespace).
+	TokenSecretLabel = "game.playersessions.dev/compute-token"
+)
+
+// TokenSecretName is the name of the Secret holding the auth token of the Pod whose compute is named
+// computeName.
+func TokenSecretName(computeName string) string { return "gamelift-sdk-" + computeName }
+
 // ComputeStatus is the observed state of a compute. The GameLift endpoint writes it.
 type ComputeStatus struct {
 	// computeStatus is GameLift's state of the compute.
@@ -199,6 +237,12 @@ type ComputeStatus struct {
 	// +kubebuilder:validation:items:MaxLength=128
 	// +listType=atomic
 	ServedTokenRequests []string `json:"servedTokenRequests,omitempty"`
+
+	// tokenSecret is the Secret where the operator keeps an auth token for the compute's Pod (a Pod that
+	// opted in with the label GameLiftSDKLabel), and when that token expires: the operator writes a fresh
+	// one before then.
+	// +optional
+	TokenSecret *ComputeTokenSecret `json:"tokenSecret,omitempty"`
 
 	// processes are the game server processes of the compute that called ProcessReady (GameLift runs at
 	// most 50 on one compute).

@@ -144,7 +144,7 @@ func TestTwoReplicasRestartAndLoss(t *testing.T) {
 		g.Expect(sp.Connection).NotTo(BeNil())
 		g.Expect(sp.Connection.DisconnectionTime).NotTo(BeNil())
 	}).WithTimeout(10 * time.Second).Should(Succeed())
-	g.Consistently(described).WithTimeout(grace / 2).Should(Equal("ACTIVE"), "within the grace period the process may come back")
+	g.Consistently(described).WithTimeout(grace/2).Should(Equal("ACTIVE"), "within the grace period the process may come back")
 	g.Eventually(func(g Gomega) {
 		sp := process(g)
 		g.Expect(sp.Status).To(Equal(gamev1.ServerProcessTerminated))
@@ -154,5 +154,5 @@ func TestTwoReplicasRestartAndLoss(t *testing.T) {
 	out, err := backend.DescribeGameSessions(ctx, &gamelift.DescribeGameSessionsInput{GameSessionId: gsid})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(out.GameSessions[0].StatusReason).To(BeEquivalentTo("INTERRUPTED"))
-	g.Eventually(alice).WithTimeout(10 * time.Second).Should(Equal("COMPLETED"), "the players of an ended game session are ended")
+	g.Eventually(alice).WithTimeout(10*time.Second).Should(Equal("COMPLETED"), "the players of an ended game session are ended")
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -116,6 +117,9 @@ type Options struct {
 	// lost when the replica holding its connection stops (Controllers.ProcessReconnectGrace).
 	ReplicaName          string
 	ReplicaLeaseDuration time.Duration
+	// GameLiftSDKCAFile is the CA of the SDK WebSocket's certificate that game server Pods get, to trust it
+	// (empty: GameLiftCertDir's ca.crt, when there is one; none without TLS).
+	GameLiftSDKCAFile string
 	// GameLiftComputeTokenTTL is how long a compute auth token is valid (0: 3 hours, as GameLift's).
 	GameLiftComputeTokenTTL time.Duration
 	// GameLiftCertDir holds the endpoint's tls.crt and tls.key (empty: plain HTTP).
@@ -215,6 +219,19 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 	if o.GameLiftKeyNamespace == "" {
 		o.GameLiftKeyNamespace = gamelift.DefaultKeyNamespace
 	}
+	o.Controllers.ComputeTokenTTL = o.GameLiftComputeTokenTTL
+	if o.GameLiftSDKCAFile == "" && o.GameLiftCertDir != "" {
+		if _, err := os.Stat(filepath.Join(o.GameLiftCertDir, "ca.crt")); err == nil {
+			o.GameLiftSDKCAFile = filepath.Join(o.GameLiftCertDir, "ca.crt")
+		}
+	}
+	if o.GameLiftSDKCAFile != "" && o.GameLiftSDKAddr != "" {
+		ca, err := os.ReadFile(o.GameLiftSDKCAFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading the CA for game server Pods: %w", err)
+		}
+		o.Controllers.ComputeCA = ca
+	}
 	if o.GameLiftSDKAddr != "" {
 		o.Controllers.ReplicaNamespace = o.GameLiftKeyNamespace
 		if o.ReplicaName == "" {
@@ -237,6 +254,8 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 			// manager's RBAC may read Secrets).
 			&corev1.Secret{}: {Namespaces: map[string]cache.Config{o.GameLiftKeyNamespace: {}},
 				Label: labels.SelectorFromSet(labels.Set{gamelift.AccessKeyLabel: "true"})},
+			// Only the game server Pods that opted in to the GameLift Server SDK (controllers/pod_controller.go).
+			&corev1.Pod{}: {Label: labels.SelectorFromSet(labels.Set{gamev1.GameLiftSDKLabel: "true"})},
 			// Only the replicas' Leases (internal/replicas), in the same namespace.
 			&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{o.GameLiftKeyNamespace: {}},
 				Label: labels.SelectorFromSet(labels.Set{replicas.Label: "true"})},
@@ -280,7 +299,11 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 		return nil, nil, err
 	}
 	if o.WebhookPort != 0 {
-		if err := pswebhook.Setup(mgr, o.Clock, o.Controllers.PlayerSessionTimeout); err != nil {
+		pods := &pswebhook.PodDefaulter{WithCA: len(o.Controllers.ComputeCA) > 0}
+		if o.GameLiftSDKAddr != "" {
+			pods.SDKEndpoint = sdkEndpoint(o)
+		}
+		if err := pswebhook.Setup(mgr, o.Clock, o.Controllers.PlayerSessionTimeout, pods); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -12,9 +12,14 @@ import (
 	"testing"
 
 	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/playersessions/operator/internal/gamelift"
 	"github.com/playersessions/operator/internal/index"
 	"github.com/playersessions/operator/internal/localcp"
 	"github.com/playersessions/operator/internal/manager"
@@ -56,10 +61,24 @@ type Manager struct {
 }
 
 // StartManager runs the manager with opts against cp until the test ends (or Stop); it stops before the
-// control plane does.
+// control plane does. With the Server SDK's WebSocket on, it creates the manager's namespace first (where
+// the replica's Lease lives), as a deployment has it.
 func StartManager(t testing.TB, cp *localcp.ControlPlane, opts manager.Options) *Manager {
 	t.Helper()
 	opts.SkipNameValidation = true // several managers in one test binary
+	if opts.GameLiftSDKAddr != "" {
+		ns := opts.GameLiftKeyNamespace
+		if ns == "" {
+			ns = gamelift.DefaultKeyNamespace
+		}
+		c, err := client.New(cp.Config, client.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	mgr, index, err := manager.New(ctx, cp.Config, opts)
 	if err != nil {

@@ -1,5 +1,6 @@
-// Package webhook holds the PlayerSession admission webhook: the synchronous refusal, at create time, of a
-// player session its game session would refuse anyway.
+// Package webhook holds the admission webhooks: the PlayerSession webhook, the synchronous refusal, at
+// create time, of a player session its game session would refuse anyway; and the Pod webhook, which gives a
+// game server Pod that opts in the GameLift Server SDK's environment (pods.go).
 package webhook
 
 import (
@@ -7,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -39,11 +41,14 @@ type PlayerSessionValidator struct {
 	Timeout time.Duration
 }
 
-// Setup registers the webhook with mgr's webhook server.
-func Setup(mgr ctrl.Manager, clk clock.PassiveClock, timeout time.Duration) error {
-	return ctrl.NewWebhookManagedBy(mgr, &gamev1.PlayerSession{}).
+// Setup registers the webhooks with mgr's webhook server; pods configures the Pod webhook.
+func Setup(mgr ctrl.Manager, clk clock.PassiveClock, timeout time.Duration, pods *PodDefaulter) error {
+	if err := ctrl.NewWebhookManagedBy(mgr, &gamev1.PlayerSession{}).
 		WithValidator(&PlayerSessionValidator{Reader: mgr.GetCache(), Clock: clk, Timeout: timeout}).
-		Complete()
+		Complete(); err != nil {
+		return err
+	}
+	return ctrl.NewWebhookManagedBy(mgr, &corev1.Pod{}).WithDefaulter(pods).Complete()
 }
 
 // ValidateCreate refuses a player session its game session would refuse.

@@ -55,6 +55,7 @@ var layers = map[string]int{
 	"test/docs":                    8,
 	"test/gitops":                  8,
 	"test/history":                 8,
+	"test/image":                   8,
 	"test/replicas":                8,
 	"test/security":                8,
 }

@@ -502,3 +502,49 @@ func TestGameServersSharingAServiceAccount(t *testing.T) {
 	g.Expect(e.gs(g, "pod-match").Status.Status).To(Equal(gamev1.GameSessionActive))
 	g.Expect(patch(podA, "TERMINATED")).To(Succeed())
 }
+
+// TestTokenSecrets: config/policy/token_secrets.yaml holds the manager's cluster-wide permission to create
+// and patch Secrets to the auth tokens of game server Pods: outside its namespace, as its service account,
+// it may write a Secret labelled game.playersessions.dev/compute-token, not another Secret, not drop the
+// label, and not label (take over) a Secret that was not a token Secret; in its own namespace the policy
+// does not apply (its access keys and token key live there).
+func TestTokenSecrets(t *testing.T) {
+	e := setup(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+	g.Expect(e.admin.Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "secret-writer"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create", "patch", "update", "get"}}}})).To(Succeed())
+	const operator = "system:serviceaccount:playersessions-system:manager"
+	g.Expect(e.admin.Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "secret-writer"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "secret-writer"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: operator}}})).To(Succeed())
+	g.Expect(e.admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: gl.DefaultKeyNamespace}})).To(Succeed())
+	op := e.as(t, operator, "system:serviceaccounts")
+	secret := func(namespace, name string, token bool) *corev1.Secret {
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}, StringData: map[string]string{"token": "t"}}
+		if token {
+			s.Labels = map[string]string{gamev1.TokenSecretLabel: "true"}
+		}
+		return s
+	}
+	refused := func(err error) {
+		t.Helper()
+		g.Expect(apierrors.IsForbidden(err) || apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+		g.Expect(err.Error()).To(ContainSubstring("writes no Secret but the auth tokens"))
+	}
+	g.Eventually(func() error { return op.Create(ctx, secret(ns, "other", false), client.DryRunAll) }).WithTimeout(30 * time.Second).
+		Should(MatchError(ContainSubstring("writes no Secret but the auth tokens")))
+	refused(op.Create(ctx, secret(ns, "other", false)))
+	tok := secret(ns, "gamelift-sdk-pod-1", true)
+	g.Expect(op.Create(ctx, tok)).To(Succeed())
+	before := tok.DeepCopy()
+	tok.Labels = nil
+	refused(op.Patch(ctx, tok, client.MergeFrom(before)))
+	users := secret(ns, "users", false)
+	g.Expect(e.tenant.Create(ctx, users)).To(Succeed())
+	before = users.DeepCopy()
+	users.Labels = map[string]string{gamev1.TokenSecretLabel: "true"}
+	refused(op.Patch(ctx, users, client.MergeFrom(before)))
+	g.Expect(op.Create(ctx, secret(gl.DefaultKeyNamespace, "its-own", false))).To(Succeed())
+	g.Expect(e.tenant.Create(ctx, secret(ns, "tenants", false))).To(Succeed(), "nobody else is concerned")
+}

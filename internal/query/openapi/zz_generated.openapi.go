@@ -29,6 +29,7 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		"github.com/playersessions/operator/api/v1alpha1.ComputeList":                  schema_playersessions_operator_api_v1alpha1_ComputeList(ref),
 		"github.com/playersessions/operator/api/v1alpha1.ComputeSpec":                  schema_playersessions_operator_api_v1alpha1_ComputeSpec(ref),
 		"github.com/playersessions/operator/api/v1alpha1.ComputeStatus":                schema_playersessions_operator_api_v1alpha1_ComputeStatus(ref),
+		"github.com/playersessions/operator/api/v1alpha1.ComputeTokenSecret":           schema_playersessions_operator_api_v1alpha1_ComputeTokenSecret(ref),
 		"github.com/playersessions/operator/api/v1alpha1.Endpoint":                     schema_playersessions_operator_api_v1alpha1_Endpoint(ref),
 		"github.com/playersessions/operator/api/v1alpha1.GameProperty":                 schema_playersessions_operator_api_v1alpha1_GameProperty(ref),
 		"github.com/playersessions/operator/api/v1alpha1.GameSession":                  schema_playersessions_operator_api_v1alpha1_GameSession(ref),
@@ -532,6 +533,12 @@ func schema_playersessions_operator_api_v1alpha1_ComputeStatus(ref common.Refere
 							},
 						},
 					},
+					"tokenSecret": {
+						SchemaProps: spec.SchemaProps{
+							Description: "tokenSecret is the Secret where the operator keeps an auth token for the compute's Pod (a Pod that opted in with the label GameLiftSDKLabel), and when that token expires: the operator writes a fresh one before then.",
+							Ref:         ref("github.com/playersessions/operator/api/v1alpha1.ComputeTokenSecret"),
+						},
+					},
 					"processes": {
 						VendorExtensible: spec.VendorExtensible{
 							Extensions: spec.Extensions{
@@ -557,7 +564,37 @@ func schema_playersessions_operator_api_v1alpha1_ComputeStatus(ref common.Refere
 			},
 		},
 		Dependencies: []string{
-			"github.com/playersessions/operator/api/v1alpha1.ComputeAuthToken", "github.com/playersessions/operator/api/v1alpha1.ServerProcess"},
+			"github.com/playersessions/operator/api/v1alpha1.ComputeAuthToken", "github.com/playersessions/operator/api/v1alpha1.ComputeTokenSecret", "github.com/playersessions/operator/api/v1alpha1.ServerProcess"},
+	}
+}
+
+func schema_playersessions_operator_api_v1alpha1_ComputeTokenSecret(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ComputeTokenSecret is the Secret holding the auth token of a Pod's compute.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"name": {
+						SchemaProps: spec.SchemaProps{
+							Description: "name is the Secret's name, in the compute's namespace; its key \"token\" holds the token.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"expirationTime": {
+						SchemaProps: spec.SchemaProps{
+							Description: "expirationTime is when the token in it expires.",
+							Ref:         ref(v1.Time{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"name", "expirationTime"},
+			},
+		},
+		Dependencies: []string{
+			v1.Time{}.OpenAPIModelName()},
 	}
 }
 

@@ -3,6 +3,7 @@
 package gametest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -10,6 +11,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/playersessions/operator/test/gameserver/game"
 )
@@ -62,4 +66,35 @@ func (o *Output) String() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.b.String()
+}
+
+// PodEnv is the environment the kubelet would give pod's first container: its values, the Pod's fields it
+// names (the downward API's metadata.name and metadata.namespace) and the Secret keys it names, read with
+// c. It fails while a named Secret is missing, as the kubelet waits for it (CreateContainerConfigError).
+func PodEnv(ctx context.Context, c client.Reader, pod *corev1.Pod) ([]string, error) {
+	var env []string
+	for _, v := range pod.Spec.Containers[0].Env {
+		value := v.Value
+		switch {
+		case v.ValueFrom == nil:
+		case v.ValueFrom.FieldRef != nil && v.ValueFrom.FieldRef.FieldPath == "metadata.name":
+			value = pod.Name
+		case v.ValueFrom.FieldRef != nil && v.ValueFrom.FieldRef.FieldPath == "metadata.namespace":
+			value = pod.Namespace
+		case v.ValueFrom.SecretKeyRef != nil:
+			s := &corev1.Secret{}
+			if err := c.Get(ctx, client.ObjectKey{Namespace: pod.Namespace, Name: v.ValueFrom.SecretKeyRef.Name}, s); err != nil {
+				return nil, fmt.Errorf("env %s: %w", v.Name, err)
+			}
+			data, ok := s.Data[v.ValueFrom.SecretKeyRef.Key]
+			if !ok {
+				return nil, fmt.Errorf("env %s: Secret %s has no key %s", v.Name, s.Name, v.ValueFrom.SecretKeyRef.Key)
+			}
+			value = string(data)
+		default:
+			return nil, fmt.Errorf("env %s: a source the test kubelet does not resolve", v.Name)
+		}
+		env = append(env, v.Name+"="+value)
+	}
+	return env, nil
 }
