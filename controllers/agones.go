@@ -126,11 +126,22 @@ func (r *GameSessionReconciler) reconcileAgones(ctx context.Context, fx *effects
 		}
 		d = decideBinding(spec, *gs.Status.Agones, name, server)
 	}
+	var wait time.Duration
+	if d.outcome == bindingActive {
+		placed, again, err := r.placeOnGameServer(ctx, gs, name, d.endpoint)
+		if err != nil {
+			return 0, err
+		}
+		if placed && gs.Status.Port == 0 {
+			d.endpoint = gs.Status.Endpoint // the game's ActivateGameSession makes it ACTIVE, at d.endpoint
+		}
+		wait = again
+	}
 	r.applyBinding(ctx, fx, gs, name, server, d)
 	if server != nil && d.outcome != bindingEnd {
 		r.reportUnknownPlayers(ctx, fx, gs, server, players)
 	}
-	return 0, nil
+	return wait, nil
 }
 
 // applyBinding writes a binding decision into the game session's status.

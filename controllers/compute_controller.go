@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/internal/agones"
 	"github.com/playersessions/operator/internal/indexes"
 	"github.com/playersessions/operator/internal/metrics"
 	"github.com/playersessions/operator/internal/replicas"
@@ -74,8 +75,71 @@ func (r *ComputeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 			r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, string(gamev1.ConnectionLostReason), "Terminate", "%s", msg)
 		})
 	}
-	return ctrl.Result{RequeueAfter: next}, nil
+	again, err := r.reconcileGameServer(ctx, c)
+	return ctrl.Result{RequeueAfter: earliest(next, again)}, err
 }
+
+// +kubebuilder:rbac:groups=agones.dev,resources=gameservers,verbs=patch
+
+// reconcileGameServer plays the Agones SDK server's part in the lifecycle of the Agones GameServer whose Pod
+// owns the compute (a Pod that opted in, whose game server talks to GameLift's SDK, not Agones'): Ready()
+// once a process of the compute called ProcessReady (status.state Scheduled -> RequestReady; Agones then
+// makes it Ready), Shutdown() once every process of it called ProcessEnding or was lost (status.state ->
+// Shutdown; Agones then deletes it). It writes status.state only, in a JSON patch guarded by the
+// resourceVersion it decided on, as Agones' SDK server does. It says when to look again (a GameServer not
+// Scheduled yet).
+func (r *ComputeReconciler) reconcileGameServer(ctx context.Context, c *gamev1.Compute) (time.Duration, error) {
+	owner := metav1.GetControllerOf(c)
+	if owner == nil || owner.Kind != "Pod" || r.Agones == nil || !r.Agones.Installed() {
+		return 0, nil
+	}
+	pod := &corev1.Pod{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: owner.Name}, pod); err != nil || pod.UID != owner.UID {
+		return 0, client.IgnoreNotFound(err)
+	}
+	name := pod.Labels[agones.GameServerPodLabel]
+	if name == "" {
+		return 0, nil
+	}
+	server, err := r.Agones.GameServer(ctx, client.ObjectKey{Namespace: c.Namespace, Name: name}, false)
+	if err != nil || server == nil {
+		return 0, err
+	}
+	active, ended := 0, 0
+	for _, sp := range c.Status.Processes {
+		switch sp.Status {
+		case gamev1.ServerProcessActive:
+			active++
+		case gamev1.ServerProcessTerminated:
+			ended++
+		}
+	}
+	var state string
+	switch {
+	case server.Deleting || server.State == agones.StateShutdown:
+		return 0, nil
+	case active > 0 && server.State == agones.StateScheduled:
+		state = agones.StateRequestReady
+	case active > 0 && (server.State == "" || server.State == "PortAllocation" || server.State == "Creating" || server.State == "Starting"):
+		return gameServerRecheck, nil // Ready() waits for the GameServer to be Scheduled
+	case active == 0 && ended > 0:
+		state = agones.StateShutdown
+	default:
+		return 0, nil
+	}
+	if err := r.Agones.SetState(ctx, c.Namespace, server, state); err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsInvalid(err) { // changed since the cache saw it: decide again
+			return ConflictRetry, nil
+		}
+		return 0, client.IgnoreNotFound(err)
+	}
+	ctrl.LoggerFrom(ctx).Info("Wrote an Agones GameServer's state for its GameLift process", "gameServer", klog.KRef(c.Namespace, name), "state", state)
+	r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, "GameServer"+state, "Lifecycle", "GameServer %s: %s (its processes: %d ACTIVE, %d TERMINATED)", name, state, active, ended)
+	return 0, nil
+}
+
+// gameServerRecheck is how soon a GameServer not Scheduled yet is looked at again.
+const gameServerRecheck = 2 * time.Second
 
 // processLost is replicas.Lost with the Lease that conn names, read from the cache (none: ns is empty, so
 // only a closed connection is a loss).

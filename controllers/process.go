@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/internal/computes"
 	"github.com/playersessions/operator/internal/indexes"
 )
 
@@ -162,6 +163,55 @@ func (r *GameSessionReconciler) reconcileActivationTimeout(ctx context.Context, 
 		r.Recorder.Eventf(gs, nil, corev1.EventTypeWarning, gamev1.ActivationTimedOutReason, "Activate", "%s", msg)
 	})
 	return 0
+}
+
+// placeOnGameServer places a game session bound to an Allocated Agones GameServer on the GameLift Server
+// SDK process of that GameServer's Pod, when its Pod opted in (controllers/pod_controller.go): it claims an
+// idle ACTIVE process of the Pod's Compute as reconcileProcess does (or adopts one claimed for it), and
+// records the GameServer's endpoint in status.process, for the CreateGameSession push and the game's
+// ActivateGameSession. placed is false for a GameServer whose Pod has no such process (the game session
+// then follows the GameServer alone); wait is when to look again for a process not registered yet.
+func (r *GameSessionReconciler) placeOnGameServer(ctx context.Context, gs *gamev1.GameSession, server string, endpoint gamev1.Endpoint) (placed bool, wait time.Duration, err error) {
+	if gs.Status.Process != nil {
+		return true, 0, nil
+	}
+	pod := &corev1.Pod{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: gs.Namespace, Name: server}, pod); err != nil || pod.Labels[gamev1.GameLiftSDKLabel] != "true" {
+		return false, 0, client.IgnoreNotFound(err)
+	}
+	key := client.ObjectKey{Namespace: gs.Namespace, Name: computes.ObjectName(pod.Annotations[gamev1.FleetIDAnnotation], pod.Annotations[gamev1.ComputeNameAnnotation])}
+	c := &gamev1.Compute{}
+	if err := r.APIReader.Get(ctx, key, c); err != nil {
+		if apierrors.IsNotFound(err) {
+			meta.SetStatusCondition(&gs.Status.Conditions, metav1.Condition{Type: gamev1.GameSessionPlacedCondition, Status: metav1.ConditionFalse,
+				Reason: gamev1.NoIdleProcessReason, Message: fmt.Sprintf("GameServer %s has no registered compute yet", server)})
+			return true, gameServerRecheck, nil
+		}
+		return false, 0, err
+	}
+	i := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.GameSessionUID == string(gs.UID) })
+	if i < 0 {
+		if i = slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool {
+			return sp.Status == gamev1.ServerProcessActive && sp.GameSessionUID == "" && !sp.Unhealthy
+		}); i < 0 {
+			meta.SetStatusCondition(&gs.Status.Conditions, metav1.Condition{Type: gamev1.GameSessionPlacedCondition, Status: metav1.ConditionFalse,
+				Reason: gamev1.NoIdleProcessReason, Message: fmt.Sprintf("GameServer %s has no idle game server process", server)})
+			return true, gameServerRecheck, nil
+		}
+		before := c.DeepCopy()
+		c.Status.Processes[i].GameSessionName, c.Status.Processes[i].GameSessionUID = gs.Name, string(gs.UID)
+		if err := r.Status().Patch(ctx, c, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+			if apierrors.IsConflict(err) {
+				return true, cacheLagRetry, nil
+			}
+			return false, 0, err
+		}
+		ctrl.LoggerFrom(ctx).Info("Placed the game session on its GameServer's process", "gameSession", klog.KObj(gs), "gameServer", server,
+			"compute", klog.KObj(c), "process", c.Status.Processes[i].ProcessID)
+	}
+	r.placed(gs, c, c.Status.Processes[i].ProcessID)
+	gs.Status.Process.Endpoint = &endpoint
+	return true, 0, nil // reconcileProcess, next, counts the activation timeout
 }
 
 type processChoice struct {

@@ -301,6 +301,11 @@ type ServerProcessRef struct {
 	// +required
 	// +kubebuilder:validation:MaxLength=128
 	ProcessID string `json:"processId"`
+	// endpoint is where players reach the process when it is not the compute's address and the process's
+	// port: the address and port of the Agones GameServer it runs in (its node's, its host port). The
+	// CreateGameSession push carries it, and the game's ActivateGameSession makes it the game session's.
+	// +optional
+	Endpoint *Endpoint `json:"endpoint,omitempty"`
 }
 
 // GameSessionStatus is the observed state of a game session. The operator writes it; a game server may

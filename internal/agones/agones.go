@@ -18,6 +18,7 @@ var (
 	GameServerGVK           = schema.GroupVersionKind{Group: "agones.dev", Version: "v1", Kind: "GameServer"}
 	GameServerListGVK       = schema.GroupVersionKind{Group: "agones.dev", Version: "v1", Kind: "GameServerList"}
 	FleetGVK                = schema.GroupVersionKind{Group: "agones.dev", Version: "v1", Kind: "Fleet"}
+	GameServerGVR           = schema.GroupVersionResource{Group: "agones.dev", Version: "v1", Resource: "gameservers"}
 	GameServerAllocationGVR = schema.GroupVersionResource{Group: "allocation.agones.dev", Version: "v1", Resource: "gameserverallocations"}
 )
 
@@ -32,16 +33,20 @@ const (
 	GameSessionUIDLabel = "game.playersessions.dev/game-session-uid"
 	// GameSessionAnnotation names the game session (namespace/name) on a GameServer allocated for it.
 	GameSessionAnnotation = "game.playersessions.dev/game-session"
+	// GameServerPodLabel names, on a Pod, the GameServer it runs (the Pod has the GameServer's name).
+	GameServerPodLabel = "agones.dev/gameserver"
 )
 
 // GameServer states (status.state).
 const (
-	StateReady     = "Ready"
-	StateReserved  = "Reserved"
-	StateAllocated = "Allocated"
-	StateShutdown  = "Shutdown"
-	StateUnhealthy = "Unhealthy"
-	StateError     = "Error"
+	StateScheduled    = "Scheduled"
+	StateRequestReady = "RequestReady"
+	StateReady        = "Ready"
+	StateReserved     = "Reserved"
+	StateAllocated    = "Allocated"
+	StateShutdown     = "Shutdown"
+	StateUnhealthy    = "Unhealthy"
+	StateError        = "Error"
 )
 
 // NewGameServer is an empty GameServer for a client to read into.
@@ -67,12 +72,12 @@ func NewFleet() *unstructured.Unstructured {
 
 // GameServer is what the operator needs of an Agones GameServer.
 type GameServer struct {
-	Name, UID     string
-	Deleting      bool
-	State         string
-	LastAllocated string
-	Address       string
-	Ports         []Port
+	Name, UID, ResourceVersion string
+	Deleting                   bool
+	State                      string
+	LastAllocated              string
+	Address                    string
+	Ports                      []Port
 	// Lists are status.lists: name -> values.
 	Lists map[string][]string
 	// PlayerIDs is the legacy status.players.ids (PlayerTracking).
@@ -87,7 +92,7 @@ type Port struct {
 
 // Parse reads a GameServer; fields of an unexpected type are treated as absent.
 func Parse(u *unstructured.Unstructured) GameServer {
-	gs := GameServer{Name: u.GetName(), UID: string(u.GetUID()), Deleting: u.GetDeletionTimestamp() != nil}
+	gs := GameServer{Name: u.GetName(), UID: string(u.GetUID()), ResourceVersion: u.GetResourceVersion(), Deleting: u.GetDeletionTimestamp() != nil}
 	gs.State, _, _ = unstructured.NestedString(u.Object, "status", "state")
 	gs.Address, _, _ = unstructured.NestedString(u.Object, "status", "address")
 	gs.LastAllocated = u.GetAnnotations()[LastAllocatedAnnotation]

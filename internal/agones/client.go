@@ -2,6 +2,7 @@ package agones
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
@@ -183,6 +185,21 @@ func (c *Client) Allocate(ctx context.Context, r AllocationRequest) (state, game
 		return "", "", fmt.Errorf("GameServerAllocation answered Allocated without a gameServerName")
 	}
 	return state, gameServerName, nil
+}
+
+// SetState writes a GameServer's status.state, as Agones' SDK server does for the game server's Ready() and
+// Shutdown() (sdkserver.go: the one field, in a JSON patch of the main resource guarded by a test of the
+// resourceVersion the decision was made on; the GameServer has no status subresource).
+func (c *Client) SetState(ctx context.Context, namespace string, gs *GameServer, state string) error {
+	patch, err := json.Marshal([]map[string]any{
+		{"op": "test", "path": "/metadata/resourceVersion", "value": gs.ResourceVersion},
+		{"op": "replace", "path": "/status/state", "value": state},
+	})
+	if err != nil {
+		return err
+	}
+	_, err = c.Dynamic.Resource(GameServerGVR).Namespace(namespace).Patch(ctx, gs.Name, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: "playersessions-manager"})
+	return err
 }
 
 // FleetExists reports, live, whether an Agones Fleet of that name is in the namespace (false when Agones is

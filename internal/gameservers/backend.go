@@ -353,16 +353,26 @@ func (b *Backend) OnCompute(ctx context.Context, c *gamev1.Compute) {
 		for _, p := range gs.Spec.GameProperties {
 			props[p.Key] = p.Value
 		}
+		at := endpointOf(gs, c, sp)
 		for _, conn := range conns {
 			err := conn.p.Push("CreateGameSession", map[string]any{"GameSessionId": gs.Status.GameSessionID, "GameSessionName": gs.Spec.Name,
-				"MaximumPlayerSessionCount": gs.Spec.MaximumPlayerSessionCount, "IpAddress": c.Spec.IPAddress, "DnsName": c.Spec.DNSName,
-				"Port": sp.Port, "GameProperties": props, "GameSessionData": gs.Spec.GameSessionData})
+				"MaximumPlayerSessionCount": gs.Spec.MaximumPlayerSessionCount, "IpAddress": at.IPAddress, "DnsName": at.DNSName,
+				"Port": at.Port, "GameProperties": props, "GameSessionData": gs.Spec.GameSessionData})
 			if err != nil {
 				continue // the connection is gone; the process's next one gets the push
 			}
 		}
 		ctrl.LoggerFrom(ctx).Info("Pushed a game session to its process", "gameSession", klog.KObj(gs), "compute", klog.KObj(c), "process", sp.ProcessID)
 	}
+}
+
+// endpointOf is where players reach the process sp of c that gs is placed on: the endpoint its placement
+// recorded (an Agones GameServer's address and port), else the compute's address and the process's port.
+func endpointOf(gs *gamev1.GameSession, c *gamev1.Compute, sp gamev1.ServerProcess) gamev1.Endpoint {
+	if gs.Status.Process != nil && gs.Status.Process.Endpoint != nil {
+		return *gs.Status.Process.Endpoint
+	}
+	return gamev1.Endpoint{IPAddress: c.Spec.IPAddress, DNSName: c.Spec.DNSName, Port: sp.Port}
 }
 
 func (b *Backend) compute(ctx context.Context, p *serversdk.Process) (*gamev1.Compute, error) {
@@ -557,7 +567,7 @@ func (b *Backend) activateGameSession(ctx context.Context, p *serversdk.Process,
 			return nil, serversdk.Errorf(http.StatusConflict, "game session %s is %s, not ACTIVATING: it was activated already", in.GameSessionId, gs.Status.Status)
 		}
 		before := gs.DeepCopy()
-		gs.Status.Endpoint = gamev1.Endpoint{IPAddress: c.Spec.IPAddress, DNSName: c.Spec.DNSName, Port: sp.Port}
+		gs.Status.Endpoint = endpointOf(gs, c, sp)
 		if gs.Status.GameServer == "" {
 			gs.Status.GameServer = ClaimPrefix + c.Name + "/" + p.ID
 		}

@@ -2,19 +2,28 @@
 # End-to-end: the GameLift-compatible endpoint driven by real AWS clients through a full session lifecycle,
 # in both wire protocols: Debian's boto3 and aws CLI (AWS JSON 1.1, as they ship), and the image's boto3 and
 # aws CLI made to speak Smithy RPC v2 CBOR with a CBOR-only copy of their model (test/e2e/cbor_model.py;
-# as shipped, they send AWS JSON 1.1 too). Each run checks the protocol actually spoken. The manager runs on
-# a local control plane, as `make run` does.
+# as shipped, they send AWS JSON 1.1 too). Each run checks the protocol actually spoken. Then a GameLift game
+# server: the example game server (test/gameserver, the official Server SDK v5) on a compute registered with
+# the aws CLI, and boto3 as its backend (test/e2e/gameserver.py). The manager runs on a local control plane,
+# as `make run` does.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 hack/e2e-deps.sh
 go build -o bin/manager-local ./cmd/manager-local
+go build -o bin/gameserver ./test/gameserver
 state=$(mktemp -d)
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+sdk_port=$(free_port)
 KUBEBUILDER_ASSETS=$(hack/envtest-binaries.sh) bin/manager-local --local-control-plane="$state" --leader-election-namespace=default \
   --metrics-bind-address=0 --health-probe-bind-address=0 --query-port=0 --gamelift-bind-address="127.0.0.1:$port" \
-  --player-session-timeout=5s >"$state/manager.log" 2>&1 &
+  --gamelift-sdk-bind-address="127.0.0.1:$sdk_port" --player-session-timeout=5s >"$state/manager.log" 2>&1 &
 pid=$!
-cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$state"; }
+game_pid=
+cleanup() {
+  [[ -n "$game_pid" ]] && { kill "$game_pid" 2>/dev/null || true; }
+  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$state"
+}
 trap cleanup EXIT
 
 for _ in $(seq 1 120); do grep -qs '^  export AWS_ACCESS_KEY_ID' "$state/manager.log" && break; sleep 0.5; done
@@ -85,6 +94,30 @@ check "aws CLI (RPC v2 CBOR): the request was CBOR" 1 "$(grep -c 'url=http://127
 check "aws CLI (RPC v2 CBOR): create-game-session" ACTIVATING "$(cbor_cli create-game-session --fleet-id fleet-arena --maximum-player-session-count 3 --query GameSession.Status --output text)"
 err=$(cbor_cli create-player-session --game-session-id "$gsid" --player-id erin --output text || true)
 check "aws CLI (RPC v2 CBOR): DENY_ALL refuses with GameSessionFullException" yes "$(grep -q 'GameSessionFullException' <<<"$err$(cat "$state/cli-debug")" && echo yes)"
+
+# A GameLift game server: the Anywhere path with the aws CLI, the example game server from its environment
+# alone, boto3 (the image's: TerminateGameSession is newer than Debian's botocore) as its backend.
+sdk_url=$("$image_aws" gamelift register-compute --endpoint-url "$url" --fleet-id fleet-sdk --compute-name compute-1 \
+  --ip-address 127.0.0.1 --query Compute.GameLiftServiceSdkEndpoint --output text)
+check "aws CLI: register-compute hands out the SDK's endpoint" "ws://127.0.0.1:$sdk_port" "$sdk_url"
+token=$("$image_aws" gamelift get-compute-auth-token --endpoint-url "$url" --fleet-id fleet-sdk --compute-name compute-1 --query AuthToken --output text)
+game_port=$(free_port)
+mkdir -p "$state/game"
+(cd "$state/game" && GAMELIFT_SDK_WEBSOCKET_URL="$sdk_url" GAMELIFT_SDK_AUTH_TOKEN="$token" GAMELIFT_SDK_FLEET_ID=fleet-sdk \
+  GAMELIFT_SDK_HOST_ID=compute-1 GAMELIFT_SDK_PROCESS_ID=proc-1 exec "$OLDPWD/bin/gameserver" -port "$game_port" >"$state/game.log" 2>&1) &
+game_pid=$!
+for _ in $(seq 1 100); do
+  [[ $(kubectl get computes -o jsonpath='{.items[0].status.processes[0].status}' 2>/dev/null) == ACTIVE ]] && break
+  sleep 0.2
+done
+check "the game server's ProcessReady: its process ACTIVE on the Compute" ACTIVE "$(kubectl get computes -o jsonpath='{.items[0].status.processes[0].status}')"
+out=$("$image_python" test/e2e/gameserver.py "$url" fleet-sdk "$game_port" 2>&1) || true
+echo "$out"
+passed=$((passed + $(grep -c '^ok ' <<<"$out" || true)))
+failed=$((failed + $(grep -c '^FAIL' <<<"$out" || true)))
+[[ $(grep -c '^ok \|^FAIL' <<<"$out" || true) -ge 12 ]] || { failed=$((failed + 1)); echo "FAIL game server: the run stopped early"; cat "$state/game.log"; }
+for _ in $(seq 1 50); do kill -0 "$game_pid" 2>/dev/null || break; sleep 0.2; done
+check "the game server exits after ProcessEnding" gone "$(kill -0 "$game_pid" 2>/dev/null && echo running || echo gone)"
 
 echo "e2e: $passed passed, $failed failed"
 [[ $failed == 0 ]]

@@ -1507,10 +1507,18 @@ func schema_playersessions_operator_api_v1alpha1_ServerProcessRef(ref common.Ref
 							Format:      "",
 						},
 					},
+					"endpoint": {
+						SchemaProps: spec.SchemaProps{
+							Description: "endpoint is where players reach the process when it is not the compute's address and the process's port: the address and port of the Agones GameServer it runs in (its node's, its host port). The CreateGameSession push carries it, and the game's ActivateGameSession makes it the game session's.",
+							Ref:         ref("github.com/playersessions/operator/api/v1alpha1.Endpoint"),
+						},
+					},
 				},
 				Required: []string{"compute", "processId"},
 			},
 		},
+		Dependencies: []string{
+			"github.com/playersessions/operator/api/v1alpha1.Endpoint"},
 	}
 }
 
