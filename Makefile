@@ -55,6 +55,10 @@ e2e: envtest ## The GameLift endpoint driven by the aws CLI and boto3 (installs 
 bench: envtest ## Admissions against plain creates, CreatePlayerSession latency, timeout lateness, on a local control plane (docs/benchmarks.md).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go run ./hack/bench $(BENCH_ARGS)
 
+.PHONY: bench-gameservers
+bench-gameservers: envtest ## 1,000 GameLift Server SDK processes: memory, heartbeats, placement, AcceptPlayerSession (docs/benchmarks.md).
+	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go run ./hack/benchgameservers $(BENCH_ARGS)
+
 .PHONY: bench-retention
 bench-retention: envtest ## What retained player sessions cost etcd, kube-apiserver and the manager (docs/benchmarks.md).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go run ./hack/benchretention $(BENCH_ARGS)

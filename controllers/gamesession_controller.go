@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -36,6 +37,9 @@ type GameSessionReconciler struct {
 	Deps
 
 	written writtenVersions
+	// claims are the processes this reconciler claimed for game sessions (their key -> claim) until their
+	// status.process records it (reconcileProcess).
+	claims sync.Map
 }
 
 // +kubebuilder:rbac:groups=game.playersessions.dev,resources=gamesessions,verbs=get;list;watch;update;patch;delete
@@ -50,6 +54,7 @@ func (r *GameSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	gs := &gamev1.GameSession{}
 	if err := r.Get(ctx, req.NamespacedName, gs); err != nil {
 		r.written.forget(req.NamespacedName)
+		r.claims.Delete(req.NamespacedName)
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if r.written.behind(req.NamespacedName, gs.ResourceVersion, r.Clock.Now()) {
@@ -321,7 +326,7 @@ func (r *GameSessionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&gamev1.GameSession{}, builder.WithPredicates(notOwnLedgerWrite())).
 		Watches(&gamev1.PlayerSession{}, r.playerSessionEvents()).
-		Watches(&gamev1.Compute{}, handler.EnqueueRequestsFromMapFunc(r.gameSessionsForCompute)).
+		Watches(&gamev1.Compute{}, r.computeEvents()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Named("gamesession").
 		Build(r)

@@ -1,8 +1,10 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"time"
 
@@ -10,9 +12,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
@@ -40,14 +46,20 @@ func (r *GameSessionReconciler) onSDKFleet(ctx context.Context, gs *gamev1.GameS
 }
 
 // reconcileProcess places an ACTIVATING game session of an SDK fleet on one idle ACTIVE process of the
-// fleet: it claims the process on its Compute (status.processes[].gameSessionUID, under the optimistic lock,
-// so a process never takes two game sessions) and records it in the game session's status.process. Before
-// claiming, it reads the fleet's computes from the API server, and adopts a process already claimed for this
-// game session (a claim whose record in the game session was lost), so a game session is never placed on
-// two processes. The process's replica then pushes CreateGameSession to it; the game's ActivateGameSession
-// writes the endpoint (internal/gameservers). No idle process: it waits (a Compute's change wakes it).
+// fleet: it claims the process on its Compute (status.processes[].gameSessionUID, under the optimistic lock
+// on the Compute it decided on, so a process never takes two game sessions) and records it in the game
+// session's status.process. A game session is never placed on two processes: it adopts a process already
+// claimed for it, as the cache shows it, or as this leader remembers claiming it (claims: a claim whose
+// record in the game session has not reached the cache, or was lost with a conflicting status write). A
+// claim older than the cache is in it: a claim of a former leader was made before this one's Lease was
+// acquired, and its cache has been watching since. The choice is spread over the idle processes by the
+// game session's UID, so that concurrent placements claim on different computes rather than all on the
+// longest idle process's. The process's replica then pushes CreateGameSession to it; the game's
+// ActivateGameSession writes the endpoint (internal/gameservers). No idle process: it waits (a Compute's
+// change wakes it).
 func (r *GameSessionReconciler) reconcileProcess(ctx context.Context, fx *effects, gs *gamev1.GameSession) (time.Duration, error) {
 	if gs.Status.Process != nil {
+		r.claims.Delete(client.ObjectKeyFromObject(gs)) // recorded
 		if err := r.reconcileProcessEnd(ctx, fx, gs); err != nil {
 			return 0, err
 		}
@@ -56,8 +68,14 @@ func (r *GameSessionReconciler) reconcileProcess(ctx context.Context, fx *effect
 	if ok, err := r.onSDKFleet(ctx, gs); err != nil || !ok {
 		return 0, err
 	}
-	var list gamev1.ComputeList
-	if err := r.APIReader.List(ctx, &list, client.InNamespace(gs.Namespace), client.MatchingFields{"spec.fleetId": gs.Spec.FleetID}); err != nil {
+	if v, ok := r.claims.Load(client.ObjectKeyFromObject(gs)); ok && v.(claim).uid == gs.UID {
+		ref := v.(claim).ref
+		gs.Status.Process = &ref
+		r.placedAt(gs, ref.ProcessID)
+		return r.reconcileActivationTimeout(ctx, fx, gs), nil
+	}
+	var list gamev1.ComputeList // the cache's objects: copied before a change
+	if err := r.List(ctx, &list, client.InNamespace(gs.Namespace), client.MatchingFields{indexes.ComputeFleetID: gs.Spec.FleetID}, client.UnsafeDisableDeepCopy); err != nil {
 		return 0, err
 	}
 	var idle []processChoice
@@ -69,22 +87,31 @@ func (r *GameSessionReconciler) reconcileProcess(ctx context.Context, fx *effect
 				r.placed(gs, c, sp.ProcessID)
 				return r.reconcileActivationTimeout(ctx, fx, gs), nil
 			case sp.Status == gamev1.ServerProcessActive && sp.GameSessionUID == "" && !sp.Unhealthy:
-				if _, lost, err := processLost(ctx, r.Client, r.ReplicaNamespace, sp.Connection, r.Clock.Now()); err != nil {
-					return 0, err
-				} else if !lost { // a process without its connection would not get the push
-					idle = append(idle, processChoice{compute: c, process: sp})
-				}
+				idle = append(idle, processChoice{compute: c, process: sp})
 			}
 		}
 	}
-	if len(idle) == 0 {
+	slices.SortFunc(idle, func(a, b processChoice) int {
+		return cmp.Or(cmp.Compare(a.compute.Name, b.compute.Name), cmp.Compare(a.process.ProcessID, b.process.ProcessID))
+	})
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(gs.UID))
+	var chosen *processChoice
+	for k := range idle { // from the game session's own starting point, the first connected one
+		candidate := &idle[(int(h.Sum32()%uint32(len(idle)))+k)%len(idle)]
+		if _, lost, err := processLost(ctx, r.Client, r.ReplicaNamespace, candidate.process.Connection, r.Clock.Now()); err != nil {
+			return 0, err
+		} else if !lost { // a process without its connection would not get the push
+			chosen = candidate
+			break
+		}
+	}
+	if chosen == nil {
 		meta.SetStatusCondition(&gs.Status.Conditions, metav1.Condition{Type: gamev1.GameSessionPlacedCondition, Status: metav1.ConditionFalse,
 			Reason: gamev1.NoIdleProcessReason, Message: fmt.Sprintf("No idle game server process in fleet %s; waiting for one", gs.Spec.FleetID)})
 		return 0, nil
 	}
-	// The longest idle first (the earliest ProcessReady), as the processes wait their turn.
-	slices.SortFunc(idle, func(a, b processChoice) int { return a.process.ActivationTime.Compare(b.process.ActivationTime.Time) })
-	chosen := idle[0]
+	chosen.compute = chosen.compute.DeepCopy()
 	before := chosen.compute.DeepCopy()
 	i := slices.IndexFunc(chosen.compute.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == chosen.process.ProcessID })
 	chosen.compute.Status.Processes[i].GameSessionName, chosen.compute.Status.Processes[i].GameSessionUID = gs.Name, string(gs.UID)
@@ -96,42 +123,40 @@ func (r *GameSessionReconciler) reconcileProcess(ctx context.Context, fx *effect
 	}
 	ctrl.LoggerFrom(ctx).Info("Placed the game session on a game server process", "gameSession", klog.KObj(gs),
 		"compute", klog.KObj(chosen.compute), "process", chosen.process.ProcessID)
+	r.claims.Store(client.ObjectKeyFromObject(gs), claim{uid: gs.UID, ref: gamev1.ServerProcessRef{Compute: chosen.compute.Name, ProcessID: chosen.process.ProcessID}})
 	r.placed(gs, chosen.compute, chosen.process.ProcessID)
 	return r.reconcileActivationTimeout(ctx, fx, gs), nil
 }
 
 // reconcileProcessEnd ends a game session whose process ended: TERMINATED when the process called
 // ProcessEnding, TERMINATED with status reason INTERRUPTED when its compute or its process is gone, or the
-// process lost its connection and did not come back (ComputeReconciler) (read
-// from the API server before deciding: a cache that has not seen the compute yet is not a loss).
+// process lost its connection and did not come back (ComputeReconciler). It decides on the cache and
+// confirms an end on the API server: a cache that has not seen the compute, or the claim, yet is no loss.
 func (r *GameSessionReconciler) reconcileProcessEnd(ctx context.Context, fx *effects, gs *gamev1.GameSession) error {
 	if gs.Status.Status == gamev1.GameSessionTerminated || gs.Status.Status == gamev1.GameSessionError {
 		return nil
 	}
-	ref := gs.Status.Process
+	key := client.ObjectKey{Namespace: gs.Namespace, Name: gs.Status.Process.Compute}
 	c := &gamev1.Compute{}
-	err := r.Get(ctx, client.ObjectKey{Namespace: gs.Namespace, Name: ref.Compute}, c)
+	err := r.Get(ctx, key, c, client.UnsafeDisableDeepCopy) // read only
 	if apierrors.IsNotFound(err) {
-		err = r.APIReader.Get(ctx, client.ObjectKey{Namespace: gs.Namespace, Name: ref.Compute}, c)
+		c, err = nil, nil
 	}
-	var reason, message string
-	switch {
-	case apierrors.IsNotFound(err):
-		reason, message = gamev1.GameSessionInterrupted, fmt.Sprintf("compute %s was deregistered", ref.Compute)
-	case err != nil:
+	if err != nil {
 		return err
-	default:
-		i := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == ref.ProcessID })
-		switch {
-		case i < 0 || c.Status.Processes[i].GameSessionUID != string(gs.UID):
-			reason, message = gamev1.GameSessionInterrupted, fmt.Sprintf("process %s of compute %s is gone", ref.ProcessID, c.Spec.ComputeName)
-		case c.Status.Processes[i].Status == gamev1.ServerProcessTerminated && c.Status.Processes[i].TerminationReason == gamev1.ConnectionLostReason:
-			reason, message = gamev1.GameSessionInterrupted, fmt.Sprintf("process %s of compute %s lost its connection and did not come back", ref.ProcessID, c.Spec.ComputeName)
-		case c.Status.Processes[i].Status == gamev1.ServerProcessTerminated:
-			message = fmt.Sprintf("process %s of compute %s ended (ProcessEnding)", ref.ProcessID, c.Spec.ComputeName)
-		default:
-			return nil
+	}
+	end, reason, message := decideProcessEnd(gs, c)
+	if end { // final: decide again on the Compute as the API server holds it (the cache may not have the claim yet)
+		c = &gamev1.Compute{}
+		if err := r.APIReader.Get(ctx, key, c); apierrors.IsNotFound(err) {
+			c = nil
+		} else if err != nil {
+			return err
 		}
+		end, reason, message = decideProcessEnd(gs, c)
+	}
+	if !end {
+		return nil
 	}
 	if reason == "" && gs.Status.Status == gamev1.GameSessionTerminating {
 		reason = gs.Status.StatusReason // TerminateGameSession's TRIGGERED_ON_PROCESS_TERMINATE
@@ -142,6 +167,25 @@ func (r *GameSessionReconciler) reconcileProcessEnd(ctx context.Context, fx *eff
 		r.Recorder.Eventf(gs, nil, corev1.EventTypeNormal, "ProcessEnded", "Terminate", "Game session ended: %s", message)
 	})
 	return nil
+}
+
+// decideProcessEnd decides whether gs ended with its process, from its compute c (nil: gone), with the
+// status reason and a message.
+func decideProcessEnd(gs *gamev1.GameSession, c *gamev1.Compute) (end bool, reason, message string) {
+	ref := gs.Status.Process
+	if c == nil {
+		return true, gamev1.GameSessionInterrupted, fmt.Sprintf("compute %s was deregistered", ref.Compute)
+	}
+	i := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == ref.ProcessID })
+	switch {
+	case i < 0 || c.Status.Processes[i].GameSessionUID != string(gs.UID):
+		return true, gamev1.GameSessionInterrupted, fmt.Sprintf("process %s of compute %s is gone", ref.ProcessID, c.Spec.ComputeName)
+	case c.Status.Processes[i].Status == gamev1.ServerProcessTerminated && c.Status.Processes[i].TerminationReason == gamev1.ConnectionLostReason:
+		return true, gamev1.GameSessionInterrupted, fmt.Sprintf("process %s of compute %s lost its connection and did not come back", ref.ProcessID, c.Spec.ComputeName)
+	case c.Status.Processes[i].Status == gamev1.ServerProcessTerminated:
+		return true, "", fmt.Sprintf("process %s of compute %s ended (ProcessEnding)", ref.ProcessID, c.Spec.ComputeName)
+	}
+	return false, "", ""
 }
 
 // reconcileActivationTimeout makes ERROR a game session still ACTIVATING ProcessActivationTimeout after it
@@ -214,6 +258,12 @@ func (r *GameSessionReconciler) placeOnGameServer(ctx context.Context, gs *gamev
 	return true, 0, nil // reconcileProcess, next, counts the activation timeout
 }
 
+// claim is a process this reconciler claimed for the game session of that UID.
+type claim struct {
+	uid types.UID
+	ref gamev1.ServerProcessRef
+}
+
 type processChoice struct {
 	compute *gamev1.Compute
 	process gamev1.ServerProcess
@@ -221,41 +271,107 @@ type processChoice struct {
 
 func (r *GameSessionReconciler) placed(gs *gamev1.GameSession, c *gamev1.Compute, processID string) {
 	gs.Status.Process = &gamev1.ServerProcessRef{Compute: c.Name, ProcessID: processID}
+	r.placedAt(gs, processID)
+}
+
+// placedAt sets the Placed condition of a game session whose status.process is set.
+func (r *GameSessionReconciler) placedAt(gs *gamev1.GameSession, processID string) {
 	meta.SetStatusCondition(&gs.Status.Conditions, metav1.Condition{Type: gamev1.GameSessionPlacedCondition, Status: metav1.ConditionTrue,
-		Reason: gamev1.ProcessClaimedReason, Message: fmt.Sprintf("Placed on process %s of compute %s", processID, c.Spec.ComputeName),
+		Reason: gamev1.ProcessClaimedReason, Message: fmt.Sprintf("Placed on process %s of compute %s", processID, gs.Status.Process.Compute),
 		LastTransitionTime: metav1.NewTime(r.Clock.Now())}) // the activation timeout counts from it
 }
 
-// gameSessionsForCompute maps a Compute's change (or its deletion) to the game sessions placed on it (their
-// process may have ended) and to the ACTIVATING game sessions of its fleet waiting for a process (the
-// oldest first, as many as the compute has idle processes).
-func (r *GameSessionReconciler) gameSessionsForCompute(ctx context.Context, o client.Object) []reconcile.Request {
-	c, ok := o.(*gamev1.Compute)
-	if !ok {
-		return nil
+// computeEvents maps a Compute's changes to the game sessions they concern: a game session whose process
+// entry changed (ended, lost, claimed, released) or whose compute is gone, and, when the compute has idle
+// processes, the game sessions of its fleet waiting for one (the oldest first, as many as it has idle). A
+// change that concerns no game session (a connection record, a token, a claim of another game session's)
+// wakes none: with 50 processes on a compute, waking each of its game sessions on each such change would be
+// 50 reconciles per write.
+func (r *GameSessionReconciler) computeEvents() handler.EventHandler {
+	type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q queue) {
+			if c, ok := e.Object.(*gamev1.Compute); ok {
+				r.enqueueWaiting(ctx, c, q)
+			}
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q queue) {
+			old, okOld := e.ObjectOld.(*gamev1.Compute)
+			c, okNew := e.ObjectNew.(*gamev1.Compute)
+			if !okOld || !okNew {
+				return
+			}
+			for _, name := range changedPlacements(old, c) {
+				q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: c.Namespace, Name: name}})
+			}
+			r.enqueueWaiting(ctx, c, q)
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q queue) {
+			c, ok := e.Object.(*gamev1.Compute)
+			if !ok {
+				return
+			}
+			var placed gamev1.GameSessionList
+			if err := r.List(ctx, &placed, client.InNamespace(c.Namespace), client.MatchingFields{indexes.GameSessionProcessCompute: c.Name}, client.UnsafeDisableDeepCopy); err != nil {
+				return
+			}
+			for i := range placed.Items {
+				q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&placed.Items[i])})
+			}
+		},
 	}
+}
+
+// changedPlacements are the game sessions named by a process entry whose status, termination, claim or
+// health differs between old and c (an entry added or removed included).
+func changedPlacements(old, c *gamev1.Compute) []string {
+	type view struct {
+		status    gamev1.ServerProcessStatusValue
+		reason    gamev1.ServerProcessTerminationReason
+		game, uid string
+		unhealthy bool
+	}
+	views := func(c *gamev1.Compute) map[string]view {
+		m := make(map[string]view, len(c.Status.Processes))
+		for _, sp := range c.Status.Processes {
+			m[sp.ProcessID] = view{sp.Status, sp.TerminationReason, sp.GameSessionName, sp.GameSessionUID, sp.Unhealthy}
+		}
+		return m
+	}
+	before, after := views(old), views(c)
+	var names []string
+	for id, a := range after {
+		if b := before[id]; a != b {
+			names = append(names, a.game, b.game)
+		}
+	}
+	for id, b := range before {
+		if _, ok := after[id]; !ok {
+			names = append(names, b.game)
+		}
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	return slices.DeleteFunc(names, func(n string) bool { return n == "" })
+}
+
+// enqueueWaiting wakes the oldest game sessions of c's fleet waiting for a process, as many as c has idle.
+func (r *GameSessionReconciler) enqueueWaiting(ctx context.Context, c *gamev1.Compute, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 	idle := 0
 	for _, sp := range c.Status.Processes {
 		if sp.Status == gamev1.ServerProcessActive && sp.GameSessionUID == "" && !sp.Unhealthy {
 			idle++
 		}
 	}
-	var list gamev1.GameSessionList
-	if err := r.List(ctx, &list, client.InNamespace(c.Namespace), client.MatchingFields{indexes.GameSessionFleetID: c.Spec.FleetID}); err != nil {
-		return nil
+	if idle == 0 {
+		return
 	}
-	slices.SortFunc(list.Items, func(a, b gamev1.GameSession) int { return a.CreationTimestamp.Compare(b.CreationTimestamp.Time) })
-	var reqs []reconcile.Request
-	waiting := 0
-	for i := range list.Items {
-		gs := &list.Items[i]
-		switch {
-		case gs.Status.Process != nil && gs.Status.Process.Compute == c.Name: // its process may have ended
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(gs)})
-		case waiting < idle && gs.Status.Status == gamev1.GameSessionActivating && gs.Status.Process == nil && gs.Spec.Agones == nil && gs.Spec.Port == 0:
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(gs)})
-			waiting++
-		}
+	var waiting gamev1.GameSessionList
+	if err := r.List(ctx, &waiting, client.InNamespace(c.Namespace), client.MatchingFields{indexes.GameSessionAwaitingProcess: c.Spec.FleetID}, client.UnsafeDisableDeepCopy); err != nil {
+		return
 	}
-	return reqs
+	slices.SortFunc(waiting.Items, func(a, b gamev1.GameSession) int { return a.CreationTimestamp.Compare(b.CreationTimestamp.Time) })
+	for i := range waiting.Items[:min(idle, len(waiting.Items))] {
+		q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&waiting.Items[i])})
+	}
 }

@@ -1,7 +1,9 @@
 package controllers
 
 import (
+	"fmt"
 	"maps"
+	"sync"
 	"testing"
 	"time"
 
@@ -180,5 +182,87 @@ func TestReplicaGone(t *testing.T) {
 	reconcile("r1")
 	if err := f.c.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "r1"}, &coordinationv1.Lease{}); err != nil {
 		t.Errorf("a Lease a process still names is deleted: %v", err)
+	}
+}
+
+// TestPlacementNeverTwice: a game session whose record of its placement (status.process) was lost is placed
+// on the process it claimed, not on a second one: from this leader's memory of its claims, and, for a new
+// leader (no memory), from the claim on the Compute. Concurrent placements are spread over the idle
+// processes.
+func TestPlacementNeverTwice(t *testing.T) {
+	now := metav1.NewTime(t0)
+	var procs []gamev1.ServerProcess
+	for i := range 8 {
+		procs = append(procs, gamev1.ServerProcess{ProcessID: fmt.Sprint("p", i), Status: gamev1.ServerProcessActive, Port: 7000, ActivationTime: &now})
+	}
+	c := &gamev1.Compute{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "compute-1-abcd"},
+		Spec: gamev1.ComputeSpec{FleetID: "fleet-1", ComputeName: "compute-1", IPAddress: "10.0.0.5"}, Status: gamev1.ComputeStatus{Processes: procs}}
+	f := newFixture(t, newGS("g", 4, false), newGS("h", 4, false), c)
+	f.reconcileGS(t, "g")
+	first := f.gs(t, "g").Status.Process
+	if first == nil {
+		t.Fatal("not placed")
+	}
+	lose := func() { // the status write that recorded the placement is lost
+		gs := f.gs(t, "g")
+		gs.Status.Process = nil
+		if err := f.c.Status().Update(t.Context(), gs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claimed := func() []string {
+		got := &gamev1.Compute{}
+		if err := f.c.Get(t.Context(), client.ObjectKeyFromObject(c), got); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, sp := range got.Status.Processes {
+			if sp.GameSessionUID == "uid-gs-g" {
+				out = append(out, sp.ProcessID)
+			}
+		}
+		return out
+	}
+	lose()
+	f.reconcileGS(t, "g")
+	expect(t, f.gs(t, "g").Status.Process.ProcessID, first.ProcessID)
+	lose()
+	// A cache behind this leader's claim (the claim not in it yet) and other processes idle since: the
+	// leader's memory of its claim decides, not a new choice.
+	stale := &gamev1.Compute{}
+	if err := f.c.Get(t.Context(), client.ObjectKeyFromObject(c), stale); err != nil {
+		t.Fatal(err)
+	}
+	behind := stale.DeepCopy()
+	for i := range stale.Status.Processes {
+		if stale.Status.Processes[i].GameSessionUID == "uid-gs-g" { // not shown claimed, nor idle
+			stale.Status.Processes[i].GameSessionName, stale.Status.Processes[i].GameSessionUID = "", ""
+			stale.Status.Processes[i].Unhealthy = true
+		}
+	}
+	for i := 8; i < 11; i++ {
+		stale.Status.Processes = append(stale.Status.Processes, gamev1.ServerProcess{ProcessID: fmt.Sprint("p", i), Status: gamev1.ServerProcessActive, Port: 7000, ActivationTime: &now})
+	}
+	if err := f.c.Status().Update(t.Context(), stale); err != nil {
+		t.Fatal(err)
+	}
+	f.reconcileGS(t, "g")
+	expect(t, f.gs(t, "g").Status.Process.ProcessID, first.ProcessID)
+	behind.ResourceVersion = ""
+	if err := f.c.Get(t.Context(), client.ObjectKeyFromObject(c), stale); err != nil {
+		t.Fatal(err)
+	}
+	behind.ResourceVersion = stale.ResourceVersion
+	if err := f.c.Status().Update(t.Context(), behind); err != nil { // the API server's truth: claimed
+		t.Fatal(err)
+	}
+	lose()
+	f.gsr.claims = sync.Map{} // a new leader
+	f.reconcileGS(t, "g")
+	expect(t, f.gs(t, "g").Status.Process.ProcessID, first.ProcessID)
+	expect(t, fmt.Sprint(claimed()), fmt.Sprint([]string{first.ProcessID}))
+	f.reconcileGS(t, "h")
+	if other := f.gs(t, "h").Status.Process; other == nil || other.ProcessID == first.ProcessID {
+		t.Errorf("h placed on %v", other)
 	}
 }

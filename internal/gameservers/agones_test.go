@@ -137,7 +137,7 @@ func TestAgonesFleetOfGameLiftServers(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(string(out.GameSessions[0].Status)).To(Equal("TERMINATED"))
 	}).WithTimeout(30*time.Second).Should(Succeed(), "%s", game.Out)
-	g.Eventually(func(g Gomega) string { return server(g).State }).WithTimeout(20 * time.Second).
+	g.Eventually(func(g Gomega) string { return server(g).State }).WithTimeout(20*time.Second).
 		Should(Equal(agones.StateShutdown), "ProcessEnding is the game server's Shutdown()")
 }
 

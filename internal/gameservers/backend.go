@@ -18,8 +18,10 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -68,14 +70,17 @@ type Backend struct {
 	// how long that token is valid (0: computes.DefaultTokenTTL).
 	SDKEndpoint string
 	TokenTTL    time.Duration
+	// Recorder records the game sessions' activations (nil: none).
+	Recorder events.EventRecorder
 	// Replica and Holder name this replica's Lease and its run (internal/replicas): a registered process's
 	// connection is recorded on its Compute as theirs (status.processes[].connection), and its closing
 	// without ProcessEnding too, so that the leader finds a process that does not come back (empty: not
 	// recorded).
 	Replica, Holder string
 
-	mu        sync.Mutex
-	connected map[processKey][]*connection // the processes connected to this replica (a process reconnecting has two for a moment)
+	mu           sync.Mutex
+	connected    map[processKey][]*connection // the processes connected to this replica (a process reconnecting has two for a moment)
+	computeLocks sync.Map                     // processKey{namespace, compute} -> *sync.Mutex: patchCompute's turns
 }
 
 type processKey struct{ namespace, compute, process string }
@@ -308,6 +313,13 @@ func (b *Backend) terminate(ctx context.Context, gs *gamev1.GameSession) {
 	}
 }
 
+// awaitsPush reports whether a connection of the process here has not had the game session uid pushed.
+func (b *Backend) awaitsPush(key processKey, uid string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.ContainsFunc(b.connected[key], func(c *connection) bool { return c.pushed != uid })
+}
+
 // connections are the connections of a process to this replica that take (and mark, under the lock) a push.
 func (b *Backend) connections(key processKey, take func(*connection) bool) []*connection {
 	b.mu.Lock()
@@ -331,11 +343,11 @@ const terminationGrace = 30 * time.Second
 // connection is made again on the next one, until the game activates the game session.
 func (b *Backend) OnCompute(ctx context.Context, c *gamev1.Compute) {
 	for _, sp := range c.Status.Processes {
-		if sp.GameSessionUID == "" || sp.Status != gamev1.ServerProcessActive {
-			continue
+		if sp.GameSessionUID == "" || sp.Status != gamev1.ServerProcessActive || !b.awaitsPush(processKey{c.Namespace, c.Name, sp.ProcessID}, sp.GameSessionUID) {
+			continue // not connected here, or pushed already: no need to read its game session
 		}
 		gs := &gamev1.GameSession{}
-		if err := b.Reader.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: sp.GameSessionName}, gs); err != nil ||
+		if err := b.Reader.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: sp.GameSessionName}, gs, client.UnsafeDisableDeepCopy); err != nil ||
 			string(gs.UID) != sp.GameSessionUID || gs.Status.Status != gamev1.GameSessionActivating || gs.Status.GameSessionID == "" {
 			continue
 		}
@@ -455,8 +467,8 @@ func (b *Backend) heartbeat(ctx context.Context, p *serversdk.Process, body json
 		i := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == p.ID })
 		return i >= 0 && c.Status.Processes[i].Unhealthy == !in.HealthStatus
 	}
-	c := &gamev1.Compute{}
-	if err := b.Reader.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: computes.ObjectName(p.FleetID, p.ComputeName)}, c); err == nil && unchanged(c) {
+	c := &gamev1.Compute{} // the cache's object, read only
+	if err := b.Reader.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: computes.ObjectName(p.FleetID, p.ComputeName)}, c, client.UnsafeDisableDeepCopy); err == nil && unchanged(c) {
 		return nil, nil // the common case: the cache says the same, nothing to read or write
 	}
 	// The cache differs, or does not have the process yet (a heartbeat right after ProcessReady): read it.
@@ -551,8 +563,10 @@ func (b *Backend) describePlayerSessions(ctx context.Context, p *serversdk.Proce
 // activated: only that process's calls then act on it.
 const ClaimPrefix = "gamelift-process:"
 
-// activateGameSession is the game's ActivateGameSession: the game session placed on the process gets its
-// endpoint (the compute's address, the process's port), which makes it ACTIVE, and the process's claim.
+// activateGameSession is the game's ActivateGameSession: the game session placed on the process becomes
+// ACTIVE, with its endpoint (the compute's address and the process's port, or the endpoint its placement
+// recorded) and the process's claim, in one write (the game server's own transition, as a game server
+// patching its game session makes it).
 func (b *Backend) activateGameSession(ctx context.Context, p *serversdk.Process, body json.RawMessage) (any, *serversdk.Error) {
 	var in struct{ GameSessionId string }
 	if err := json.Unmarshal(body, &in); err != nil || in.GameSessionId == "" {
@@ -568,6 +582,7 @@ func (b *Backend) activateGameSession(ctx context.Context, p *serversdk.Process,
 		}
 		before := gs.DeepCopy()
 		gs.Status.Endpoint = endpointOf(gs, c, sp)
+		gs.Status.Status = gamev1.GameSessionActive
 		if gs.Status.GameServer == "" {
 			gs.Status.GameServer = ClaimPrefix + c.Name + "/" + p.ID
 		}
@@ -575,6 +590,9 @@ func (b *Backend) activateGameSession(ctx context.Context, p *serversdk.Process,
 		switch {
 		case err == nil:
 			ctrl.LoggerFrom(ctx).Info("The game activated its game session", "gameSession", klog.KObj(gs), "process", p.ID)
+			if b.Recorder != nil {
+				b.Recorder.Eventf(gs, nil, corev1.EventTypeNormal, "Activated", "Activate", "Game session is ACTIVE at %s (ActivateGameSession of process %s)", gs.Status.Endpoint, p.ID)
+			}
 			return nil, nil
 		case apierrors.IsConflict(err) && attempt < maxWriteAttempts:
 			continue
@@ -612,8 +630,8 @@ func (b *Backend) move(m transitions.Move) serversdk.Action {
 
 // hosts refuses a player session of another game session than the one placed on the process.
 func (b *Backend) hosts(ctx context.Context, p *serversdk.Process, ps *gamev1.PlayerSession) (*transitions.Refusal, error) {
-	c := &gamev1.Compute{}
-	if err := b.Reader.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: computes.ObjectName(p.FleetID, p.ComputeName)}, c); err != nil {
+	c := &gamev1.Compute{} // the cache's object, read only
+	if err := b.Reader.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: computes.ObjectName(p.FleetID, p.ComputeName)}, c, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
 	i := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == p.ID })
@@ -662,8 +680,13 @@ func (b *Backend) updateProcess(ctx context.Context, p *serversdk.Process, chang
 }
 
 // patchCompute reads p's compute from the API server, lets change edit its status, and writes it under the
-// optimistic lock, reading it again after a conflict (maxWriteAttempts times at most).
+// optimistic lock, reading it again after a conflict (maxWriteAttempts times at most). The writes of one
+// compute from this replica take turns (its processes start together: 50 ProcessReady at once would
+// otherwise conflict with each other), so only another replica's or the leader's write can conflict.
 func (b *Backend) patchCompute(ctx context.Context, p *serversdk.Process, change func(*gamev1.Compute) *serversdk.Error) *serversdk.Error {
+	lock, _ := b.computeLocks.LoadOrStore(processKey{namespace: p.Namespace, compute: computes.ObjectName(p.FleetID, p.ComputeName)}, &sync.Mutex{})
+	lock.(*sync.Mutex).Lock()
+	defer lock.(*sync.Mutex).Unlock()
 	for attempt := 1; ; attempt++ {
 		c, err := b.compute(ctx, p)
 		if err != nil {

@@ -27,6 +27,11 @@ const (
 	// GameSessionAwaitingAllocation indexes the game sessions waiting for a GameServer from an Agones fleet
 	// by the fleet's name, so that a GameServer becoming Ready wakes only them.
 	GameSessionAwaitingAllocation = "agones.awaitingAllocationFrom"
+	// GameSessionProcessCompute indexes game sessions by the Compute of the process they are placed on.
+	GameSessionProcessCompute = "status.process.compute"
+	// GameSessionAwaitingProcess indexes the game sessions waiting to be placed on a GameLift Server SDK
+	// process by their fleet, so that a Compute's change wakes only them.
+	GameSessionAwaitingProcess = "placement.awaitingProcessIn"
 	// ComputeFleetID indexes Computes by their fleet.
 	ComputeFleetID = "spec.fleetId"
 	// ComputeReplica indexes Computes by the replicas (their Leases' names) holding the connections of
@@ -79,6 +84,15 @@ func AwaitingAllocationFrom(gs *gamev1.GameSession) string {
 	return gs.Spec.Agones.FleetName
 }
 
+// AwaitingProcessIn is the fleet a game session waits for an idle SDK process of ("" when it does not:
+// placed, on Agones, with an endpoint of its own, not ACTIVATING, or deleted).
+func AwaitingProcessIn(gs *gamev1.GameSession) string {
+	if gs.Status.Process != nil || gs.Spec.Agones != nil || gs.Spec.Port != 0 || gs.Status.Status != gamev1.GameSessionActivating || !gs.DeletionTimestamp.IsZero() {
+		return ""
+	}
+	return gs.Spec.FleetID
+}
+
 // Setup registers the field indexes of both kinds.
 func Setup(ctx context.Context, indexer client.FieldIndexer) error {
 	for name, f := range map[string]func(*gamev1.PlayerSession) string{
@@ -97,6 +111,13 @@ func Setup(ctx context.Context, indexer client.FieldIndexer) error {
 		GameSessionGameServer:         GameServerOf,
 		GameSessionAwaitingAllocation: AwaitingAllocationFrom,
 		GameSessionID:                 func(g *gamev1.GameSession) string { return g.Status.GameSessionID },
+		GameSessionAwaitingProcess:    AwaitingProcessIn,
+		GameSessionProcessCompute: func(g *gamev1.GameSession) string {
+			if g.Status.Process == nil {
+				return ""
+			}
+			return g.Status.Process.Compute
+		},
 	} {
 		if err := index(ctx, indexer, &gamev1.GameSession{}, name, f); err != nil {
 			return err

@@ -398,7 +398,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 				APIReader: mgr.GetAPIReader(), Clock: o.Clock, AccessKey: endpoint.AccessKey,
 				Players:  &transitions.Mover{Client: glClient, Index: ix, Tokens: tokens, Wait: gamelift.DefaultDecisionTimeout},
 				Describe: endpoint.PlayerSessionsOf, SDKEndpoint: sdkEndpoint(o), TokenTTL: o.GameLiftComputeTokenTTL,
-				Replica: replicas.LeaseName(o.ReplicaName), Holder: replicas.NewHolder()}
+				Replica: replicas.LeaseName(o.ReplicaName), Holder: replicas.NewHolder(), Recorder: mgr.GetEventRecorder("gamelift-sdk")}
 			direct, err := client.New(cfg, client.Options{Scheme: mgr.GetScheme()})
 			if err != nil {
 				return nil, nil, err

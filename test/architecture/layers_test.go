@@ -45,6 +45,7 @@ var layers = map[string]int{
 	"hack/benchutil":               7,
 	"hack/bench":                   8,
 	"hack/benchagones":             8,
+	"hack/benchgameservers":        8,
 	"hack/benchhistory":            8,
 	"hack/benchquery":              8,
 	"hack/benchretention":          8,

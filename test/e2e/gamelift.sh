@@ -102,6 +102,7 @@ sdk_url=$("$image_aws" gamelift register-compute --endpoint-url "$url" --fleet-i
 check "aws CLI: register-compute hands out the SDK's endpoint" "ws://127.0.0.1:$sdk_port" "$sdk_url"
 token=$("$image_aws" gamelift get-compute-auth-token --endpoint-url "$url" --fleet-id fleet-sdk --compute-name compute-1 --query AuthToken --output text)
 game_port=$(free_port)
+while ((game_port > 60000)); do game_port=$(free_port); done # the SDK's ProcessReady takes ports 1-60000
 mkdir -p "$state/game"
 (cd "$state/game" && GAMELIFT_SDK_WEBSOCKET_URL="$sdk_url" GAMELIFT_SDK_AUTH_TOKEN="$token" GAMELIFT_SDK_FLEET_ID=fleet-sdk \
   GAMELIFT_SDK_HOST_ID=compute-1 GAMELIFT_SDK_PROCESS_ID=proc-1 exec "$OLDPWD/bin/gameserver" -port "$game_port" >"$state/game.log" 2>&1) &
@@ -115,7 +116,7 @@ out=$("$image_python" test/e2e/gameserver.py "$url" fleet-sdk "$game_port" 2>&1)
 echo "$out"
 passed=$((passed + $(grep -c '^ok ' <<<"$out" || true)))
 failed=$((failed + $(grep -c '^FAIL' <<<"$out" || true)))
-[[ $(grep -c '^ok \|^FAIL' <<<"$out" || true) -ge 12 ]] || { failed=$((failed + 1)); echo "FAIL game server: the run stopped early"; cat "$state/game.log"; }
+[[ $(grep -c '^ok \|^FAIL' <<<"$out" || true) -ge 11 ]] || { failed=$((failed + 1)); echo "FAIL game server: the run stopped early"; cat "$state/game.log"; }
 for _ in $(seq 1 50); do kill -0 "$game_pid" 2>/dev/null || break; sleep 0.2; done
 check "the game server exits after ProcessEnding" gone "$(kill -0 "$game_pid" 2>/dev/null && echo running || echo gone)"
 

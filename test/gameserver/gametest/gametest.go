@@ -31,12 +31,17 @@ type Process struct {
 // when the test ends, unless it exited.
 func Start(t testing.TB, env ...string) *Process {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	port := ""
+	for port == "" { // the SDK's ProcessReady takes ports 1-60000; the ephemeral range goes beyond
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := l.Addr().(*net.TCPAddr).Port; p <= 60000 {
+			port = fmt.Sprint(p)
+		}
+		l.Close()
 	}
-	port := fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
-	l.Close()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Dir = t.TempDir() // the SDK writes its log files under ./logs
 	cmd.Env = append(os.Environ(), append([]string{game.ProcessEnv + "=1", game.PortEnv + "=" + port,
