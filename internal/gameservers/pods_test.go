@@ -113,7 +113,10 @@ func TestGameServerPods(t *testing.T) {
 	g.Expect(metav1.IsControlledBy(secret, p)).To(BeTrue(), "the Secret goes with its Pod")
 	token := string(secret.Data[gamev1.TokenSecretKey])
 	g.Expect(string(secret.Data[gamev1.TokenSecretCAKey])).To(Equal(ca), "the CA the Pod mounts")
-	g.Expect(c.Status.AuthTokens).To(ContainElement(HaveField("SHA256", computes.Hash(token))))
+	g.Eventually(func(g Gomega) {
+		g.Expect(admin.Get(ctx, key, c)).To(Succeed())
+		g.Expect(c.Status.AuthTokens).To(ContainElement(HaveField("SHA256", computes.Hash(token))))
+	}).WithTimeout(10 * time.Second).Should(Succeed())
 	g.Expect(env).To(ContainElements("GAMELIFT_SDK_FLEET_ID=fleet-pods", "GAMELIFT_SDK_HOST_ID=game-1", "GAMELIFT_SDK_PROCESS_ID=game-1",
 		"GAMELIFT_SDK_AUTH_TOKEN="+token))
 
@@ -137,7 +140,11 @@ func TestGameServerPods(t *testing.T) {
 		g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(secret), secret)).To(Succeed())
 		return string(secret.Data[gamev1.TokenSecretKey])
 	}).WithTimeout(ttl).ShouldNot(Equal(token))
-	g.Expect(admin.Get(ctx, key, c)).To(Succeed())
-	g.Expect(c.Status.AuthTokens).To(ContainElement(HaveField("SHA256", computes.Hash(string(secret.Data[gamev1.TokenSecretKey])))))
+	recorded := func(g Gomega) { // the Compute records the Secret's token after the Secret is written
+		g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(secret), secret)).To(Succeed())
+		g.Expect(admin.Get(ctx, key, c)).To(Succeed())
+		g.Expect(c.Status.AuthTokens).To(ContainElement(HaveField("SHA256", computes.Hash(string(secret.Data[gamev1.TokenSecretKey])))))
+	}
+	g.Eventually(recorded).WithTimeout(10 * time.Second).Should(Succeed())
 	g.Expect(strings.Count(game.Out.String(), "started (max 2 players)")).To(Equal(1))
 }

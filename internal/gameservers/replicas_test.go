@@ -114,7 +114,7 @@ func TestTwoReplicasRestartAndLoss(t *testing.T) {
 		}
 	}
 	_, alice := player("alice")
-	g.Expect(alice()).To(Equal("ACTIVE"))
+	g.Eventually(alice).WithTimeout(10*time.Second).Should(Equal("ACTIVE"), "as replica b's index sees it")
 
 	// Replica a restarts: the same name and addresses, a new run.
 	a.Stop()
@@ -133,9 +133,9 @@ func TestTwoReplicasRestartAndLoss(t *testing.T) {
 	var list gamev1.GameSessionList
 	g.Expect(admin.List(ctx, &list, client.InNamespace("team-a"))).To(Succeed())
 	g.Expect(list.Items).To(HaveLen(1))
-	g.Expect(alice()).To(Equal("ACTIVE"))
+	g.Eventually(alice).WithTimeout(10*time.Second).Should(Equal("ACTIVE"), "as replica b's index sees it")
 	_, bob := player("bob") // accepted over the new connection
-	g.Expect(bob()).To(Equal("ACTIVE"))
+	g.Eventually(bob).WithTimeout(10 * time.Second).Should(Equal("ACTIVE"))
 
 	// The game server dies: no ProcessEnding, no reconnection.
 	g.Expect(p.Cmd.Process.Signal(syscall.SIGKILL)).To(Succeed())
