@@ -3,6 +3,7 @@ package controllers
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -112,11 +113,8 @@ func (r *GameSessionReconciler) reconcileProcess(ctx context.Context, fx *effect
 		return 0, nil
 	}
 	chosen.compute = chosen.compute.DeepCopy()
-	before := chosen.compute.DeepCopy()
-	i := slices.IndexFunc(chosen.compute.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == chosen.process.ProcessID })
-	chosen.compute.Status.Processes[i].GameSessionName, chosen.compute.Status.Processes[i].GameSessionUID = gs.Name, string(gs.UID)
-	if err := r.Status().Patch(ctx, chosen.compute, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-		if apierrors.IsConflict(err) {
+	if err := r.claim(ctx, chosen.compute, chosen.process.ProcessID, gs); err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsInvalid(err) {
 			return cacheLagRetry, nil // the compute changed (another placement, a process): choose again
 		}
 		return 0, err
@@ -126,6 +124,28 @@ func (r *GameSessionReconciler) reconcileProcess(ctx context.Context, fx *effect
 	r.claims.Store(client.ObjectKeyFromObject(gs), claim{uid: gs.UID, ref: gamev1.ServerProcessRef{Compute: chosen.compute.Name, ProcessID: chosen.process.ProcessID}})
 	r.placed(gs, chosen.compute, chosen.process.ProcessID)
 	return r.reconcileActivationTimeout(ctx, fx, gs), nil
+}
+
+// claim writes gs's claim on process pid of c, in a JSON patch of the two fields guarded by the
+// resourceVersion the choice was made on (a merge patch would carry the whole list of the compute's
+// processes: merge patches replace lists). A compute changed since fails the guard (422).
+func (r *GameSessionReconciler) claim(ctx context.Context, c *gamev1.Compute, pid string, gs *gamev1.GameSession) error {
+	i := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == pid })
+	at := fmt.Sprintf("/status/processes/%d/", i)
+	patch, err := json.Marshal([]map[string]any{
+		{"op": "test", "path": "/metadata/resourceVersion", "value": c.ResourceVersion},
+		{"op": "test", "path": at + "processId", "value": pid},
+		{"op": "add", "path": at + "gameSessionName", "value": gs.Name},
+		{"op": "add", "path": at + "gameSessionUID", "value": string(gs.UID)},
+	})
+	if err != nil {
+		return err
+	}
+	if err := r.Status().Patch(ctx, c, client.RawPatch(types.JSONPatchType, patch)); err != nil {
+		return err
+	}
+	c.Status.Processes[i].GameSessionName, c.Status.Processes[i].GameSessionUID = gs.Name, string(gs.UID)
+	return nil
 }
 
 // reconcileProcessEnd ends a game session whose process ended: TERMINATED when the process called

@@ -72,6 +72,22 @@ type Mover struct {
 // maxAttempts bounds how often a move is written again after a concurrent write.
 const maxAttempts = 5
 
+// AppearWait bounds how long a move waits for a player session its index does not hold to appear in it:
+// a game server may accept a player session right after the backend created it through another replica,
+// whose write reaches this replica's cache a moment later.
+const AppearWait = 2 * time.Second
+
+// appears waits (AppearWait at most) until the index holds the player session of r.
+func (m *Mover) appears(ctx context.Context, r Request) bool {
+	ctx, cancel := context.WithTimeout(ctx, min(AppearWait, max(m.Wait, time.Millisecond)))
+	defer cancel()
+	return index.Until(ctx, m.Index.Changes().Next, func() (bool, error) {
+		page, err := m.Index.List(ctx, index.Query{Namespace: r.Namespace, Fields: map[string]string{index.FieldPlayerSessionID: r.PlayerSessionID}},
+			index.ListOptions{Limit: 1}, m.Tokens)
+		return err == nil && len(page.Items) > 0, err
+	}) == nil
+}
+
 // Apply makes the move: the player session as written, or a refusal. The index may not hold the player
 // session's latest write yet (the operator's, right after the reservation): on a conflict Apply waits
 // until it does and tries again (an error after maxAttempts: the conflict). It returns once the index
@@ -84,6 +100,9 @@ func (m *Mover) Apply(ctx context.Context, r Request) (*gamev1.PlayerSession, *R
 			index.ListOptions{Limit: 1}, m.Tokens)
 		if err != nil {
 			return nil, nil, err
+		}
+		if len(page.Items) == 0 && attempt == 1 && m.appears(ctx, r) {
+			continue // created through another replica a moment ago: this replica's index has it now
 		}
 		if len(page.Items) == 0 || (r.GameSessionID != "" && page.Items[0].Status.GameSessionID != r.GameSessionID) {
 			return nil, &Refusal{NotFound, "Player session " + r.PlayerSessionID + " not found"}, nil
