@@ -175,7 +175,7 @@ func (b *Backend) Connected(ctx context.Context, p *serversdk.Process) error {
 		}
 	}
 	if !p.Expires.IsZero() {
-		go b.refreshBeforeExpiry(ctx, p)
+		b.refreshBeforeExpiry(ctx, p)
 	}
 	return nil
 }
@@ -184,17 +184,22 @@ func (b *Backend) Connected(ctx context.Context, p *serversdk.Process) error {
 // (15 minutes before, or a quarter of its remaining life if shorter), with the RefreshConnection push: the
 // SDK reconnects with it. A connection that ends first needs none; a replica that stops, neither: the SDK
 // reconnects to another with the token it has, which gets its own refresh.
+// It schedules a timer, stopped when the connection's context ends, rather than a goroutine per connection.
 func (b *Backend) refreshBeforeExpiry(ctx context.Context, p *serversdk.Process) {
 	remaining := time.Until(p.Expires)
-	timer := time.NewTimer(remaining - min(15*time.Minute, remaining/4))
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-	case <-p.Done():
-		return
-	case <-ctx.Done():
-		return
-	}
+	timer := time.AfterFunc(remaining-min(15*time.Minute, remaining/4), func() {
+		select {
+		case <-p.Done():
+		case <-ctx.Done():
+		default:
+			b.refresh(ctx, p)
+		}
+	})
+	context.AfterFunc(ctx, func() { timer.Stop() })
+}
+
+// refresh writes a fresh token for p's compute and pushes it to p with RefreshConnection.
+func (b *Backend) refresh(ctx context.Context, p *serversdk.Process) {
 	log := ctrl.LoggerFrom(ctx).WithValues("compute", p.ComputeName, "process", p.ID)
 	ttl := b.TokenTTL
 	if ttl == 0 {

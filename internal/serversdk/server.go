@@ -159,13 +159,10 @@ func (s *Server) serve(ctx context.Context, p *Process) {
 	defer cancel()
 	go p.writeLoop()
 	defer p.close()
-	go func() { // the server stopping (its base context) ends the connection: the SDK reconnects elsewhere
-		select {
-		case <-ctx.Done():
-			p.close()
-		case <-p.done:
-		}
-	}()
+	// The server stopping (its base context) ends the connection: the SDK reconnects elsewhere. (A callback,
+	// not a goroutine per connection: an idle connection's memory is mostly its goroutines' stacks.)
+	stopWatch := context.AfterFunc(ctx, p.close)
+	defer stopWatch()
 	if s.Hooks != nil {
 		if err := s.Hooks.Connected(ctx, p); err != nil {
 			log.Info("Refusing a server process connection", "reason", err.Error())
