@@ -335,7 +335,10 @@ func TestPlacementOnTheRealSDK(t *testing.T) {
 	}
 	g.Eventually(func(g Gomega) { g.Expect(processOf(g, "proc-raw").Unhealthy).To(BeTrue()) }).WithTimeout(10 * time.Second).Should(Succeed())
 	g.Eventually(func() string {
-		_, err := a.CreateGameSession(ctx, &gamelift.CreateGameSessionInput{FleetId: aws.String("fleet-sdk"), MaximumPlayerSessionCount: aws.Int32(2)})
+		out, err := a.CreateGameSession(ctx, &gamelift.CreateGameSessionInput{FleetId: aws.String("fleet-sdk"), MaximumPlayerSessionCount: aws.Int32(2)})
+		if err == nil { // the endpoint's cache did not see the process unhealthy yet: end it, it must not take the process
+			_, _ = a.TerminateGameSession(ctx, &gamelift.TerminateGameSessionInput{GameSessionId: out.GameSession.GameSessionId, TerminationMode: "FORCE_TERMINATE"})
+		}
 		return errorCode(err)
 	}).WithTimeout(10 * time.Second).Should(Equal("FleetCapacityExceededException"))
 	create("match-2")
