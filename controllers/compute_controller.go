@@ -51,13 +51,12 @@ func (r *ComputeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	defer writeStatus(ctx, r.Client, before, c, fx, func(bool) {}, &result, &retErr)
 	now := r.Clock.Now()
 	var next time.Duration
-	leases := cachedLeases{reader: r.Client}
 	for i := range c.Status.Processes {
 		sp := &c.Status.Processes[i]
 		if sp.Status != gamev1.ServerProcessActive {
 			continue
 		}
-		since, lost, err := processLost(ctx, &leases, r.ReplicaNamespace, sp.Connection, now)
+		since, lost, err := processLost(ctx, r.Client, r.ReplicaNamespace, sp.Connection, now)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
@@ -163,33 +162,6 @@ func processLost(ctx context.Context, c client.Reader, ns string, conn *gamev1.P
 	}
 	since, lost := replicas.Lost(conn, lease, now)
 	return since, lost, nil
-}
-
-// cachedLeases reads each Lease once (a compute's 50 processes name one or two replicas).
-type cachedLeases struct {
-	reader client.Reader
-	got    map[client.ObjectKey]*coordinationv1.Lease
-	errs   map[client.ObjectKey]error
-}
-
-func (l *cachedLeases) Get(ctx context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
-	if l.got == nil {
-		l.got, l.errs = map[client.ObjectKey]*coordinationv1.Lease{}, map[client.ObjectKey]error{}
-	}
-	if _, ok := l.errs[key]; !ok {
-		lease := &coordinationv1.Lease{}
-		l.errs[key] = l.reader.Get(ctx, key, lease)
-		l.got[key] = lease
-	}
-	if err := l.errs[key]; err != nil {
-		return err
-	}
-	l.got[key].DeepCopyInto(obj.(*coordinationv1.Lease))
-	return nil
-}
-
-func (l *cachedLeases) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
-	return l.reader.List(ctx, list, opts...)
 }
 
 // SetupWithManager watches Computes, and the replicas' Leases (ReplicaReconciler) for the computes whose
