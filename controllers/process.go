@@ -87,7 +87,7 @@ func (r *GameSessionReconciler) reconcileProcess(ctx context.Context, fx *effect
 			case sp.GameSessionUID == string(gs.UID):
 				r.placed(gs, c, sp.ProcessID)
 				return r.reconcileActivationTimeout(ctx, fx, gs), nil
-			case sp.Status == gamev1.ServerProcessActive && sp.GameSessionUID == "" && !sp.Unhealthy:
+			case computes.Idle(sp):
 				idle = append(idle, processChoice{compute: c, process: sp})
 			}
 		}
@@ -256,16 +256,14 @@ func (r *GameSessionReconciler) placeOnGameServer(ctx context.Context, gs *gamev
 	i := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.GameSessionUID == string(gs.UID) })
 	if i < 0 {
 		if i = slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool {
-			return sp.Status == gamev1.ServerProcessActive && sp.GameSessionUID == "" && !sp.Unhealthy
+			return computes.Idle(sp)
 		}); i < 0 {
 			meta.SetStatusCondition(&gs.Status.Conditions, metav1.Condition{Type: gamev1.GameSessionPlacedCondition, Status: metav1.ConditionFalse,
 				Reason: gamev1.NoIdleProcessReason, Message: fmt.Sprintf("GameServer %s has no idle game server process", server)})
 			return true, gameServerRecheck, nil
 		}
-		before := c.DeepCopy()
-		c.Status.Processes[i].GameSessionName, c.Status.Processes[i].GameSessionUID = gs.Name, string(gs.UID)
-		if err := r.Status().Patch(ctx, c, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-			if apierrors.IsConflict(err) {
+		if err := r.claim(ctx, c, c.Status.Processes[i].ProcessID, gs); err != nil {
+			if apierrors.IsConflict(err) || apierrors.IsInvalid(err) {
 				return true, cacheLagRetry, nil
 			}
 			return false, 0, err
@@ -379,7 +377,7 @@ func changedPlacements(old, c *gamev1.Compute) []string {
 func (r *GameSessionReconciler) enqueueWaiting(ctx context.Context, c *gamev1.Compute, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 	idle := 0
 	for _, sp := range c.Status.Processes {
-		if sp.Status == gamev1.ServerProcessActive && sp.GameSessionUID == "" && !sp.Unhealthy {
+		if computes.Idle(sp) {
 			idle++
 		}
 	}

@@ -81,3 +81,9 @@ func WithToken(tokens []gamev1.ComputeAuthToken, token string, now, expires time
 	}
 	return kept
 }
+
+// Idle reports whether a process may take a game session: ACTIVE (ProcessReady), healthy, and holding
+// none. (Whether its connection is alive is the Leases' to say: replicas.Lost.)
+func Idle(sp gamev1.ServerProcess) bool {
+	return sp.Status == gamev1.ServerProcessActive && sp.GameSessionUID == "" && !sp.Unhealthy
+}

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/internal/computes"
 	"github.com/playersessions/operator/internal/history"
 	"github.com/playersessions/operator/internal/index"
 	"github.com/playersessions/operator/internal/indexes"
@@ -169,7 +170,7 @@ func (s *Server) checkCapacity(ctx context.Context, namespace, fleet string) *Er
 	}
 	for _, c := range list.Items {
 		for _, sp := range c.Status.Processes {
-			if sp.Status == gamev1.ServerProcessActive && sp.GameSessionUID == "" && !sp.Unhealthy && (sp.Connection == nil || sp.Connection.DisconnectionTime == nil) {
+			if computes.Idle(sp) && (sp.Connection == nil || sp.Connection.DisconnectionTime == nil) {
 				return nil // idle, healthy, not known to be disconnected (the leader also checks the replica holding it)
 			}
 		}
