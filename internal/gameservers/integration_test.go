@@ -549,6 +549,7 @@ func TestManyProcessesManyGameSessions(t *testing.T) {
 	token2, err := e.sdk.GetComputeAuthToken(ctx, &gamelift.GetComputeAuthTokenInput{FleetId: aws.String("fleet-sdk"), ComputeName: aws.String("compute-2")})
 	g.Expect(err).NotTo(HaveOccurred())
 	ports := map[string]string{"compute-1/proc-1": e.process.Port}
+	outs := []*gametest.Output{e.process.Out} // printed if one does not register
 	for i := 2; i <= 8; i++ {
 		compute, tok := "compute-1", aws.ToString(e.token.AuthToken)
 		if i%2 == 0 {
@@ -557,6 +558,7 @@ func TestManyProcessesManyGameSessions(t *testing.T) {
 		p := gametest.Start(t, "GAMELIFT_SDK_WEBSOCKET_URL=ws://"+e.sdkAddr, "GAMELIFT_SDK_AUTH_TOKEN="+tok,
 			"GAMELIFT_SDK_FLEET_ID=fleet-sdk", "GAMELIFT_SDK_HOST_ID="+compute, fmt.Sprint("GAMELIFT_SDK_PROCESS_ID=proc-", i))
 		ports[fmt.Sprint(compute, "/proc-", i)] = p.Port
+		outs = append(outs, p.Out)
 	}
 	active := func(g Gomega) int {
 		n := 0
@@ -571,7 +573,7 @@ func TestManyProcessesManyGameSessions(t *testing.T) {
 		}
 		return n
 	}
-	g.Eventually(active).WithTimeout(60 * time.Second).Should(Equal(8))
+	g.Eventually(active).WithTimeout(60*time.Second).Should(Equal(8), "the game servers said:\n%v", outs)
 
 	var wg sync.WaitGroup
 	errs := make([]error, 8)
