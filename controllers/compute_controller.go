@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -43,8 +44,10 @@ type ComputeReconciler struct {
 func (r *ComputeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	defer metrics.ObserveReconcile("compute", time.Now())
 	c := &gamev1.Compute{}
-	if err := r.Get(ctx, req.NamespacedName, c); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	if err := r.Get(ctx, req.NamespacedName, c); apierrors.IsNotFound(err) {
+		return ctrl.Result{}, r.releaseClaims(ctx, req.NamespacedName, nil)
+	} else if err != nil {
+		return ctrl.Result{}, err
 	}
 	before := c.DeepCopy()
 	fx := &effects{}
@@ -75,8 +78,59 @@ func (r *ComputeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 			r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, string(gamev1.ConnectionLostReason), "Terminate", "%s", msg)
 		})
 	}
+	if err := r.releaseClaims(ctx, req.NamespacedName, c); err != nil {
+		return ctrl.Result{}, err
+	}
 	again, err := r.reconcileGameServer(ctx, c)
 	return ctrl.Result{RequeueAfter: earliest(next, again)}, err
+}
+
+// +kubebuilder:rbac:groups=game.playersessions.dev,resources=processclaims,verbs=get;list;watch;delete
+
+// releaseClaims deletes the claims on the processes of the compute key that are no longer its: of a
+// process whose entry has left it (a compute full of processes drops its oldest TERMINATED ones), or of a
+// compute deregistered (c nil) or registered again since (another UID). Claims then do not outlive their
+// processes on a long-lived compute, nor their compute where no garbage collector follows owner references
+// (the local control plane). It decides on the cache and confirms on the API server: a claim is made on an
+// entry the cache has seen, but a new leader's cache may have seen the claim before the entry.
+func (r *ComputeReconciler) releaseClaims(ctx context.Context, key client.ObjectKey, c *gamev1.Compute) error {
+	var list gamev1.ProcessClaimList // the cache's objects: read only
+	if err := r.List(ctx, &list, client.InNamespace(key.Namespace), client.MatchingFields{indexes.ProcessClaimCompute: key.Name}, client.UnsafeDisableDeepCopy); err != nil {
+		return err
+	}
+	stale := func(c *gamev1.Compute) []*gamev1.ProcessClaim {
+		var out []*gamev1.ProcessClaim
+		for i := range list.Items {
+			cl := &list.Items[i]
+			if c == nil || !ownedBy(cl, c) ||
+				!slices.ContainsFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == cl.Spec.ProcessID }) {
+				out = append(out, cl)
+			}
+		}
+		return out
+	}
+	if len(stale(c)) == 0 {
+		return nil
+	}
+	live := &gamev1.Compute{}
+	if err := r.APIReader.Get(ctx, key, live); apierrors.IsNotFound(err) {
+		live = nil
+	} else if err != nil {
+		return err
+	}
+	for _, cl := range stale(live) {
+		gone := &gamev1.ProcessClaim{ObjectMeta: metav1.ObjectMeta{Namespace: cl.Namespace, Name: cl.Name}}
+		if err := r.Delete(ctx, gone, client.Preconditions{UID: &cl.UID}); client.IgnoreNotFound(err) != nil && !apierrors.IsConflict(err) {
+			return err
+		}
+		ctrl.LoggerFrom(ctx).V(1).Info("Deleted the claim of a process gone from its compute", "compute", key, "process", cl.Spec.ProcessID, "gameSession", cl.Spec.GameSessionName)
+	}
+	return nil
+}
+
+// ownedBy reports whether c is an owner of cl.
+func ownedBy(cl *gamev1.ProcessClaim, c *gamev1.Compute) bool {
+	return slices.ContainsFunc(cl.OwnerReferences, func(o metav1.OwnerReference) bool { return o.UID == c.UID })
 }
 
 // +kubebuilder:rbac:groups=agones.dev,resources=gameservers,verbs=patch

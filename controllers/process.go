@@ -3,7 +3,6 @@ package controllers
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -28,7 +27,7 @@ import (
 )
 
 // +kubebuilder:rbac:groups=game.playersessions.dev,resources=computes,verbs=get;list;watch
-// +kubebuilder:rbac:groups=game.playersessions.dev,resources=computes/status,verbs=get;patch
+// +kubebuilder:rbac:groups=game.playersessions.dev,resources=processclaims,verbs=get;list;watch;create;delete
 
 // onSDKFleet reports whether gs is to be placed on a GameLift Server SDK process: an ACTIVATING game
 // session without an endpoint of its own or Agones, on a fleet with registered computes in its namespace.
@@ -47,17 +46,20 @@ func (r *GameSessionReconciler) onSDKFleet(ctx context.Context, gs *gamev1.GameS
 }
 
 // reconcileProcess places an ACTIVATING game session of an SDK fleet on one idle ACTIVE process of the
-// fleet: it claims the process on its Compute (status.processes[].gameSessionUID, under the optimistic lock
-// on the Compute it decided on, so a process never takes two game sessions) and records it in the game
-// session's status.process. A game session is never placed on two processes: it adopts a process already
-// claimed for it, as the cache shows it, or as this leader remembers claiming it (claims: a claim whose
-// record in the game session has not reached the cache, or was lost with a conflicting status write). A
-// claim older than the cache is in it: a claim of a former leader was made before this one's Lease was
-// acquired, and its cache has been watching since. The choice is spread over the idle processes by the
-// game session's UID, so that concurrent placements claim on different computes rather than all on the
-// longest idle process's. The process's replica then pushes CreateGameSession to it; the game's
-// ActivateGameSession writes the endpoint (internal/gameservers). No idle process: it waits (a Compute's
-// change wakes it).
+// fleet: it claims the process by creating the process's ProcessClaim (named after the compute and the
+// process: a process already claimed refuses a second claim, AlreadyExists, so a process never takes two
+// game sessions; a small object, where a claim written in the Compute's status rewrote its 50 processes:
+// docs/benchmarks.md) and records it in the game session's status.process. A game session is never placed
+// on two processes: it adopts a process already claimed for it, as the cache shows it, or as this leader
+// remembers claiming it (claims: a claim whose record in the game session has not reached the cache, or
+// was lost with a conflicting status write). A claim older than the cache is in it: a claim of a former
+// leader was made before this one's Lease was acquired, and its cache has been watching since. The choice
+// is spread over the idle processes by the game session's UID, so that concurrent placements claim on
+// different computes rather than all on the longest idle process's. The process's replica then pushes
+// CreateGameSession to it once the placement is recorded; the game's ActivateGameSession makes it ACTIVE
+// (internal/gameservers). No idle process: it waits (a Compute's change wakes it). A process that ends as
+// it is claimed (the cache had not seen it end) ends the game session (reconcileProcessEnd), as a process
+// ending just after would.
 func (r *GameSessionReconciler) reconcileProcess(ctx context.Context, fx *effects, gs *gamev1.GameSession) (time.Duration, error) {
 	if gs.Status.Process != nil {
 		r.claims.Delete(client.ObjectKeyFromObject(gs)) // recorded
@@ -75,19 +77,27 @@ func (r *GameSessionReconciler) reconcileProcess(ctx context.Context, fx *effect
 		r.placedAt(gs, ref.ProcessID)
 		return r.reconcileActivationTimeout(ctx, fx, gs), nil
 	}
-	var list gamev1.ComputeList // the cache's objects: copied before a change
+	var mine gamev1.ProcessClaimList
+	if err := r.List(ctx, &mine, client.InNamespace(gs.Namespace), client.MatchingFields{indexes.ProcessClaimGameSessionUID: string(gs.UID)}, client.UnsafeDisableDeepCopy); err != nil {
+		return 0, err
+	}
+	if len(mine.Items) > 0 {
+		r.placedOn(gs, mine.Items[0].Spec.Compute, mine.Items[0].Spec.ProcessID)
+		return r.reconcileActivationTimeout(ctx, fx, gs), nil
+	}
+	var list gamev1.ComputeList // the cache's objects: read only
 	if err := r.List(ctx, &list, client.InNamespace(gs.Namespace), client.MatchingFields{indexes.ComputeFleetID: gs.Spec.FleetID}, client.UnsafeDisableDeepCopy); err != nil {
 		return 0, err
 	}
 	var idle []processChoice
 	for i := range list.Items {
 		c := &list.Items[i]
+		claimed, err := computes.Claims(ctx, r.Client, c)
+		if err != nil {
+			return 0, err
+		}
 		for _, sp := range c.Status.Processes {
-			switch {
-			case sp.GameSessionUID == string(gs.UID):
-				r.placed(gs, c, sp.ProcessID)
-				return r.reconcileActivationTimeout(ctx, fx, gs), nil
-			case computes.Idle(sp):
+			if computes.Idle(sp, claimed[sp.ProcessID] != nil) {
 				idle = append(idle, processChoice{compute: c, process: sp})
 			}
 		}
@@ -112,40 +122,17 @@ func (r *GameSessionReconciler) reconcileProcess(ctx context.Context, fx *effect
 			Reason: gamev1.NoIdleProcessReason, Message: fmt.Sprintf("No idle game server process in fleet %s; waiting for one", gs.Spec.FleetID)})
 		return 0, nil
 	}
-	chosen.compute = chosen.compute.DeepCopy()
-	if err := r.claim(ctx, chosen.compute, chosen.process.ProcessID, gs); err != nil {
-		if apierrors.IsConflict(err) || apierrors.IsInvalid(err) {
-			return cacheLagRetry, nil // the compute changed (another placement, a process): choose again
+	if err := r.Create(ctx, computes.Claim(chosen.compute, chosen.process.ProcessID, gs)); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return cacheLagRetry, nil // claimed since the cache saw it: choose again
 		}
 		return 0, err
 	}
 	ctrl.LoggerFrom(ctx).Info("Placed the game session on a game server process", "gameSession", klog.KObj(gs),
 		"compute", klog.KObj(chosen.compute), "process", chosen.process.ProcessID)
 	r.claims.Store(client.ObjectKeyFromObject(gs), claim{uid: gs.UID, ref: gamev1.ServerProcessRef{Compute: chosen.compute.Name, ProcessID: chosen.process.ProcessID}})
-	r.placed(gs, chosen.compute, chosen.process.ProcessID)
+	r.placedOn(gs, chosen.compute.Name, chosen.process.ProcessID)
 	return r.reconcileActivationTimeout(ctx, fx, gs), nil
-}
-
-// claim writes gs's claim on process pid of c, in a JSON patch of the two fields guarded by the
-// resourceVersion the choice was made on (a merge patch would carry the whole list of the compute's
-// processes: merge patches replace lists). A compute changed since fails the guard (422).
-func (r *GameSessionReconciler) claim(ctx context.Context, c *gamev1.Compute, pid string, gs *gamev1.GameSession) error {
-	i := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == pid })
-	at := fmt.Sprintf("/status/processes/%d/", i)
-	patch, err := json.Marshal([]map[string]any{
-		{"op": "test", "path": "/metadata/resourceVersion", "value": c.ResourceVersion},
-		{"op": "test", "path": at + "processId", "value": pid},
-		{"op": "add", "path": at + "gameSessionName", "value": gs.Name},
-		{"op": "add", "path": at + "gameSessionUID", "value": string(gs.UID)},
-	})
-	if err != nil {
-		return err
-	}
-	if err := r.Status().Patch(ctx, c, client.RawPatch(types.JSONPatchType, patch)); err != nil {
-		return err
-	}
-	c.Status.Processes[i].GameSessionName, c.Status.Processes[i].GameSessionUID = gs.Name, string(gs.UID)
-	return nil
 }
 
 // reconcileProcessEnd ends a game session whose process ended: TERMINATED when the process called
@@ -156,24 +143,16 @@ func (r *GameSessionReconciler) reconcileProcessEnd(ctx context.Context, fx *eff
 	if gs.Status.Status == gamev1.GameSessionTerminated || gs.Status.Status == gamev1.GameSessionError {
 		return nil
 	}
-	key := client.ObjectKey{Namespace: gs.Namespace, Name: gs.Status.Process.Compute}
-	c := &gamev1.Compute{}
-	err := r.Get(ctx, key, c, client.UnsafeDisableDeepCopy) // read only
-	if apierrors.IsNotFound(err) {
-		c, err = nil, nil
-	}
+	c, cl, err := processOf(ctx, r.Client, gs)
 	if err != nil {
 		return err
 	}
-	end, reason, message := decideProcessEnd(gs, c)
-	if end { // final: decide again on the Compute as the API server holds it (the cache may not have the claim yet)
-		c = &gamev1.Compute{}
-		if err := r.APIReader.Get(ctx, key, c); apierrors.IsNotFound(err) {
-			c = nil
-		} else if err != nil {
+	end, reason, message := decideProcessEnd(gs, c, cl)
+	if end { // final: decide again on the API server's objects (the cache may not have the claim yet)
+		if c, cl, err = processOf(ctx, r.APIReader, gs); err != nil {
 			return err
 		}
-		end, reason, message = decideProcessEnd(gs, c)
+		end, reason, message = decideProcessEnd(gs, c, cl)
 	}
 	if !end {
 		return nil
@@ -189,17 +168,36 @@ func (r *GameSessionReconciler) reconcileProcessEnd(ctx context.Context, fx *eff
 	return nil
 }
 
-// decideProcessEnd decides whether gs ended with its process, from its compute c (nil: gone), with the
-// status reason and a message.
-func decideProcessEnd(gs *gamev1.GameSession, c *gamev1.Compute) (end bool, reason, message string) {
+// processOf reads the compute and the claim of the process gs is placed on (nil: not found), read only.
+func processOf(ctx context.Context, r client.Reader, gs *gamev1.GameSession) (*gamev1.Compute, *gamev1.ProcessClaim, error) {
+	ref := gs.Status.Process
+	c, cl := &gamev1.Compute{}, &gamev1.ProcessClaim{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: gs.Namespace, Name: ref.Compute}, c, client.UnsafeDisableDeepCopy); apierrors.IsNotFound(err) {
+		c = nil
+	} else if err != nil {
+		return nil, nil, err
+	}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: gs.Namespace, Name: computes.ClaimName(ref.Compute, ref.ProcessID)}, cl, client.UnsafeDisableDeepCopy); apierrors.IsNotFound(err) {
+		cl = nil
+	} else if err != nil {
+		return nil, nil, err
+	}
+	return c, cl, nil
+}
+
+// decideProcessEnd decides whether gs ended with its process, from its compute c (nil: gone) and the
+// process's claim cl (nil: none), with the status reason and a message.
+func decideProcessEnd(gs *gamev1.GameSession, c *gamev1.Compute, cl *gamev1.ProcessClaim) (end bool, reason, message string) {
 	ref := gs.Status.Process
 	if c == nil {
 		return true, gamev1.GameSessionInterrupted, fmt.Sprintf("compute %s was deregistered", ref.Compute)
 	}
 	i := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == ref.ProcessID })
 	switch {
-	case i < 0 || c.Status.Processes[i].GameSessionUID != string(gs.UID):
+	case i < 0:
 		return true, gamev1.GameSessionInterrupted, fmt.Sprintf("process %s of compute %s is gone", ref.ProcessID, c.Spec.ComputeName)
+	case !computes.Holds(cl, gs):
+		return true, gamev1.GameSessionInterrupted, fmt.Sprintf("the claim of process %s of compute %s on the game session is gone", ref.ProcessID, c.Spec.ComputeName)
 	case c.Status.Processes[i].Status == gamev1.ServerProcessTerminated && c.Status.Processes[i].TerminationReason == gamev1.ConnectionLostReason:
 		return true, gamev1.GameSessionInterrupted, fmt.Sprintf("process %s of compute %s lost its connection and did not come back", ref.ProcessID, c.Spec.ComputeName)
 	case c.Status.Processes[i].Status == gamev1.ServerProcessTerminated:
@@ -253,25 +251,29 @@ func (r *GameSessionReconciler) placeOnGameServer(ctx context.Context, gs *gamev
 		}
 		return false, 0, err
 	}
-	i := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.GameSessionUID == string(gs.UID) })
+	claimed, err := computes.Claims(ctx, r.Client, c)
+	if err != nil {
+		return false, 0, err
+	}
+	i := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return computes.Holds(claimed[sp.ProcessID], gs) })
 	if i < 0 {
 		if i = slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool {
-			return computes.Idle(sp)
+			return computes.Idle(sp, claimed[sp.ProcessID] != nil)
 		}); i < 0 {
 			meta.SetStatusCondition(&gs.Status.Conditions, metav1.Condition{Type: gamev1.GameSessionPlacedCondition, Status: metav1.ConditionFalse,
 				Reason: gamev1.NoIdleProcessReason, Message: fmt.Sprintf("GameServer %s has no idle game server process", server)})
 			return true, gameServerRecheck, nil
 		}
-		if err := r.claim(ctx, c, c.Status.Processes[i].ProcessID, gs); err != nil {
-			if apierrors.IsConflict(err) || apierrors.IsInvalid(err) {
-				return true, cacheLagRetry, nil
+		if err := r.Create(ctx, computes.Claim(c, c.Status.Processes[i].ProcessID, gs)); err != nil {
+			if apierrors.IsAlreadyExists(err) {
+				return true, cacheLagRetry, nil // claimed since the cache saw it (by this game session, too): look again
 			}
 			return false, 0, err
 		}
 		ctrl.LoggerFrom(ctx).Info("Placed the game session on its GameServer's process", "gameSession", klog.KObj(gs), "gameServer", server,
 			"compute", klog.KObj(c), "process", c.Status.Processes[i].ProcessID)
 	}
-	r.placed(gs, c, c.Status.Processes[i].ProcessID)
+	r.placedOn(gs, c.Name, c.Status.Processes[i].ProcessID)
 	gs.Status.Process.Endpoint = &endpoint
 	return true, 0, nil // reconcileProcess, next, counts the activation timeout
 }
@@ -287,8 +289,9 @@ type processChoice struct {
 	process gamev1.ServerProcess
 }
 
-func (r *GameSessionReconciler) placed(gs *gamev1.GameSession, c *gamev1.Compute, processID string) {
-	gs.Status.Process = &gamev1.ServerProcessRef{Compute: c.Name, ProcessID: processID}
+// placedOn records in gs its placement on process processID of the Compute named compute.
+func (r *GameSessionReconciler) placedOn(gs *gamev1.GameSession, compute, processID string) {
+	gs.Status.Process = &gamev1.ServerProcessRef{Compute: compute, ProcessID: processID}
 	r.placedAt(gs, processID)
 }
 
@@ -300,17 +303,18 @@ func (r *GameSessionReconciler) placedAt(gs *gamev1.GameSession, processID strin
 }
 
 // computeEvents maps a Compute's changes to the game sessions they concern: a game session whose process
-// entry changed (ended, lost, claimed, released) or whose compute is gone, and, when the compute has idle
+// entry changed (ended, lost, unhealthy, dropped) or whose compute is gone, and, when the compute has idle
 // processes, the game sessions of its fleet waiting for one (the oldest first, as many as it has idle). A
-// change that concerns no game session (a connection record, a token, a claim of another game session's)
-// wakes none: with 50 processes on a compute, waking each of its game sessions on each such change would be
-// 50 reconciles per write.
+// change that concerns no game session (a connection record, a token) wakes none: with 50 processes on a
+// compute, waking each of its game sessions on each such change would be 50 reconciles per write.
 func (r *GameSessionReconciler) computeEvents() handler.EventHandler {
 	type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
 	return handler.Funcs{
 		CreateFunc: func(ctx context.Context, e event.CreateEvent, q queue) {
 			if c, ok := e.Object.(*gamev1.Compute); ok {
-				r.enqueueWaiting(ctx, c, q)
+				if claimed, err := computes.Claims(ctx, r.Client, c); err == nil {
+					r.enqueueWaiting(ctx, c, claimed, q)
+				}
 			}
 		},
 		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q queue) {
@@ -319,10 +323,17 @@ func (r *GameSessionReconciler) computeEvents() handler.EventHandler {
 			if !okOld || !okNew {
 				return
 			}
-			for _, name := range changedPlacements(old, c) {
-				q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: c.Namespace, Name: name}})
+			changed := changedProcesses(old, c)
+			claimed, err := computes.Claims(ctx, r.Client, c)
+			if err != nil {
+				return
 			}
-			r.enqueueWaiting(ctx, c, q)
+			for _, pid := range changed {
+				if cl := claimed[pid]; cl != nil {
+					q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: c.Namespace, Name: cl.Spec.GameSessionName}})
+				}
+			}
+			r.enqueueWaiting(ctx, c, claimed, q)
 		},
 		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q queue) {
 			c, ok := e.Object.(*gamev1.Compute)
@@ -340,44 +351,56 @@ func (r *GameSessionReconciler) computeEvents() handler.EventHandler {
 	}
 }
 
-// changedPlacements are the game sessions named by a process entry whose status, termination, claim or
-// health differs between old and c (an entry added or removed included).
-func changedPlacements(old, c *gamev1.Compute) []string {
+// claimEvents wakes the game session of a claim deleted (its compute's process entry is gone, or someone
+// deleted it): the game session ends with its process (reconcileProcessEnd). A claim's creation is the
+// placement's own write: the reconcile that made it records it.
+func claimEvents() handler.EventHandler {
+	return handler.Funcs{
+		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			if cl, ok := e.Object.(*gamev1.ProcessClaim); ok {
+				q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: cl.Namespace, Name: cl.Spec.GameSessionName}})
+			}
+		},
+	}
+}
+
+// changedProcesses are the ids of the process entries whose status, termination or health differs
+// between old and c (an entry added or removed included).
+func changedProcesses(old, c *gamev1.Compute) []string {
 	type view struct {
 		status    gamev1.ServerProcessStatusValue
 		reason    gamev1.ServerProcessTerminationReason
-		game, uid string
 		unhealthy bool
 	}
 	views := func(c *gamev1.Compute) map[string]view {
 		m := make(map[string]view, len(c.Status.Processes))
 		for _, sp := range c.Status.Processes {
-			m[sp.ProcessID] = view{sp.Status, sp.TerminationReason, sp.GameSessionName, sp.GameSessionUID, sp.Unhealthy}
+			m[sp.ProcessID] = view{sp.Status, sp.TerminationReason, sp.Unhealthy}
 		}
 		return m
 	}
 	before, after := views(old), views(c)
-	var names []string
+	var ids []string
 	for id, a := range after {
-		if b := before[id]; a != b {
-			names = append(names, a.game, b.game)
+		if b, ok := before[id]; !ok || a != b {
+			ids = append(ids, id)
 		}
 	}
-	for id, b := range before {
+	for id := range before {
 		if _, ok := after[id]; !ok {
-			names = append(names, b.game)
+			ids = append(ids, id)
 		}
 	}
-	slices.Sort(names)
-	names = slices.Compact(names)
-	return slices.DeleteFunc(names, func(n string) bool { return n == "" })
+	slices.Sort(ids)
+	return ids
 }
 
-// enqueueWaiting wakes the oldest game sessions of c's fleet waiting for a process, as many as c has idle.
-func (r *GameSessionReconciler) enqueueWaiting(ctx context.Context, c *gamev1.Compute, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+// enqueueWaiting wakes the oldest game sessions of c's fleet waiting for a process, as many as c has idle
+// (claimed: the claims on c's processes).
+func (r *GameSessionReconciler) enqueueWaiting(ctx context.Context, c *gamev1.Compute, claimed map[string]*gamev1.ProcessClaim, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 	idle := 0
 	for _, sp := range c.Status.Processes {
-		if computes.Idle(sp) {
+		if computes.Idle(sp, claimed[sp.ProcessID] != nil) {
 			idle++
 		}
 	}

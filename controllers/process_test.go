@@ -1,8 +1,10 @@
 package controllers
 
 import (
+	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -14,14 +16,16 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/internal/computes"
 	"github.com/playersessions/operator/internal/replicas"
 )
 
 // TestPlacementAndActivationTimeout: a game session of a fleet with a registered compute is placed on its
-// idle process (claimed on the Compute, recorded in status.process), and becomes ERROR when the process
+// idle process (claimed by its ProcessClaim, recorded in status.process), and becomes ERROR when the process
 // has not activated it within ProcessActivationTimeout, counted from the placement (persisted in the Placed
 // condition), not earlier.
 func TestPlacementAndActivationTimeout(t *testing.T) {
@@ -29,23 +33,21 @@ func TestPlacementAndActivationTimeout(t *testing.T) {
 	c := &gamev1.Compute{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "compute-1-abcd"},
 		Spec: gamev1.ComputeSpec{FleetID: "fleet-1", ComputeName: "compute-1", IPAddress: "10.0.0.5"},
 		Status: gamev1.ComputeStatus{ComputeStatus: gamev1.ComputeActive, Processes: []gamev1.ServerProcess{
-			{ProcessID: "busy", Status: gamev1.ServerProcessActive, Port: 7000, ActivationTime: &now, GameSessionName: "other", GameSessionUID: "uid-other"},
+			{ProcessID: "busy", Status: gamev1.ServerProcessActive, Port: 7000, ActivationTime: &now},
 			{ProcessID: "sick", Status: gamev1.ServerProcessActive, Port: 7001, ActivationTime: &now, Unhealthy: true},
 			{ProcessID: "idle", Status: gamev1.ServerProcessActive, Port: 7002, ActivationTime: &now},
 		}}}
-	f := newFixture(t, newGS("g", 4, false), c)
+	f := newFixture(t, newGS("g", 4, false), c, computes.Claim(c, "busy", newGS("other", 4, false)))
 	f.gsr.ProcessActivationTimeout = time.Minute
 	res := f.reconcileGS(t, "g")
 	gs := f.gs(t, "g")
 	expect(t, gs.Status.Process != nil && gs.Status.Process.ProcessID == "idle", true)
 	expect(t, gs.Status.Status, gamev1.GameSessionActivating)
 	expect(t, res.RequeueAfter, time.Minute)
-	got := &gamev1.Compute{}
-	if err := f.c.Get(t.Context(), client.ObjectKeyFromObject(c), got); err != nil {
-		t.Fatal(err)
+	expect(t, fmt.Sprint(f.claims(t, gs)), "[idle]")
+	if err := f.c.Get(t.Context(), client.ObjectKey{Namespace: "ns", Name: computes.ClaimName(c.Name, "sick")}, &gamev1.ProcessClaim{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the unhealthy process is claimed: %v", err)
 	}
-	expect(t, got.Status.Processes[2].GameSessionUID, string(gs.UID))
-	expect(t, got.Status.Processes[1].GameSessionUID, "")
 
 	f.clock.Step(59 * time.Second)
 	res = f.reconcileGS(t, "g")
@@ -90,11 +92,10 @@ func TestLostProcesses(t *testing.T) {
 			process("connected", conn("live", "run-1", nil)),                                                     // the only one to place a game session on
 			{ProcessID: "ended", Status: gamev1.ServerProcessTerminated, Connection: conn("dead", "run-1", nil)}, // not lost: ended
 		}}}
-	c.Status.Processes[4].GameSessionName, c.Status.Processes[4].GameSessionUID = "placed", "uid-gs-placed"
 	placed := newGS("placed", 4, false)
 	placed.Status = gamev1.GameSessionStatus{Status: gamev1.GameSessionActive, GameSessionID: "gsess-placed",
 		Process: &gamev1.ServerProcessRef{Compute: c.Name, ProcessID: "placed"}}
-	f := newFixture(t, newGS("g", 4, false), placed, c, lease("live", "run-1", 0), lease("dead", "run-1", -2*time.Minute), restarted)
+	f := newFixture(t, newGS("g", 4, false), placed, c, computes.Claim(c, "placed", placed), lease("live", "run-1", 0), lease("dead", "run-1", -2*time.Minute), restarted)
 	for _, r := range []*Deps{&f.gsr.Deps, &f.cr.Deps} {
 		r.ReplicaNamespace, r.ProcessReconnectGrace = ns, grace
 	}
@@ -187,8 +188,8 @@ func TestReplicaGone(t *testing.T) {
 
 // TestPlacementNeverTwice: a game session whose record of its placement (status.process) was lost is placed
 // on the process it claimed, not on a second one: from this leader's memory of its claims, and, for a new
-// leader (no memory), from the claim on the Compute. Concurrent placements are spread over the idle
-// processes.
+// leader (no memory), from its ProcessClaim. A process claimed since the cache saw it (its claim exists)
+// refuses a second claim. Concurrent placements are spread over the idle processes.
 func TestPlacementNeverTwice(t *testing.T) {
 	now := metav1.NewTime(t0)
 	var procs []gamev1.ServerProcess
@@ -197,7 +198,7 @@ func TestPlacementNeverTwice(t *testing.T) {
 	}
 	c := &gamev1.Compute{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "compute-1-abcd"},
 		Spec: gamev1.ComputeSpec{FleetID: "fleet-1", ComputeName: "compute-1", IPAddress: "10.0.0.5"}, Status: gamev1.ComputeStatus{Processes: procs}}
-	f := newFixture(t, newGS("g", 4, false), newGS("h", 4, false), c)
+	f := newFixture(t, newGS("g", 4, false), newGS("h", 4, false), newGS("k", 4, false), c)
 	f.reconcileGS(t, "g")
 	first := f.gs(t, "g").Status.Process
 	if first == nil {
@@ -210,59 +211,105 @@ func TestPlacementNeverTwice(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	claimed := func() []string {
-		got := &gamev1.Compute{}
-		if err := f.c.Get(t.Context(), client.ObjectKeyFromObject(c), got); err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, sp := range got.Status.Processes {
-			if sp.GameSessionUID == "uid-gs-g" {
-				out = append(out, sp.ProcessID)
-			}
-		}
-		return out
-	}
 	lose()
 	f.reconcileGS(t, "g")
 	expect(t, f.gs(t, "g").Status.Process.ProcessID, first.ProcessID)
 	lose()
 	// A cache behind this leader's claim (the claim not in it yet) and other processes idle since: the
 	// leader's memory of its claim decides, not a new choice.
-	stale := &gamev1.Compute{}
-	if err := f.c.Get(t.Context(), client.ObjectKeyFromObject(c), stale); err != nil {
+	claim := &gamev1.ProcessClaim{}
+	if err := f.c.Get(t.Context(), client.ObjectKey{Namespace: "ns", Name: computes.ClaimName(c.Name, first.ProcessID)}, claim); err != nil {
 		t.Fatal(err)
 	}
-	behind := stale.DeepCopy()
-	for i := range stale.Status.Processes {
-		if stale.Status.Processes[i].GameSessionUID == "uid-gs-g" { // not shown claimed, nor idle
-			stale.Status.Processes[i].GameSessionName, stale.Status.Processes[i].GameSessionUID = "", ""
-			stale.Status.Processes[i].Unhealthy = true
-		}
-	}
-	for i := 8; i < 11; i++ {
-		stale.Status.Processes = append(stale.Status.Processes, gamev1.ServerProcess{ProcessID: fmt.Sprint("p", i), Status: gamev1.ServerProcessActive, Port: 7000, ActivationTime: &now})
-	}
-	if err := f.c.Status().Update(t.Context(), stale); err != nil {
+	if err := f.c.Delete(t.Context(), claim); err != nil {
 		t.Fatal(err)
 	}
 	f.reconcileGS(t, "g")
 	expect(t, f.gs(t, "g").Status.Process.ProcessID, first.ProcessID)
-	behind.ResourceVersion = ""
-	if err := f.c.Get(t.Context(), client.ObjectKeyFromObject(c), stale); err != nil {
-		t.Fatal(err)
-	}
-	behind.ResourceVersion = stale.ResourceVersion
-	if err := f.c.Status().Update(t.Context(), behind); err != nil { // the API server's truth: claimed
+	expect(t, len(f.claims(t, f.gs(t, "g"))), 0) // no second claim
+	claim.ResourceVersion = ""
+	if err := f.c.Create(t.Context(), claim); err != nil { // the API server's truth: claimed
 		t.Fatal(err)
 	}
 	lose()
 	f.gsr.claims = sync.Map{} // a new leader
 	f.reconcileGS(t, "g")
 	expect(t, f.gs(t, "g").Status.Process.ProcessID, first.ProcessID)
-	expect(t, fmt.Sprint(claimed()), fmt.Sprint([]string{first.ProcessID}))
+	expect(t, fmt.Sprint(f.claims(t, f.gs(t, "g"))), fmt.Sprint([]string{first.ProcessID}))
 	f.reconcileGS(t, "h")
-	if other := f.gs(t, "h").Status.Process; other == nil || other.ProcessID == first.ProcessID {
-		t.Errorf("h placed on %v", other)
+	h := f.gs(t, "h").Status.Process
+	if h == nil || h.ProcessID == first.ProcessID {
+		t.Fatalf("h placed on %v", h)
 	}
+
+	// A cache that has not seen g's claim shows g's process idle; with every other process claimed, it is
+	// k's only choice: the claim is refused (AlreadyExists) and k chooses again later, rather than share it.
+	for i := range 8 {
+		if pid := fmt.Sprint("p", i); pid != first.ProcessID && pid != h.ProcessID {
+			if err := f.c.Create(t.Context(), computes.Claim(c, pid, newGS(fmt.Sprint("x", i), 4, false))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	f.gsr.Client = interceptor.NewClient(f.c.(client.WithWatch), interceptor.Funcs{
+		List: func(ctx context.Context, cl client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			if err := cl.List(ctx, list, opts...); err != nil {
+				return err
+			}
+			if l, ok := list.(*gamev1.ProcessClaimList); ok {
+				l.Items = slices.DeleteFunc(l.Items, func(x gamev1.ProcessClaim) bool { return x.Spec.GameSessionUID == "uid-gs-g" })
+			}
+			return nil
+		}})
+	expect(t, f.reconcileGS(t, "k").RequeueAfter, cacheLagRetry)
+	expect(t, f.gs(t, "k").Status.Process == nil, true)
+	expect(t, fmt.Sprint(f.claims(t, f.gs(t, "g"))), fmt.Sprint([]string{first.ProcessID}))
+	f.gsr.Client = f.c // caught up: no idle process
+	expect(t, f.reconcileGS(t, "k").RequeueAfter, time.Duration(0))
+	k := f.gs(t, "k")
+	expect(t, k.Status.Process == nil, true)
+	expect(t, meta.FindStatusCondition(k.Status.Conditions, gamev1.GameSessionPlacedCondition).Reason, gamev1.NoIdleProcessReason)
+}
+
+// TestClaimsReleased: the claims on processes gone from their compute (dropped, or of the compute as it
+// was registered before, another UID) are deleted, the others kept; a deregistered compute's claims go
+// with it, garbage collector or not.
+func TestClaimsReleased(t *testing.T) {
+	now := metav1.NewTime(t0)
+	c := &gamev1.Compute{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "compute-1-abcd", UID: "uid-compute"},
+		Spec: gamev1.ComputeSpec{FleetID: "fleet-1", ComputeName: "compute-1", IPAddress: "10.0.0.5"},
+		Status: gamev1.ComputeStatus{Processes: []gamev1.ServerProcess{
+			{ProcessID: "kept", Status: gamev1.ServerProcessActive, ActivationTime: &now},
+			{ProcessID: "of-before", Status: gamev1.ServerProcessActive, ActivationTime: &now},
+		}}}
+	before := c.DeepCopy()
+	before.UID = "uid-compute-before"
+	other := c.DeepCopy()
+	other.Name, other.UID = "compute-2-abcd", "uid-compute-2"
+	f := newFixture(t, c, computes.Claim(c, "kept", newGS("a", 4, false)), computes.Claim(c, "dropped", newGS("b", 4, false)),
+		computes.Claim(before, "of-before", newGS("c", 4, false)), computes.Claim(other, "elsewhere", newGS("d", 4, false)))
+	names := func() []string {
+		var list gamev1.ProcessClaimList
+		if err := f.c.List(t.Context(), &list); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, cl := range list.Items {
+			out = append(out, cl.Spec.Compute+"/"+cl.Spec.ProcessID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	reconcile := func() {
+		if _, err := f.cr.Reconcile(t.Context(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(c)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reconcile()
+	expect(t, fmt.Sprint(names()), "[compute-1-abcd/kept compute-2-abcd/elsewhere]")
+	if err := f.c.Delete(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	reconcile()
+	expect(t, fmt.Sprint(names()), "[compute-2-abcd/elsewhere]")
 }

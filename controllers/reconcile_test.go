@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -78,6 +79,21 @@ func newFixture(t *testing.T, objs ...client.Object) *fixture {
 		psr: &PlayerSessionReconciler{Deps: Deps{Client: c, APIReader: c, Clock: clk, Recorder: rec, Options: opts}},
 		cr:  &ComputeReconciler{Deps: Deps{Client: c, APIReader: c, Clock: clk, Recorder: rec, Options: opts}},
 	}
+}
+
+// claims are the processes claimed for gs.
+func (f *fixture) claims(t *testing.T, gs *gamev1.GameSession) []string {
+	t.Helper()
+	var list gamev1.ProcessClaimList
+	if err := f.c.List(t.Context(), &list, client.MatchingFields{indexes.ProcessClaimGameSessionUID: string(gs.UID)}); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, cl := range list.Items {
+		out = append(out, cl.Spec.ProcessID)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (f *fixture) reconcileGS(t *testing.T, name string) ctrl.Result {

@@ -128,16 +128,6 @@ type ServerProcess struct {
 	// Leases.
 	// +optional
 	Connection *ProcessConnection `json:"connection,omitempty"`
-
-	// gameSessionName is the game session placed on the process (one at a time), with gameSessionUID: the
-	// operator claims an idle process for a game session here, under the optimistic lock, before the game
-	// session records it.
-	// +optional
-	// +kubebuilder:validation:MaxLength=253
-	GameSessionName string `json:"gameSessionName,omitempty"`
-	// +optional
-	// +kubebuilder:validation:MaxLength=64
-	GameSessionUID string `json:"gameSessionUID,omitempty"`
 }
 
 // ServerProcessTerminationReason is why a process is TERMINATED.

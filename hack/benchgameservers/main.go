@@ -310,7 +310,7 @@ func run() error {
 }
 
 // apiserverDurations are kube-apiserver's request duration sums and counts (apiserver_request_duration_seconds)
-// of the writes of computes, game sessions and their status, by "VERB resource/subresource".
+// of the writes of computes, process claims, game sessions and their status, by "VERB resource/subresource".
 func apiserverDurations(ctx context.Context, cfg *rest.Config) map[string][2]float64 {
 	out := map[string][2]float64{}
 	c, err := kubernetes.NewForConfig(cfg)
@@ -336,7 +336,7 @@ func apiserverDurations(ctx context.Context, cfg *rest.Config) map[string][2]flo
 			return v
 		}
 		verb, resource, sub := label("verb"), label("resource"), label("subresource")
-		if (resource != "computes" && resource != "gamesessions") || (verb != "PATCH" && verb != "POST" && verb != "PUT") {
+		if (resource != "computes" && resource != "gamesessions" && resource != "processclaims") || (verb != "PATCH" && verb != "POST" && verb != "PUT") {
 			continue
 		}
 		key := verb + " " + resource

@@ -1,9 +1,10 @@
 // Package computes holds what the GameLift endpoint (RegisterCompute, GetComputeAuthToken, ...) and the
 // game-server backend (the Server SDK's connections) share about computes: the name of a compute's object,
-// and its auth tokens, minted at random and kept only as SHA-256 hashes.
+// its auth tokens, minted at random and kept only as SHA-256 hashes, and the claims on its processes.
 package computes
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -12,8 +13,10 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/internal/indexes"
 )
 
 // ObjectName is the name of the Compute object of a compute of a fleet: readable (the compute name,
@@ -82,8 +85,42 @@ func WithToken(tokens []gamev1.ComputeAuthToken, token string, now, expires time
 	return kept
 }
 
-// Idle reports whether a process may take a game session: ACTIVE (ProcessReady), healthy, and holding
-// none. (Whether its connection is alive is the Leases' to say: replicas.Lost.)
-func Idle(sp gamev1.ServerProcess) bool {
-	return sp.Status == gamev1.ServerProcessActive && sp.GameSessionUID == "" && !sp.Unhealthy
+// Idle reports whether a process may take a game session: ACTIVE (ProcessReady), healthy, and not claimed
+// (holding none). (Whether its connection is alive is the Leases' to say: replicas.Lost.)
+func Idle(sp gamev1.ServerProcess, claimed bool) bool {
+	return sp.Status == gamev1.ServerProcessActive && !claimed && !sp.Unhealthy
+}
+
+// ClaimName is the name of the ProcessClaim of process pid of the Compute object named compute: readable
+// (the compute's object name, at most 49 characters) and unique (a hash of the process id), at most 62.
+func ClaimName(compute, pid string) string {
+	sum := sha256.Sum256([]byte(pid))
+	return compute + "-" + hex.EncodeToString(sum[:6])
+}
+
+// Claim is the ProcessClaim that places gs on process pid of c; c owns it, so that it goes with c.
+func Claim(c *gamev1.Compute, pid string, gs *gamev1.GameSession) *gamev1.ProcessClaim {
+	return &gamev1.ProcessClaim{
+		ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace, Name: ClaimName(c.Name, pid), OwnerReferences: []metav1.OwnerReference{{
+			APIVersion: gamev1.GroupVersion.String(), Kind: "Compute", Name: c.Name, UID: c.UID}}},
+		Spec: gamev1.ProcessClaimSpec{Compute: c.Name, ProcessID: pid, GameSessionName: gs.Name, GameSessionUID: string(gs.UID)},
+	}
+}
+
+// Claims are the claims on c's processes, by process id, as r shows them (the cache's objects: read only).
+func Claims(ctx context.Context, r client.Reader, c *gamev1.Compute) (map[string]*gamev1.ProcessClaim, error) {
+	var list gamev1.ProcessClaimList
+	if err := r.List(ctx, &list, client.InNamespace(c.Namespace), client.MatchingFields{indexes.ProcessClaimCompute: c.Name}, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, err
+	}
+	m := make(map[string]*gamev1.ProcessClaim, len(list.Items))
+	for i := range list.Items {
+		m[list.Items[i].Spec.ProcessID] = &list.Items[i]
+	}
+	return m, nil
+}
+
+// Holds reports whether claim cl (nil: none) places the game session gs on its process.
+func Holds(cl *gamev1.ProcessClaim, gs *gamev1.GameSession) bool {
+	return cl != nil && cl.Spec.GameSessionUID == string(gs.UID) && cl.Spec.GameSessionName == gs.Name
 }

@@ -162,15 +162,20 @@ func (s *Server) createGameSession(ctx context.Context, who caller, in *createGa
 // computes is not checked: its game sessions wait for their game server (or are Agones').
 func (s *Server) checkCapacity(ctx context.Context, namespace, fleet string) *Error {
 	var list gamev1.ComputeList
-	if err := s.Reader.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{indexes.ComputeFleetID: fleet}); err != nil {
+	if err := s.Reader.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{indexes.ComputeFleetID: fleet}, client.UnsafeDisableDeepCopy); err != nil {
 		return internal(err)
 	}
 	if len(list.Items) == 0 {
 		return nil
 	}
-	for _, c := range list.Items {
+	for i := range list.Items { // the cache's objects: read only
+		c := &list.Items[i]
+		claimed, err := computes.Claims(ctx, s.Reader, c)
+		if err != nil {
+			return internal(err)
+		}
 		for _, sp := range c.Status.Processes {
-			if computes.Idle(sp) && (sp.Connection == nil || sp.Connection.DisconnectionTime == nil) {
+			if computes.Idle(sp, claimed[sp.ProcessID] != nil) && (sp.Connection == nil || sp.Connection.DisconnectionTime == nil) {
 				return nil // idle, healthy, not known to be disconnected (the leader also checks the replica holding it)
 			}
 		}

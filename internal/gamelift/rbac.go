@@ -9,3 +9,4 @@ package gamelift
 // +kubebuilder:rbac:groups=game.playersessions.dev,resources=gamesessions,verbs=create
 // +kubebuilder:rbac:groups=game.playersessions.dev,resources=computes,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups=game.playersessions.dev,resources=computes/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups=game.playersessions.dev,resources=processclaims,verbs=get;list;watch

@@ -29,6 +29,7 @@ import (
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/internal/computes"
+	"github.com/playersessions/operator/internal/indexes"
 	"github.com/playersessions/operator/internal/serversdk"
 	"github.com/playersessions/operator/internal/transitions"
 )
@@ -165,12 +166,12 @@ func (b *Backend) Connected(ctx context.Context, p *serversdk.Process) error {
 			return errors.New(aerr.Message)
 		}
 	}
-	b.OnCompute(ctx, c)
-	for _, sp := range c.Status.Processes { // a game session being terminated: tell the reconnected process again
-		if sp.ProcessID == p.ID && sp.GameSessionName != "" {
-			gs := &gamev1.GameSession{}
-			if err := b.Reader.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: sp.GameSessionName}, gs); err == nil {
-				b.OnGameSession(ctx, gs)
+	// The game session placed on the process: pushed again if not activated yet, or terminated again.
+	var placed gamev1.GameSessionList
+	if err := b.Reader.List(ctx, &placed, client.InNamespace(c.Namespace), client.MatchingFields{indexes.GameSessionProcessCompute: c.Name}); err == nil {
+		for i := range placed.Items {
+			if placed.Items[i].Status.Process.ProcessID == p.ID {
+				b.OnGameSession(ctx, &placed.Items[i])
 			}
 		}
 	}
@@ -282,8 +283,11 @@ func (b *Backend) Disconnected(ctx context.Context, p *serversdk.Process) {
 	}
 }
 
-// OnGameSession pushes a game session placed on a process connected here (OnCompute), once the game
-// session's placement is in the cache.
+// OnGameSession pushes CreateGameSession to the process connected here on which the operator placed the
+// game session, once the placement is recorded (the manager calls it on every change of a GameSession in
+// its cache, on every replica: only the one holding the connection pushes); or TerminateProcess, when the
+// game session is TERMINATING. A push lost with its connection is made again on the next one (Connected),
+// until the game activates the game session.
 func (b *Backend) OnGameSession(ctx context.Context, gs *gamev1.GameSession) {
 	if gs.Status.Process == nil {
 		return
@@ -292,12 +296,8 @@ func (b *Backend) OnGameSession(ctx context.Context, gs *gamev1.GameSession) {
 		b.terminate(ctx, gs)
 		return
 	}
-	if gs.Status.Status != gamev1.GameSessionActivating {
-		return
-	}
-	c := &gamev1.Compute{}
-	if err := b.Reader.Get(ctx, client.ObjectKey{Namespace: gs.Namespace, Name: gs.Status.Process.Compute}, c); err == nil {
-		b.OnCompute(ctx, c)
+	if gs.Status.Status == gamev1.GameSessionActivating {
+		b.push(ctx, gs)
 	}
 }
 
@@ -342,45 +342,46 @@ func (b *Backend) connections(key processKey, take func(*connection) bool) []*co
 // to exit within 30 seconds after ProcessEnding.
 const terminationGrace = 30 * time.Second
 
-// OnCompute pushes CreateGameSession to each process of c connected here on which the operator placed an
-// ACTIVATING game session not yet pushed on this connection (the manager calls it on every change of a
-// Compute in its cache, on every replica: only the one holding the connection pushes). A push lost with its
-// connection is made again on the next one, until the game activates the game session.
-func (b *Backend) OnCompute(ctx context.Context, c *gamev1.Compute) {
-	for _, sp := range c.Status.Processes {
-		if sp.GameSessionUID == "" || sp.Status != gamev1.ServerProcessActive || !b.awaitsPush(processKey{c.Namespace, c.Name, sp.ProcessID}, sp.GameSessionUID) {
-			continue // not connected here, or pushed already: no need to read its game session
-		}
-		gs := &gamev1.GameSession{}
-		if err := b.Reader.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: sp.GameSessionName}, gs, client.UnsafeDisableDeepCopy); err != nil ||
-			string(gs.UID) != sp.GameSessionUID || gs.Status.Status != gamev1.GameSessionActivating || gs.Status.GameSessionID == "" {
-			continue
-		}
-		conns := b.connections(processKey{c.Namespace, c.Name, sp.ProcessID}, func(conn *connection) bool {
-			if conn.pushed == sp.GameSessionUID {
-				return false
-			}
-			conn.pushed = sp.GameSessionUID // claimed under the lock: one push per connection
-			return true
-		})
-		if len(conns) == 0 {
-			continue
-		}
-		props := map[string]string{}
-		for _, p := range gs.Spec.GameProperties {
-			props[p.Key] = p.Value
-		}
-		at := endpointOf(gs, c, sp)
-		for _, conn := range conns {
-			err := conn.p.Push("CreateGameSession", map[string]any{"GameSessionId": gs.Status.GameSessionID, "GameSessionName": gs.Spec.Name,
-				"MaximumPlayerSessionCount": gs.Spec.MaximumPlayerSessionCount, "IpAddress": at.IPAddress, "DnsName": at.DNSName,
-				"Port": at.Port, "GameProperties": props, "GameSessionData": gs.Spec.GameSessionData})
-			if err != nil {
-				continue // the connection is gone; the process's next one gets the push
-			}
-		}
-		ctrl.LoggerFrom(ctx).Info("Pushed a game session to its process", "gameSession", klog.KObj(gs), "compute", klog.KObj(c), "process", sp.ProcessID)
+// push pushes CreateGameSession to the connections here of the process gs is placed on that have not had
+// it, once per connection.
+func (b *Backend) push(ctx context.Context, gs *gamev1.GameSession) {
+	ref, uid := gs.Status.Process, string(gs.UID)
+	key := processKey{gs.Namespace, ref.Compute, ref.ProcessID}
+	if gs.Status.GameSessionID == "" || !b.awaitsPush(key, uid) {
+		return // not connected here, or pushed already: no need to read its compute
 	}
+	c := &gamev1.Compute{} // the cache's object, read only
+	if err := b.Reader.Get(ctx, client.ObjectKey{Namespace: gs.Namespace, Name: ref.Compute}, c, client.UnsafeDisableDeepCopy); err != nil {
+		return
+	}
+	i := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == ref.ProcessID })
+	if i < 0 || c.Status.Processes[i].Status != gamev1.ServerProcessActive {
+		return
+	}
+	conns := b.connections(key, func(conn *connection) bool {
+		if conn.pushed == uid {
+			return false
+		}
+		conn.pushed = uid // claimed under the lock: one push per connection
+		return true
+	})
+	if len(conns) == 0 {
+		return
+	}
+	props := map[string]string{}
+	for _, p := range gs.Spec.GameProperties {
+		props[p.Key] = p.Value
+	}
+	at := endpointOf(gs, c, c.Status.Processes[i])
+	for _, conn := range conns {
+		err := conn.p.Push("CreateGameSession", map[string]any{"GameSessionId": gs.Status.GameSessionID, "GameSessionName": gs.Spec.Name,
+			"MaximumPlayerSessionCount": gs.Spec.MaximumPlayerSessionCount, "IpAddress": at.IPAddress, "DnsName": at.DNSName,
+			"Port": at.Port, "GameProperties": props, "GameSessionData": gs.Spec.GameSessionData})
+		if err != nil {
+			continue // the connection is gone; the process's next one gets the push
+		}
+	}
+	ctrl.LoggerFrom(ctx).Info("Pushed a game session to its process", "gameSession", klog.KObj(gs), "compute", klog.KObj(c), "process", ref.ProcessID)
 }
 
 // endpointOf is where players reach the process sp of c that gs is placed on: the endpoint its placement
@@ -510,24 +511,41 @@ func (b *Backend) updatePlayerSessionCreationPolicy(ctx context.Context, p *serv
 	return nil, nil
 }
 
-// placedGameSession is the game session placed on p, if its id is gameSessionID, with p's compute and
-// process entry (read from the API server).
+// placedGameSession is the game session placed on p, if its id is gameSessionID (its claim and the game
+// session read from the API server), with p's compute and process entry (the cache's, unless the cache has
+// not seen the process yet: read only).
 func (b *Backend) placedGameSession(ctx context.Context, p *serversdk.Process, gameSessionID string) (*gamev1.GameSession, *gamev1.Compute, gamev1.ServerProcess, *serversdk.Error) {
-	c, err := b.compute(ctx, p)
-	if err != nil {
-		return nil, nil, gamev1.ServerProcess{}, serversdk.Errorf(http.StatusNotFound, "%v", err)
-	}
-	i := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == p.ID })
-	if i < 0 || c.Status.Processes[i].GameSessionUID == "" {
+	key := client.ObjectKey{Namespace: p.Namespace, Name: computes.ObjectName(p.FleetID, p.ComputeName)}
+	cl := &gamev1.ProcessClaim{}
+	if err := b.APIReader.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: computes.ClaimName(key.Name, p.ID)}, cl); apierrors.IsNotFound(err) {
 		return nil, nil, gamev1.ServerProcess{}, serversdk.Errorf(http.StatusBadRequest, "no game session is placed on process %s", p.ID)
+	} else if err != nil {
+		return nil, nil, gamev1.ServerProcess{}, serversdk.Errorf(http.StatusInternalServerError, "%v", err)
 	}
-	sp := c.Status.Processes[i]
 	gs := &gamev1.GameSession{}
-	if err := b.APIReader.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: sp.GameSessionName}, gs); err != nil ||
-		string(gs.UID) != sp.GameSessionUID || gs.Status.GameSessionID != gameSessionID {
+	if err := b.APIReader.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: cl.Spec.GameSessionName}, gs); err != nil ||
+		!computes.Holds(cl, gs) || gs.Status.GameSessionID != gameSessionID {
 		return nil, nil, gamev1.ServerProcess{}, serversdk.Errorf(http.StatusBadRequest, "game session %s is not the one placed on process %s", gameSessionID, p.ID)
 	}
-	return gs, c, sp, nil
+	c := &gamev1.Compute{}
+	find := func() int {
+		return slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == p.ID })
+	}
+	i := -1
+	if err := b.Reader.Get(ctx, key, c, client.UnsafeDisableDeepCopy); err == nil {
+		i = find()
+	}
+	if i < 0 {
+		c2, err := b.compute(ctx, p)
+		if err != nil {
+			return nil, nil, gamev1.ServerProcess{}, serversdk.Errorf(http.StatusNotFound, "%v", err)
+		}
+		if c = c2; find() < 0 {
+			return nil, nil, gamev1.ServerProcess{}, serversdk.Errorf(http.StatusBadRequest, "process %s is not registered (ProcessReady)", p.ID)
+		}
+		i = find()
+	}
+	return gs, c, c.Status.Processes[i], nil
 }
 
 // describePlayerSessions answers in the SDK's shape: times in epoch milliseconds (model/player.go).
@@ -635,17 +653,21 @@ func (b *Backend) move(m transitions.Move) serversdk.Action {
 
 // hosts refuses a player session of another game session than the one placed on the process.
 func (b *Backend) hosts(ctx context.Context, p *serversdk.Process, ps *gamev1.PlayerSession) (*transitions.Refusal, error) {
-	c := &gamev1.Compute{} // the cache's object, read only
-	if err := b.Reader.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: computes.ObjectName(p.FleetID, p.ComputeName)}, c, client.UnsafeDisableDeepCopy); err != nil {
+	key := client.ObjectKey{Namespace: p.Namespace, Name: computes.ClaimName(computes.ObjectName(p.FleetID, p.ComputeName), p.ID)}
+	cl := &gamev1.ProcessClaim{} // the cache's object, read only; the API server's when the cache has not seen it yet
+	err := b.Reader.Get(ctx, key, cl, client.UnsafeDisableDeepCopy)
+	if apierrors.IsNotFound(err) {
+		err = b.APIReader.Get(ctx, key, cl)
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
 		return nil, err
 	}
-	i := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == p.ID })
-	if i >= 0 && c.Status.Processes[i].GameSessionName == ps.Spec.GameSessionName {
+	if err == nil && cl.Spec.GameSessionName == ps.Spec.GameSessionName {
 		gs := &gamev1.GameSession{}
-		if err := b.Reader.Get(ctx, client.ObjectKey{Namespace: ps.Namespace, Name: ps.Spec.GameSessionName}, gs); err != nil {
+		if err := b.Reader.Get(ctx, client.ObjectKey{Namespace: ps.Namespace, Name: ps.Spec.GameSessionName}, gs, client.UnsafeDisableDeepCopy); err != nil {
 			return nil, err
 		}
-		if string(gs.UID) == c.Status.Processes[i].GameSessionUID {
+		if computes.Holds(cl, gs) {
 			return nil, nil
 		}
 	}

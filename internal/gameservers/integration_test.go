@@ -256,9 +256,9 @@ func TestPlacementOnTheRealSDK(t *testing.T) {
 		g.Expect(gs.Status.GameServer).To(Equal(gameservers.ClaimPrefix + key.Name + "/proc-1"))
 	}).WithTimeout(30*time.Second).Should(Succeed(), "%s", p.Out)
 	g.Expect(p.Out.String()).To(ContainSubstring("started (max 4 players)"))
-	c := &gamev1.Compute{}
-	g.Expect(admin.Get(ctx, key, c)).To(Succeed())
-	g.Expect(c.Status.Processes[0].GameSessionName).To(Equal("match-1"))
+	claim := &gamev1.ProcessClaim{}
+	g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: computes.ClaimName(key.Name, "proc-1")}, claim)).To(Succeed())
+	g.Expect(claim.Spec.GameSessionName).To(Equal("match-1"))
 
 	// Players of match-1 connect to the game: accepted (ACTIVE) through the SDK, COMPLETED when they leave; a
 	// player of another game session is refused.
@@ -585,11 +585,12 @@ func TestManyProcessesManyGameSessions(t *testing.T) {
 	}
 	wg.Wait()
 	g.Expect(errors.Join(errs...)).NotTo(HaveOccurred())
+	var used map[string]string
 	g.Eventually(func(g Gomega) {
 		var list gamev1.GameSessionList
 		g.Expect(e.admin.List(ctx, &list, client.InNamespace("team-a"))).To(Succeed())
 		g.Expect(list.Items).To(HaveLen(8))
-		used := map[string]string{}
+		used = map[string]string{}
 		for _, gs := range list.Items {
 			g.Expect(gs.Status.Status).To(Equal(gamev1.GameSessionActive), gs.Name)
 			g.Expect(gs.Status.Process).NotTo(BeNil())
@@ -602,11 +603,13 @@ func TestManyProcessesManyGameSessions(t *testing.T) {
 			g.Expect(gs.Status.IPAddress).To(Equal(c.Spec.IPAddress))
 		}
 	}).WithTimeout(60 * time.Second).Should(Succeed())
-	for _, name := range []string{"compute-1", "compute-2"} { // and each process holds exactly one game session
+	for _, name := range []string{"compute-1", "compute-2"} { // and each process's claim is its game session's
 		c := &gamev1.Compute{}
 		g.Expect(e.admin.Get(ctx, client.ObjectKey{Namespace: "team-a", Name: computes.ObjectName("fleet-sdk", name)}, c)).To(Succeed())
 		for _, sp := range c.Status.Processes {
-			g.Expect(sp.GameSessionName).NotTo(BeEmpty(), sp.ProcessID)
+			claim := &gamev1.ProcessClaim{}
+			g.Expect(e.admin.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: computes.ClaimName(c.Name, sp.ProcessID)}, claim)).To(Succeed(), sp.ProcessID)
+			g.Expect(used).To(HaveKeyWithValue(c.Spec.ComputeName+"/"+sp.ProcessID, claim.Spec.GameSessionName))
 		}
 	}
 }

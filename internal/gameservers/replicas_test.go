@@ -130,7 +130,7 @@ func TestTwoReplicasRestartAndLoss(t *testing.T) {
 	}).WithTimeout(grace).Should(Succeed(), "%s", p.Out)
 	sp := process(g)
 	g.Expect(sp.Status).To(Equal(gamev1.ServerProcessActive))
-	g.Expect(sp.GameSessionName).NotTo(BeEmpty())
+	g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: computes.ClaimName(key.Name, sp.ProcessID)}, &gamev1.ProcessClaim{})).To(Succeed())
 	g.Expect(described(g)).To(Equal("ACTIVE"))
 	g.Expect(strings.Count(p.Out.String(), "started (max 4 players)")).To(Equal(1), "the game session was pushed once")
 	var list gamev1.GameSessionList

@@ -37,6 +37,10 @@ const (
 	// ComputeReplica indexes Computes by the replicas (their Leases' names) holding the connections of
 	// their ACTIVE processes, so that a replica found gone wakes only its computes.
 	ComputeReplica = "status.processes.connection.replica"
+	// ProcessClaimCompute indexes ProcessClaims by their Compute, ProcessClaimGameSessionUID by the UID of
+	// the game session they place.
+	ProcessClaimCompute        = "spec.compute"
+	ProcessClaimGameSessionUID = "spec.gameSessionUID"
 )
 
 // ReplicasOf are the values of ComputeReplica of c.
@@ -93,7 +97,7 @@ func AwaitingProcessIn(gs *gamev1.GameSession) string {
 	return gs.Spec.FleetID
 }
 
-// Setup registers the field indexes of both kinds.
+// Setup registers the field indexes.
 func Setup(ctx context.Context, indexer client.FieldIndexer) error {
 	for name, f := range map[string]func(*gamev1.PlayerSession) string{
 		PlayerSessionGameSessionName: func(p *gamev1.PlayerSession) string { return p.Spec.GameSessionName },
@@ -122,6 +126,12 @@ func Setup(ctx context.Context, indexer client.FieldIndexer) error {
 		if err := index(ctx, indexer, &gamev1.GameSession{}, name, f); err != nil {
 			return err
 		}
+	}
+	if err := index(ctx, indexer, &gamev1.ProcessClaim{}, ProcessClaimCompute, func(c *gamev1.ProcessClaim) string { return c.Spec.Compute }); err != nil {
+		return err
+	}
+	if err := index(ctx, indexer, &gamev1.ProcessClaim{}, ProcessClaimGameSessionUID, func(c *gamev1.ProcessClaim) string { return c.Spec.GameSessionUID }); err != nil {
+		return err
 	}
 	if err := indexer.IndexField(ctx, &gamev1.Compute{}, ComputeReplica, func(o client.Object) []string { return ReplicasOf(o.(*gamev1.Compute)) }); err != nil {
 		return err

@@ -407,23 +407,21 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 				Duration: o.ReplicaLeaseDuration, Clock: o.Clock}); err != nil {
 				return nil, nil, err
 			}
-			// Every replica pushes the game sessions placed on the processes connected to it.
-			for _, obj := range []client.Object{&gamev1.Compute{}, &gamev1.GameSession{}} {
-				inf, err := mgr.GetCache().GetInformer(ctx, obj)
-				if err != nil {
-					return nil, nil, err
+			// Every replica pushes the game sessions placed on the processes connected to it; it reads claims.
+			inf, err := mgr.GetCache().GetInformer(ctx, &gamev1.GameSession{})
+			if err != nil {
+				return nil, nil, err
+			}
+			on := func(o any) {
+				if gs, ok := o.(*gamev1.GameSession); ok {
+					backend.OnGameSession(ctx, gs)
 				}
-				on := func(o any) {
-					switch v := o.(type) {
-					case *gamev1.Compute:
-						backend.OnCompute(ctx, v)
-					case *gamev1.GameSession:
-						backend.OnGameSession(ctx, v)
-					}
-				}
-				if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: on, UpdateFunc: func(_, o any) { on(o) }}); err != nil {
-					return nil, nil, err
-				}
+			}
+			if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: on, UpdateFunc: func(_, o any) { on(o) }}); err != nil {
+				return nil, nil, err
+			}
+			if _, err := mgr.GetCache().GetInformer(ctx, &gamev1.ProcessClaim{}); err != nil {
+				return nil, nil, err
 			}
 			if err := mgr.Add(&serversdk.Listener{Addr: o.GameLiftSDKAddr, CertDir: o.GameLiftCertDir,
 				Server: &serversdk.Server{Auth: backend, Actions: backend.Actions(), Hooks: backend, Clock: o.Clock}}); err != nil {

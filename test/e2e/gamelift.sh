@@ -117,6 +117,9 @@ echo "$out"
 passed=$((passed + $(grep -c '^ok ' <<<"$out" || true)))
 failed=$((failed + $(grep -c '^FAIL' <<<"$out" || true)))
 [[ $(grep -c '^ok \|^FAIL' <<<"$out" || true) -ge 11 ]] || { failed=$((failed + 1)); echo "FAIL game server: the run stopped early"; cat "$state/game.log"; }
+placed=$(kubectl get gamesessions -o jsonpath='{.items[?(@.status.process.processId=="proc-1")].metadata.name}')
+check "kubectl: the process's ProcessClaim names the game session placed on it" "proc-1 ${placed:-none}" \
+  "$(kubectl get processclaims -o jsonpath='{.items[0].spec.processId} {.items[0].spec.gameSessionName}')"
 for _ in $(seq 1 50); do kill -0 "$game_pid" 2>/dev/null || break; sleep 0.2; done
 check "the game server exits after ProcessEnding" gone "$(kill -0 "$game_pid" 2>/dev/null && echo running || echo gone)"
 

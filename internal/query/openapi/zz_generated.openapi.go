@@ -41,6 +41,9 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		"github.com/playersessions/operator/api/v1alpha1.PlayerSessionList":            schema_playersessions_operator_api_v1alpha1_PlayerSessionList(ref),
 		"github.com/playersessions/operator/api/v1alpha1.PlayerSessionSpec":            schema_playersessions_operator_api_v1alpha1_PlayerSessionSpec(ref),
 		"github.com/playersessions/operator/api/v1alpha1.PlayerSessionStatus":          schema_playersessions_operator_api_v1alpha1_PlayerSessionStatus(ref),
+		"github.com/playersessions/operator/api/v1alpha1.ProcessClaim":                 schema_playersessions_operator_api_v1alpha1_ProcessClaim(ref),
+		"github.com/playersessions/operator/api/v1alpha1.ProcessClaimList":             schema_playersessions_operator_api_v1alpha1_ProcessClaimList(ref),
+		"github.com/playersessions/operator/api/v1alpha1.ProcessClaimSpec":             schema_playersessions_operator_api_v1alpha1_ProcessClaimSpec(ref),
 		"github.com/playersessions/operator/api/v1alpha1.ProcessConnection":            schema_playersessions_operator_api_v1alpha1_ProcessConnection(ref),
 		"github.com/playersessions/operator/api/v1alpha1.SeatHolder":                   schema_playersessions_operator_api_v1alpha1_SeatHolder(ref),
 		"github.com/playersessions/operator/api/v1alpha1.ServerProcess":                schema_playersessions_operator_api_v1alpha1_ServerProcess(ref),
@@ -1302,6 +1305,143 @@ func schema_playersessions_operator_api_v1alpha1_PlayerSessionStatus(ref common.
 	}
 }
 
+func schema_playersessions_operator_api_v1alpha1_ProcessClaim(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ProcessClaim records that a game server process of a compute hosts a game session. The operator places a game session on an idle process by creating the process's claim, named after the compute and the process (computes.ClaimName): a second claim on the same process cannot be created (AlreadyExists), so a process never takes two game sessions, and no placement rewrites the compute's list of processes. A claim is immutable; it goes with its Compute (its owner) and, once the process's entry has left the Compute (a compute full of processes drops its oldest TERMINATED ones), the operator deletes it.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Description: "metadata is the standard object metadata.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1.ObjectMeta{}.OpenAPIModelName()),
+						},
+					},
+					"spec": {
+						SchemaProps: spec.SchemaProps{
+							Description: "spec is the claim.",
+							Default:     map[string]interface{}{},
+							Ref:         ref("github.com/playersessions/operator/api/v1alpha1.ProcessClaimSpec"),
+						},
+					},
+				},
+				Required: []string{"spec"},
+			},
+		},
+		Dependencies: []string{
+			"github.com/playersessions/operator/api/v1alpha1.ProcessClaimSpec", v1.ObjectMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_playersessions_operator_api_v1alpha1_ProcessClaimList(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ProcessClaimList is a list of ProcessClaims.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Default: map[string]interface{}{},
+							Ref:     ref(v1.ListMeta{}.OpenAPIModelName()),
+						},
+					},
+					"items": {
+						SchemaProps: spec.SchemaProps{
+							Type: []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref("github.com/playersessions/operator/api/v1alpha1.ProcessClaim"),
+									},
+								},
+							},
+						},
+					},
+				},
+				Required: []string{"items"},
+			},
+		},
+		Dependencies: []string{
+			"github.com/playersessions/operator/api/v1alpha1.ProcessClaim", v1.ListMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_playersessions_operator_api_v1alpha1_ProcessClaimSpec(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ProcessClaimSpec names a game server process of a compute and the game session placed on it.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"compute": {
+						SchemaProps: spec.SchemaProps{
+							Description: "compute is the name of the process's Compute object, in the claim's namespace.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"processId": {
+						SchemaProps: spec.SchemaProps{
+							Description: "processId is the SDK's process id (pID) of the process on that compute.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"gameSessionName": {
+						SchemaProps: spec.SchemaProps{
+							Description: "gameSessionName and gameSessionUID are the game session placed on the process.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"gameSessionUID": {
+						SchemaProps: spec.SchemaProps{
+							Default: "",
+							Type:    []string{"string"},
+							Format:  "",
+						},
+					},
+				},
+				Required: []string{"compute", "processId", "gameSessionName", "gameSessionUID"},
+			},
+		},
+	}
+}
+
 func schema_playersessions_operator_api_v1alpha1_ProcessConnection(ref common.ReferenceCallback) common.OpenAPIDefinition {
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
@@ -1460,19 +1600,6 @@ func schema_playersessions_operator_api_v1alpha1_ServerProcess(ref common.Refere
 						SchemaProps: spec.SchemaProps{
 							Description: "connection is the process's connection to the operator: which replica holds it, since when, and when it closed without ProcessEnding. The leader finds a lost process from it and the replicas' Leases.",
 							Ref:         ref("github.com/playersessions/operator/api/v1alpha1.ProcessConnection"),
-						},
-					},
-					"gameSessionName": {
-						SchemaProps: spec.SchemaProps{
-							Description: "gameSessionName is the game session placed on the process (one at a time), with gameSessionUID: the operator claims an idle process for a game session here, under the optimistic lock, before the game session records it.",
-							Type:        []string{"string"},
-							Format:      "",
-						},
-					},
-					"gameSessionUID": {
-						SchemaProps: spec.SchemaProps{
-							Type:   []string{"string"},
-							Format: "",
 						},
 					},
 				},
