@@ -23,7 +23,7 @@ var layers = map[string]int{
 	"internal/agones":              2,
 	"internal/history":             2,
 	"internal/serversdk":           2,
-	"internal/computes":            2,
+	"internal/computes":            3,
 	"internal/replicas":            2,
 	"internal/search":              1,
 	"internal/gameservers":         5,
