@@ -55,20 +55,22 @@ const (
 
 // operations is the endpoint's action table, by GameLift action name.
 var operations = map[string]operation{
-	"DescribePlayerSessions": op(reads, (*Server).describePlayerSessions),
-	"CreatePlayerSession":    opAs(changes, (*Server).createPlayerSession),
-	"CreatePlayerSessions":   opAs(changes, (*Server).createPlayerSessions),
-	"AcceptPlayerSession":    opAs(changes, (*Server).acceptPlayerSession),
-	"RemovePlayerSession":    opAs(changes, (*Server).removePlayerSession),
-	"CreateGameSession":      opAs(changes, (*Server).createGameSession),
-	"DescribeGameSessions":   op(reads, (*Server).describeGameSessions),
-	"UpdateGameSession":      opAs(changes, (*Server).updateGameSession),
-	"TerminateGameSession":   opAs(changes, (*Server).terminateGameSession),
-	"RegisterCompute":        op(changes, (*Server).registerCompute),
-	"DescribeCompute":        op(reads, (*Server).describeCompute),
-	"ListCompute":            op(reads, (*Server).listCompute),
-	"DeregisterCompute":      op(changes, (*Server).deregisterCompute),
-	"GetComputeAuthToken":    opAs(changes, (*Server).getComputeAuthToken),
+	"DescribePlayerSessions":     op(reads, (*Server).describePlayerSessions),
+	"CreatePlayerSession":        opAs(changes, (*Server).createPlayerSession),
+	"CreatePlayerSessions":       opAs(changes, (*Server).createPlayerSessions),
+	"AcceptPlayerSession":        opAs(changes, (*Server).acceptPlayerSession),
+	"RemovePlayerSession":        opAs(changes, (*Server).removePlayerSession),
+	"CreateGameSession":          opAs(changes, (*Server).createGameSession),
+	"DescribeGameSessions":       op(reads, (*Server).describeGameSessions),
+	"DescribeGameSessionDetails": op(reads, (*Server).describeGameSessionDetails),
+	"SearchGameSessions":         op(reads, (*Server).searchGameSessions),
+	"UpdateGameSession":          opAs(changes, (*Server).updateGameSession),
+	"TerminateGameSession":       opAs(changes, (*Server).terminateGameSession),
+	"RegisterCompute":            op(changes, (*Server).registerCompute),
+	"DescribeCompute":            op(reads, (*Server).describeCompute),
+	"ListCompute":                op(reads, (*Server).listCompute),
+	"DeregisterCompute":          op(changes, (*Server).deregisterCompute),
+	"GetComputeAuthToken":        opAs(changes, (*Server).getComputeAuthToken),
 }
 
 // Bounds and patterns of GameLift's model (botocore gamelift/2015-10-01).

@@ -200,43 +200,63 @@ type describeGameSessionsOutput struct {
 }
 
 func (s *Server) describeGameSessions(ctx context.Context, namespace string, in *describeGameSessionsInput) (any, *Error) {
-	if in.AliasId != "" {
-		return nil, invalid("AliasId is not supported by this endpoint: use FleetId or GameSessionId")
+	page, aerr := s.describeGameSessionPage(ctx, namespace, in)
+	if aerr != nil {
+		return nil, aerr
 	}
-	out := describeGameSessionsOutput{GameSessions: []GameSession{}}
+	out := describeGameSessionsOutput{GameSessions: make([]GameSession, 0, len(page.sessions)), NextToken: page.next}
+	for _, gs := range page.sessions {
+		out.GameSessions = append(out.GameSessions, s.toGameSession(gs))
+	}
+	return out, nil
+}
+
+// gameSessionPage is a page of DescribeGameSessions (and DescribeGameSessionDetails).
+type gameSessionPage struct {
+	sessions []*gamev1.GameSession
+	next     string
+}
+
+// describeGameSessionPage selects the game sessions of a DescribeGameSessions request: one by its id, or
+// a fleet's (with a status filter), live and from the history store, a page at a time.
+func (s *Server) describeGameSessionPage(ctx context.Context, namespace string, in *describeGameSessionsInput) (gameSessionPage, *Error) {
+	var out gameSessionPage
+	if in.AliasId != "" {
+		return out, invalid("AliasId is not supported by this endpoint: use FleetId or GameSessionId")
+	}
 	if in.GameSessionId != "" {
 		if err := checkGameSessionID("gameSessionId", in.GameSessionId); err != nil {
-			return nil, err
+			return out, err
 		}
 		gs, aerr := s.gameSessionByID(ctx, namespace, in.GameSessionId)
 		if aerr != nil && aerr.Type == NotFoundException && s.GameSessionHistory != nil {
 			old, err := s.archivedGameSessions(ctx, history.GameSessionQuery{Namespace: namespace, GameSessionID: in.GameSessionId}, history.GameSessionKey{}, 1)
 			if err != nil {
-				return nil, internal(err)
+				return out, internal(err)
 			}
 			if len(old) == 1 {
 				gs, aerr = old[0], nil
 			}
 		}
 		if aerr != nil {
-			return nil, aerr
+			return out, aerr
 		}
-		out.GameSessions = append(out.GameSessions, s.toGameSession(gs))
+		out.sessions = append(out.sessions, gs)
 		return out, nil
 	}
 	if in.FleetId == "" {
-		return nil, invalid("One of FleetId or GameSessionId must be specified")
+		return out, invalid("One of FleetId or GameSessionId must be specified")
 	}
 	fleet, aerr := fleetID(in.FleetId)
 	if aerr != nil {
-		return nil, aerr
+		return out, aerr
 	}
 	if in.StatusFilter != "" && !slices.Contains([]string{"ACTIVE", "ACTIVATING", "TERMINATING", "TERMINATED", "ERROR"}, in.StatusFilter) {
-		return nil, invalid("StatusFilter must be one of ACTIVE, ACTIVATING, TERMINATING, TERMINATED, ERROR")
+		return out, invalid("StatusFilter must be one of ACTIVE, ACTIVATING, TERMINATING, TERMINATED, ERROR")
 	}
 	limit, aerr := checkLimit(in.Limit)
 	if aerr != nil {
-		return nil, aerr
+		return out, aerr
 	}
 	limit = int(index.PageSize(int64(limit))) // at most a page's worth, with a NextToken when there is more
 	scope := "DescribeGameSessions/" + namespace + "/" + fleet + "/" + in.StatusFilter
@@ -244,13 +264,13 @@ func (s *Server) describeGameSessions(ctx context.Context, namespace string, in 
 	if in.NextToken != "" {
 		v, err := s.Tokens.Verify(scope, in.NextToken)
 		if err != nil {
-			return nil, invalid("Invalid NextToken")
+			return out, invalid("Invalid NextToken")
 		}
 		after = parseGameSessionKey(v)
 	}
 	var list gamev1.GameSessionList
 	if err := s.Reader.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{indexes.GameSessionFleetID: fleet}); err != nil {
-		return nil, internal(err)
+		return out, internal(err)
 	}
 	live := make([]*gamev1.GameSession, 0, len(list.Items))
 	for i := range list.Items {
@@ -260,15 +280,13 @@ func (s *Server) describeGameSessions(ctx context.Context, namespace string, in 
 	if s.GameSessionHistory != nil {
 		var err error
 		if archived, err = s.archivedGameSessions(ctx, history.GameSessionQuery{Namespace: namespace, FleetID: fleet, Status: in.StatusFilter}, after, limit+1); err != nil {
-			return nil, internal(err)
+			return out, internal(err)
 		}
 	}
 	page, last, more := pageGameSessions(live, archived, after, in.StatusFilter, limit)
-	for _, gs := range page {
-		out.GameSessions = append(out.GameSessions, s.toGameSession(gs))
-	}
+	out.sessions = page
 	if more {
-		out.NextToken = s.Tokens.Sign(scope, last.Name+"/"+last.GameSessionID)
+		out.next = s.Tokens.Sign(scope, last.Name+"/"+last.GameSessionID)
 	}
 	return out, nil
 }

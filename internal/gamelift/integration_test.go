@@ -660,3 +660,140 @@ func TestCreatePlayerSessionsAllOrNothing(t *testing.T) {
 	g.Expect(errText(err)).To(BeEmpty())
 	g.Expect(one.PlayerSession.Status).To(Equal(types.PlayerSessionStatusReserved))
 }
+
+// TestSearchGameSessions: SearchGameSessions through aws-sdk-go-v2 answers the ACTIVE game sessions of the
+// fleet that the filter matches, in the sort's order, paged, and follows the seats: a game session filled
+// drops out of hasAvailablePlayerSessions=true, and comes back when its maximum grows. Bad expressions and
+// fields are InvalidRequestException, an expression's saying where and why; a NextToken serves only its own
+// search. DescribeGameSessionDetails pages the fleet's game sessions with their protection policy.
+func TestSearchGameSessions(t *testing.T) {
+	g := NewWithT(t)
+	e := startEnv(t)
+	ctx := context.Background()
+	e.tenant(t, "games", "AKIDSEARCH", "secret-s")
+	c := e.sdk("AKIDSEARCH", "secret-s")
+	g.Eventually(func() string {
+		_, err := c.SearchGameSessions(ctx, &gamelift.SearchGameSessionsInput{FleetId: aws.String("fleet-s")})
+		return errText(err)
+	}).WithTimeout(20 * time.Second).Should(BeEmpty())
+
+	ids := map[string]string{} // by name
+	for i, mode := range []string{"brawl", "brawl", "ranked", "brawl", "ranked", "brawl"} {
+		out, err := c.CreateGameSession(ctx, &gamelift.CreateGameSessionInput{FleetId: aws.String("fleet-s"), MaximumPlayerSessionCount: aws.Int32(2),
+			Name: aws.String(fmt.Sprint("game-", i)), GameProperties: []types.GameProperty{{Key: aws.String("mode"), Value: aws.String(mode)}}})
+		g.Expect(errText(err)).To(BeEmpty())
+		ids[fmt.Sprint("game-", i)] = aws.ToString(out.GameSession.GameSessionId)
+	}
+	var list gamev1.GameSessionList
+	g.Expect(e.admin.List(ctx, &list, client.InNamespace("games"))).To(Succeed())
+	for i := range list.Items {
+		if list.Items[i].Spec.Name != "game-5" { // game-5 stays ACTIVATING: never searched
+			g.Expect(e.admin.Status().Patch(ctx, &list.Items[i], client.RawPatch("application/merge-patch+json", []byte(`{"status":{"status":"ACTIVE","ipAddress":"10.1.1.1","port":7000}}`)))).To(Succeed())
+		}
+	}
+	search := func(g Gomega, filter, sort string, limit int32, next *string) ([]string, *string) {
+		in := &gamelift.SearchGameSessionsInput{FleetId: aws.String("arn:aws:gamelift:us-east-1:123456789012:fleet/fleet-s"), NextToken: next}
+		if filter != "" {
+			in.FilterExpression = aws.String(filter)
+		}
+		if sort != "" {
+			in.SortExpression = aws.String(sort)
+		}
+		if limit > 0 {
+			in.Limit = aws.Int32(limit)
+		}
+		out, err := c.SearchGameSessions(ctx, in)
+		g.Expect(errText(err)).To(BeEmpty())
+		var names []string
+		for _, gs := range out.GameSessions {
+			g.Expect(gs.Status).To(Equal(types.GameSessionStatusActive))
+			g.Expect(aws.ToString(gs.GameSessionId)).To(Equal(ids[aws.ToString(gs.Name)]))
+			names = append(names, aws.ToString(gs.Name))
+		}
+		return names, out.NextToken
+	}
+	g.Eventually(func(g Gomega) {
+		names, next := search(g, "hasAvailablePlayerSessions=true", "", 0, nil) // by creation time: here, the same second
+		g.Expect(names).To(ConsistOf("game-0", "game-1", "game-2", "game-3", "game-4"))
+		g.Expect(next).To(BeNil())
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+
+	// game-1 fills up (two seats), game-3 takes one.
+	for _, seat := range []struct{ game, player string }{{"game-1", "a"}, {"game-1", "b"}, {"game-3", "c"}} {
+		_, err := c.CreatePlayerSession(ctx, &gamelift.CreatePlayerSessionInput{GameSessionId: aws.String(ids[seat.game]), PlayerId: aws.String(seat.player)})
+		g.Expect(errText(err)).To(BeEmpty())
+	}
+	g.Eventually(func(g Gomega) {
+		names, _ := search(g, "hasAvailablePlayerSessions=true", "gameSessionName ASC", 0, nil)
+		g.Expect(names).To(Equal([]string{"game-0", "game-2", "game-3", "game-4"}))
+		names, _ = search(g, "gameSessionProperties.mode = 'brawl' AND playerSessionCount < 2", "gameSessionName DESC", 0, nil)
+		g.Expect(names).To(Equal([]string{"game-3", "game-0"}))
+		names, _ = search(g, `playerSessionCount > 0 OR gameSessionProperties.mode = "ranked"`, "playerSessionCount DESC", 0, nil)
+		g.Expect(names).To(HaveLen(4))
+		g.Expect(names[:2]).To(Equal([]string{"game-1", "game-3"}))
+		g.Expect(names[2:]).To(ConsistOf("game-2", "game-4"))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+
+	// Pages of two, each token good for its own search only.
+	var all []string
+	var next *string
+	for {
+		var names []string
+		names, next = search(g, "NOT hasAvailablePlayerSessions = false", "gameSessionName DESC", 2, next)
+		g.Expect(len(names)).To(BeNumerically("<=", 2))
+		all = append(all, names...)
+		if next == nil {
+			break
+		}
+		_, err := c.SearchGameSessions(ctx, &gamelift.SearchGameSessionsInput{FleetId: aws.String("fleet-s"), SortExpression: aws.String("gameSessionName ASC"), NextToken: next})
+		g.Expect(errorCode(err)).To(Equal("InvalidRequestException"), "a token of another sort")
+	}
+	g.Expect(all).To(Equal([]string{"game-4", "game-3", "game-2", "game-0"}))
+
+	// game-1 grows: it has seats again.
+	_, err := c.UpdateGameSession(ctx, &gamelift.UpdateGameSessionInput{GameSessionId: aws.String(ids["game-1"]), MaximumPlayerSessionCount: aws.Int32(3)})
+	g.Expect(errText(err)).To(BeEmpty())
+	g.Eventually(func(g Gomega) {
+		names, _ := search(g, "hasAvailablePlayerSessions=true AND maximumSessions >= 3", "", 0, nil)
+		g.Expect(names).To(Equal([]string{"game-1"}))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+
+	for name, in := range map[string]*gamelift.SearchGameSessionsInput{
+		"no fleet":         {},
+		"fleet and alias":  {FleetId: aws.String("fleet-s"), AliasId: aws.String("alias-1")},
+		"alias":            {AliasId: aws.String("alias-1")},
+		"bad fleet":        {FleetId: aws.String("nofleet")},
+		"bad location":     {FleetId: aws.String("fleet-s"), Location: aws.String("_x")},
+		"long filter":      {FleetId: aws.String("fleet-s"), FilterExpression: aws.String(strings.Repeat("(", 1025))},
+		"limit 0":          {FleetId: aws.String("fleet-s"), Limit: aws.Int32(0)},
+		"bad token":        {FleetId: aws.String("fleet-s"), NextToken: aws.String("garbage")},
+		"string ordered":   {FleetId: aws.String("fleet-s"), FilterExpression: aws.String("gameSessionName > 'a'")},
+		"unknown operand":  {FleetId: aws.String("fleet-s"), FilterExpression: aws.String("players = 1")},
+		"no sort order":    {FleetId: aws.String("fleet-s"), SortExpression: aws.String("playerSessionCount")},
+		"unknown sort key": {FleetId: aws.String("fleet-s"), SortExpression: aws.String("players ASC")},
+	} {
+		_, err := c.SearchGameSessions(ctx, in)
+		g.Expect(errorCode(err)).To(Equal("InvalidRequestException"), name)
+	}
+	_, err = c.SearchGameSessions(ctx, &gamelift.SearchGameSessionsInput{FleetId: aws.String("fleet-s"), FilterExpression: aws.String("playerSessionCount < AND")})
+	g.Expect(errText(err)).To(ContainSubstring("Invalid FilterExpression at character 22: "))
+
+	// DescribeGameSessionDetails: the fleet's game sessions, ACTIVE ones here, two at a time.
+	var details []string
+	next = nil
+	for {
+		out, err := c.DescribeGameSessionDetails(ctx, &gamelift.DescribeGameSessionDetailsInput{FleetId: aws.String("fleet-s"), StatusFilter: aws.String("ACTIVE"), Limit: aws.Int32(2), NextToken: next})
+		g.Expect(errText(err)).To(BeEmpty())
+		g.Expect(len(out.GameSessionDetails)).To(BeNumerically("<=", 2))
+		for _, d := range out.GameSessionDetails {
+			g.Expect(d.ProtectionPolicy).To(Equal(types.ProtectionPolicyNoProtection))
+			details = append(details, aws.ToString(d.GameSession.Name))
+		}
+		if next = out.NextToken; next == nil {
+			break
+		}
+	}
+	g.Expect(details).To(ConsistOf("game-0", "game-1", "game-2", "game-3", "game-4"))
+	_, err = c.DescribeGameSessionDetails(ctx, &gamelift.DescribeGameSessionDetailsInput{FleetId: aws.String("fleet-s"), StatusFilter: aws.String("RUNNING")})
+	g.Expect(errorCode(err)).To(Equal("InvalidRequestException"))
+}

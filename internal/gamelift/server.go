@@ -24,6 +24,7 @@ import (
 	"github.com/playersessions/operator/internal/history"
 	"github.com/playersessions/operator/internal/ids"
 	"github.com/playersessions/operator/internal/index"
+	"github.com/playersessions/operator/internal/search"
 )
 
 const (
@@ -48,8 +49,9 @@ type Server struct {
 	// Client writes (and reads through the cache); Reader is the manager's cache.
 	Client client.Client
 	Reader client.Reader
-	// Index answers DescribePlayerSessions.
+	// Index answers DescribePlayerSessions; Search answers SearchGameSessions.
 	Index  *index.Index
+	Search *search.Index
 	Tokens *index.Tokens
 	// History, when set, is the history store that DescribePlayerSessions merges with the live index.
 	History index.History

@@ -46,6 +46,7 @@ import (
 	"github.com/playersessions/operator/internal/metrics"
 	"github.com/playersessions/operator/internal/query"
 	"github.com/playersessions/operator/internal/replicas"
+	"github.com/playersessions/operator/internal/search"
 	"github.com/playersessions/operator/internal/serversdk"
 	"github.com/playersessions/operator/internal/transitions"
 	pswebhook "github.com/playersessions/operator/internal/webhook"
@@ -375,6 +376,10 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 			glCfg.Burst = int(2 * glCfg.QPS)
 		}
 		glCfg.RateLimiter = nil
+		games := search.NewIndex() // SearchGameSessions' index, fed by the same cache
+		if err := search.Feed(ctx, mgr.GetCache(), games); err != nil {
+			return nil, nil, err
+		}
 		gameSessionChanges := &index.Signal{}
 		if err := index.SignalChanges(ctx, mgr.GetCache(), &gamev1.GameSession{}, gameSessionChanges); err != nil {
 			return nil, nil, err
@@ -384,7 +389,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 			return nil, nil, err
 		}
 		endpoint := &gamelift.Server{
-			Addr: o.GameLiftAddr, Client: client.WithFieldOwner(glClient, gamelift.FieldManager), Reader: mgr.GetCache(), Index: ix, Tokens: tokens, History: historyOf(store), GameSessionHistory: gameSessionHistoryOf(store),
+			Addr: o.GameLiftAddr, Client: client.WithFieldOwner(glClient, gamelift.FieldManager), Reader: mgr.GetCache(), Index: ix, Search: games, Tokens: tokens, History: historyOf(store), GameSessionHistory: gameSessionHistoryOf(store),
 			Clock: o.Clock, ARNs: o.Controllers.ARNs, Agones: ag, GameSessionChanges: gameSessionChanges, KeyNamespace: o.GameLiftKeyNamespace, Recorder: mgr.GetEventRecorder("gamelift-endpoint"),
 			ReadTimeout: o.GameLiftReadTimeout, WriteTimeout: o.GameLiftReadTimeout, IdleTimeout: o.GameLiftIdleTimeout, MaxConnections: o.GameLiftMaxConnections, CertDir: o.GameLiftCertDir,
 			RatePerKey: o.GameLiftRatePerKey, BurstPerKey: o.GameLiftBurstPerKey,

@@ -25,7 +25,7 @@ var layers = map[string]int{
 	"internal/serversdk":           2,
 	"internal/computes":            3,
 	"internal/replicas":            2,
-	"internal/search":              1,
+	"internal/search":              2,
 	"internal/gameservers":         5,
 	"internal/localcp":             1,
 	"internal/query/openapi":       1,

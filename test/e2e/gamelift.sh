@@ -80,6 +80,11 @@ check "aws CLI: describe-game-sessions" DENY_ALL "$($cli gamelift describe-game-
 check "aws CLI: create-game-session" ACTIVATING "$($cli gamelift create-game-session --endpoint-url "$url" --fleet-id fleet-arena --maximum-player-session-count 3 --query GameSession.Status --output text)"
 err=$($cli gamelift create-player-session --endpoint-url "$url" --game-session-id "$gsid" --player-id erin 2>&1 || true)
 check "aws CLI: DENY_ALL refuses with GameSessionFullException" 1 "$(grep -c GameSessionFullException <<<"$err")"
+check "aws CLI: search-game-sessions with a filter and a sort" "Arena one	Arena one" "$($cli gamelift search-game-sessions --endpoint-url "$url" \
+  --fleet-id fleet-arena --filter-expression "gameSessionProperties.map = 'dust' AND hasAvailablePlayerSessions = false" \
+  --sort-expression 'playerSessionCount DESC' --query 'GameSessions[].Name' --output text)"
+err=$($cli gamelift search-game-sessions --endpoint-url "$url" --fleet-id fleet-arena --filter-expression 'playerSessionCount < 3 AND' 2>&1 || true)
+check "aws CLI: a bad filter expression says where" 1 "$(grep -c 'InvalidRequestException.*at character 27' <<<"$err")"
 err=$($cli gamelift describe-player-sessions --endpoint-url "$url" 2>&1 || true)
 check "aws CLI: no key is InvalidRequestException" 1 "$(grep -c InvalidRequestException <<<"$err")"
 err=$(AWS_SECRET_ACCESS_KEY=wrong $cli gamelift describe-player-sessions --endpoint-url "$url" --player-id alice 2>&1 || true)
@@ -92,6 +97,7 @@ cbor_cli() { AWS_DATA_PATH="$cbor_model" "$image_aws" --debug gamelift --endpoin
 check "aws CLI (RPC v2 CBOR): describe-player-sessions by player" COMPLETED "$(cbor_cli describe-player-sessions --player-id alice --query 'PlayerSessions[0].Status' --output text)"
 check "aws CLI (RPC v2 CBOR): the request was CBOR" 1 "$(grep -c 'url=http://127.0.0.1:[0-9]*/service/GameLift/operation/DescribePlayerSessions' "$state/cli-debug" || true)"
 check "aws CLI (RPC v2 CBOR): create-game-session" ACTIVATING "$(cbor_cli create-game-session --fleet-id fleet-arena --maximum-player-session-count 3 --query GameSession.Status --output text)"
+check "aws CLI (RPC v2 CBOR): search-game-sessions" 2 "$(cbor_cli search-game-sessions --fleet-id fleet-arena --filter-expression 'hasAvailablePlayerSessions = false' --query 'length(GameSessions)' --output text)"
 err=$(cbor_cli create-player-session --game-session-id "$gsid" --player-id erin --output text || true)
 check "aws CLI (RPC v2 CBOR): DENY_ALL refuses with GameSessionFullException" yes "$(grep -q 'GameSessionFullException' <<<"$err$(cat "$state/cli-debug")" && echo yes)"
 

@@ -94,6 +94,17 @@ for _ in range(50):  # the seat ledger follows within a batch window
 check("the game session is empty again", 0, count)
 gs = gl.update_game_session(GameSessionId=gsid, PlayerSessionCreationPolicy="DENY_ALL")["GameSession"]
 check("update_game_session", "DENY_ALL", gs["PlayerSessionCreationPolicy"])
+for _ in range(50):  # the search index follows the manager's cache
+    found = gl.search_game_sessions(FleetId="fleet-arena", FilterExpression=f"gameSessionId = '{gsid}' AND hasAvailablePlayerSessions = false",
+                                    SortExpression="creationTimeMillis DESC", Limit=5)["GameSessions"]
+    if found:
+        break
+    time.sleep(0.1)
+check("search_game_sessions: closed to players", [gsid], [g["GameSessionId"] for g in found])
+check("search_game_sessions: a bad filter says where", "InvalidRequestException",
+      error_code(lambda: gl.search_game_sessions(FleetId="fleet-arena", FilterExpression="playerSessionCount <")))
+details = gl.describe_game_session_details(GameSessionId=gsid)["GameSessionDetails"]
+check("describe_game_session_details", [(gsid, "NoProtection")], [(d["GameSession"]["GameSessionId"], d["ProtectionPolicy"]) for d in details])
 check("an unknown game session", "NotFoundException",
       error_code(lambda: gl.create_player_session(GameSessionId=gsid + "0", PlayerId=player("dave"))))
 created = gl.create_game_session(FleetId="fleet-arena", MaximumPlayerSessionCount=4, Name="from boto3")["GameSession"]
