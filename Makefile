@@ -71,6 +71,10 @@ bench-history: envtest ## Describe calls against 10 million player sessions in t
 bench-query: envtest ## Compare the query API with CRD field selectors and list-all (see docs/benchmarks.md).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go run ./hack/benchquery $(BENCH_ARGS)
 
+.PHONY: bench-search
+bench-search: ## SearchGameSessions' index against a scan of the cache, 100,000 game sessions, seats changing (docs/benchmarks.md).
+	go run ./hack/benchsearch -sessions 100000 -writes 500 $(BENCH_ARGS)
+
 .PHONY: bench-agones
 bench-agones: envtest ## Players List change -> player session status on Agones GameServers (see docs/benchmarks.md).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go run ./hack/benchagones $(BENCH_ARGS)

@@ -50,6 +50,7 @@ var layers = map[string]int{
 	"hack/benchhistory":            8,
 	"hack/benchquery":              8,
 	"hack/benchretention":          8,
+	"hack/benchsearch":             8,
 	"test/architecture":            8,
 	"test/gameserver/game":         1,
 	"test/gameserver/gametest":     2,
