@@ -368,7 +368,7 @@ func TestIntegrationAPIServerValidation(t *testing.T) {
 		{"port without address", "port needs ipAddress or dnsName", func(gs *gamev1.GameSession) { gs.Spec.Port = 7777 }},
 		{"port range", "spec.port", func(gs *gamev1.GameSession) { gs.Spec.IPAddress, gs.Spec.Port = "10.0.0.1", 60001 }},
 		{"ip pattern", "spec.ipAddress", func(gs *gamev1.GameSession) { gs.Spec.IPAddress = "example.com" }},
-		{"game session data length", "spec.gameSessionData", func(gs *gamev1.GameSession) { gs.Spec.GameSessionData = strings.Repeat("x", 4097) }},
+		{"game session data length", "spec.gameSessionData", func(gs *gamev1.GameSession) { gs.Spec.GameSessionData = strings.Repeat("x", 262145) }},
 		{"too many properties", "spec.gameProperties", func(gs *gamev1.GameSession) {
 			for i := range 17 {
 				gs.Spec.GameProperties = append(gs.Spec.GameProperties, gamev1.GameProperty{Key: fmt.Sprint(i), Value: "v"})

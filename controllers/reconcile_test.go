@@ -37,6 +37,7 @@ type fixture struct {
 	gsr   *GameSessionReconciler
 	psr   *PlayerSessionReconciler
 	cr    *ComputeReconciler
+	pr    *GameSessionPlacementReconciler
 }
 
 type builderIndexer struct{ b *fake.ClientBuilder }
@@ -64,7 +65,7 @@ func newFixture(t *testing.T, objs ...client.Object) *fixture {
 	scheme.AddKnownTypeWithName(agones.GameServerGVK, &unstructured.Unstructured{})
 	scheme.AddKnownTypeWithName(agones.GameServerListGVK, &unstructured.UnstructuredList{})
 	b := fake.NewClientBuilder().WithScheme(scheme).
-		WithStatusSubresource(&gamev1.GameSession{}, &gamev1.PlayerSession{}, &gamev1.Compute{}).
+		WithStatusSubresource(&gamev1.GameSession{}, &gamev1.PlayerSession{}, &gamev1.Compute{}, &gamev1.GameSessionPlacement{}).
 		WithObjects(objs...)
 	if err := indexes.Setup(context.Background(), builderIndexer{b}); err != nil {
 		t.Fatal(err)
@@ -78,6 +79,7 @@ func newFixture(t *testing.T, objs ...client.Object) *fixture {
 		gsr: &GameSessionReconciler{Deps: Deps{Client: c, APIReader: c, Clock: clk, Recorder: rec, Options: opts}},
 		psr: &PlayerSessionReconciler{Deps: Deps{Client: c, APIReader: c, Clock: clk, Recorder: rec, Options: opts}},
 		cr:  &ComputeReconciler{Deps: Deps{Client: c, APIReader: c, Clock: clk, Recorder: rec, Options: opts}},
+		pr:  &GameSessionPlacementReconciler{Deps: Deps{Client: c, APIReader: c, Clock: clk, Recorder: rec, Options: opts}},
 	}
 }
 

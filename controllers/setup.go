@@ -50,5 +50,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, clk clock.PassiveClock, opts O
 	if err := (&PodReconciler{Deps: deps("pod-controller")}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	if err := (&GameSessionPlacementReconciler{Deps: deps("gamesessionplacement-controller")}).SetupWithManager(mgr); err != nil {
+		return err
+	}
 	return (&PlayerSessionReconciler{Deps: deps("playersession-controller")}).SetupWithManager(mgr)
 }

@@ -227,10 +227,11 @@ type GameSessionSpec struct {
 	// +kubebuilder:validation:MaxItems=16
 	GameProperties []GameProperty `json:"gameProperties,omitempty"`
 
-	// gameSessionData is free-form data passed to the game server.
+	// gameSessionData is free-form data passed to the game server (CreateGameSession takes 4 KiB of it, as
+	// GameLift's; a placement 256 KiB, as GameLift's StartGameSessionPlacement).
 	// +optional
 	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=4096
+	// +kubebuilder:validation:MaxLength=262144
 	GameSessionData string `json:"gameSessionData,omitempty"`
 
 	// The game server's endpoint, for game servers not managed by another controller (ipAddress, dnsName,

@@ -120,6 +120,30 @@ func Claims(ctx context.Context, r client.Reader, c *gamev1.Compute) (map[string
 	return m, nil
 }
 
+// IdleIn reports whether the fleet has registered computes in the namespace, and whether one of them has
+// an idle process that is not known to be disconnected, as r (the cache) shows them: what CreateGameSession
+// and a placement check before they ask for a game session there (the leader also checks the replica
+// holding the process's connection before it places one).
+func IdleIn(ctx context.Context, r client.Reader, namespace, fleet string) (registered, idle bool, err error) {
+	var list gamev1.ComputeList
+	if err := r.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{indexes.ComputeFleetID: fleet}, client.UnsafeDisableDeepCopy); err != nil {
+		return false, false, err
+	}
+	for i := range list.Items { // the cache's objects: read only
+		c := &list.Items[i]
+		claimed, err := Claims(ctx, r, c)
+		if err != nil {
+			return true, false, err
+		}
+		for _, sp := range c.Status.Processes {
+			if Idle(sp, claimed[sp.ProcessID] != nil) && (sp.Connection == nil || sp.Connection.DisconnectionTime == nil) {
+				return true, true, nil
+			}
+		}
+	}
+	return len(list.Items) > 0, false, nil
+}
+
 // Holds reports whether claim cl (nil: none) places the game session gs on its process.
 func Holds(cl *gamev1.ProcessClaim, gs *gamev1.GameSession) bool {
 	return cl != nil && cl.Spec.GameSessionUID == string(gs.UID) && cl.Spec.GameSessionName == gs.Name

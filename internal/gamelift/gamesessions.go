@@ -161,26 +161,14 @@ func (s *Server) createGameSession(ctx context.Context, who caller, in *createGa
 // as GameLift does (the operator would place it on none: docs/gamelift-game-servers.md). A fleet without
 // computes is not checked: its game sessions wait for their game server (or are Agones').
 func (s *Server) checkCapacity(ctx context.Context, namespace, fleet string) *Error {
-	var list gamev1.ComputeList
-	if err := s.Reader.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{indexes.ComputeFleetID: fleet}, client.UnsafeDisableDeepCopy); err != nil {
+	registered, idle, err := computes.IdleIn(ctx, s.Reader, namespace, fleet)
+	if err != nil {
 		return internal(err)
 	}
-	if len(list.Items) == 0 {
-		return nil
+	if registered && !idle {
+		return errorf(FleetCapacityExceededException, "Fleet "+fleet+" has no available game server process for a new game session")
 	}
-	for i := range list.Items { // the cache's objects: read only
-		c := &list.Items[i]
-		claimed, err := computes.Claims(ctx, s.Reader, c)
-		if err != nil {
-			return internal(err)
-		}
-		for _, sp := range c.Status.Processes {
-			if computes.Idle(sp, claimed[sp.ProcessID] != nil) && (sp.Connection == nil || sp.Connection.DisconnectionTime == nil) {
-				return nil // idle, healthy, not known to be disconnected (the leader also checks the replica holding it)
-			}
-		}
-	}
-	return errorf(FleetCapacityExceededException, "Fleet "+fleet+" has no available game server process for a new game session")
+	return nil
 }
 
 // --- DescribeGameSessions ---

@@ -10,3 +10,5 @@ package gamelift
 // +kubebuilder:rbac:groups=game.playersessions.dev,resources=computes,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups=game.playersessions.dev,resources=computes/status,verbs=get;patch;update
 // +kubebuilder:rbac:groups=game.playersessions.dev,resources=processclaims,verbs=get;list;watch
+// +kubebuilder:rbac:groups=game.playersessions.dev,resources=gamesessionqueues,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=game.playersessions.dev,resources=gamesessionplacements,verbs=get;list;watch;create;patch

@@ -93,6 +93,9 @@ type Server struct {
 	// GameSessionChanges signals every change of a game session in Reader (index.SignalChanges), which
 	// CreateGameSession waits on (nil: it checks once, then waits for DecisionTimeout).
 	GameSessionChanges *index.Signal
+	// PlacementChanges signals every change of a game session placement in Reader (StopGameSessionPlacement
+	// waits for the controller's answer on it).
+	PlacementChanges *index.Signal
 
 	keyEventsMu sync.Mutex
 	keyEvents   map[string]time.Time

@@ -32,6 +32,11 @@ func PlayerSessionID(ps *gamev1.PlayerSession) string {
 	return "psess-" + string(ps.UID)
 }
 
+// QueueArn is the ARN of a game session queue.
+func (a ARNs) QueueArn(name string) string {
+	return fmt.Sprintf("arn:aws:gamelift:%s:%s:gamesessionqueue/%s", a.Region, a.AccountID, name)
+}
+
 // ComputeArn is the ARN of a compute of a fleet.
 func (a ARNs) ComputeArn(fleetID, computeName string) string {
 	return fmt.Sprintf("arn:aws:gamelift:%s:%s:compute/%s/%s", a.Region, a.AccountID, fleetID, computeName)

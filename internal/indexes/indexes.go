@@ -39,7 +39,10 @@ const (
 	ComputeReplica = "status.processes.connection.replica"
 	// ProcessClaimCompute indexes ProcessClaims by their Compute, ProcessClaimGameSessionUID by the UID of
 	// the game session they place.
-	ProcessClaimCompute        = "spec.compute"
+	ProcessClaimCompute = "spec.compute"
+	// QueueName indexes GameSessionQueues by their GameLift name, PlacementID GameSessionPlacements by theirs.
+	QueueName                  = "spec.name"
+	PlacementID                = "spec.placementId"
 	ProcessClaimGameSessionUID = "spec.gameSessionUID"
 )
 
@@ -126,6 +129,12 @@ func Setup(ctx context.Context, indexer client.FieldIndexer) error {
 		if err := index(ctx, indexer, &gamev1.GameSession{}, name, f); err != nil {
 			return err
 		}
+	}
+	if err := index(ctx, indexer, &gamev1.GameSessionQueue{}, QueueName, func(q *gamev1.GameSessionQueue) string { return q.Spec.Name }); err != nil {
+		return err
+	}
+	if err := index(ctx, indexer, &gamev1.GameSessionPlacement{}, PlacementID, func(p *gamev1.GameSessionPlacement) string { return p.Spec.PlacementID }); err != nil {
+		return err
 	}
 	if err := index(ctx, indexer, &gamev1.ProcessClaim{}, ProcessClaimCompute, func(c *gamev1.ProcessClaim) string { return c.Spec.Compute }); err != nil {
 		return err

@@ -380,6 +380,10 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 		if err := search.Feed(ctx, mgr.GetCache(), games); err != nil {
 			return nil, nil, err
 		}
+		placementChanges := &index.Signal{}
+		if err := index.SignalChanges(ctx, mgr.GetCache(), &gamev1.GameSessionPlacement{}, placementChanges); err != nil {
+			return nil, nil, err
+		}
 		gameSessionChanges := &index.Signal{}
 		if err := index.SignalChanges(ctx, mgr.GetCache(), &gamev1.GameSession{}, gameSessionChanges); err != nil {
 			return nil, nil, err
@@ -390,7 +394,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 		}
 		endpoint := &gamelift.Server{
 			Addr: o.GameLiftAddr, Client: client.WithFieldOwner(glClient, gamelift.FieldManager), Reader: mgr.GetCache(), Index: ix, Search: games, Tokens: tokens, History: historyOf(store), GameSessionHistory: gameSessionHistoryOf(store),
-			Clock: o.Clock, ARNs: o.Controllers.ARNs, Agones: ag, GameSessionChanges: gameSessionChanges, KeyNamespace: o.GameLiftKeyNamespace, Recorder: mgr.GetEventRecorder("gamelift-endpoint"),
+			Clock: o.Clock, ARNs: o.Controllers.ARNs, Agones: ag, GameSessionChanges: gameSessionChanges, PlacementChanges: placementChanges, KeyNamespace: o.GameLiftKeyNamespace, Recorder: mgr.GetEventRecorder("gamelift-endpoint"),
 			ReadTimeout: o.GameLiftReadTimeout, WriteTimeout: o.GameLiftReadTimeout, IdleTimeout: o.GameLiftIdleTimeout, MaxConnections: o.GameLiftMaxConnections, CertDir: o.GameLiftCertDir,
 			RatePerKey: o.GameLiftRatePerKey, BurstPerKey: o.GameLiftBurstPerKey,
 			APIReader: mgr.GetAPIReader(), SDKEndpoint: sdkEndpoint(o), ComputeTokenTTL: o.GameLiftComputeTokenTTL,

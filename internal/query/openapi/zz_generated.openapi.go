@@ -30,12 +30,24 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		"github.com/playersessions/operator/api/v1alpha1.ComputeSpec":                  schema_playersessions_operator_api_v1alpha1_ComputeSpec(ref),
 		"github.com/playersessions/operator/api/v1alpha1.ComputeStatus":                schema_playersessions_operator_api_v1alpha1_ComputeStatus(ref),
 		"github.com/playersessions/operator/api/v1alpha1.ComputeTokenSecret":           schema_playersessions_operator_api_v1alpha1_ComputeTokenSecret(ref),
+		"github.com/playersessions/operator/api/v1alpha1.DesiredPlayerSession":         schema_playersessions_operator_api_v1alpha1_DesiredPlayerSession(ref),
 		"github.com/playersessions/operator/api/v1alpha1.Endpoint":                     schema_playersessions_operator_api_v1alpha1_Endpoint(ref),
 		"github.com/playersessions/operator/api/v1alpha1.GameProperty":                 schema_playersessions_operator_api_v1alpha1_GameProperty(ref),
 		"github.com/playersessions/operator/api/v1alpha1.GameSession":                  schema_playersessions_operator_api_v1alpha1_GameSession(ref),
 		"github.com/playersessions/operator/api/v1alpha1.GameSessionList":              schema_playersessions_operator_api_v1alpha1_GameSessionList(ref),
+		"github.com/playersessions/operator/api/v1alpha1.GameSessionPlacement":         schema_playersessions_operator_api_v1alpha1_GameSessionPlacement(ref),
+		"github.com/playersessions/operator/api/v1alpha1.GameSessionPlacementList":     schema_playersessions_operator_api_v1alpha1_GameSessionPlacementList(ref),
+		"github.com/playersessions/operator/api/v1alpha1.GameSessionPlacementSpec":     schema_playersessions_operator_api_v1alpha1_GameSessionPlacementSpec(ref),
+		"github.com/playersessions/operator/api/v1alpha1.GameSessionPlacementStatus":   schema_playersessions_operator_api_v1alpha1_GameSessionPlacementStatus(ref),
+		"github.com/playersessions/operator/api/v1alpha1.GameSessionQueue":             schema_playersessions_operator_api_v1alpha1_GameSessionQueue(ref),
+		"github.com/playersessions/operator/api/v1alpha1.GameSessionQueueList":         schema_playersessions_operator_api_v1alpha1_GameSessionQueueList(ref),
+		"github.com/playersessions/operator/api/v1alpha1.GameSessionQueueSpec":         schema_playersessions_operator_api_v1alpha1_GameSessionQueueSpec(ref),
 		"github.com/playersessions/operator/api/v1alpha1.GameSessionSpec":              schema_playersessions_operator_api_v1alpha1_GameSessionSpec(ref),
 		"github.com/playersessions/operator/api/v1alpha1.GameSessionStatus":            schema_playersessions_operator_api_v1alpha1_GameSessionStatus(ref),
+		"github.com/playersessions/operator/api/v1alpha1.PlacedPlayerSession":          schema_playersessions_operator_api_v1alpha1_PlacedPlayerSession(ref),
+		"github.com/playersessions/operator/api/v1alpha1.PlacementAttempt":             schema_playersessions_operator_api_v1alpha1_PlacementAttempt(ref),
+		"github.com/playersessions/operator/api/v1alpha1.PlayerLatency":                schema_playersessions_operator_api_v1alpha1_PlayerLatency(ref),
+		"github.com/playersessions/operator/api/v1alpha1.PlayerLatencyPolicy":          schema_playersessions_operator_api_v1alpha1_PlayerLatencyPolicy(ref),
 		"github.com/playersessions/operator/api/v1alpha1.PlayerSession":                schema_playersessions_operator_api_v1alpha1_PlayerSession(ref),
 		"github.com/playersessions/operator/api/v1alpha1.PlayerSessionGroup":           schema_playersessions_operator_api_v1alpha1_PlayerSessionGroup(ref),
 		"github.com/playersessions/operator/api/v1alpha1.PlayerSessionList":            schema_playersessions_operator_api_v1alpha1_PlayerSessionList(ref),
@@ -45,6 +57,9 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		"github.com/playersessions/operator/api/v1alpha1.ProcessClaimList":             schema_playersessions_operator_api_v1alpha1_ProcessClaimList(ref),
 		"github.com/playersessions/operator/api/v1alpha1.ProcessClaimSpec":             schema_playersessions_operator_api_v1alpha1_ProcessClaimSpec(ref),
 		"github.com/playersessions/operator/api/v1alpha1.ProcessConnection":            schema_playersessions_operator_api_v1alpha1_ProcessConnection(ref),
+		"github.com/playersessions/operator/api/v1alpha1.QueueDestination":             schema_playersessions_operator_api_v1alpha1_QueueDestination(ref),
+		"github.com/playersessions/operator/api/v1alpha1.QueueFilterConfiguration":     schema_playersessions_operator_api_v1alpha1_QueueFilterConfiguration(ref),
+		"github.com/playersessions/operator/api/v1alpha1.QueuePriorityConfiguration":   schema_playersessions_operator_api_v1alpha1_QueuePriorityConfiguration(ref),
 		"github.com/playersessions/operator/api/v1alpha1.SeatHolder":                   schema_playersessions_operator_api_v1alpha1_SeatHolder(ref),
 		"github.com/playersessions/operator/api/v1alpha1.ServerProcess":                schema_playersessions_operator_api_v1alpha1_ServerProcess(ref),
 		"github.com/playersessions/operator/api/v1alpha1.ServerProcessRef":             schema_playersessions_operator_api_v1alpha1_ServerProcessRef(ref),
@@ -601,6 +616,33 @@ func schema_playersessions_operator_api_v1alpha1_ComputeTokenSecret(ref common.R
 	}
 }
 
+func schema_playersessions_operator_api_v1alpha1_DesiredPlayerSession(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "DesiredPlayerSession is a player to reserve a seat for.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"playerId": {
+						SchemaProps: spec.SchemaProps{
+							Default: "",
+							Type:    []string{"string"},
+							Format:  "",
+						},
+					},
+					"playerData": {
+						SchemaProps: spec.SchemaProps{
+							Type:   []string{"string"},
+							Format: "",
+						},
+					},
+				},
+				Required: []string{"playerId"},
+			},
+		},
+	}
+}
+
 func schema_playersessions_operator_api_v1alpha1_Endpoint(ref common.ReferenceCallback) common.OpenAPIDefinition {
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
@@ -764,6 +806,537 @@ func schema_playersessions_operator_api_v1alpha1_GameSessionList(ref common.Refe
 	}
 }
 
+func schema_playersessions_operator_api_v1alpha1_GameSessionPlacement(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "GameSessionPlacement is a GameLift game session placement: a new game session put on the first destination of its queue that can take it, with the desired players' seats reserved in it, all or none. StartGameSessionPlacement creates one; StopGameSessionPlacement sets spec.stopped. It survives restarts (its progress is in its status and its game session's name derives from it) and reports kstatus conditions for GitOps tools.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Description: "metadata is the standard object metadata.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1.ObjectMeta{}.OpenAPIModelName()),
+						},
+					},
+					"spec": {
+						SchemaProps: spec.SchemaProps{
+							Description: "spec is the placement request.",
+							Default:     map[string]interface{}{},
+							Ref:         ref("github.com/playersessions/operator/api/v1alpha1.GameSessionPlacementSpec"),
+						},
+					},
+					"status": {
+						SchemaProps: spec.SchemaProps{
+							Description: "status is the placement's progress.",
+							Default:     map[string]interface{}{},
+							Ref:         ref("github.com/playersessions/operator/api/v1alpha1.GameSessionPlacementStatus"),
+						},
+					},
+				},
+				Required: []string{"spec"},
+			},
+		},
+		Dependencies: []string{
+			"github.com/playersessions/operator/api/v1alpha1.GameSessionPlacementSpec", "github.com/playersessions/operator/api/v1alpha1.GameSessionPlacementStatus", v1.ObjectMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_playersessions_operator_api_v1alpha1_GameSessionPlacementList(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "GameSessionPlacementList is a list of GameSessionPlacements.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Default: map[string]interface{}{},
+							Ref:     ref(v1.ListMeta{}.OpenAPIModelName()),
+						},
+					},
+					"items": {
+						SchemaProps: spec.SchemaProps{
+							Type: []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref("github.com/playersessions/operator/api/v1alpha1.GameSessionPlacement"),
+									},
+								},
+							},
+						},
+					},
+				},
+				Required: []string{"items"},
+			},
+		},
+		Dependencies: []string{
+			"github.com/playersessions/operator/api/v1alpha1.GameSessionPlacement", v1.ListMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_playersessions_operator_api_v1alpha1_GameSessionPlacementSpec(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "GameSessionPlacementSpec is a request to place a new game session through a queue, as GameLift's StartGameSessionPlacement takes it. Immutable, but for stopped.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"placementId": {
+						SchemaProps: spec.SchemaProps{
+							Description: "placementId is GameLift's id of the placement, unique in the namespace (the object's name derives from it).",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"gameSessionQueueName": {
+						SchemaProps: spec.SchemaProps{
+							Description: "gameSessionQueueName is the queue's name (its spec.name).",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"maximumPlayerSessionCount": {
+						SchemaProps: spec.SchemaProps{
+							Description: "maximumPlayerSessionCount is the new game session's maximum.",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"gameProperties": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "gameProperties, gameSessionName and gameSessionData are the new game session's.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref("github.com/playersessions/operator/api/v1alpha1.GameProperty"),
+									},
+								},
+							},
+						},
+					},
+					"gameSessionName": {
+						SchemaProps: spec.SchemaProps{
+							Type:   []string{"string"},
+							Format: "",
+						},
+					},
+					"gameSessionData": {
+						SchemaProps: spec.SchemaProps{
+							Type:   []string{"string"},
+							Format: "",
+						},
+					},
+					"playerLatencies": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "playerLatencies are kept as given (placement here has one location: docs/gamelift.md).",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref("github.com/playersessions/operator/api/v1alpha1.PlayerLatency"),
+									},
+								},
+							},
+						},
+					},
+					"desiredPlayerSessions": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "desiredPlayerSessions are reserved in the new game session, all of them or none (one group).",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref("github.com/playersessions/operator/api/v1alpha1.DesiredPlayerSession"),
+									},
+								},
+							},
+						},
+					},
+					"stopped": {
+						SchemaProps: spec.SchemaProps{
+							Description: "stopped is StopGameSessionPlacement: a PENDING placement becomes CANCELLED.",
+							Type:        []string{"boolean"},
+							Format:      "",
+						},
+					},
+				},
+				Required: []string{"placementId", "gameSessionQueueName", "maximumPlayerSessionCount"},
+			},
+		},
+		Dependencies: []string{
+			"github.com/playersessions/operator/api/v1alpha1.DesiredPlayerSession", "github.com/playersessions/operator/api/v1alpha1.GameProperty", "github.com/playersessions/operator/api/v1alpha1.PlayerLatency"},
+	}
+}
+
+func schema_playersessions_operator_api_v1alpha1_GameSessionPlacementStatus(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "GameSessionPlacementStatus is the observed state of a placement. The operator writes it.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"status": {
+						SchemaProps: spec.SchemaProps{
+							Description: "status is GameLift's state of the placement.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"startTime": {
+						SchemaProps: spec.SchemaProps{
+							Description: "startTime is when the placement was requested (its creation), endTime when it ended.",
+							Ref:         ref(v1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"endTime": {
+						SchemaProps: spec.SchemaProps{
+							Ref: ref(v1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"attempts": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "attempts are the destinations tried, in order, each with the game session made there; the last is the current one. A destination whose game session could not start (no idle process after all) is left for the next.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref("github.com/playersessions/operator/api/v1alpha1.PlacementAttempt"),
+									},
+								},
+							},
+						},
+					},
+					"gameSessionName": {
+						SchemaProps: spec.SchemaProps{
+							Description: "gameSessionName is the GameSession object of the fulfilled placement; gameSessionId its GameLift id (an ARN); the endpoint is where players connect.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"gameSessionId": {
+						SchemaProps: spec.SchemaProps{
+							Type:   []string{"string"},
+							Format: "",
+						},
+					},
+					"ipAddress": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ipAddress is the game server's address.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"dnsName": {
+						SchemaProps: spec.SchemaProps{
+							Description: "dnsName is the game server's DNS name.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"port": {
+						SchemaProps: spec.SchemaProps{
+							Description: "port is the game server's port.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"placedPlayerSessions": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "placedPlayerSessions are the player sessions reserved for the desired players.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref("github.com/playersessions/operator/api/v1alpha1.PlacedPlayerSession"),
+									},
+								},
+							},
+						},
+					},
+					"message": {
+						SchemaProps: spec.SchemaProps{
+							Description: "message says why the placement is still PENDING or why it ended.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"observedGeneration": {
+						SchemaProps: spec.SchemaProps{
+							Description: "observedGeneration is the generation last acted on.",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"conditions": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-map-keys": []interface{}{
+									"type",
+								},
+								"x-kubernetes-list-type": "map",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "conditions: Ready, Stalled.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1.Condition{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			"github.com/playersessions/operator/api/v1alpha1.PlacedPlayerSession", "github.com/playersessions/operator/api/v1alpha1.PlacementAttempt", v1.Condition{}.OpenAPIModelName(), v1.Time{}.OpenAPIModelName()},
+	}
+}
+
+func schema_playersessions_operator_api_v1alpha1_GameSessionQueue(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "GameSessionQueue is a GameLift game session queue: the fleets, in priority order, where its placements (GameSessionPlacement) put new game sessions. The GameLift endpoint's CreateGameSessionQueue creates one; kubectl and GitOps may as well. It has no status: a placement reads it when it runs.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Description: "metadata is the standard object metadata.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1.ObjectMeta{}.OpenAPIModelName()),
+						},
+					},
+					"spec": {
+						SchemaProps: spec.SchemaProps{
+							Description: "spec is the queue.",
+							Default:     map[string]interface{}{},
+							Ref:         ref("github.com/playersessions/operator/api/v1alpha1.GameSessionQueueSpec"),
+						},
+					},
+				},
+				Required: []string{"spec"},
+			},
+		},
+		Dependencies: []string{
+			"github.com/playersessions/operator/api/v1alpha1.GameSessionQueueSpec", v1.ObjectMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_playersessions_operator_api_v1alpha1_GameSessionQueueList(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "GameSessionQueueList is a list of GameSessionQueues.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Default: map[string]interface{}{},
+							Ref:     ref(v1.ListMeta{}.OpenAPIModelName()),
+						},
+					},
+					"items": {
+						SchemaProps: spec.SchemaProps{
+							Type: []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref("github.com/playersessions/operator/api/v1alpha1.GameSessionQueue"),
+									},
+								},
+							},
+						},
+					},
+				},
+				Required: []string{"items"},
+			},
+		},
+		Dependencies: []string{
+			"github.com/playersessions/operator/api/v1alpha1.GameSessionQueue", v1.ListMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_playersessions_operator_api_v1alpha1_GameSessionQueueSpec(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "GameSessionQueueSpec is a queue of game session placements, as GameLift's CreateGameSessionQueue takes it.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"name": {
+						SchemaProps: spec.SchemaProps{
+							Description: "name is GameLift's name of the queue, which placements name (GameSessionQueueName): one queue per name in a namespace. The GameLift endpoint names the object after it.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"timeoutInSeconds": {
+						SchemaProps: spec.SchemaProps{
+							Description: "timeoutInSeconds is how long a placement may stay PENDING before it is TIMED_OUT.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"destinations": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "destinations are the fleets a placement tries, first to last: the first that can take a game session now gets it (a fleet of GameLift Server SDK computes: one with an idle process; an Agones Fleet: one with a Ready GameServer; any other fleet: always, its game servers activating what they are given).",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref("github.com/playersessions/operator/api/v1alpha1.QueueDestination"),
+									},
+								},
+							},
+						},
+					},
+					"playerLatencyPolicies": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "playerLatencyPolicies, filterConfiguration, priorityConfiguration, customEventData and notificationTarget are kept as given and returned by DescribeGameSessionQueues; placement does not use them (docs/gamelift.md says why: one location, no SNS).",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref("github.com/playersessions/operator/api/v1alpha1.PlayerLatencyPolicy"),
+									},
+								},
+							},
+						},
+					},
+					"filterConfiguration": {
+						SchemaProps: spec.SchemaProps{
+							Ref: ref("github.com/playersessions/operator/api/v1alpha1.QueueFilterConfiguration"),
+						},
+					},
+					"priorityConfiguration": {
+						SchemaProps: spec.SchemaProps{
+							Ref: ref("github.com/playersessions/operator/api/v1alpha1.QueuePriorityConfiguration"),
+						},
+					},
+					"customEventData": {
+						SchemaProps: spec.SchemaProps{
+							Type:   []string{"string"},
+							Format: "",
+						},
+					},
+					"notificationTarget": {
+						SchemaProps: spec.SchemaProps{
+							Type:   []string{"string"},
+							Format: "",
+						},
+					},
+				},
+				Required: []string{"name"},
+			},
+		},
+		Dependencies: []string{
+			"github.com/playersessions/operator/api/v1alpha1.PlayerLatencyPolicy", "github.com/playersessions/operator/api/v1alpha1.QueueDestination", "github.com/playersessions/operator/api/v1alpha1.QueueFilterConfiguration", "github.com/playersessions/operator/api/v1alpha1.QueuePriorityConfiguration"},
+	}
+}
+
 func schema_playersessions_operator_api_v1alpha1_GameSessionSpec(ref common.ReferenceCallback) common.OpenAPIDefinition {
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
@@ -824,7 +1397,7 @@ func schema_playersessions_operator_api_v1alpha1_GameSessionSpec(ref common.Refe
 					},
 					"gameSessionData": {
 						SchemaProps: spec.SchemaProps{
-							Description: "gameSessionData is free-form data passed to the game server.",
+							Description: "gameSessionData is free-form data passed to the game server (CreateGameSession takes 4 KiB of it, as GameLift's; a placement 256 KiB, as GameLift's StartGameSessionPlacement).",
 							Type:        []string{"string"},
 							Format:      "",
 						},
@@ -1004,6 +1577,125 @@ func schema_playersessions_operator_api_v1alpha1_GameSessionStatus(ref common.Re
 		},
 		Dependencies: []string{
 			"github.com/playersessions/operator/api/v1alpha1.AgonesStatus", "github.com/playersessions/operator/api/v1alpha1.SeatHolder", "github.com/playersessions/operator/api/v1alpha1.ServerProcessRef", v1.Condition{}.OpenAPIModelName(), v1.MicroTime{}.OpenAPIModelName()},
+	}
+}
+
+func schema_playersessions_operator_api_v1alpha1_PlacedPlayerSession(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "PlacedPlayerSession is a player session a placement reserved.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"playerId": {
+						SchemaProps: spec.SchemaProps{
+							Default: "",
+							Type:    []string{"string"},
+							Format:  "",
+						},
+					},
+					"playerSessionId": {
+						SchemaProps: spec.SchemaProps{
+							Default: "",
+							Type:    []string{"string"},
+							Format:  "",
+						},
+					},
+				},
+				Required: []string{"playerId", "playerSessionId"},
+			},
+		},
+	}
+}
+
+func schema_playersessions_operator_api_v1alpha1_PlacementAttempt(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "PlacementAttempt is a destination a placement tried.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"fleetId": {
+						SchemaProps: spec.SchemaProps{
+							Description: "fleetId is the destination's fleet.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"gameSessionName": {
+						SchemaProps: spec.SchemaProps{
+							Description: "gameSessionName is the GameSession object made there.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+				Required: []string{"fleetId", "gameSessionName"},
+			},
+		},
+	}
+}
+
+func schema_playersessions_operator_api_v1alpha1_PlayerLatency(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "PlayerLatency is a player's latency to a location.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"playerId": {
+						SchemaProps: spec.SchemaProps{
+							Default: "",
+							Type:    []string{"string"},
+							Format:  "",
+						},
+					},
+					"regionIdentifier": {
+						SchemaProps: spec.SchemaProps{
+							Default: "",
+							Type:    []string{"string"},
+							Format:  "",
+						},
+					},
+					"latencyInMilliseconds": {
+						SchemaProps: spec.SchemaProps{
+							Description: "latencyInMilliseconds, as a decimal string (GameLift's is a float).",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+				Required: []string{"playerId", "regionIdentifier", "latencyInMilliseconds"},
+			},
+		},
+	}
+}
+
+func schema_playersessions_operator_api_v1alpha1_PlayerLatencyPolicy(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "PlayerLatencyPolicy is a queue's limit on players' latency for a while.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"maximumIndividualPlayerLatencyMilliseconds": {
+						SchemaProps: spec.SchemaProps{
+							Type:   []string{"integer"},
+							Format: "int32",
+						},
+					},
+					"policyDurationSeconds": {
+						SchemaProps: spec.SchemaProps{
+							Type:   []string{"integer"},
+							Format: "int32",
+						},
+					},
+				},
+			},
+		},
 	}
 }
 
@@ -1482,6 +2174,108 @@ func schema_playersessions_operator_api_v1alpha1_ProcessConnection(ref common.Re
 		},
 		Dependencies: []string{
 			v1.Time{}.OpenAPIModelName()},
+	}
+}
+
+func schema_playersessions_operator_api_v1alpha1_QueueDestination(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "QueueDestination is a fleet of a queue.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"destinationArn": {
+						SchemaProps: spec.SchemaProps{
+							Description: "destinationArn is the fleet's ARN, or its id.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+				Required: []string{"destinationArn"},
+			},
+		},
+	}
+}
+
+func schema_playersessions_operator_api_v1alpha1_QueueFilterConfiguration(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "QueueFilterConfiguration is the locations a queue may place in.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"allowedLocations": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Type: []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Type:   []string{"string"},
+										Format: "",
+									},
+								},
+							},
+						},
+					},
+				},
+			},
+		},
+	}
+}
+
+func schema_playersessions_operator_api_v1alpha1_QueuePriorityConfiguration(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "QueuePriorityConfiguration is how a queue orders its destinations.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"priorityOrder": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Type: []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Type:   []string{"string"},
+										Format: "",
+									},
+								},
+							},
+						},
+					},
+					"locationOrder": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Type: []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Type:   []string{"string"},
+										Format: "",
+									},
+								},
+							},
+						},
+					},
+				},
+			},
+		},
 	}
 }
 
