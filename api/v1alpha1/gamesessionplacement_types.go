@@ -170,8 +170,9 @@ type GameSessionPlacementStatus struct {
 	// +optional
 	Message string `json:"message,omitempty"`
 
-	// observedGeneration is the generation last acted on.
+	// observedGeneration is the generation last acted on (0: not yet observed).
 	// +optional
+	// +kubebuilder:default=0
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// conditions: Ready, Stalled.
@@ -218,8 +219,10 @@ type GameSessionPlacement struct {
 	// +required
 	Spec GameSessionPlacementSpec `json:"spec"`
 
-	// status is the placement's progress.
+	// status is the placement's progress. It defaults to {} (observedGeneration 0), so that a new placement
+	// reads as not yet observed (kstatus: InProgress) until the operator has seen it.
 	// +optional
+	// +kubebuilder:default={}
 	Status GameSessionPlacementStatus `json:"status,omitempty"`
 }
 

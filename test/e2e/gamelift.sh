@@ -90,6 +90,31 @@ check "aws CLI: no key is InvalidRequestException" 1 "$(grep -c InvalidRequestEx
 err=$(AWS_SECRET_ACCESS_KEY=wrong $cli gamelift describe-player-sessions --endpoint-url "$url" --player-id alice 2>&1 || true)
 check "aws CLI: a wrong secret is UnauthorizedException" 1 "$(grep -c UnauthorizedException <<<"$err")"
 
+# Queues and placements: the sample's queue and placement (kubectl), and one started with the aws CLI; the
+# game server's part (activating the game session) played with kubectl.
+kubectl apply -f config/samples/gamesessionqueue.yaml >/dev/null
+check "aws CLI: start-game-session-placement" PENDING "$($cli gamelift start-game-session-placement --endpoint-url "$url" --placement-id cli-1 \
+  --game-session-queue-name arena-queue --maximum-player-session-count 2 --desired-player-sessions PlayerId=cy --query GameSessionPlacement.Status --output text)"
+for _ in $(seq 1 100); do
+  placed=$(kubectl get gsess -l game.playersessions.dev/placement -o jsonpath='{.items[*].metadata.name}')
+  [[ $(wc -w <<<"$placed") == 2 ]] && break
+  sleep 0.2
+done
+for gs in $placed; do
+  kubectl patch gsess "$gs" --subresource=status --type=merge -p '{"status":{"status":"ACTIVE","ipAddress":"10.0.0.30","port":7000}}' >/dev/null
+done
+for _ in $(seq 1 100); do
+  [[ $($cli gamelift describe-game-session-placement --endpoint-url "$url" --placement-id cli-1 --query GameSessionPlacement.Status --output text) == FULFILLED ]] && break
+  sleep 0.2
+done
+check "aws CLI: describe-game-session-placement" "FULFILLED	10.0.0.30	1" "$($cli gamelift describe-game-session-placement --endpoint-url "$url" \
+  --placement-id cli-1 --query 'GameSessionPlacement.[Status,IpAddress,length(PlacedPlayerSessions)]' --output text)"
+for _ in $(seq 1 50); do [[ $(kubectl get gsp arena-match-1 -o jsonpath='{.status.status}') == FULFILLED ]] && break; sleep 0.2; done
+check "kubectl: the sample placement is FULFILLED, its two players reserved" "FULFILLED 2" \
+  "$(kubectl get gsp arena-match-1 -o jsonpath='{.status.status} {.status.placedPlayerSessions[*].playerId}' | awk '{print $1, NF-1}')"
+err=$($cli gamelift stop-game-session-placement --endpoint-url "$url" --placement-id cli-1 2>&1 || true)
+check "aws CLI: a FULFILLED placement cannot be stopped" 1 "$(grep -c InvalidRequestException <<<"$err")"
+
 # The image's aws CLI, made to speak Smithy RPC v2 CBOR with the same model; --debug shows the request line.
 image_aws=$(command -v aws)
 [[ "$image_aws" != /usr/bin/aws ]] || { echo "e2e: the image's aws CLI is needed for the CBOR run" >&2; exit 1; }

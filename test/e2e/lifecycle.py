@@ -107,6 +107,19 @@ details = gl.describe_game_session_details(GameSessionId=gsid)["GameSessionDetai
 check("describe_game_session_details", [(gsid, "NoProtection")], [(d["GameSession"]["GameSessionId"], d["ProtectionPolicy"]) for d in details])
 check("an unknown game session", "NotFoundException",
       error_code(lambda: gl.create_player_session(GameSessionId=gsid + "0", PlayerId=player("dave"))))
+queue = gl.create_game_session_queue(Name=f"queue-{protocol}", Destinations=[{"DestinationArn": "fleet-boto3"}], TimeoutInSeconds=300)
+check("create_game_session_queue", 300, queue["GameSessionQueue"]["TimeoutInSeconds"])
+started = gl.start_game_session_placement(PlacementId=f"boto3-{protocol}", GameSessionQueueName=f"queue-{protocol}", MaximumPlayerSessionCount=2,
+                                          DesiredPlayerSessions=[{"PlayerId": player("erin")}])["GameSessionPlacement"]
+check("start_game_session_placement", "PENDING", started["Status"])
+for _ in range(50):  # the placement reaches the manager's cache
+    try:
+        stopped = gl.stop_game_session_placement(PlacementId=f"boto3-{protocol}")["GameSessionPlacement"]
+        break
+    except gl.exceptions.NotFoundException:
+        time.sleep(0.1)
+check("stop_game_session_placement", "CANCELLED", stopped["Status"])
+check("describe_game_session_placement", "CANCELLED", gl.describe_game_session_placement(PlacementId=f"boto3-{protocol}")["GameSessionPlacement"]["Status"])
 created = gl.create_game_session(FleetId="fleet-arena", MaximumPlayerSessionCount=4, Name="from boto3")["GameSession"]
 check("create_game_session", ("ACTIVATING", "from boto3"), (created["Status"], created["Name"]))
 check(f"every SDK request spoke {protocol} ({len(spoken)} requests)", {protocol}, set(spoken))

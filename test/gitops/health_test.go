@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/yaml"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
@@ -34,7 +35,7 @@ import (
 	"github.com/playersessions/operator/internal/testenv"
 )
 
-var kinds = []string{"GameSession", "PlayerSession"}
+var kinds = []string{"GameSession", "PlayerSession", "GameSessionPlacement"}
 
 // The three tools' words for the same three states.
 var argoToStatus = map[string]status.Status{"Healthy": status.CurrentStatus, "Progressing": status.InProgressStatus, "Degraded": status.FailedStatus}
@@ -262,7 +263,9 @@ func TestHealthOfLiveObjects(t *testing.T) {
 	}
 	check := func(g Gomega, l live) {
 		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(gamev1.GroupVersion.WithKind(map[bool]string{true: "GameSession", false: "PlayerSession"}[isGS(l.obj)]))
+		gvk, err := apiutil.GVKForObject(l.obj, manager.Scheme())
+		g.Expect(err).NotTo(HaveOccurred())
+		u.SetGroupVersionKind(gvk)
 		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(l.obj), u)).To(Succeed())
 		kind := u.GetKind()
 		st, msg := argoHealth(t, readScript(t, kind), u.Object)
@@ -293,11 +296,27 @@ func TestHealthOfLiveObjects(t *testing.T) {
 		{ps("refused", "full"), "Degraded"},
 		{ps("waiting", "missing"), "Progressing"},
 	}
+	// Placements through a queue of a fleet whose game servers activate what they are given: one fulfilled
+	// (its game session activated), one waiting for that, one stopped.
+	queue := &gamev1.GameSessionQueue{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "main"},
+		Spec: gamev1.GameSessionQueueSpec{Name: "main", Destinations: []gamev1.QueueDestination{{DestinationArn: "fleet-open"}}}}
+	placement := func(name string, stopped bool) *gamev1.GameSessionPlacement {
+		return &gamev1.GameSessionPlacement{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: gamev1.GameSessionPlacementSpec{PlacementID: name, GameSessionQueueName: "main", MaximumPlayerSessionCount: 2, Stopped: stopped}}
+	}
+	objs = append(objs, live{placement("placed", false), "Healthy"}, live{placement("placing", false), "Progressing"}, live{placement("stopped", true), "Degraded"})
+	if err := c.Create(ctx, queue); err != nil {
+		t.Fatal(err)
+	}
 	for _, l := range objs[2:] {
 		if err := c.Create(ctx, l.obj); err != nil {
 			t.Fatal(err)
 		}
 	}
+	NewWithT(t).Eventually(func() error { // the game server activates the game session of "placed"
+		return c.Status().Patch(ctx, &gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "placed-0"}},
+			client.RawPatch("application/merge-patch+json", []byte(`{"status":{"status":"ACTIVE","ipAddress":"10.0.0.2","port":7000}}`)))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
 	// A game server ends one game session and reports an error on another.
 	for name, s := range map[string]gamev1.GameSessionStatusValue{"ended": gamev1.GameSessionTerminated, "failed": gamev1.GameSessionError} {
 		NewWithT(t).Eventually(func() error {
@@ -308,11 +327,6 @@ func TestHealthOfLiveObjects(t *testing.T) {
 	for _, l := range objs {
 		NewWithT(t).Eventually(func(g Gomega) { check(g, l) }).WithTimeout(20 * time.Second).Should(Succeed())
 	}
-}
-
-func isGS(o client.Object) bool {
-	_, ok := o.(*gamev1.GameSession)
-	return ok
 }
 
 // TestCRDsArePruneSafe: deleting a CRD deletes every object of its kind, so the CRDs tell Argo CD, Flux and

@@ -843,7 +843,7 @@ func schema_playersessions_operator_api_v1alpha1_GameSessionPlacement(ref common
 					},
 					"status": {
 						SchemaProps: spec.SchemaProps{
-							Description: "status is the placement's progress.",
+							Description: "status is the placement's progress. It defaults to {} (observedGeneration 0), so that a new placement reads as not yet observed (kstatus: InProgress) until the operator has seen it.",
 							Default:     map[string]interface{}{},
 							Ref:         ref("github.com/playersessions/operator/api/v1alpha1.GameSessionPlacementStatus"),
 						},
@@ -1122,7 +1122,7 @@ func schema_playersessions_operator_api_v1alpha1_GameSessionPlacementStatus(ref 
 					},
 					"observedGeneration": {
 						SchemaProps: spec.SchemaProps{
-							Description: "observedGeneration is the generation last acted on.",
+							Description: "observedGeneration is the generation last acted on (0: not yet observed).",
 							Type:        []string{"integer"},
 							Format:      "int64",
 						},
