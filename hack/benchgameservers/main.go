@@ -10,7 +10,10 @@
 //     process activating the game session pushed to it at once (ActivateGameSession); from the call to the
 //     game session ACTIVE as a watching client sees it, p50/p99;
 //  4. AcceptPlayerSession: one RESERVED player session per game session, accepted by its process at
-//     -accept-rate per second in all; the request's round trip on the process's connection, p50/p99.
+//     -accept-rate per second in all; the request's round trip on the process's connection, p50/p99;
+//  5. placements: StartGameSessionPlacement at -placement-rate per second through a queue of the fleet,
+//     each with two desired players, on the -placements processes phase 3 left idle; from the call to the
+//     placement FULFILLED (the game session ACTIVE, its players reserved) as a watching client sees it.
 //
 // The processes speak the SDK's wire protocol by hand (the frames the official SDK sends, facts in
 // docs/gamelift-game-servers.md), all in one child process (this program again, driven over its stdin): the
@@ -41,6 +44,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	gl "github.com/aws/aws-sdk-go-v2/service/gamelift"
+	gltypes "github.com/aws/aws-sdk-go-v2/service/gamelift/types"
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
@@ -87,6 +91,8 @@ func run() error {
 		rate, acceptRate    float64
 		heartbeat, hbWindow time.Duration
 		qps                 float64
+		placements          int
+		placementRate       float64
 	)
 	flag.IntVar(&processes, "processes", 1000, "Connected game server processes (50 per compute).")
 	flag.Float64Var(&rate, "rate", 50, "CreateGameSession calls per second.")
@@ -94,6 +100,8 @@ func run() error {
 	flag.DurationVar(&heartbeat, "heartbeat", time.Second, "Each process's heartbeat interval during the heartbeat phase (the SDK's is 60 s).")
 	flag.DurationVar(&hbWindow, "heartbeat-window", 20*time.Second, "How long the heartbeat phase lasts.")
 	flag.Float64Var(&qps, "kube-api-qps", 200, "The manager's client QPS (its --kube-api-qps and --gamelift-kube-api-qps).")
+	flag.IntVar(&placements, "placements", 200, "Game session placements (phase 5), on processes phase 3 leaves idle.")
+	flag.Float64Var(&placementRate, "placement-rate", 20, "StartGameSessionPlacement calls per second.")
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.Level(zapcore.WarnLevel)))
 
@@ -180,6 +188,26 @@ func run() error {
 	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: seen, UpdateFunc: func(_, o any) { seen(o) }}); err != nil {
 		return err
 	}
+	pinf, err := obs.GetInformer(ctx, &gamev1.GameSessionPlacement{})
+	if err != nil {
+		return err
+	}
+	fulfilled := map[string]time.Time{} // PlacementId -> when seen FULFILLED (under activeMu)
+	seenPlacement := func(o any) {
+		if p, ok := o.(*gamev1.GameSessionPlacement); ok && p.Status.Status != "" && p.Status.Status != gamev1.PlacementPending {
+			activeMu.Lock()
+			if _, ok := fulfilled[p.Spec.PlacementID]; !ok {
+				fulfilled[p.Spec.PlacementID] = time.Now()
+			}
+			if p.Status.Status != gamev1.PlacementFulfilled {
+				fmt.Fprintf(os.Stderr, "placement %s: %s: %s\n", p.Spec.PlacementID, p.Status.Status, p.Status.Message)
+			}
+			activeMu.Unlock()
+		}
+	}
+	if _, err := pinf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: seenPlacement, UpdateFunc: func(_, o any) { seenPlacement(o) }}); err != nil {
+		return err
+	}
 	go func() { _ = obs.Start(ctx) }()
 	obs.WaitForCacheSync(ctx)
 
@@ -221,7 +249,8 @@ func run() error {
 	begin := time.Now()
 	var calls sync.WaitGroup
 	var callErr atomic.Value
-	for range processes {
+	games := processes - placements
+	for range games {
 		<-tick.C
 		calls.Go(func() {
 			t0 := time.Now()
@@ -245,7 +274,7 @@ func run() error {
 	if err := benchutil.WaitFor(ctx, 2*time.Minute, func() bool {
 		activeMu.Lock()
 		defer activeMu.Unlock()
-		return len(active) >= processes
+		return len(active) >= games
 	}); err != nil {
 		activeMu.Lock()
 		n := len(active)
@@ -258,7 +287,7 @@ func run() error {
 				}
 			}
 		}
-		return fmt.Errorf("%d of %d game sessions ACTIVE: %w", n, processes, err)
+		return fmt.Errorf("%d of %d game sessions ACTIVE: %w", n, games, err)
 	}
 	var latencies []time.Duration
 	activeMu.Lock()
@@ -268,7 +297,7 @@ func run() error {
 	activeMu.Unlock()
 	writes, detail = writesSince(writesBefore)
 	fmt.Printf("placement: %d CreateGameSession at %.0f/s (%s), each to ACTIVE as a watcher sees it: %s; the manager's writes: %.1f per game session (%s)\n",
-		processes, rate, time.Since(begin).Round(time.Millisecond), benchutil.Summary(latencies), float64(writes)/float64(processes), detail)
+		games, rate, time.Since(begin).Round(time.Millisecond), benchutil.Summary(latencies), float64(writes)/float64(games), detail)
 	fmt.Printf("  kube-apiserver's own mean time per write meanwhile: %s\n", apiserverDurationsSince(ctx, cp.Config, serverBefore))
 
 	if os.Getenv("BENCH_DEBUG") != "" {
@@ -306,6 +335,70 @@ func run() error {
 	}
 	fmt.Printf("AcceptPlayerSession: %d at %.0f/s, round trip on the process's connection: %s (%d refused or failed)\n",
 		len(rtts), acceptRate, benchutil.Summary(rtts), len(ids)-len(rtts))
+	if placements > 0 {
+		return placePhase(ctx, api, cp.Config, placements, placementRate, &activeMu, fulfilled)
+	}
+	return nil
+}
+
+// placePhase is phase 5: StartGameSessionPlacement at rate through a queue of the fleet, two desired
+// players each, until every placement has ended as a watcher sees it (fulfilled, under mu).
+func placePhase(ctx context.Context, api *gl.Client, cfg *rest.Config, n int, rate float64, mu *sync.Mutex, fulfilled map[string]time.Time) error {
+	if _, err := api.CreateGameSessionQueue(ctx, &gl.CreateGameSessionQueueInput{Name: aws.String("bench-queue"),
+		Destinations: []gltypes.GameSessionQueueDestination{{DestinationArn: aws.String(fleet)}}}); err != nil {
+		return err
+	}
+	if err := benchutil.WaitFor(ctx, 30*time.Second, func() bool {
+		_, err := api.DescribeGameSessionQueues(ctx, &gl.DescribeGameSessionQueuesInput{Names: []string{"bench-queue"}})
+		return err == nil
+	}); err != nil {
+		return fmt.Errorf("the queue did not reach the manager's cache: %w", err)
+	}
+	writesBefore := apiWrites()
+	serverBefore := apiserverDurations(ctx, cfg)
+	started := make(map[string]time.Time, n)
+	var startedMu sync.Mutex
+	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
+	begin := time.Now()
+	var calls sync.WaitGroup
+	var callErr atomic.Value
+	for i := range n {
+		<-tick.C
+		calls.Go(func() {
+			id := fmt.Sprint("placement-", i)
+			t0 := time.Now()
+			if _, err := api.StartGameSessionPlacement(ctx, &gl.StartGameSessionPlacementInput{PlacementId: aws.String(id), GameSessionQueueName: aws.String("bench-queue"),
+				MaximumPlayerSessionCount: aws.Int32(4), DesiredPlayerSessions: []gltypes.DesiredPlayerSession{{PlayerId: aws.String(id + "-a")}, {PlayerId: aws.String(id + "-b")}}}); err != nil {
+				callErr.Store(err)
+				return
+			}
+			startedMu.Lock()
+			started[id] = t0
+			startedMu.Unlock()
+		})
+	}
+	tick.Stop()
+	calls.Wait()
+	if err, _ := callErr.Load().(error); err != nil {
+		return fmt.Errorf("StartGameSessionPlacement: %w", err)
+	}
+	if err := benchutil.WaitFor(ctx, 2*time.Minute, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(fulfilled) >= n
+	}); err != nil {
+		return fmt.Errorf("placements not ended: %w", err)
+	}
+	var latencies []time.Duration
+	mu.Lock()
+	for id, t0 := range started {
+		latencies = append(latencies, fulfilled[id].Sub(t0))
+	}
+	mu.Unlock()
+	writes, detail := writesSince(writesBefore)
+	fmt.Printf("placements: %d StartGameSessionPlacement at %.0f/s (%s), two players each, each to FULFILLED as a watcher sees it: %s; the manager's writes: %.1f per placement (%s)\n",
+		n, rate, time.Since(begin).Round(time.Millisecond), benchutil.Summary(latencies), float64(writes)/float64(n), detail)
+	fmt.Printf("  kube-apiserver's own mean time per write meanwhile: %s\n", apiserverDurationsSince(ctx, cfg, serverBefore))
 	return nil
 }
 
@@ -336,7 +429,7 @@ func apiserverDurations(ctx context.Context, cfg *rest.Config) map[string][2]flo
 			return v
 		}
 		verb, resource, sub := label("verb"), label("resource"), label("subresource")
-		if (resource != "computes" && resource != "gamesessions" && resource != "processclaims") || (verb != "PATCH" && verb != "POST" && verb != "PUT") {
+		if (resource != "computes" && resource != "gamesessions" && resource != "processclaims" && resource != "gamesessionplacements" && resource != "playersessions") || (verb != "PATCH" && verb != "POST" && verb != "PUT") {
 			continue
 		}
 		key := verb + " " + resource
