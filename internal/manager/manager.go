@@ -348,11 +348,18 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 		_, _ = rand.Read(key)
 	}
 	tokens := index.NewTokens(key)
+	// The game sessions' index: SearchGameSessions and the query API's gamesessions, fed by the same cache.
+	games := search.NewIndex()
+	if o.QueryPort != 0 || o.GameLiftAddr != "" {
+		if err := search.Feed(ctx, mgr.GetCache(), games); err != nil {
+			return nil, nil, err
+		}
+	}
 	if o.QueryPort != 0 {
 		server, err := query.NewServer(query.ServerOptions{
 			BindAddress: o.QueryBindAddress, Port: o.QueryPort, CertDir: o.QueryCertDir, Kubeconfig: o.QueryKubeconfig,
 			History: historyOf(store), MaxWatches: o.QueryMaxWatches, MaxWatchesPerUser: o.QueryMaxWatchesPerUser,
-		}, ix, tokens)
+		}, ix, games, tokens)
 		if err != nil {
 			return nil, nil, fmt.Errorf("creating the query API server: %w", err)
 		}
@@ -376,10 +383,6 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 			glCfg.Burst = int(2 * glCfg.QPS)
 		}
 		glCfg.RateLimiter = nil
-		games := search.NewIndex() // SearchGameSessions' index, fed by the same cache
-		if err := search.Feed(ctx, mgr.GetCache(), games); err != nil {
-			return nil, nil, err
-		}
 		placementChanges := &index.Signal{}
 		if err := index.SignalChanges(ctx, mgr.GetCache(), &gamev1.GameSessionPlacement{}, placementChanges); err != nil {
 			return nil, nil, err

@@ -20,6 +20,7 @@ import (
 	"github.com/playersessions/operator/internal/index"
 	"github.com/playersessions/operator/internal/query/openapi"
 	queryv1 "github.com/playersessions/operator/internal/query/v1alpha1"
+	"github.com/playersessions/operator/internal/search"
 )
 
 // Scheme and Codecs of the query API server.
@@ -32,6 +33,7 @@ func init() {
 	utilruntime.Must(queryv1.AddToScheme(Scheme))
 	utilruntime.Must(Scheme.SetVersionPriority(queryv1.SchemeGroupVersion))
 	utilruntime.Must(Scheme.AddFieldLabelConversionFunc(queryv1.SchemeGroupVersion.WithKind("PlayerSession"), convertFieldLabel))
+	utilruntime.Must(Scheme.AddFieldLabelConversionFunc(queryv1.SchemeGroupVersion.WithKind("GameSession"), convertGameSessionFieldLabel))
 	metav1.AddToGroupVersion(Scheme, schema.GroupVersion{Version: "v1"})
 	unversioned := schema.GroupVersion{Group: "", Version: "v1"}
 	Scheme.AddUnversionedTypes(unversioned, &metav1.Status{}, &metav1.APIVersions{}, &metav1.APIGroupList{}, &metav1.APIGroup{}, &metav1.APIResourceList{})
@@ -67,8 +69,9 @@ func (s *Server) Start(ctx context.Context) error {
 	return s.server.PrepareRun().RunWithContext(ctx)
 }
 
-// NewServer builds the query API server over index, with delegated authentication and authorization.
-func NewServer(o ServerOptions, ix *index.Index, tokens *index.Tokens) (*Server, error) {
+// NewServer builds the query API server over the player sessions' index and the game sessions' (games),
+// with delegated authentication and authorization.
+func NewServer(o ServerOptions, ix *index.Index, games *search.Index, tokens *index.Tokens) (*Server, error) {
 	ro := genericoptions.NewRecommendedOptions("", Codecs.LegacyCodec(queryv1.SchemeGroupVersion))
 	ro.Etcd = nil
 	ro.Admission = nil // read-only
@@ -92,7 +95,7 @@ func NewServer(o ServerOptions, ix *index.Index, tokens *index.Tokens) (*Server,
 	}
 	// Verify the front proxy's certificate chain once per chain, not once per request (see authn.go).
 	cfg.Authentication.Authenticator = withFrontProxyCache(cfg.Authentication.Authenticator, cfg.Authentication.RequestHeaderConfig, clock.RealClock{})
-	return newServer(cfg, ix, tokens, o.History, newWatchLimits(o.MaxWatches, o.MaxWatchesPerUser))
+	return newServer(cfg, ix, games, tokens, o.History, newWatchLimits(o.MaxWatches, o.MaxWatchesPerUser))
 }
 
 // newConfig is the query API server's configuration before authentication, authorization and serving are
@@ -109,7 +112,7 @@ func newConfig() *genericapiserver.RecommendedConfig {
 }
 
 // newServer builds the server from a complete configuration and installs the query API over index.
-func newServer(cfg *genericapiserver.RecommendedConfig, ix *index.Index, tokens *index.Tokens, h index.History, watches *watchLimits) (*Server, error) {
+func newServer(cfg *genericapiserver.RecommendedConfig, ix *index.Index, games *search.Index, tokens *index.Tokens, h index.History, watches *watchLimits) (*Server, error) {
 	server, err := cfg.Complete().New("playersessions-query", genericapiserver.NewEmptyDelegate())
 	if err != nil {
 		return nil, err
@@ -117,6 +120,7 @@ func newServer(cfg *genericapiserver.RecommendedConfig, ix *index.Index, tokens 
 	group := genericapiserver.NewDefaultAPIGroupInfo(queryv1.GroupName, Scheme, runtime.NewParameterCodec(Scheme), Codecs)
 	group.VersionedResourcesStorageMap[queryv1.SchemeGroupVersion.Version] = map[string]rest.Storage{
 		"playersessions": &REST{index: ix, tokens: tokens, history: h, watches: watches},
+		"gamesessions":   &GameSessionREST{index: games, tokens: tokens, watches: watches},
 	}
 	if err := server.InstallAPIGroup(&group); err != nil {
 		return nil, err

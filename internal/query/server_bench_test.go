@@ -17,6 +17,7 @@ import (
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/internal/index"
+	"github.com/playersessions/operator/internal/search"
 )
 
 // benchPlayerSession is the i-th player session of a game session of 10, with the status the controllers
@@ -55,7 +56,7 @@ func newTestServer(tb testing.TB, ix *index.Index) http.Handler {
 	cfg.Authorization.Authorizer = authorizerfactory.NewAlwaysAllowAuthorizer()
 	cfg.ExternalAddress = "127.0.0.1:443" // no listener: the handler is called directly
 	cfg.LoopbackClientConfig = &rest.Config{Host: "https://127.0.0.1:443"}
-	s, err := newServer(cfg, ix, index.NewTokens([]byte("k")), nil, newWatchLimits(0, 0))
+	s, err := newServer(cfg, ix, search.NewIndex(), index.NewTokens([]byte("k")), nil, newWatchLimits(0, 0))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -155,6 +155,36 @@ func (c Comparison) String() string {
 	return c.Operand + " " + c.Op + " '" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(c.str) + "'"
 }
 
+// Equals is the comparison operand = value, as a field selector states it: operand an attribute name or
+// PropertyPrefix and a key (in any case, as the grammar reads them), value a string, a number or true/false
+// as the operand's type is.
+func Equals(operand, value string) (Expr, error) {
+	name, k := operand, kindString
+	if key, ok := strings.CutPrefix(strings.ToLower(operand), strings.ToLower(PropertyPrefix)); ok {
+		name = PropertyPrefix + operand[len(operand)-len(key):]
+	} else if kk, ok := operands[strings.ToLower(operand)]; ok {
+		name, k = canonical[strings.ToLower(operand)], kk
+	} else {
+		return nil, fmt.Errorf("unknown operand %s", operand)
+	}
+	c := Comparison{Operand: name, Op: "=", kind: k, str: value}
+	switch k {
+	case kindNumber:
+		n, err := strconv.ParseInt(value, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s compares with a number, not %q", name, value)
+		}
+		c.num = n
+	case kindBool:
+		b, err := strconv.ParseBool(value)
+		if err != nil || (value != "true" && value != "false") {
+			return nil, fmt.Errorf("%s is true or false, not %q", name, value)
+		}
+		c.boolean = b
+	}
+	return c, nil
+}
+
 // SyntaxError is a refused expression: where (a 1-based character position) and why.
 type SyntaxError struct {
 	Pos int

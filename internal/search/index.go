@@ -9,11 +9,12 @@ import (
 
 	"github.com/google/btree"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 )
 
-// Index holds the ACTIVE game sessions of every fleet (by namespace and fleet) in the orders a search walks:
+// Index holds the game sessions of every fleet (by namespace, fleet and status) in the orders a search walks:
 // by creation time, by each other operand, by each game property's value, and the game sessions with seats
 // available. A search is driven by the most selective condition the filter requires (a range of one of
 // these orders), or walks the sort's order and stops once it has a page: it costs what it returns, not what
@@ -23,19 +24,27 @@ type Index struct {
 	mu     sync.RWMutex
 	fleets map[fleetKey]*fleet
 	byUID  map[types.UID]*entry
+	byName map[types.NamespacedName]*entry
+	changes
 }
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
-	return &Index{fleets: map[fleetKey]*fleet{}, byUID: map[types.UID]*entry{}}
+	return &Index{fleets: map[fleetKey]*fleet{}, byUID: map[types.UID]*entry{}, byName: map[types.NamespacedName]*entry{}}
 }
 
-type fleetKey struct{ namespace, fleet string }
+// fleetKey is a part of the index: the game sessions of a fleet in one status (SearchGameSessions reads
+// the ACTIVE part; the query API any).
+type fleetKey struct {
+	namespace, fleet string
+	status           gamev1.GameSessionStatusValue
+}
 
 // entry is one game session as the index files it; it is replaced, never changed, when the game session
 // changes (the orders compare its fields).
 type entry struct {
 	s   Session
+	uid string              // the last tie: game sessions not yet given an id have none
 	obj *gamev1.GameSession // the cache's object: read only
 	key fleetKey
 }
@@ -73,7 +82,9 @@ func (f *fleet) tree(operand string) *btree.BTreeG[*entry] {
 }
 
 func (f *fleet) add(e *entry) {
-	f.byID[e.s.ID] = e
+	if e.s.ID != "" {
+		f.byID[e.s.ID] = e
+	}
 	f.all.ReplaceOrInsert(e)
 	if e.s.HasAvailablePlayerSessions {
 		f.available.ReplaceOrInsert(e)
@@ -92,7 +103,9 @@ func (f *fleet) add(e *entry) {
 }
 
 func (f *fleet) remove(e *entry) {
-	delete(f.byID, e.s.ID)
+	if f.byID[e.s.ID] == e {
+		delete(f.byID, e.s.ID)
+	}
 	f.all.Delete(e)
 	f.available.Delete(e)
 	for _, t := range f.byOperand {
@@ -107,8 +120,8 @@ func (f *fleet) remove(e *entry) {
 	}
 }
 
-// SessionOf is what a search reads of gs. A game session has seats available while it has fewer player
-// sessions than its maximum and accepts new ones (its creation policy ACCEPT_ALL).
+// SessionOf is what a search reads of gs. A game session has seats available while it is ACTIVE, has fewer
+// player sessions than its maximum and accepts new ones (its creation policy ACCEPT_ALL).
 func SessionOf(gs *gamev1.GameSession) Session {
 	created := gs.CreationTimestamp.Time
 	if gs.Status.CreationTime != nil {
@@ -116,7 +129,7 @@ func SessionOf(gs *gamev1.GameSession) Session {
 	}
 	s := Session{ID: gs.Status.GameSessionID, Name: gs.Spec.Name, MaximumSessions: int64(gs.Spec.MaximumPlayerSessionCount),
 		CreationTimeMillis: created.UnixMilli(), PlayerSessionCount: int64(gs.Status.CurrentPlayerSessionCount),
-		HasAvailablePlayerSessions: gs.Status.CurrentPlayerSessionCount < gs.Spec.MaximumPlayerSessionCount &&
+		HasAvailablePlayerSessions: gs.Status.Status == gamev1.GameSessionActive && gs.Status.CurrentPlayerSessionCount < gs.Spec.MaximumPlayerSessionCount &&
 			gs.Spec.PlayerSessionCreationPolicy != gamev1.PlayerSessionCreationPolicyDenyAll}
 	if len(gs.Spec.GameProperties) > 0 {
 		s.Properties = make(map[string]string, len(gs.Spec.GameProperties))
@@ -127,21 +140,18 @@ func SessionOf(gs *gamev1.GameSession) Session {
 	return s
 }
 
-// searchable reports whether SearchGameSessions returns gs: ACTIVE, with its id, not being deleted.
-func searchable(gs *gamev1.GameSession) bool {
-	return gs.Status.Status == gamev1.GameSessionActive && gs.Status.GameSessionID != "" && gs.DeletionTimestamp.IsZero()
+// searchable reports whether SearchGameSessions returns e: ACTIVE (its part of the index), with its id,
+// not being deleted.
+func searchable(e *entry) bool {
+	return e.s.ID != "" && e.obj.DeletionTimestamp.IsZero()
 }
 
-// Upsert files gs as it is now (or drops it when it is no longer searchable). gs is the cache's object,
-// kept and read, never changed.
+// Upsert files gs as it is now. gs is the cache's object, kept and read, never changed.
 func (ix *Index) Upsert(gs *gamev1.GameSession) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	ix.dropLocked(gs.UID)
-	if !searchable(gs) {
-		return
-	}
-	e := &entry{s: SessionOf(gs), obj: gs, key: fleetKey{gs.Namespace, gs.Spec.FleetID}}
+	old := ix.dropLocked(gs.UID)
+	e := &entry{s: SessionOf(gs), uid: string(gs.UID), obj: gs, key: fleetKey{gs.Namespace, gs.Spec.FleetID, gs.Status.Status}}
 	f := ix.fleets[e.key]
 	if f == nil {
 		f = newFleet()
@@ -149,26 +159,48 @@ func (ix *Index) Upsert(gs *gamev1.GameSession) {
 	}
 	f.add(e)
 	ix.byUID[gs.UID] = e
+	ix.byName[types.NamespacedName{Namespace: gs.Namespace, Name: gs.Name}] = e
+	if old == nil {
+		ix.record(watch.Added, nil, gs)
+	} else {
+		ix.record(watch.Modified, old.obj, gs)
+	}
 }
 
 // Delete drops gs.
 func (ix *Index) Delete(gs *gamev1.GameSession) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	ix.dropLocked(gs.UID)
+	if old := ix.dropLocked(gs.UID); old != nil {
+		ix.record(watch.Deleted, old.obj, gs)
+	}
 }
 
-func (ix *Index) dropLocked(uid types.UID) {
+func (ix *Index) dropLocked(uid types.UID) *entry {
 	old := ix.byUID[uid]
 	if old == nil {
-		return
+		return nil
 	}
 	delete(ix.byUID, uid)
+	if key := (types.NamespacedName{Namespace: old.obj.Namespace, Name: old.obj.Name}); ix.byName[key] == old {
+		delete(ix.byName, key)
+	}
 	f := ix.fleets[old.key]
 	f.remove(old)
-	if len(f.byID) == 0 {
+	if f.all.Len() == 0 {
 		delete(ix.fleets, old.key)
 	}
+	return old
+}
+
+// Get is the game session of that namespace and name (nil: none), the cache's object: read only.
+func (ix *Index) Get(namespace, name string) *gamev1.GameSession {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if e := ix.byName[types.NamespacedName{Namespace: namespace, Name: name}]; e != nil {
+		return e.obj
+	}
+	return nil
 }
 
 // Query is a search of one fleet's ACTIVE game sessions.
@@ -191,6 +223,7 @@ type Position struct {
 	Num      int64  `json:"v,omitempty"`
 	Creation int64  `json:"c"`
 	ID       string `json:"i"`
+	UID      string `json:"u,omitempty"`
 }
 
 // Result is a page of a search.
@@ -202,25 +235,33 @@ type Result struct {
 	Examined int
 }
 
-// Search answers q from the index: from the narrowest range that the filter's required conditions allow
-// when it is small (its matches sorted), else by walking the sort's order (or a range of it the filter
-// requires) and stopping at a full page.
+// Search answers q from the index (the fleet's ACTIVE game sessions): from the narrowest range that the
+// filter's required conditions allow when it is small (its matches sorted), else by walking the sort's
+// order (or a range of it the filter requires) and stopping at a full page.
 func (ix *Index) Search(q Query) Result {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	f := ix.fleets[fleetKey{q.Namespace, q.FleetID}]
+	f := ix.fleets[fleetKey{q.Namespace, q.FleetID, gamev1.GameSessionActive}]
 	if f == nil {
 		return Result{}
 	}
+	r, _ := f.search(q, searchable)
+	return r
+}
+
+// search answers q from one part of the index, with keep as one more condition (read after the filter).
+// It also returns the page's entries.
+func (f *fleet) search(q Query, keep func(*entry) bool) (Result, []*entry) {
 	o := orderOf(q.Sort)
 	limit := max(q.Limit, 1)
+	match := func(e *entry) bool { return (q.Filter == nil || q.Filter.Match(&e.s)) && keep(e) }
 	small, inOrder := f.plan(q.Filter, o, limit)
 	if small != nil {
 		var matched []*entry
 		examined := 0
 		small.walk(nil, o, func(e *entry) bool {
 			examined++
-			if q.Filter == nil || q.Filter.Match(&e.s) {
+			if match(e) {
 				matched = append(matched, e)
 			}
 			return true
@@ -228,18 +269,19 @@ func (ix *Index) Search(q Query) Result {
 		return pageOf(matched, o, q.After, limit, examined)
 	}
 	var r Result
-	var last *entry
+	var page []*entry
 	take := func(e *entry) bool { // false: the page is full, and one more matches: Next is set
 		r.Examined++
-		if q.Filter != nil && !q.Filter.Match(&e.s) {
+		if !match(e) {
 			return true
 		}
-		if len(r.GameSessions) == limit {
-			p := o.position(last)
+		if len(page) == limit {
+			p := o.position(page[limit-1])
 			r.Next = &p
 			return false
 		}
-		r.GameSessions, last = append(r.GameSessions, e.obj), e
+		page = append(page, e)
+		r.GameSessions = append(r.GameSessions, e.obj)
 		return true
 	}
 	if inOrder != nil {
@@ -247,11 +289,11 @@ func (ix *Index) Search(q Query) Result {
 	} else {
 		f.walkOrder(q.After, o, take)
 	}
-	return r
+	return r, page
 }
 
-// pageOf sorts matched in o and takes the page after the position.
-func pageOf(matched []*entry, o order, after *Position, limit, examined int) Result {
+// pageOf sorts matched in o and takes the page after the position, and its entries.
+func pageOf(matched []*entry, o order, after *Position, limit, examined int) (Result, []*entry) {
 	slices.SortFunc(matched, o.compare)
 	start := 0
 	if after != nil {
@@ -264,15 +306,15 @@ func pageOf(matched []*entry, o order, after *Position, limit, examined int) Res
 		})
 	}
 	r := Result{Examined: examined}
-	for _, e := range matched[start:] {
-		if len(r.GameSessions) == limit {
-			p := o.position(matched[start+limit-1])
-			r.Next = &p
-			break
-		}
+	page := matched[start:min(len(matched), start+limit)]
+	for _, e := range page {
 		r.GameSessions = append(r.GameSessions, e.obj)
 	}
-	return r
+	if start+limit < len(matched) {
+		p := o.position(matched[start+limit-1])
+		r.Next = &p
+	}
+	return r, page
 }
 
 // order is a search's order: an operand ascending or descending, the game sessions without a sorted
@@ -316,7 +358,7 @@ func value(e *entry, operand string) (str string, num int64, ok bool) {
 func compareBy(a, b *entry, operand string) int {
 	as, an, _ := value(a, operand)
 	bs, bn, _ := value(b, operand)
-	return cmp.Or(cmp.Compare(an, bn), strings.Compare(as, bs), cmp.Compare(a.s.CreationTimeMillis, b.s.CreationTimeMillis), strings.Compare(a.s.ID, b.s.ID))
+	return cmp.Or(cmp.Compare(an, bn), strings.Compare(as, bs), cmp.Compare(a.s.CreationTimeMillis, b.s.CreationTimeMillis), strings.Compare(a.s.ID, b.s.ID), strings.Compare(a.uid, b.uid))
 }
 
 func lessBy(operand string) btree.LessFunc[*entry] {
@@ -341,12 +383,12 @@ func (o order) compare(a, b *entry) int {
 
 func (o order) position(e *entry) Position {
 	s, n, ok := value(e, o.operand)
-	return Position{Null: !ok, Str: s, Num: n, Creation: e.s.CreationTimeMillis, ID: e.s.ID}
+	return Position{Null: !ok, Str: s, Num: n, Creation: e.s.CreationTimeMillis, ID: e.s.ID, UID: e.uid}
 }
 
 // pivot is an entry at p's place in the order.
 func (o order) pivot(p Position) *entry {
-	e := &entry{s: Session{ID: p.ID, CreationTimeMillis: p.Creation}}
+	e := &entry{s: Session{ID: p.ID, CreationTimeMillis: p.Creation}, uid: p.UID}
 	if p.Null {
 		return e
 	}
@@ -409,7 +451,7 @@ func (f *fleet) walkOrder(after *Position, o order, visit func(*entry) bool) {
 		return step(e)
 	}
 	if after != nil && after.Null {
-		f.all.AscendGreaterOrEqual(&entry{s: Session{CreationTimeMillis: after.Creation, ID: after.ID}}, lacking)
+		f.all.AscendGreaterOrEqual(&entry{s: Session{CreationTimeMillis: after.Creation, ID: after.ID}, uid: after.UID}, lacking)
 	} else {
 		f.all.Ascend(lacking)
 	}
@@ -480,7 +522,7 @@ func (d *driver) count(limit int) int {
 // requires that is walked in o (stopping at a full page); or neither: walk o. Ranges are counted no further
 // than that bound, so planning costs at most the bound per condition.
 func (f *fleet) plan(x Expr, o order, limit int) (small, inOrder *driver) {
-	bound := int(math.Sqrt(float64((limit+1)*len(f.byID)))) + 1
+	bound := int(math.Sqrt(float64((limit+1)*f.all.Len()))) + 1
 	for _, c := range conjuncts(x, nil) {
 		d := f.rangeOf(c)
 		if d == nil {

@@ -30,7 +30,7 @@ func fleetOf(r *rand.Rand, n int) []*gamev1.GameSession {
 func randomGS(r *rand.Rand, ns, fleet string, i int) *gamev1.GameSession {
 	max := []int32{0, 2, 4, 8}[r.IntN(4)]
 	gs := &gamev1.GameSession{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprint("gs-", i), UID: types.UID(fmt.Sprint(ns, "/", fleet, "/", i))},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprint(fleet, "-gs-", i), UID: types.UID(fmt.Sprint(ns, "/", fleet, "/", i))},
 		Spec: gamev1.GameSessionSpec{FleetID: fleet, Name: []string{"a", "b", "a'b", ""}[r.IntN(4)], MaximumPlayerSessionCount: max,
 			PlayerSessionCreationPolicy: []gamev1.PlayerSessionCreationPolicy{gamev1.PlayerSessionCreationPolicyAcceptAll, gamev1.PlayerSessionCreationPolicyAcceptAll, gamev1.PlayerSessionCreationPolicyDenyAll}[r.IntN(3)]},
 		Status: gamev1.GameSessionStatus{Status: gamev1.GameSessionActive, GameSessionID: fmt.Sprintf("arn:aws:gamelift:local::gamesession/%s/gsess-%03d", fleet, i),
@@ -54,17 +54,19 @@ func randomGS(r *rand.Rand, ns, fleet string, i int) *gamev1.GameSession {
 func (ix *Index) Scan(q Query) Result {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	f := ix.fleets[fleetKey{q.Namespace, q.FleetID}]
+	f := ix.fleets[fleetKey{q.Namespace, q.FleetID, gamev1.GameSessionActive}]
 	if f == nil {
 		return Result{}
 	}
 	var matched []*entry
-	for _, e := range f.byID {
-		if q.Filter == nil || q.Filter.Match(&e.s) {
+	f.all.Ascend(func(e *entry) bool {
+		if (q.Filter == nil || q.Filter.Match(&e.s)) && searchable(e) {
 			matched = append(matched, e)
 		}
-	}
-	return pageOf(matched, orderOf(q.Sort), q.After, max(q.Limit, 1), len(f.byID))
+		return true
+	})
+	r, _ := pageOf(matched, orderOf(q.Sort), q.After, max(q.Limit, 1), f.all.Len())
+	return r
 }
 
 func indexOf(sessions []*gamev1.GameSession) *Index {

@@ -63,6 +63,8 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		"github.com/playersessions/operator/api/v1alpha1.SeatHolder":                   schema_playersessions_operator_api_v1alpha1_SeatHolder(ref),
 		"github.com/playersessions/operator/api/v1alpha1.ServerProcess":                schema_playersessions_operator_api_v1alpha1_ServerProcess(ref),
 		"github.com/playersessions/operator/api/v1alpha1.ServerProcessRef":             schema_playersessions_operator_api_v1alpha1_ServerProcessRef(ref),
+		"github.com/playersessions/operator/internal/query/v1alpha1.GameSession":       schema_operator_internal_query_v1alpha1_GameSession(ref),
+		"github.com/playersessions/operator/internal/query/v1alpha1.GameSessionList":   schema_operator_internal_query_v1alpha1_GameSessionList(ref),
 		"github.com/playersessions/operator/internal/query/v1alpha1.PlayerSession":     schema_operator_internal_query_v1alpha1_PlayerSession(ref),
 		"github.com/playersessions/operator/internal/query/v1alpha1.PlayerSessionList": schema_operator_internal_query_v1alpha1_PlayerSessionList(ref),
 		v1.APIGroup{}.OpenAPIModelName():                                               schema_pkg_apis_meta_v1_APIGroup(ref),
@@ -2440,6 +2442,106 @@ func schema_playersessions_operator_api_v1alpha1_ServerProcessRef(ref common.Ref
 		},
 		Dependencies: []string{
 			"github.com/playersessions/operator/api/v1alpha1.Endpoint"},
+	}
+}
+
+func schema_operator_internal_query_v1alpha1_GameSession(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "GameSession is a read-only view of a game.playersessions.dev GameSession, answered from the manager's search index (the one SearchGameSessions reads).",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Description: "metadata is the game session's object metadata.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1.ObjectMeta{}.OpenAPIModelName()),
+						},
+					},
+					"spec": {
+						SchemaProps: spec.SchemaProps{
+							Description: "spec is the game session's spec.",
+							Default:     map[string]interface{}{},
+							Ref:         ref("github.com/playersessions/operator/api/v1alpha1.GameSessionSpec"),
+						},
+					},
+					"status": {
+						SchemaProps: spec.SchemaProps{
+							Description: "status is the game session's status.",
+							Default:     map[string]interface{}{},
+							Ref:         ref("github.com/playersessions/operator/api/v1alpha1.GameSessionStatus"),
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			"github.com/playersessions/operator/api/v1alpha1.GameSessionSpec", "github.com/playersessions/operator/api/v1alpha1.GameSessionStatus", v1.ObjectMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_operator_internal_query_v1alpha1_GameSessionList(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "GameSessionList is a page of game sessions.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Description: "metadata holds the index's resourceVersion and the continue token.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1.ListMeta{}.OpenAPIModelName()),
+						},
+					},
+					"items": {
+						SchemaProps: spec.SchemaProps{
+							Description: "items are the game sessions of this page.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref("github.com/playersessions/operator/internal/query/v1alpha1.GameSession"),
+									},
+								},
+							},
+						},
+					},
+				},
+				Required: []string{"items"},
+			},
+		},
+		Dependencies: []string{
+			"github.com/playersessions/operator/internal/query/v1alpha1.GameSession", v1.ListMeta{}.OpenAPIModelName()},
 	}
 }
 
