@@ -8,12 +8,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/internal/agones"
 	"github.com/playersessions/operator/internal/computes"
 )
 
@@ -224,4 +226,23 @@ func TestCanTake(t *testing.T) {
 	} {
 		expect(t, canTake(tc.d), tc.want)
 	}
+}
+
+// TestPlacementOnAgones: an Agones Fleet without a Ready GameServer cannot take a game session; the next one,
+// with one, can: the placement's game session is allocated from it (spec.agones.fleetName).
+func TestPlacementOnAgones(t *testing.T) {
+	state := agones.AllocationAllocated
+	fleet := func(name string) *unstructured.Unstructured {
+		u := agones.NewFleet()
+		u.SetNamespace("ns")
+		u.SetName(name)
+		return u
+	}
+	f, _ := agonesFixture(t, &state, newQueue(60, "fleet-empty", "fleet-ready"), fleet("fleet-empty"), fleet("fleet-ready"),
+		readyServer(t, "r-1", "fleet-ready", nil), newPlacement("pl"))
+	f.pr.Agones = f.gsr.Agones
+	f.reconcilePlacement(t, "pl")
+	expect(t, fmt.Sprint(f.placement(t, "pl").Status.Attempts), "[{fleet-ready pl-0}]")
+	gs := f.gs(t, "pl-0")
+	expect(t, gs.Spec.Agones != nil && gs.Spec.Agones.FleetName == "fleet-ready", true)
 }

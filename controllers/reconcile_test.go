@@ -64,6 +64,7 @@ func newFixture(t *testing.T, objs ...client.Object) *fixture {
 	// Agones' GameServers, read as unstructured objects (the fake client needs their kinds in the scheme).
 	scheme.AddKnownTypeWithName(agones.GameServerGVK, &unstructured.Unstructured{})
 	scheme.AddKnownTypeWithName(agones.GameServerListGVK, &unstructured.UnstructuredList{})
+	scheme.AddKnownTypeWithName(agones.FleetGVK, &unstructured.Unstructured{})
 	b := fake.NewClientBuilder().WithScheme(scheme).
 		WithStatusSubresource(&gamev1.GameSession{}, &gamev1.PlayerSession{}, &gamev1.Compute{}, &gamev1.GameSessionPlacement{}).
 		WithObjects(objs...)
