@@ -71,6 +71,11 @@ bench-history: envtest ## Describe calls against 10 million player sessions in t
 bench-query: envtest ## Compare the query API with CRD field selectors and list-all (see docs/benchmarks.md).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go run ./hack/benchquery $(BENCH_ARGS)
 
+.PHONY: soak
+soak: envtest ## Random faults under a mixed workload, histories checked for linearizability (DURATION=60m, SEED=n; docs/reliability.md).
+	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" SOAK_DURATION=$(or $(DURATION),60m) SOAK_SEED=$(SEED) SOAK_REPORT=$(or $(REPORT),soak-report.md) \
+		go test ./test/soak -run TestSoak -count=1 -v -timeout 0
+
 .PHONY: bench-search
 bench-search: ## SearchGameSessions' index against a scan of the cache, 100,000 game sessions, seats changing (docs/benchmarks.md).
 	go run ./hack/benchsearch -sessions 100000 -writes 500 $(BENCH_ARGS)

@@ -60,6 +60,7 @@ var layers = map[string]int{
 	"test/history":                 8,
 	"test/image":                   8,
 	"test/replicas":                8,
+	"test/soak":                    8,
 	"test/security":                8,
 }
 

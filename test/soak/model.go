@@ -1,0 +1,233 @@
+// Package soak is the soak test's observer: a sequential model of a game session's seats and its player
+// sessions' states that recorded client histories are checked against for linearizability (porcupine), and
+// the invariants read from a watch of every player session revision. It shares no code path with the
+// manager: it reads only what clients and a watch see. TestSoak (soak_test.go) drives the operator under
+// random faults and feeds them; `make soak` runs it long.
+package soak
+
+import (
+	"fmt"
+	"hash/fnv"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// Operation kinds of a game session's history.
+const (
+	OpReserve  = "reserve"  // CreatePlayerSession (or a kubectl create): a seat for a new player session
+	OpGroup    = "group"    // CreatePlayerSessions: seats for all of its players (PS: their ids, comma-separated), or none
+	OpAccept   = "accept"   // the game server's AcceptPlayerSession (RESERVED -> ACTIVE)
+	OpRemove   = "remove"   // the game server's RemovePlayerSession (ACTIVE -> COMPLETED)
+	OpDescribe = "describe" // DescribePlayerSessions of one player session: its status
+)
+
+// Outcomes an operation's output may be besides a status.
+const (
+	OutOK      = "ok"
+	OutFull    = "full"    // refused: no seat
+	OutRefused = "refused" // refused: not in the state the move needs
+	OutUnknown = "unknown" // no answer (a timeout, a lost connection, a 5xx): applied or not
+	// OutRejected: turned away before it was considered (unauthorized, throttled, a concurrent change to
+	// retry): nothing applied, nothing learnt.
+	OutRejected = "rejected"
+)
+
+// Input is an operation on one player session of the game session.
+type Input struct {
+	Op string
+	PS string
+}
+
+// Output is what the client saw: an outcome, or for describe the status.
+type Output struct {
+	Result string
+}
+
+// state is the model's game session: its maximum, and each player session's status. RESERVED and ACTIVE
+// hold a seat; so does a player session that ended (COMPLETED, TIMEDOUT) until the operator releases its
+// seat from the ledger, which it does after the end, not with it: such a status carries a held mark.
+type state struct {
+	max int
+	ps  map[string]string
+}
+
+// held marks an ended player session whose seat is not released yet.
+const held = "+seat"
+
+func (s state) seats() int {
+	n := 0
+	for _, v := range s.ps {
+		if v == "RESERVED" || v == "ACTIVE" || strings.HasSuffix(v, held) {
+			n++
+		}
+	}
+	return n
+}
+
+// status is a player session's status as clients see it.
+func (s state) status(id string) string { return strings.TrimSuffix(s.ps[id], held) }
+
+func (s state) with(id, status string) state {
+	out := state{max: s.max, ps: maps.Clone(s.ps)}
+	if out.ps == nil {
+		out.ps = map[string]string{}
+	}
+	out.ps[id] = status
+	return out
+}
+
+func (s state) String() string {
+	keys := slices.Sorted(maps.Keys(s.ps))
+	var b strings.Builder
+	fmt.Fprintf(&b, "max=%d", s.max)
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s=%s", k, s.ps[k])
+	}
+	return b.String()
+}
+
+// freed are the states where one seat was freed by what happens on its own, without a client: a held seat
+// released, or a RESERVED player session timed out and its seat released (the model applies them when an
+// observation needs them).
+func (s state) freed(except string) []state {
+	var out []state
+	for id, v := range s.ps {
+		switch {
+		case id == except:
+		case v == "RESERVED":
+			out = append(out, s.with(id, "TIMEDOUT"))
+		case strings.HasSuffix(v, held):
+			out = append(out, s.with(id, strings.TrimSuffix(v, held)))
+		}
+	}
+	return out
+}
+
+// admit is every state where all of ids hold a seat: at once if there are seats enough, else after seats
+// were freed on their own.
+func admit(s state, ids []string) []state {
+	if s.seats()+len(ids) <= s.max {
+		next := s
+		for _, id := range ids {
+			next = next.with(id, "RESERVED")
+		}
+		return []state{next}
+	}
+	var out []state
+	for _, f := range s.freed("") {
+		out = append(out, admit(f, ids)...)
+	}
+	return out
+}
+
+// step is every state the model may reach from s with in observed as out (none: the observation is
+// impossible from s).
+func step(s state, in Input, out Output) []state {
+	cur := s.status(in.PS)
+	if out.Result == OutRejected {
+		return []state{s}
+	}
+	if out.Result == OutUnknown { // applied, or not
+		next := []state{s}
+		next = append(next, step(s, in, Output{Result: OutOK})...)
+		return next
+	}
+	switch in.Op {
+	case OpGroup:
+		ids := strings.Split(in.PS, ",")
+		for _, id := range ids {
+			if s.ps[id] != "" {
+				return nil
+			}
+		}
+		switch out.Result {
+		case OutOK:
+			return admit(s, ids)
+		case OutFull, OutRefused:
+			if s.seats()+len(ids) > s.max {
+				next := s
+				for _, id := range ids {
+					next = next.with(id, "REFUSED")
+				}
+				return []state{next}
+			}
+		}
+	case OpReserve:
+		if cur != "" {
+			return nil // a player session is reserved once
+		}
+		switch out.Result {
+		case OutOK:
+			if s.seats() < s.max {
+				return []state{s.with(in.PS, "RESERVED")}
+			}
+			var next []state // full, unless a seat was freed first
+			for _, t := range s.freed(in.PS) {
+				next = append(next, t.with(in.PS, "RESERVED"))
+			}
+			return next
+		case OutFull, OutRefused:
+			if s.seats() >= s.max {
+				return []state{s.with(in.PS, "REFUSED")}
+			}
+		}
+	case OpAccept:
+		switch {
+		case out.Result == OutOK && cur == "RESERVED":
+			return []state{s.with(in.PS, "ACTIVE")}
+		case out.Result == "TIMEDOUT" && cur == "RESERVED":
+			return []state{s.with(in.PS, "TIMEDOUT"+held)}
+		case out.Result == "TIMEDOUT" && cur == "TIMEDOUT":
+			return []state{s}
+		case out.Result == OutRefused && cur != "RESERVED":
+			return []state{s}
+		}
+	case OpRemove: // a reserved player who never connected is removed too, as GameLift's
+		switch {
+		case out.Result == OutOK && (cur == "ACTIVE" || cur == "RESERVED"):
+			return []state{s.with(in.PS, "COMPLETED"+held)}
+		case out.Result == OutRefused && (cur == "COMPLETED" || cur == "TIMEDOUT"):
+			return []state{s}
+		case out.Result == OutRefused && cur == "RESERVED": // it timed out meanwhile
+			return []state{s.with(in.PS, "TIMEDOUT"+held)}
+		}
+	case OpDescribe:
+		switch {
+		case out.Result == cur:
+			return []state{s}
+		case cur == "RESERVED" && out.Result == "TIMEDOUT":
+			return []state{s.with(in.PS, "TIMEDOUT"+held)}
+		case cur == "REFUSED" && out.Result == "":
+			return []state{s} // a refused player session is not found
+		}
+	}
+	return nil
+}
+
+// Model is the porcupine model of one game session of maximum max: its history must be linearizable.
+func Model(max int) porcupine.Model {
+	nm := porcupine.NondeterministicModel{
+		Init: func() []any { return []any{state{max: max, ps: map[string]string{}}} },
+		Step: func(s, in, out any) []any {
+			var next []any
+			for _, n := range step(s.(state), in.(Input), out.(Output)) {
+				next = append(next, n)
+			}
+			return next
+		},
+		Equal: func(a, b any) bool { return a.(state).String() == b.(state).String() },
+		Hash: func(s any) uint64 {
+			h := fnv.New64a()
+			_, _ = h.Write([]byte(s.(state).String()))
+			return h.Sum64()
+		},
+		DescribeOperation: func(in, out any) string {
+			return fmt.Sprintf("%s(%s) -> %s", in.(Input).Op, in.(Input).PS, out.(Output).Result)
+		},
+		DescribeState: func(s any) string { return s.(state).String() },
+	}
+	return nm.ToModel()
+}
