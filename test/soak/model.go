@@ -50,8 +50,9 @@ type Output struct {
 // hold a seat; so does a player session that ended (COMPLETED, TIMEDOUT) until the operator releases its
 // seat from the ledger, which it does after the end, not with it: such a status carries a held mark.
 type state struct {
-	max int
-	ps  map[string]string
+	max  int
+	ps   map[string]string
+	repr string // String(), computed once: the checker compares and hashes states often
 }
 
 // held marks an ended player session whose seat is not released yet.
@@ -76,10 +77,18 @@ func (s state) with(id, status string) state {
 		out.ps = map[string]string{}
 	}
 	out.ps[id] = status
+	out.repr = out.describe()
 	return out
 }
 
 func (s state) String() string {
+	if s.repr == "" {
+		return s.describe()
+	}
+	return s.repr
+}
+
+func (s state) describe() string {
 	keys := slices.Sorted(maps.Keys(s.ps))
 	var b strings.Builder
 	fmt.Fprintf(&b, "max=%d", s.max)

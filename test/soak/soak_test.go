@@ -50,12 +50,16 @@ const (
 	lease         = 2 * time.Second
 	gameSessions  = 6
 	workers       = 6
+	rotation      = 15 * time.Second
 )
 
 // TestSoak runs the operator under a mixed workload and random faults, recording every client call, and
 // checks the histories for linearizability and a watch of every revision for the invariants.
 func TestSoak(t *testing.T) {
 	duration := 40 * time.Second
+	if raceEnabled {
+		duration = 25 * time.Second
+	}
 	if d, err := time.ParseDuration(os.Getenv("SOAK_DURATION")); err == nil {
 		duration = d
 	}
@@ -90,7 +94,8 @@ type run struct {
 	replicas []*replica
 	started  int
 	games    map[string]string // GameSessionId -> object name
-	max      map[string]int    // object name -> maximum
+	current  []string          // the GameSessionIds the workers use now (rotated, so that each history stays short)
+	max      sync.Map          // object name -> maximum (int)
 	players  sync.Map          // player id -> playerRecord
 	faults   map[string]int
 	errs     map[string]int
@@ -109,7 +114,7 @@ func soak(t *testing.T, seed uint64, duration time.Duration) {
 		t.Fatal(err)
 	}
 	r := &run{t: t, cp: cp, admin: admin, hist: NewHistory(), obs: &Observer{Timeout: psTimeout}, rng: rand.New(rand.NewPCG(seed, 99)),
-		games: map[string]string{}, max: map[string]int{}, faults: map[string]int{}, errs: map[string]int{}}
+		games: map[string]string{}, faults: map[string]int{}, errs: map[string]int{}}
 	if err := admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		t.Fatal(err)
 	}
@@ -118,30 +123,8 @@ func soak(t *testing.T, seed uint64, duration time.Duration) {
 	}
 	r.start()
 	r.start()
-	for i := range gameSessions {
-		max := 1 + r.rng.IntN(4)
-		gs := &gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprint("game-", i)},
-			Spec: gamev1.GameSessionSpec{FleetID: "fleet-soak", MaximumPlayerSessionCount: int32(max), Endpoint: gamev1.Endpoint{IPAddress: "10.0.0.1", Port: 7777}}}
-		if err := admin.Create(ctx, gs); err != nil {
-			t.Fatal(err)
-		}
-		r.max[gs.Name] = max
-		r.hist.GameSession(ns+"/"+gs.Name, max)
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for len(r.games) < gameSessions && time.Now().Before(deadline) {
-		var list gamev1.GameSessionList
-		if err := admin.List(ctx, &list, client.InNamespace(ns)); err == nil {
-			for _, gs := range list.Items {
-				if gs.Status.Status == gamev1.GameSessionActive {
-					r.games[gs.Status.GameSessionID] = gs.Name
-				}
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if len(r.games) < gameSessions {
-		t.Fatalf("%d of %d game sessions ACTIVE", len(r.games), gameSessions)
+	if err := r.newGameSessions(ctx, gameSessions); err != nil {
+		t.Fatal(err)
 	}
 	watched := make(chan struct{})
 	go r.watch(ctx, watched)
@@ -162,11 +145,16 @@ func soak(t *testing.T, seed uint64, duration time.Duration) {
 				default:
 				}
 				r.operate(ctx, rng, id, fmt.Sprintf("p%d-%d", id, n))
-				time.Sleep(time.Duration(5+rng.IntN(20)) * time.Millisecond) // a client's pace
+				pace := 5 + rng.IntN(20) // a client's pace, in ms
+				if raceEnabled {
+					pace *= 3
+				}
+				time.Sleep(time.Duration(pace) * time.Millisecond)
 			}
 		})
 	}
 	wg.Go(func() { r.injectFaults(ctx, stop) })
+	wg.Go(func() { r.rotate(ctx, stop) })
 	time.Sleep(duration)
 	close(stop)
 	wg.Wait()
@@ -194,9 +182,13 @@ func soak(t *testing.T, seed uint64, duration time.Duration) {
 		dir = t.TempDir()
 	}
 	var violations []Violation
-	for _, v := range r.hist.Check(dir, time.Minute) {
+	checkTimeout := time.Minute
+	if raceEnabled {
+		checkTimeout = 20 * time.Second
+	}
+	for _, v := range r.hist.Check(dir, checkTimeout) {
 		if v.Result != porcupine.Illegal { // the checker ran out of time: undecided, reported
-			r.count(r.faults, "a history the checker could not decide within a minute (not a violation; reported)")
+			r.count(r.faults, "a history the checker could not decide in time (not a violation; reported)")
 			continue
 		}
 		violations = append(violations, v)
@@ -304,8 +296,11 @@ func (r *run) count(m map[string]int, key string) {
 // operate makes one random call, recorded: a reservation (GameLift, or kubectl now and then), an accept or
 // a remove by the game server, a describe.
 func (r *run) operate(ctx context.Context, rng *rand.Rand, client int, player string) {
-	gameID := r.gameIDs()[rng.IntN(gameSessions)]
+	ids := r.gameIDs()
+	gameID := ids[rng.IntN(len(ids))]
+	r.mu.Lock()
 	game := r.games[gameID]
+	r.mu.Unlock()
 	key := ns + "/" + game
 	switch x := rng.IntN(100); {
 	case x < 40:
@@ -413,13 +408,69 @@ func (r *run) decided(ctx context.Context, ps *gamev1.PlayerSession) (string, st
 	return OutUnknown, ""
 }
 
+// gameIDs are the game sessions the workers use now.
 func (r *run) gameIDs() []string {
-	ids := make([]string, 0, len(r.games))
-	for id := range r.games {
-		ids = append(ids, id)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.current)
+}
+
+// newGameSessions creates n game sessions (1 to 4 seats, an endpoint: ACTIVE at once), waits for them to be
+// ACTIVE, and makes them the newest of the workers' current ones (the oldest leave it: their histories end).
+func (r *run) newGameSessions(ctx context.Context, n int) error {
+	var names []string
+	for range n {
+		r.mu.Lock()
+		name := fmt.Sprint("game-", len(r.games)+len(names))
+		max := 1 + r.rng.IntN(4)
+		r.mu.Unlock()
+		gs := &gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: gamev1.GameSessionSpec{FleetID: "fleet-soak", MaximumPlayerSessionCount: int32(max), Endpoint: gamev1.Endpoint{IPAddress: "10.0.0.1", Port: 7777}}}
+		if err := r.admin.Create(ctx, gs); err != nil {
+			return err
+		}
+		r.max.Store(name, max)
+		r.hist.GameSession(ns+"/"+name, max)
+		names = append(names, name)
 	}
-	slices.Sort(ids)
-	return ids
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var ids []string
+		for _, name := range names {
+			gs := &gamev1.GameSession{}
+			if err := r.admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, gs); err == nil && gs.Status.Status == gamev1.GameSessionActive {
+				ids = append(ids, gs.Status.GameSessionID)
+			}
+		}
+		if len(ids) < len(names) {
+			continue
+		}
+		r.mu.Lock()
+		for i, id := range ids {
+			r.games[id] = names[i]
+		}
+		r.current = append(r.current, ids...)
+		if len(r.current) > gameSessions {
+			r.current = r.current[len(r.current)-gameSessions:]
+		}
+		r.mu.Unlock()
+		return nil
+	}
+	return fmt.Errorf("game sessions %v not ACTIVE within 60 s", names)
+}
+
+// rotate replaces two of the workers' game sessions with new ones every rotation, so that no game
+// session's history grows past what the checker decides quickly.
+func (r *run) rotate(ctx context.Context, stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-time.After(rotation):
+		}
+		if err := r.newGameSessions(ctx, 2); err != nil {
+			r.count(r.errs, "creating game sessions: "+err.Error())
+		}
+	}
 }
 
 // somePlayer is a player of the game session whose reservation was answered.
@@ -569,7 +620,10 @@ func (r *run) watch(ctx context.Context, done chan<- struct{}) {
 
 func (r *run) observe(ps *gamev1.PlayerSession, deleted bool) {
 	rev := Revision{Namespace: ps.Namespace, Name: ps.Name, GameSession: ps.Spec.GameSessionName, Status: string(ps.Status.Status),
-		Deleted: deleted, Seen: time.Now(), Max: r.max[ps.Spec.GameSessionName]}
+		Deleted: deleted, Seen: time.Now()}
+	if max, ok := r.max.Load(ps.Spec.GameSessionName); ok {
+		rev.Max = max.(int)
+	}
 	if ps.Status.CreationTime != nil {
 		rev.Reserved = ps.Status.CreationTime.Time
 	}
