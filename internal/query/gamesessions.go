@@ -7,14 +7,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
-	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/apimachinery/pkg/watch"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/registry/rest"
@@ -311,32 +309,15 @@ func (r *GameSessionREST) ConvertToTable(_ context.Context, obj runtime.Object, 
 		{Name: "Port", Type: "integer", Priority: 1, Description: "status.port"},
 		{Name: "GameSessionId", Type: "string", Priority: 1, Description: "status.gameSessionId"},
 	}}
-	row := func(gs *queryv1.GameSession) metav1.TableRow {
-		age := "<unknown>"
-		if !gs.CreationTimestamp.IsZero() {
-			age = duration.HumanDuration(time.Since(gs.CreationTimestamp.Time))
-		}
-		var port any
-		if gs.Status.Port != 0 {
-			port = int64(gs.Status.Port)
+	return table, fillTable(table, obj, func(o runtime.Object) (metav1.TableRow, bool) {
+		gs, ok := o.(*queryv1.GameSession)
+		if !ok {
+			return metav1.TableRow{}, false
 		}
 		return metav1.TableRow{
 			Cells: []any{gs.Name, string(gs.Status.Status), gs.Spec.FleetID, int64(gs.Status.CurrentPlayerSessionCount), int64(gs.Spec.MaximumPlayerSessionCount),
-				age, gs.Status.IPAddress, port, gs.Status.GameSessionID},
+				ageCell(gs.CreationTimestamp), gs.Status.IPAddress, portCell(gs.Status.Port), gs.Status.GameSessionID},
 			Object: runtime.RawExtension{Object: gs},
-		}
-	}
-	switch o := obj.(type) {
-	case *queryv1.GameSession:
-		table.ResourceVersion = o.ResourceVersion
-		table.Rows = []metav1.TableRow{row(o)}
-	case *queryv1.GameSessionList:
-		table.ResourceVersion, table.Continue = o.ResourceVersion, o.Continue
-		for i := range o.Items {
-			table.Rows = append(table.Rows, row(&o.Items[i]))
-		}
-	default:
-		return nil, fmt.Errorf("unexpected object %T", obj)
-	}
-	return table, nil
+		}, true
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -179,31 +180,53 @@ func (r *REST) ConvertToTable(_ context.Context, obj runtime.Object, _ runtime.O
 		{Name: "Port", Type: "integer", Priority: 1, Description: "status.port"},
 		{Name: "PlayerSessionId", Type: "string", Priority: 1, Description: "status.playerSessionId"},
 	}}
-	row := func(ps *queryv1.PlayerSession) metav1.TableRow {
-		age := "<unknown>"
-		if !ps.CreationTimestamp.IsZero() {
-			age = duration.HumanDuration(time.Since(ps.CreationTimestamp.Time))
-		}
-		var port any
-		if ps.Status.Port != 0 {
-			port = int64(ps.Status.Port)
+	return table, fillTable(table, obj, func(o runtime.Object) (metav1.TableRow, bool) {
+		ps, ok := o.(*queryv1.PlayerSession)
+		if !ok {
+			return metav1.TableRow{}, false
 		}
 		return metav1.TableRow{
-			Cells:  []any{ps.Name, string(ps.Status.Status), ps.Spec.PlayerID, ps.Spec.GameSessionName, age, ps.Status.IPAddress, port, ps.Status.PlayerSessionID},
+			Cells:  []any{ps.Name, string(ps.Status.Status), ps.Spec.PlayerID, ps.Spec.GameSessionName, ageCell(ps.CreationTimestamp), ps.Status.IPAddress, portCell(ps.Status.Port), ps.Status.PlayerSessionID},
 			Object: runtime.RawExtension{Object: ps},
+		}, true
+	})
+}
+
+// fillTable sets table's rows from obj, one object or a list of them (with the list's resourceVersion and
+// continue token), each row by row (false: not an object of the table's kind).
+func fillTable(table *metav1.Table, obj runtime.Object, row func(runtime.Object) (metav1.TableRow, bool)) error {
+	items := []runtime.Object{obj}
+	if list, ok := obj.(metav1.ListInterface); ok {
+		table.ResourceVersion, table.Continue = list.GetResourceVersion(), list.GetContinue()
+		var err error
+		if items, err = apimeta.ExtractList(obj); err != nil {
+			return err
 		}
+	} else if o, ok := obj.(metav1.Object); ok {
+		table.ResourceVersion = o.GetResourceVersion()
 	}
-	switch o := obj.(type) {
-	case *queryv1.PlayerSession:
-		table.ResourceVersion = o.ResourceVersion
-		table.Rows = []metav1.TableRow{row(o)}
-	case *queryv1.PlayerSessionList:
-		table.ResourceVersion, table.Continue = o.ResourceVersion, o.Continue
-		for i := range o.Items {
-			table.Rows = append(table.Rows, row(&o.Items[i]))
+	for _, item := range items {
+		r, ok := row(item)
+		if !ok {
+			return fmt.Errorf("unexpected object %T", item)
 		}
-	default:
-		return nil, fmt.Errorf("unexpected object %T", obj)
+		table.Rows = append(table.Rows, r)
 	}
-	return table, nil
+	return nil
+}
+
+// ageCell is a table's Age cell of a creation time.
+func ageCell(created metav1.Time) string {
+	if created.IsZero() {
+		return "<unknown>"
+	}
+	return duration.HumanDuration(time.Since(created.Time))
+}
+
+// portCell is a table's Port cell (none when 0).
+func portCell(port int32) any {
+	if port == 0 {
+		return nil
+	}
+	return int64(port)
 }
