@@ -129,7 +129,6 @@ func (ix *Index) record(t watch.EventType, old, cur *gamev1.GameSession) {
 type Watcher struct {
 	in   chan Event
 	once sync.Once
-	done chan struct{}
 	ix   *Index
 }
 
@@ -163,7 +162,7 @@ func (ix *Index) Watch(rv uint64) (w *Watcher, replay []Event, now uint64, ok bo
 		})
 		replay = slices.Clone(ix.events[i:])
 	}
-	w = &Watcher{in: make(chan Event, watchBuffer), done: make(chan struct{}), ix: ix}
+	w = &Watcher{in: make(chan Event, watchBuffer), ix: ix}
 	if ix.watchers == nil {
 		ix.watchers = map[*Watcher]struct{}{}
 	}
