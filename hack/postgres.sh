@@ -4,6 +4,8 @@
 #
 #   hack/postgres.sh start PORT   # prints the data directory, the server's version, the connection string
 #   hack/postgres.sh stop DIR     # stops the server and removes DIR
+#   hack/postgres.sh down DIR     # stops the server as a crash would (immediate), keeping its data
+#   hack/postgres.sh up DIR       # starts it again, on the same port, with the same settings
 #
 # POSTGRES_BIN=DIR uses the initdb, pg_ctl and postgres in DIR instead (another PostgreSQL version; see
 # docs/design.md, "versions tested"); POSTGRES_OPTIONS adds server settings (e.g. "-c shared_buffers=1GB").
@@ -35,8 +37,8 @@ start)
 	chmod 755 "$dir"
 	if [ "$(id -u)" = 0 ]; then chown postgres: "$dir"; fi
 	as_postgres "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 >/dev/null
-	as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
-		-o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 ${POSTGRES_OPTIONS:-}" start >/dev/null
+	echo "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 ${POSTGRES_OPTIONS:-}" >"$dir/options"
+	as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -o "$(cat "$dir/options")" start >/dev/null
 	started=1
 	echo "$dir"
 	"$bin/postgres" --version
@@ -47,8 +49,16 @@ stop)
 	as_postgres "$(bindir)/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
 	rm -rf "$dir"
 	;;
+down)
+	dir=${2:?dir}
+	as_postgres "$(bindir)/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null
+	;;
+up)
+	dir=${2:?dir}
+	as_postgres "$(bindir)/pg_ctl" -D "$dir/data" -l "$dir/log" -w -o "$(cat "$dir/options")" start >/dev/null
+	;;
 *)
-	echo "usage: $0 start PORT | stop DIR" >&2
+	echo "usage: $0 start PORT | stop DIR | down DIR | up DIR" >&2
 	exit 2
 	;;
 esac

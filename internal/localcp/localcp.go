@@ -50,6 +50,7 @@ type ControlPlane struct {
 	certDir    string
 	webhookCA  *keyPair
 	wrapperDir string
+	stateDir   string // kube-apiserver's certificates and etcd's data, kept across restarts
 }
 
 // Options configure the control plane.
@@ -109,10 +110,26 @@ func Start(o Options) (*ControlPlane, error) {
 		// envtest would look in KUBEBUILDER_ASSETS before BinaryAssetsDirectory: name the binaries.
 		cp.wrapperDir = wrappers
 		env.ControlPlane.GetAPIServer().Path = filepath.Join(wrappers, "kube-apiserver")
-		if env.ControlPlane.Etcd == nil {
-			env.ControlPlane.Etcd = &envtest.Etcd{}
-		}
 		env.ControlPlane.Etcd.Path = filepath.Join(wrappers, "etcd")
+	}
+	// Named folders (envtest removes the ones it makes up when a process stops), so that kube-apiserver
+	// restarts with its certificates and etcd with its data: see RestartAPIServer and RestartEtcd.
+	stateDir, err := os.MkdirTemp("", "playersessions-cp-")
+	if err != nil {
+		return nil, err
+	}
+	cp.stateDir = stateDir
+	if env.ControlPlane.Etcd == nil {
+		env.ControlPlane.Etcd = &envtest.Etcd{}
+	}
+	env.ControlPlane.GetAPIServer().CertDir = filepath.Join(stateDir, "kube-apiserver")
+	// A stop that takes longer (kube-apiserver drains its connections) ends with SIGKILL.
+	env.ControlPlane.GetAPIServer().StopTimeout, env.ControlPlane.Etcd.StopTimeout = 5*time.Second, 5*time.Second
+	env.ControlPlane.Etcd.DataDir = filepath.Join(stateDir, "etcd")
+	for _, dir := range []string{env.ControlPlane.GetAPIServer().CertDir, env.ControlPlane.Etcd.DataDir} {
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return nil, err
+		}
 	}
 	var servingCA *keyPair
 	if o.QueryPort != 0 || o.Aggregation {
@@ -417,7 +434,7 @@ func (cp *ControlPlane) ServeAPIService(group, version string, handler http.Hand
 // Stop stops the control plane and removes its data.
 func (cp *ControlPlane) Stop() error {
 	err := cp.env.Stop()
-	for _, dir := range []string{cp.certDir, cp.wrapperDir} {
+	for _, dir := range []string{cp.certDir, cp.wrapperDir, cp.stateDir} {
 		if dir != "" {
 			_ = os.RemoveAll(dir)
 		}
@@ -444,6 +461,25 @@ func dieWithParent(assets string) (string, error) {
 		}
 	}
 	return dir, nil
+}
+
+// RestartAPIServer stops kube-apiserver (SIGTERM; SIGKILL after 5 s), waits down, and starts it again
+// with the same certificates, port and flags; clients keep their configuration. It returns once it serves
+// again.
+func (cp *ControlPlane) RestartAPIServer(down time.Duration) error {
+	s := cp.env.ControlPlane.GetAPIServer()
+	_ = s.Stop() // an error is a stop that took too long: it was killed
+	time.Sleep(down)
+	return s.Start()
+}
+
+// RestartEtcd stops etcd (SIGTERM; SIGKILL after 5 s), waits down, and starts it again with its data, on
+// the same client URL. It returns once etcd is healthy.
+func (cp *ControlPlane) RestartEtcd(down time.Duration) error {
+	e := cp.env.ControlPlane.Etcd
+	_ = e.Stop()
+	time.Sleep(down)
+	return e.Start()
 }
 
 // EtcdURL is the client URL of the control plane's etcd (its /metrics too), for benchmarks.

@@ -58,6 +58,8 @@ type Manager struct {
 	// Stop stops the manager as a crash would, as far as the cluster can tell: its watches and servers
 	// end and it does not release a Lease it holds. It returns once the manager has stopped.
 	Stop func()
+	// Done is closed once the manager has stopped: by Stop, or on its own (a leader that lost its Lease).
+	Done <-chan struct{}
 }
 
 // StartManager runs the manager with opts against cp until the test ends (or Stop); it stops before the
@@ -65,6 +67,16 @@ type Manager struct {
 // the replica's Lease lives), as a deployment has it.
 func StartManager(t testing.TB, cp *localcp.ControlPlane, opts manager.Options) *Manager {
 	t.Helper()
+	m, err := TryStartManager(t, cp, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TryStartManager is StartManager returning an error rather than failing the test (it may be called from
+// any goroutine: a soak restarts replicas while kube-apiserver may be down).
+func TryStartManager(t testing.TB, cp *localcp.ControlPlane, opts manager.Options) (*Manager, error) {
 	opts.SkipNameValidation = true // several managers in one test binary
 	if opts.GameLiftSDKAddr != "" {
 		ns := opts.GameLiftKeyNamespace
@@ -73,20 +85,24 @@ func StartManager(t testing.TB, cp *localcp.ControlPlane, opts manager.Options) 
 		}
 		c, err := client.New(cp.Config, client.Options{})
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		if err := c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatal(err)
+			return nil, err
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	mgr, index, err := manager.New(ctx, cp.Config, opts)
 	if err != nil {
 		cancel()
-		t.Fatal(err)
+		return nil, err
 	}
 	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
+	stopped := make(chan struct{})
+	go func() {
+		done <- mgr.Start(ctx)
+		close(stopped)
+	}()
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
@@ -98,7 +114,7 @@ func StartManager(t testing.TB, cp *localcp.ControlPlane, opts manager.Options) 
 		})
 	}
 	t.Cleanup(stop)
-	return &Manager{Manager: mgr, Index: index, Stop: stop}
+	return &Manager{Manager: mgr, Index: index, Stop: stop, Done: stopped}, nil
 }
 
 // FreePort is a TCP port on 127.0.0.1 that nothing listens on now.

@@ -125,3 +125,79 @@ func TestObserverCatchesViolations(t *testing.T) {
 		}
 	}
 }
+
+// TestListOperation: a list must show every player session the game session holds, in its state, and
+// nothing else.
+func TestListOperation(t *testing.T) {
+	list := func(client int, statuses map[string]string, call, ret int64) porcupine.Operation {
+		return op(client, OpList, "", ListResult(statuses), call, ret)
+	}
+	legal := map[string][]porcupine.Operation{
+		"reserved, then active": {
+			op(0, OpReserve, "a", OutOK, 0, 1), list(1, map[string]string{"a": "RESERVED"}, 2, 3), op(0, OpAccept, "a", OutOK, 4, 5),
+			list(1, map[string]string{"a": "ACTIVE"}, 6, 7),
+		},
+		"a timeout seen by a list": {
+			op(0, OpReserve, "a", OutOK, 0, 1), list(1, map[string]string{"a": "TIMEDOUT"}, 2, 3), op(0, OpReserve, "b", OutOK, 4, 5),
+		},
+		"a refused one not listed": {
+			op(0, OpReserve, "a", OutOK, 0, 1), op(1, OpReserve, "b", OutFull, 2, 3), list(1, map[string]string{"a": "RESERVED"}, 4, 5),
+		},
+		"a list during a reservation": {
+			op(0, OpReserve, "a", OutOK, 0, 10), list(1, map[string]string{}, 1, 2), list(1, map[string]string{"a": "RESERVED"}, 3, 4),
+		},
+	}
+	for name, h := range legal {
+		if res := porcupine.CheckOperationsTimeout(Model(1), h, 10*time.Second); res != porcupine.Ok {
+			t.Errorf("%s: %s, want Ok", name, res)
+		}
+	}
+	illegal := map[string][]porcupine.Operation{
+		"a reserved one missing": {op(0, OpReserve, "a", OutOK, 0, 1), list(1, map[string]string{}, 2, 3)},
+		"one never reserved":     {list(1, map[string]string{"a": "RESERVED"}, 0, 1)},
+		"a refused one listed":   {op(0, OpReserve, "a", OutOK, 0, 1), op(1, OpReserve, "b", OutFull, 2, 3), list(1, map[string]string{"a": "RESERVED", "b": "RESERVED"}, 4, 5)},
+		"a wrong state":          {op(0, OpReserve, "a", OutOK, 0, 1), list(1, map[string]string{"a": "ACTIVE"}, 2, 3)},
+		"back in time":           {op(0, OpReserve, "a", OutOK, 0, 1), op(0, OpAccept, "a", OutOK, 2, 3), list(1, map[string]string{"a": "RESERVED"}, 4, 5)},
+	}
+	for name, h := range illegal {
+		if res := porcupine.CheckOperationsTimeout(Model(1), h, 10*time.Second); res != porcupine.Illegal {
+			t.Errorf("%s: %s, want Illegal", name, res)
+		}
+	}
+}
+
+// TestStaleReads: a read is checked from the moment its snapshot was the cluster's newest. A describe
+// that misses a reservation is legal if it was served from a snapshot older than the reservation's write,
+// illegal if its snapshot held it.
+func TestStaleReads(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		rv   uint64
+		want porcupine.CheckResult
+	}{
+		{"served from before the reservation", 10, porcupine.Ok},
+		{"served from a snapshot with the reservation", 11, porcupine.Illegal},
+		{"snapshot unknown: checked from the start", 0, porcupine.Ok},
+	} {
+		hist := NewHistory()
+		hist.GameSession("ns/g", 1)
+		// etcd at revision 10 when a sample was sent at 0, 11 (the reservation) when one was sent at 5.
+		hist.samples = []sample{{sent: 0, rev: 10}, {sent: 5, rev: 11}}
+		hist.ops["ns/g"] = []porcupine.Operation{op(0, OpReserve, "a", OutOK, 2, 3), op(1, OpDescribe, "a", "", 6, 7)}
+		hist.reads["ns/g"] = map[int]uint64{1: c.rv}
+		var got porcupine.CheckResult = porcupine.Ok
+		if v := hist.Check(t.TempDir(), 10*time.Second); len(v) > 0 {
+			got = v[0].Result
+		}
+		if got != c.want {
+			t.Errorf("%s: %s, want %s", c.name, got, c.want)
+		}
+	}
+	hist := NewHistory()
+	hist.samples = []sample{{sent: 0, rev: 10}, {sent: int64(2 * time.Second), rev: 11}}
+	hist.ops["ns/g"] = []porcupine.Operation{op(1, OpDescribe, "a", "", int64(3*time.Second), int64(4*time.Second))}
+	hist.reads["ns/g"] = map[int]uint64{0: 10}
+	if _, _, max, n := hist.ReadLag(); n != 1 || max != 3*time.Second {
+		t.Errorf("read lag %s of %d reads, want 3s of 1", max, n)
+	}
+}

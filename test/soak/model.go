@@ -22,6 +22,9 @@ const (
 	OpAccept   = "accept"   // the game server's AcceptPlayerSession (RESERVED -> ACTIVE)
 	OpRemove   = "remove"   // the game server's RemovePlayerSession (ACTIVE -> COMPLETED)
 	OpDescribe = "describe" // DescribePlayerSessions of one player session: its status
+	// OpList is a paged list of the game session's player sessions (the query API, each page from any
+	// replica): every player session with a status, as "id=STATUS" sorted and space-separated (ListResult).
+	OpList = "list"
 )
 
 // Outcomes an operation's output may be besides a status.
@@ -203,6 +206,8 @@ func step(s state, in Input, out Output) []state {
 		case out.Result == OutRefused && cur == "RESERVED": // it timed out meanwhile
 			return []state{s.with(in.PS, "TIMEDOUT"+held)}
 		}
+	case OpList:
+		return listed(s, out.Result)
 	case OpDescribe:
 		switch {
 		case out.Result == cur:
@@ -214,6 +219,48 @@ func step(s state, in Input, out Output) []state {
 		}
 	}
 	return nil
+}
+
+// ListResult is a list's output: each player session's status, "id=STATUS" sorted, space-separated.
+func ListResult(statuses map[string]string) string {
+	var parts []string
+	for _, id := range slices.Sorted(maps.Keys(statuses)) {
+		parts = append(parts, id+"="+statuses[id])
+	}
+	return strings.Join(parts, " ")
+}
+
+// listed is the state after a list that saw result from s (none: impossible): every player session the
+// model holds with a status is listed with it (a RESERVED one may have timed out meanwhile) and nothing
+// else is; a refused one is not listed.
+func listed(s state, result string) []state {
+	seen := map[string]string{}
+	for _, kv := range strings.Fields(result) {
+		id, status, _ := strings.Cut(kv, "=")
+		seen[id] = status
+	}
+	next := s
+	for id := range s.ps {
+		cur := s.status(id)
+		if cur == "REFUSED" {
+			continue
+		}
+		got, ok := seen[id]
+		switch {
+		case !ok:
+			return nil
+		case got == cur:
+		case cur == "RESERVED" && got == "TIMEDOUT":
+			next = next.with(id, "TIMEDOUT"+held)
+		default:
+			return nil
+		}
+		delete(seen, id)
+	}
+	if len(seen) > 0 {
+		return nil // listed, never reserved
+	}
+	return []state{next}
 }
 
 // Model is the porcupine model of one game session of maximum max: its history must be linearizable.

@@ -95,12 +95,16 @@ func (o *Observer) Violations() []string {
 func (o *Observer) Lateness() (p50, p99, max time.Duration, n int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if len(o.lateness) == 0 {
+	return percentiles(slices.Clone(o.lateness))
+}
+
+// percentiles are d's p50, p99 and max, and its length (d is sorted in place).
+func percentiles(d []time.Duration) (p50, p99, max time.Duration, n int) {
+	if len(d) == 0 {
 		return 0, 0, 0, 0
 	}
-	s := slices.Clone(o.lateness)
-	slices.Sort(s)
-	return s[len(s)/2], s[min(len(s)-1, len(s)*99/100)], s[len(s)-1], len(s)
+	slices.Sort(d)
+	return d[len(d)/2], d[min(len(d)-1, len(d)*99/100)], d[len(d)-1], len(d)
 }
 
 // Revisions is how many revisions were observed.

@@ -10,13 +10,17 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,17 +30,25 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/gamelift"
 	"github.com/aws/smithy-go"
+	"github.com/jackc/pgx/v5"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/controllers"
 	gl "github.com/playersessions/operator/internal/gamelift"
+	"github.com/playersessions/operator/internal/history/historytest"
 	"github.com/playersessions/operator/internal/localcp"
 	"github.com/playersessions/operator/internal/manager"
+	queryv1 "github.com/playersessions/operator/internal/query/v1alpha1"
 	"github.com/playersessions/operator/internal/testenv"
 )
 
@@ -50,7 +62,9 @@ const (
 	lease         = 2 * time.Second
 	gameSessions  = 6
 	workers       = 6
-	rotation      = 15 * time.Second
+	rotation      = 4 * time.Second // two of the six game sessions replaced: each in use for about 12 s
+	historyGrace  = 2 * time.Second // ended player sessions move to PostgreSQL that long after their game session ended
+	callTimeout   = 20 * time.Second
 )
 
 // TestSoak runs the operator under a mixed workload and random faults, recording every client call, and
@@ -78,14 +92,19 @@ func TestSoak(t *testing.T) {
 // replica is one manager and its GameLift endpoint.
 type replica struct {
 	*testenv.Manager
-	name string
-	url  string
-	api  *gamelift.Client
+	name    string
+	url     string
+	api     *gamelift.Client
+	query   dynamic.NamespaceableResourceInterface // its own query API server
+	webhook string                                 // its admission webhook's address
+	link    *Proxy                                 // its connection to kube-apiserver
 }
 
 type run struct {
 	t        *testing.T
 	cp       *localcp.ControlPlane
+	pg       *historytest.Server
+	webhook  *Proxy // where kube-apiserver calls the admission webhook: a live replica's
 	admin    client.WithWatch
 	hist     *History
 	obs      *Observer
@@ -95,6 +114,8 @@ type run struct {
 	started  int
 	games    map[string]string // GameSessionId -> object name
 	current  []string          // the GameSessionIds the workers use now (rotated, so that each history stays short)
+	inflight map[string]int    // object name -> calls on it not answered yet (a game session ends once none is)
+	ended    sync.WaitGroup    // game sessions being ended
 	max      sync.Map          // object name -> maximum (int)
 	players  sync.Map          // player id -> playerRecord
 	faults   map[string]int
@@ -108,13 +129,17 @@ type playerRecord struct {
 func soak(t *testing.T, seed uint64, duration time.Duration) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cp := testenv.ControlPlane(t, localcp.Options{})
+	cp := testenv.ControlPlane(t, localcp.Options{WebhookDirectoryPaths: []string{testenv.Path("config", "webhook")}})
 	admin, err := client.NewWithWatch(cp.Config, client.Options{Scheme: manager.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &run{t: t, cp: cp, admin: admin, hist: NewHistory(), obs: &Observer{Timeout: psTimeout}, rng: rand.New(rand.NewPCG(seed, 99)),
-		games: map[string]string{}, faults: map[string]int{}, errs: map[string]int{}}
+	r := &run{t: t, cp: cp, pg: historytest.Start(t), admin: admin, hist: NewHistory(), obs: &Observer{Timeout: psTimeout}, rng: rand.New(rand.NewPCG(seed, 99)),
+		games: map[string]string{}, inflight: map[string]int{}, faults: map[string]int{}, errs: map[string]int{}}
+	if r.webhook, err = NewProxy(net.JoinHostPort(cp.WebhookHost, strconv.Itoa(cp.WebhookPort)), r.webhookTarget); err != nil {
+		t.Fatal(err)
+	}
+	defer r.webhook.Close()
 	if err := admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		t.Fatal(err)
 	}
@@ -128,6 +153,10 @@ func soak(t *testing.T, seed uint64, duration time.Duration) {
 	}
 	watched := make(chan struct{})
 	go r.watch(ctx, watched)
+	sampled := make(chan struct{})
+	go r.sampleRevisions(ctx, sampled)
+	res := &resources{}
+	go res.sample(ctx, r)
 
 	// The workload and the faults, for duration.
 	stop := make(chan struct{})
@@ -153,29 +182,26 @@ func soak(t *testing.T, seed uint64, duration time.Duration) {
 			}
 		})
 	}
-	wg.Go(func() { r.injectFaults(ctx, stop) })
+	faultsDone := make(chan struct{})
+	wg.Go(func() { r.injectFaults(ctx, stop, faultsDone) })
 	wg.Go(func() { r.rotate(ctx, stop) })
+	wg.Go(func() { r.replace(stop) })
 	time.Sleep(duration)
 	close(stop)
 	wg.Wait()
+	<-faultsDone
 
-	// Every reservation has timed out, been accepted or completed by now: each player is described once
-	// more, and must be found in exactly one state.
+	// The end: every reservation has timed out, been accepted or completed; both replicas list the same
+	// pages at one resourceVersion; then every game session ends, its player sessions move to PostgreSQL,
+	// and each player is found, once, in a final state.
 	time.Sleep(psTimeout + 2*time.Second)
-	lost := 0
-	r.players.Range(func(k, v any) bool {
-		rec := v.(playerRecord)
-		if rec.psID == "" {
-			return true
-		}
-		if status := r.describe(ctx, 99, k.(string), rec); status == "" || status == OutUnknown {
-			lost++
-			t.Errorf("player %s (%s): reserved, not found at the end (%q)", k, rec.psID, status)
-		}
-		return true
-	})
+	r.comparePages(ctx)
+	r.endAll(ctx)
+	lost := r.finalDescribes(ctx)
+	lost += r.checkArchive(ctx)
 	cancel()
 	<-watched
+	<-sampled
 
 	dir := os.Getenv("SOAK_ARTIFACTS") // where violations are saved (default: the test's temporary directory)
 	if dir == "" {
@@ -197,28 +223,100 @@ func soak(t *testing.T, seed uint64, duration time.Duration) {
 	for _, v := range r.obs.Violations() {
 		t.Errorf("invariant: %s", v)
 	}
-	r.report(seed, duration, len(violations)+len(r.obs.Violations())+lost)
+	r.report(seed, duration, res, len(violations)+len(r.obs.Violations())+lost)
 }
 
-// start starts one more replica.
+// webhookTarget is a live replica's webhook (the Service in front of the webhook picks a ready pod).
+func (r *run) webhookTarget() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rep := range r.replicas {
+		select {
+		case <-rep.Done:
+		default:
+			return rep.webhook
+		}
+	}
+	return "127.0.0.1:1" // none: refused
+}
+
+// sampleRevisions reads etcd's revision every 20 ms, for the history's reads (see History).
+func (r *run) sampleRevisions(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{r.cp.EtcdURL()}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		r.t.Error(err)
+		return
+	}
+	defer c.Close()
+	for ctx.Err() == nil {
+		sent := time.Now()
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		resp, err := c.Get(cctx, "revision-probe")
+		cancel()
+		if err == nil {
+			r.hist.Revision(sent, uint64(resp.Header.Revision))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// start starts one more replica: its connection to kube-apiserver through a proxy of its own (for the
+// network faults), its query API server, admission webhook and GameLift endpoint on ports of its own, the
+// history store on.
 func (r *run) start() {
 	r.mu.Lock()
 	r.started++
 	name := fmt.Sprint("m", r.started)
 	r.mu.Unlock()
+	apiserver, err := url.Parse(r.cp.Config.Host)
+	if err != nil || apiserver.Host == "" {
+		apiserver = &url.URL{Host: r.cp.Config.Host}
+	}
+	link, err := NewProxy("127.0.0.1:0", func() string { return apiserver.Host })
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(link.Close)
+	cp := *r.cp
+	cp.Config = rest.CopyConfig(r.cp.Config)
+	cp.Config.Host = "https://" + link.Addr()
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(r.t))
+	queryPort, webhookPort := testenv.FreePort(r.t), testenv.FreePort(r.t)
 	opts := manager.Options{
 		Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0",
 		LeaderElect: true, LeaderElectionNamespace: "default",
 		LeaseDuration: lease, RenewDeadline: lease * 3 / 4, RetryPeriod: 200 * time.Millisecond,
 		GameLiftAddr: addr, DisableAgones: true, GameLiftRatePerKey: 10000, GameLiftBurstPerKey: 10000,
+		QueryPort: queryPort, QueryBindAddress: net.ParseIP("127.0.0.1"), QueryCertDir: r.t.TempDir(), QueryKubeconfig: r.cp.Kubeconfig,
+		QueryTokenKeySecret: types.NamespacedName{Namespace: "default", Name: "query-token-key"},
+		QuerySnapshotWindow: time.Minute, QueryFreshnessTimeout: 3 * time.Second,
+		WebhookHost: "127.0.0.1", WebhookPort: webhookPort, WebhookCertDir: r.cp.WebhookCertDir, WebhookClientCAName: r.cp.WebhookClientCAName,
+		HistoryStore: r.pg.URL,
 	}
 	opts.Controllers.PlayerSessionTimeout = psTimeout
-	m := testenv.StartManager(r.t, r.cp, opts)
-	rep := &replica{Manager: m, name: name, url: "http://" + addr, api: gamelift.New(gamelift.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String("http://" + addr),
-		Credentials: credentials.NewStaticCredentialsProvider(keyID, secret, ""), RetryMaxAttempts: 1,
-	})}
+	opts.Controllers.HistoryGrace = historyGrace
+	var m *testenv.Manager
+	for attempt := 0; ; attempt++ { // kube-apiserver may be down (a fault): try again, as a restarted pod does
+		if m, err = testenv.TryStartManager(r.t, &cp, opts); err == nil {
+			break
+		}
+		if attempt == 60 {
+			r.t.Errorf("replica %s did not start in a minute: %v", name, err)
+			return
+		}
+		time.Sleep(time.Second)
+	}
+	// Its own query API server, reached directly as the Service reaches one pod.
+	direct := rest.CopyConfig(r.cp.Config)
+	direct.Host = fmt.Sprintf("https://127.0.0.1:%d", queryPort)
+	direct.TLSClientConfig.Insecure, direct.TLSClientConfig.CAData, direct.TLSClientConfig.CAFile = true, nil, ""
+	rep := &replica{Manager: m, name: name, url: "http://" + addr, link: link, webhook: fmt.Sprintf("127.0.0.1:%d", webhookPort),
+		query: dynamic.NewForConfigOrDie(direct).Resource(queryv1.SchemeGroupVersion.WithResource("playersessions")),
+		api: gamelift.New(gamelift.Options{
+			Region: "us-east-1", BaseEndpoint: aws.String("http://" + addr),
+			Credentials: credentials.NewStaticCredentialsProvider(keyID, secret, ""), RetryMaxAttempts: 1,
+		})}
 	r.mu.Lock()
 	r.replicas = append(r.replicas, rep)
 	r.mu.Unlock()
@@ -230,10 +328,50 @@ func (r *run) pick(rng *rand.Rand) *replica {
 	return r.replicas[rng.IntN(len(r.replicas))]
 }
 
-// injectFaults injects a fault every 3 to 8 s: the leader killed (its Lease not released) and a new
-// replica started in its place; etcd compacted to its newest revision (watches fail with 410, informers
-// relist).
-func (r *run) injectFaults(ctx context.Context, stop <-chan struct{}) {
+// replace starts a replica in the place of one that stopped on its own (a leader that could not renew
+// its Lease through a partition exits, as a pod's container would, and is restarted).
+func (r *run) replace(stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+		r.mu.Lock()
+		var gone []*replica
+		r.replicas = slices.DeleteFunc(r.replicas, func(rep *replica) bool {
+			select {
+			case <-rep.Done:
+				gone = append(gone, rep)
+				return true
+			default:
+				return false
+			}
+		})
+		r.mu.Unlock()
+		for range gone {
+			r.count(r.faults, "a replica exited on its own (its Lease lost through a fault) and was restarted")
+			r.start()
+		}
+	}
+}
+
+// Faults the scheduler picks from.
+var faultKinds = []string{
+	"leader killed (Lease not released), a replica started in its place",
+	"etcd compacted to its newest revision",
+	"kube-apiserver restarted",
+	"etcd restarted",
+	"a replica partitioned from kube-apiserver (its connections stalled 2-6 s)",
+	"a replica's link to kube-apiserver slowed (50-200 ms a chunk, 5 s)",
+	"a replica's connections to kube-apiserver dropped",
+	"PostgreSQL stopped for 1-4 s, then started",
+	"the admission webhook unreachable for 2-6 s",
+}
+
+// injectFaults injects a fault every 3 to 8 s, picked by a scheduler seeded from the run's seed.
+func (r *run) injectFaults(ctx context.Context, stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
 	rng := rand.New(rand.NewPCG(r.rng.Uint64(), 7))
 	for {
 		select {
@@ -241,7 +379,12 @@ func (r *run) injectFaults(ctx context.Context, stop <-chan struct{}) {
 			return
 		case <-time.After(time.Duration(3000+rng.IntN(5000)) * time.Millisecond):
 		}
-		switch rng.IntN(2) {
+		kind := rng.IntN(len(faultKinds))
+		secs := func(lo, hi int) time.Duration {
+			return time.Duration(lo*1000+rng.IntN((hi-lo)*1000)) * time.Millisecond
+		}
+		var err error
+		switch kind {
 		case 0:
 			r.mu.Lock()
 			var leader *replica
@@ -261,15 +404,32 @@ func (r *run) injectFaults(ctx context.Context, stop <-chan struct{}) {
 				continue
 			}
 			leader.Stop()
-			r.count(r.faults, "leader killed (Lease not released), a replica started in its place")
 			r.start()
 		case 1:
-			if err := r.compact(ctx); err != nil {
-				r.count(r.faults, "etcd compaction failed: "+err.Error())
-				continue
+			err = r.compact(ctx)
+		case 2:
+			err = r.cp.RestartAPIServer(500 * time.Millisecond)
+		case 3:
+			err = r.cp.RestartEtcd(500 * time.Millisecond)
+		case 4:
+			r.pick(rng).link.Stall(secs(2, 6))
+		case 5:
+			r.pick(rng).link.Slow(time.Duration(50+rng.IntN(150))*time.Millisecond, 5*time.Second)
+		case 6:
+			r.pick(rng).link.Drop()
+		case 7:
+			if err = r.pg.Down(); err == nil {
+				time.Sleep(secs(1, 4))
+				err = r.pg.Up()
 			}
-			r.count(r.faults, "etcd compacted to its newest revision")
+		case 8:
+			r.webhook.Refuse(secs(2, 6))
 		}
+		if err != nil {
+			r.count(r.faults, faultKinds[kind]+": failed: "+err.Error())
+			continue
+		}
+		r.count(r.faults, faultKinds[kind])
 	}
 }
 
@@ -296,11 +456,18 @@ func (r *run) count(m map[string]int, key string) {
 // operate makes one random call, recorded: a reservation (GameLift, or kubectl now and then), an accept or
 // a remove by the game server, a describe.
 func (r *run) operate(ctx context.Context, rng *rand.Rand, client int, player string) {
-	ids := r.gameIDs()
-	gameID := ids[rng.IntN(len(ids))]
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	r.mu.Lock()
+	gameID := r.current[rng.IntN(len(r.current))]
 	game := r.games[gameID]
+	r.inflight[game]++
 	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.inflight[game]--
+		r.mu.Unlock()
+	}()
 	key := ns + "/" + game
 	switch x := rng.IntN(100); {
 	case x < 40:
@@ -311,6 +478,9 @@ func (r *run) operate(ctx context.Context, rng *rand.Rand, client int, player st
 			result := OutUnknown
 			if err := r.admin.Create(ctx, ps); err != nil {
 				r.count(r.errs, "kubectl create: "+errorKind(err))
+				if refused(err) {
+					result = OutRejected
+				}
 			} else {
 				result, rec.psID = r.decided(ctx, ps)
 			}
@@ -353,13 +523,45 @@ func (r *run) operate(ctx context.Context, rng *rand.Rand, client int, player st
 			result = OutRefused
 		}
 		done(Output{Result: result})
+	case x < 80:
+		r.list(ctx, rng, client, game)
 	default:
 		rec, name, ok := r.somePlayer(rng, game)
 		if !ok {
 			return
 		}
-		r.describe(ctx, client, name, rec)
+		r.describe(ctx, rng, client, name, rec)
 	}
+}
+
+// list records a list of the game session's player sessions through the query API, two at a time, each
+// page from a replica picked at random (the continue token carries the snapshot from one to the next).
+func (r *run) list(ctx context.Context, rng *rand.Rand, client int, game string) {
+	done := r.hist.InvokeRead(client, ns+"/"+game, Input{Op: OpList})
+	statuses := map[string]string{}
+	opts := metav1.ListOptions{FieldSelector: "spec.gameSessionName=" + game, Limit: 2}
+	var rv uint64
+	for {
+		page, err := r.pick(rng).query.Namespace(ns).List(ctx, opts)
+		if err != nil {
+			r.count(r.errs, "query API list: "+errorKind(err))
+			done(Output{Result: OutRejected}, 0) // a read that failed changed nothing and taught nothing
+			return
+		}
+		if rv == 0 {
+			rv, _ = strconv.ParseUint(page.GetResourceVersion(), 10, 64)
+		}
+		for _, it := range page.Items {
+			player, _, _ := unstructured.NestedString(it.Object, "spec", "playerId")
+			if status, _, _ := unstructured.NestedString(it.Object, "status", "status"); status != "" {
+				statuses[player] = status
+			}
+		}
+		if opts.Continue = page.GetContinue(); opts.Continue == "" {
+			break
+		}
+	}
+	done(Output{Result: ListResult(statuses)}, rv)
 }
 
 // group reserves seats for n players at once with CreatePlayerSessions, recorded as one operation.
@@ -408,13 +610,6 @@ func (r *run) decided(ctx context.Context, ps *gamev1.PlayerSession) (string, st
 	return OutUnknown, ""
 }
 
-// gameIDs are the game sessions the workers use now.
-func (r *run) gameIDs() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.current)
-}
-
 // newGameSessions creates n game sessions (1 to 4 seats, an endpoint: ACTIVE at once), waits for them to be
 // ACTIVE, and makes them the newest of the workers' current ones (the oldest leave it: their histories end).
 func (r *run) newGameSessions(ctx context.Context, n int) error {
@@ -449,13 +644,46 @@ func (r *run) newGameSessions(ctx context.Context, n int) error {
 			r.games[id] = names[i]
 		}
 		r.current = append(r.current, ids...)
+		var retired []string
 		if len(r.current) > gameSessions {
+			retired = slices.Clone(r.current[:len(r.current)-gameSessions])
 			r.current = r.current[len(r.current)-gameSessions:]
 		}
 		r.mu.Unlock()
+		for _, id := range retired {
+			r.ended.Go(func() { r.end(ctx, id) })
+		}
 		return nil
 	}
 	return fmt.Errorf("game sessions %v not ACTIVE within 60 s", names)
+}
+
+// end ends a game session the workers no longer use, as its game server would (TERMINATED), once no call
+// on it is waiting for an answer: its history is complete.
+func (r *run) end(ctx context.Context, gameID string) {
+	r.mu.Lock()
+	name := r.games[gameID]
+	r.mu.Unlock()
+	for deadline := time.Now().Add(2 * callTimeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		r.mu.Lock()
+		n := r.inflight[name]
+		r.mu.Unlock()
+		if n == 0 {
+			break
+		}
+	}
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		gs := &gamev1.GameSession{}
+		if err := r.admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, gs); err != nil {
+			continue
+		}
+		before := gs.DeepCopy()
+		gs.Status.Status = gamev1.GameSessionTerminated
+		if err := r.admin.Status().Patch(ctx, gs, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err == nil {
+			return
+		}
+	}
+	r.count(r.errs, "ending a game session: not done within 60 s")
 }
 
 // rotate replaces two of the workers' game sessions with new ones every rotation, so that no game
@@ -491,23 +719,23 @@ func (r *run) somePlayer(rng *rand.Rand, game string) (playerRecord, string, boo
 	return v.(playerRecord), name, true
 }
 
-// describe records a DescribePlayerSessions of the player's session in its game session, and returns its
-// status ("" none, OutUnknown no answer).
-func (r *run) describe(ctx context.Context, client int, player string, rec playerRecord) string {
-	done := r.hist.Invoke(client, ns+"/"+rec.game, Input{Op: OpDescribe, PS: player})
-	out, err := r.pick(rand.New(rand.NewPCG(uint64(len(player)), uint64(client)))).api.DescribePlayerSessions(ctx,
-		&gamelift.DescribePlayerSessionsInput{PlayerId: aws.String(player)})
+// describe records a DescribePlayerSessions of the player's session in its game session, from a replica
+// picked at random, as a read served from that replica's index at least as new as it was at the call.
+func (r *run) describe(ctx context.Context, rng *rand.Rand, client int, player string, rec playerRecord) {
+	rep := r.pick(rng)
+	rv := rep.Index.RV()
+	done := r.hist.InvokeRead(client, ns+"/"+rec.game, Input{Op: OpDescribe, PS: player})
+	out, err := rep.api.DescribePlayerSessions(ctx, &gamelift.DescribePlayerSessionsInput{PlayerId: aws.String(player)})
 	if err != nil {
 		r.count(r.errs, "DescribePlayerSessions: "+errorKind(err))
-		done(Output{Result: OutUnknown})
-		return OutUnknown
+		done(Output{Result: OutUnknown}, rv)
+		return
 	}
 	status := ""
 	if len(out.PlayerSessions) > 0 {
 		status = string(out.PlayerSessions[0].Status)
 	}
-	done(Output{Result: status})
-	return status
+	done(Output{Result: status}, rv)
 }
 
 // gameServer calls one of the game server's actions, signed, as a game server without an SDK does.
@@ -553,6 +781,9 @@ func outcome(err error) string {
 	if err == nil {
 		return OutOK
 	}
+	if refused(err) {
+		return OutRejected
+	}
 	var api smithy.APIError
 	if !errors.As(err, &api) || api.ErrorFault() == smithy.FaultServer || code(api) == "InternalServiceException" {
 		return OutUnknown
@@ -568,6 +799,9 @@ func outcome(err error) string {
 	return OutRefused
 }
 
+// refused: the connection was refused, so the request was never sent (a replica or kube-apiserver down).
+func refused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
+
 // code is an API error's code without the namespace some protocols prefix it with.
 func code(api smithy.APIError) string {
 	c := api.ErrorCode()
@@ -575,6 +809,9 @@ func code(api smithy.APIError) string {
 }
 
 func errorKind(err error) string {
+	if refused(err) {
+		return "connection refused"
+	}
 	var api smithy.APIError
 	if errors.As(err, &api) {
 		if code(api) == "InvalidRequestException" || code(api) == "InvalidGameSessionStatusException" {
@@ -631,7 +868,7 @@ func (r *run) observe(ps *gamev1.PlayerSession, deleted bool) {
 }
 
 // report logs the summary (and appends it to SOAK_REPORT).
-func (r *run) report(seed uint64, duration time.Duration, violations int) {
+func (r *run) report(seed uint64, duration time.Duration, res *resources, violations int) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n### Soak, seed %d, %s\n\n| what | count |\n|---|---|\n", seed, duration)
 	counts := r.hist.Count()
@@ -652,6 +889,12 @@ func (r *run) report(seed uint64, duration time.Duration, violations int) {
 		fmt.Fprintf(&b, "| error seen by clients: %s | %d |\n", k, n)
 	}
 	r.mu.Unlock()
+	for _, line := range res.summary() {
+		fmt.Fprintln(&b, line)
+	}
+	lp50, lp99, lmax, reads := r.hist.ReadLag()
+	fmt.Fprintf(&b, "| reads (describes, lists); how stale the replica serving them could be p50 / p99 / max | %d; %s / %s / %s |\n",
+		reads, lp50.Round(time.Millisecond), lp99.Round(time.Millisecond), lmax.Round(time.Millisecond))
 	p50, p99, max, n := r.obs.Lateness()
 	fmt.Fprintf(&b, "| revisions watched | %d |\n| timeouts observed; lateness after the %s timeout p50 / p99 / max | %d; %s / %s / %s |\n| violations | %d |\n",
 		r.obs.Revisions(), psTimeout, n, p50.Round(time.Millisecond), p99.Round(time.Millisecond), max.Round(time.Millisecond), violations)
@@ -662,5 +905,259 @@ func (r *run) report(seed uint64, duration time.Duration, violations int) {
 			_, _ = f.WriteString(b.String())
 			_ = f.Close()
 		}
+	}
+}
+
+// comparePages lists every player session of the namespace from each live replica's query API, a page of
+// 25 at a time at one resourceVersion (the first replica's newest), and compares the pages.
+func (r *run) comparePages(ctx context.Context) {
+	r.mu.Lock()
+	reps := slices.Clone(r.replicas)
+	r.mu.Unlock()
+	var rv string
+	var first []string
+	for i, rep := range reps {
+		var names []string
+		opts := metav1.ListOptions{Limit: 25, ResourceVersion: rv}
+		if rv != "" {
+			opts.ResourceVersionMatch = metav1.ResourceVersionMatchExact
+		}
+		for {
+			page, err := rep.query.Namespace(ns).List(ctx, opts)
+			if err != nil {
+				r.t.Errorf("replica %s: listing at resourceVersion %q: %v", rep.name, rv, err)
+				return
+			}
+			if rv == "" {
+				rv = page.GetResourceVersion()
+			}
+			for _, it := range page.Items {
+				status, _, _ := unstructured.NestedString(it.Object, "status", "status")
+				names = append(names, it.GetName()+"="+status)
+			}
+			if opts.Continue = page.GetContinue(); opts.Continue == "" {
+				break
+			}
+			opts.ResourceVersion, opts.ResourceVersionMatch = "", ""
+		}
+		if i == 0 {
+			first = names
+			r.count(r.faults, fmt.Sprintf("end: player sessions listed by each replica at one resourceVersion (%d)", len(names)))
+			continue
+		}
+		if !slices.Equal(first, names) {
+			r.t.Errorf("replicas %s and %s list different pages at resourceVersion %s: %d and %d player sessions", reps[0].name, rep.name, rv, len(first), len(names))
+		}
+	}
+}
+
+// endAll ends the game sessions still in use and waits for every player session to have moved to the
+// history store (its custom resource deleted).
+func (r *run) endAll(ctx context.Context) {
+	r.mu.Lock()
+	current := slices.Clone(r.current)
+	r.current = nil
+	r.mu.Unlock()
+	for _, id := range current {
+		r.ended.Go(func() { r.end(ctx, id) })
+	}
+	r.ended.Wait()
+	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+		var list gamev1.PlayerSessionList
+		if err := r.admin.List(ctx, &list, client.InNamespace(ns)); err == nil && len(list.Items) == 0 {
+			return
+		}
+	}
+	var list gamev1.PlayerSessionList
+	_ = r.admin.List(ctx, &list, client.InNamespace(ns))
+	r.t.Errorf("%d player sessions still custom resources 3 minutes after their game sessions ended", len(list.Items))
+	for i, ps := range list.Items {
+		if i == 5 {
+			break
+		}
+		gs := &gamev1.GameSession{}
+		_ = r.admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: ps.Spec.GameSessionName}, gs)
+		r.t.Logf("left: %s %s status %q finalizers %v conditions %+v; its game session %s %s conditions %+v", ps.Name, ps.Spec.PlayerID,
+			ps.Status.Status, ps.Finalizers, ps.Status.Conditions, gs.Name, gs.Status.Status, gs.Status.Conditions)
+	}
+}
+
+// finalDescribes describes every player whose reservation was answered: each must be found once, in a
+// final state (from the history store now). It returns how many were not.
+func (r *run) finalDescribes(ctx context.Context) int {
+	lost := 0
+	rng := rand.New(rand.NewPCG(1, 2))
+	r.players.Range(func(k, v any) bool {
+		rec, player := v.(playerRecord), k.(string)
+		if rec.psID == "" {
+			return true
+		}
+		var out *gamelift.DescribePlayerSessionsOutput
+		var err error
+		for range 10 {
+			if out, err = r.pick(rng).api.DescribePlayerSessions(ctx, &gamelift.DescribePlayerSessionsInput{PlayerId: aws.String(player)}); err == nil {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		switch {
+		case err != nil:
+			r.t.Errorf("player %s (%s): describe at the end: %v", player, rec.psID, err)
+		case len(out.PlayerSessions) != 1 || aws.ToString(out.PlayerSessions[0].PlayerSessionId) != rec.psID:
+			r.t.Errorf("player %s (%s): found %d player sessions at the end, want it once", player, rec.psID, len(out.PlayerSessions))
+		case out.PlayerSessions[0].Status != "COMPLETED" && out.PlayerSessions[0].Status != "TIMEDOUT":
+			r.t.Errorf("player %s (%s): %s at the end, want a final state", player, rec.psID, out.PlayerSessions[0].Status)
+		default:
+			r.count(r.faults, "end: reserved players found once, in a final state, in the history store")
+			return true
+		}
+		lost++
+		return true
+	})
+	return lost
+}
+
+// checkArchive reads the history store: one row per player session, and one for each player whose
+// reservation was answered. It returns the number of problems.
+func (r *run) checkArchive(ctx context.Context) int {
+	db, err := pgx.Connect(ctx, r.pg.URL)
+	if err != nil {
+		r.t.Errorf("history store: %v", err)
+		return 1
+	}
+	defer db.Close(ctx)
+	rows, err := db.Query(ctx, `SELECT to_char(day, 'YYYYMMDD') FROM ps_history_days`)
+	if err != nil {
+		r.t.Errorf("history store: %v", err)
+		return 1
+	}
+	days, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(days) == 0 {
+		r.t.Errorf("history store: no day tables (%v)", err)
+		return 1
+	}
+	var union []string
+	for _, d := range days {
+		union = append(union, `SELECT namespace, name, player_id FROM ps_history_`+d+` WHERE namespace = '`+ns+`'`)
+	}
+	var total, distinct, players int
+	if err := db.QueryRow(ctx, `SELECT COUNT(*), COUNT(DISTINCT name), COUNT(DISTINCT player_id) FROM (`+strings.Join(union, " UNION ALL ")+`) t`).Scan(&total, &distinct, &players); err != nil {
+		r.t.Errorf("history store: %v", err)
+		return 1
+	}
+	reserved := 0
+	r.players.Range(func(_, v any) bool {
+		if v.(playerRecord).psID != "" {
+			reserved++
+		}
+		return true
+	})
+	r.count(r.faults, fmt.Sprintf("end: player sessions archived in PostgreSQL (%d rows)", total))
+	if total != distinct || players < reserved {
+		r.t.Errorf("history store: %d rows for %d player sessions (%d players; %d reservations answered)", total, distinct, players, reserved)
+		return 1
+	}
+	return 0
+}
+
+// resources samples memory and goroutines through the run: this process (the managers, the clients and
+// the checker share it) and kube-apiserver.
+type resources struct {
+	mu      sync.Mutex
+	samples []resourceSample
+}
+
+type resourceSample struct {
+	at                        time.Duration
+	rss, apiserverRSS         float64 // MiB
+	goroutines, apiGoroutines float64
+}
+
+func (res *resources) sample(ctx context.Context, r *run) {
+	start := time.Now()
+	port := r.cp.Config.Host[strings.LastIndex(r.cp.Config.Host, ":")+1:]
+	kube, err := kubernetes.NewForConfig(r.cp.Config)
+	if err != nil {
+		r.t.Error(err)
+		return
+	}
+	for ctx.Err() == nil {
+		s := resourceSample{at: time.Since(start), rss: rssMiB("self"), goroutines: float64(runtime.NumGoroutine())}
+		if pid := processWith("kube-apiserver", "--secure-port", port); pid != "" {
+			s.apiserverRSS = rssMiB(pid)
+		}
+		if raw, err := kube.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx); err == nil {
+			for line := range strings.Lines(string(raw)) {
+				if v, ok := strings.CutPrefix(line, "go_goroutines "); ok {
+					s.apiGoroutines, _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
+				}
+			}
+		}
+		res.mu.Lock()
+		res.samples = append(res.samples, s)
+		res.mu.Unlock()
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// rssMiB is a process's resident memory in MiB (0 if unknown).
+func rssMiB(pid string) float64 {
+	raw, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(raw)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// processWith is the pid of a process whose command line holds every one of args.
+func processWith(args ...string) string {
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		raw, err := os.ReadFile("/proc/" + d.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		cmd := strings.ReplaceAll(string(raw), "\x00", " ")
+		if !slices.ContainsFunc(args, func(a string) bool { return !strings.Contains(cmd, a) }) {
+			return d.Name()
+		}
+	}
+	return ""
+}
+
+// summary is each series' first and last sample and its slope per minute over the run's second half (a
+// leak is a slope that does not flatten).
+func (res *resources) summary() []string {
+	res.mu.Lock()
+	defer res.mu.Unlock()
+	if len(res.samples) < 4 {
+		return nil
+	}
+	half := res.samples[len(res.samples)/2:]
+	line := func(name, unit string, f func(resourceSample) float64) string {
+		var sx, sy, sxx, sxy float64
+		for _, s := range half {
+			x, y := s.at.Minutes(), f(s)
+			sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
+		}
+		n := float64(len(half))
+		slope := (n*sxy - sx*sy) / (n*sxx - sx*sx)
+		return fmt.Sprintf("| %s: first / last / slope over the second half | %.0f / %.0f / %+.1f %s a minute |", name,
+			f(res.samples[0]), f(res.samples[len(res.samples)-1]), slope, unit)
+	}
+	return []string{
+		line("RSS of the test process (managers, clients, checker), MiB", "MiB", func(s resourceSample) float64 { return s.rss }),
+		line("goroutines of the test process", "", func(s resourceSample) float64 { return s.goroutines }),
+		line("kube-apiserver RSS, MiB", "MiB", func(s resourceSample) float64 { return s.apiserverRSS }),
+		line("kube-apiserver goroutines", "", func(s resourceSample) float64 { return s.apiGoroutines }),
 	}
 }

@@ -6,6 +6,7 @@ package historytest
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +26,20 @@ func script() string {
 // the server and its data go when the test ends.
 func Postgres(t testing.TB) string {
 	t.Helper()
+	return Start(t).URL
+}
+
+// Server is a PostgreSQL server a test started.
+type Server struct {
+	// URL is its connection string (the postgres database, as the postgres superuser).
+	URL string
+	dir string
+}
+
+// Start starts a PostgreSQL server for the test and logs its version; the server and its data go when the
+// test ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -39,8 +54,22 @@ func Postgres(t testing.TB) string {
 		t.Fatalf("starting PostgreSQL with hack/postgres.sh: %v: %s", err, stderr.String())
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	dir, version, url := lines[0], lines[1], lines[2]
-	t.Logf("Started %s", version)
-	t.Cleanup(func() { _ = exec.Command(script(), "stop", dir).Run() })
-	return url
+	s := &Server{dir: lines[0], URL: lines[2]}
+	t.Logf("Started %s", lines[1])
+	t.Cleanup(func() { _ = exec.Command(script(), "stop", s.dir).Run() })
+	return s
+}
+
+// Down stops the server as a crash would (its connections end; its data stays).
+func (s *Server) Down() error { return s.run("down") }
+
+// Up starts it again, on the same port.
+func (s *Server) Up() error { return s.run("up") }
+
+func (s *Server) run(verb string) error {
+	out, err := exec.Command(script(), verb, s.dir).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("hack/postgres.sh %s: %w: %s", verb, err, out)
+	}
+	return nil
 }
