@@ -33,6 +33,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -44,12 +45,15 @@ import (
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/controllers"
+	"github.com/playersessions/operator/internal/agones"
+	"github.com/playersessions/operator/internal/agones/agonestest"
 	gl "github.com/playersessions/operator/internal/gamelift"
 	"github.com/playersessions/operator/internal/history/historytest"
 	"github.com/playersessions/operator/internal/localcp"
 	"github.com/playersessions/operator/internal/manager"
 	queryv1 "github.com/playersessions/operator/internal/query/v1alpha1"
 	"github.com/playersessions/operator/internal/testenv"
+	"github.com/playersessions/operator/test/gameserver/game"
 )
 
 // The soak's settings: SOAK_DURATION (a Go duration; default 40 s per seed) and SOAK_SEED (a fixed seed
@@ -69,6 +73,11 @@ const (
 
 // TestSoak runs the operator under a mixed workload and random faults, recording every client call, and
 // checks the histories for linearizability and a watch of every revision for the invariants.
+func TestMain(m *testing.M) {
+	game.RunIfAsked() // the SDK game servers are subprocesses of this test binary
+	os.Exit(m.Run())
+}
+
 func TestSoak(t *testing.T) {
 	duration := 40 * time.Second
 	if raceEnabled {
@@ -97,6 +106,7 @@ type replica struct {
 	api     *gamelift.Client
 	query   dynamic.NamespaceableResourceInterface // its own query API server
 	webhook string                                 // its admission webhook's address
+	sdk     string                                 // its Server SDK WebSocket's address
 	link    *Proxy                                 // its connection to kube-apiserver
 }
 
@@ -105,6 +115,7 @@ type run struct {
 	cp       *localcp.ControlPlane
 	pg       *historytest.Server
 	webhook  *Proxy // where kube-apiserver calls the admission webhook: a live replica's
+	sdk      *Proxy // where game server processes connect (the Server SDK's WebSocket): a live replica's
 	admin    client.WithWatch
 	hist     *History
 	obs      *Observer
@@ -115,11 +126,14 @@ type run struct {
 	games    map[string]string // GameSessionId -> object name
 	current  []string          // the GameSessionIds the workers use now (rotated, so that each history stays short)
 	inflight map[string]int    // object name -> calls on it not answered yet (a game session ends once none is)
-	ended    sync.WaitGroup    // game sessions being ended
-	max      sync.Map          // object name -> maximum (int)
-	players  sync.Map          // player id -> playerRecord
+	info     map[string]*gameInfo
+	conns    sync.Map       // "game/player" -> the player's connection to an SDK game server
+	ended    sync.WaitGroup // game sessions being ended
+	max      sync.Map       // object name -> maximum (int)
+	players  sync.Map       // player id -> playerRecord
 	faults   map[string]int
 	errs     map[string]int
+	work     map[string]int // the workload by path
 }
 
 type playerRecord struct {
@@ -129,13 +143,18 @@ type playerRecord struct {
 func soak(t *testing.T, seed uint64, duration time.Duration) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cp := testenv.ControlPlane(t, localcp.Options{WebhookDirectoryPaths: []string{testenv.Path("config", "webhook")}})
+	cp := testenv.ControlPlane(t, localcp.Options{WebhookDirectoryPaths: []string{testenv.Path("config", "webhook")},
+		CRDDirectoryPaths: []string{testenv.Path("test", "crds", "agones")}})
 	admin, err := client.NewWithWatch(cp.Config, client.Options{Scheme: manager.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := &run{t: t, cp: cp, pg: historytest.Start(t), admin: admin, hist: NewHistory(), obs: &Observer{Timeout: psTimeout}, rng: rand.New(rand.NewPCG(seed, 99)),
-		games: map[string]string{}, inflight: map[string]int{}, faults: map[string]int{}, errs: map[string]int{}}
+		games: map[string]string{}, inflight: map[string]int{}, info: map[string]*gameInfo{}, faults: map[string]int{}, errs: map[string]int{}, work: map[string]int{}}
+	if r.sdk, err = NewProxy("127.0.0.1:0", r.sdkTarget); err != nil {
+		t.Fatal(err)
+	}
+	defer r.sdk.Close()
 	if r.webhook, err = NewProxy(net.JoinHostPort(cp.WebhookHost, strconv.Itoa(cp.WebhookPort)), r.webhookTarget); err != nil {
 		t.Fatal(err)
 	}
@@ -226,6 +245,20 @@ func soak(t *testing.T, seed uint64, duration time.Duration) {
 	r.report(seed, duration, res, len(violations)+len(r.obs.Violations())+lost)
 }
 
+// sdkTarget is a live replica's Server SDK WebSocket (as a Service in front of the replicas picks one).
+func (r *run) sdkTarget() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rep := range r.replicas {
+		select {
+		case <-rep.Done:
+		default:
+			return rep.sdk
+		}
+	}
+	return "127.0.0.1:1"
+}
+
 // webhookTarget is a live replica's webhook (the Service in front of the webhook picks a ready pod).
 func (r *run) webhookTarget() string {
 	r.mu.Lock()
@@ -282,12 +315,13 @@ func (r *run) start() {
 	cp.Config = rest.CopyConfig(r.cp.Config)
 	cp.Config.Host = "https://" + link.Addr()
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(r.t))
-	queryPort, webhookPort := testenv.FreePort(r.t), testenv.FreePort(r.t)
+	queryPort, webhookPort, sdkAddr := testenv.FreePort(r.t), testenv.FreePort(r.t), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(r.t))
 	opts := manager.Options{
 		Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0",
 		LeaderElect: true, LeaderElectionNamespace: "default",
 		LeaseDuration: lease, RenewDeadline: lease * 3 / 4, RetryPeriod: 200 * time.Millisecond,
-		GameLiftAddr: addr, DisableAgones: true, GameLiftRatePerKey: 10000, GameLiftBurstPerKey: 10000,
+		GameLiftAddr: addr, GameLiftRatePerKey: 10000, GameLiftBurstPerKey: 10000,
+		GameLiftSDKAddr: sdkAddr, GameLiftSDKEndpoint: "ws://" + r.sdk.Addr(),
 		QueryPort: queryPort, QueryBindAddress: net.ParseIP("127.0.0.1"), QueryCertDir: r.t.TempDir(), QueryKubeconfig: r.cp.Kubeconfig,
 		QueryTokenKeySecret: types.NamespacedName{Namespace: "default", Name: "query-token-key"},
 		QuerySnapshotWindow: time.Minute, QueryFreshnessTimeout: 3 * time.Second,
@@ -311,7 +345,7 @@ func (r *run) start() {
 	direct := rest.CopyConfig(r.cp.Config)
 	direct.Host = fmt.Sprintf("https://127.0.0.1:%d", queryPort)
 	direct.TLSClientConfig.Insecure, direct.TLSClientConfig.CAData, direct.TLSClientConfig.CAFile = true, nil, ""
-	rep := &replica{Manager: m, name: name, url: "http://" + addr, link: link, webhook: fmt.Sprintf("127.0.0.1:%d", webhookPort),
+	rep := &replica{Manager: m, name: name, url: "http://" + addr, link: link, sdk: sdkAddr, webhook: fmt.Sprintf("127.0.0.1:%d", webhookPort),
 		query: dynamic.NewForConfigOrDie(direct).Resource(queryv1.SchemeGroupVersion.WithResource("playersessions")),
 		api: gamelift.New(gamelift.Options{
 			Region: "us-east-1", BaseEndpoint: aws.String("http://" + addr),
@@ -513,6 +547,17 @@ func (r *run) operate(ctx context.Context, rng *rand.Rand, client int, player st
 		if x >= 60 {
 			op, action = OpRemove, "RemovePlayerSession"
 		}
+		r.mu.Lock()
+		info := *r.info[game]
+		r.mu.Unlock()
+		switch info.kind {
+		case kindAgones:
+			r.agonesPlayer(ctx, client, key, info, op, name, rec)
+			return
+		case kindSDK:
+			r.sdkPlayer(client, key, info, op, name, rec)
+			return
+		}
 		done := r.hist.Invoke(client, key, Input{Op: op, PS: name})
 		err := r.gameServer(ctx, r.pick(rng), action, rec)
 		if err != nil {
@@ -619,9 +664,14 @@ func (r *run) newGameSessions(ctx context.Context, n int) error {
 		name := fmt.Sprint("game-", len(r.games)+len(names))
 		max := 1 + r.rng.IntN(4)
 		r.mu.Unlock()
-		gs := &gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-			Spec: gamev1.GameSessionSpec{FleetID: "fleet-soak", MaximumPlayerSessionCount: int32(max), Endpoint: gamev1.Endpoint{IPAddress: "10.0.0.1", Port: 7777}}}
-		if err := r.admin.Create(ctx, gs); err != nil {
+		kind := kindPlain
+		switch r.rng.IntN(6) {
+		case 0:
+			kind = kindAgones
+		case 1:
+			kind = kindSDK
+		}
+		if err := r.createGame(ctx, name, max, kind); err != nil {
 			return err
 		}
 		r.max.Store(name, max)
@@ -634,6 +684,9 @@ func (r *run) newGameSessions(ctx context.Context, n int) error {
 			gs := &gamev1.GameSession{}
 			if err := r.admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, gs); err == nil && gs.Status.Status == gamev1.GameSessionActive {
 				ids = append(ids, gs.Status.GameSessionID)
+				r.mu.Lock()
+				r.info[name].port = gs.Status.Port // an SDK game server's: the process it was placed on
+				r.mu.Unlock()
 			}
 		}
 		if len(ids) < len(names) {
@@ -651,19 +704,39 @@ func (r *run) newGameSessions(ctx context.Context, n int) error {
 		}
 		r.mu.Unlock()
 		for _, id := range retired {
-			r.ended.Go(func() { r.end(ctx, id) })
+			r.mu.Lock()
+			name := r.games[id]
+			r.mu.Unlock()
+			r.ended.Go(func() { r.end(ctx, name) })
 		}
 		return nil
 	}
-	return fmt.Errorf("game sessions %v not ACTIVE within 60 s", names)
+	var why []string
+	for _, name := range names { // they are ended, never used
+		gs := &gamev1.GameSession{}
+		_ = r.admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, gs)
+		if gs.Status.Status == gamev1.GameSessionActive {
+			continue
+		}
+		r.mu.Lock()
+		kind := r.info[name].kind
+		r.mu.Unlock()
+		var conds []string
+		for _, c := range gs.Status.Conditions {
+			conds = append(conds, c.Type+"="+string(c.Status)+" "+c.Reason)
+		}
+		why = append(why, fmt.Sprintf("%s (%s): %q %v", name, kind, gs.Status.Status, conds))
+		r.t.Logf("game session %s (%s) not ACTIVE within 60 s: %+v", name, kind, gs.Status)
+	}
+	for _, name := range names {
+		r.ended.Go(func() { r.end(ctx, name) })
+	}
+	return fmt.Errorf("game sessions not ACTIVE within 60 s: %s", strings.Join(why, "; "))
 }
 
 // end ends a game session the workers no longer use, as its game server would (TERMINATED), once no call
 // on it is waiting for an answer: its history is complete.
-func (r *run) end(ctx context.Context, gameID string) {
-	r.mu.Lock()
-	name := r.games[gameID]
-	r.mu.Unlock()
+func (r *run) end(ctx context.Context, name string) {
 	for deadline := time.Now().Add(2 * callTimeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		r.mu.Lock()
 		n := r.inflight[name]
@@ -672,7 +745,29 @@ func (r *run) end(ctx context.Context, gameID string) {
 			break
 		}
 	}
+	r.mu.Lock()
+	info := *r.info[name]
+	r.mu.Unlock()
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		switch info.kind {
+		case kindAgones: // Agones shuts its GameServer down
+			if err := agonestest.SetState(ctx, r.admin, ns, info.server, agones.StateShutdown); err == nil {
+				return
+			}
+			continue
+		case kindSDK: // the game ends: ProcessEnding
+			if err := r.tell(info.port, "END"); err == nil {
+				r.conns.Range(func(k, v any) bool {
+					if strings.HasPrefix(k.(string), name+"/") {
+						_ = v.(net.Conn).Close()
+						r.conns.Delete(k)
+					}
+					return true
+				})
+				return
+			}
+			continue
+		}
 		gs := &gamev1.GameSession{}
 		if err := r.admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, gs); err != nil {
 			continue
@@ -882,6 +977,9 @@ func (r *run) report(seed uint64, duration time.Duration, res *resources, violat
 		fmt.Fprintf(&b, "| operation: %s | %d |\n", k, counts[k])
 	}
 	r.mu.Lock()
+	for k, n := range r.work {
+		fmt.Fprintf(&b, "| workload: %s | %d |\n", k, n)
+	}
 	for k, n := range r.faults {
 		fmt.Fprintf(&b, "| fault: %s | %d |\n", k, n)
 	}
@@ -959,19 +1057,20 @@ func (r *run) endAll(ctx context.Context) {
 	r.current = nil
 	r.mu.Unlock()
 	for _, id := range current {
-		r.ended.Go(func() { r.end(ctx, id) })
+		r.mu.Lock()
+		name := r.games[id]
+		r.mu.Unlock()
+		r.ended.Go(func() { r.end(ctx, name) })
 	}
 	r.ended.Wait()
 	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
-		var list gamev1.PlayerSessionList
-		if err := r.admin.List(ctx, &list, client.InNamespace(ns)); err == nil && len(list.Items) == 0 {
+		if len(r.unarchived(ctx)) == 0 {
 			return
 		}
 	}
-	var list gamev1.PlayerSessionList
-	_ = r.admin.List(ctx, &list, client.InNamespace(ns))
-	r.t.Errorf("%d player sessions still custom resources 3 minutes after their game sessions ended", len(list.Items))
-	for i, ps := range list.Items {
+	left := r.unarchived(ctx)
+	r.t.Errorf("%d player sessions still custom resources 3 minutes after their game sessions ended", len(left))
+	for i, ps := range left {
 		if i == 5 {
 			break
 		}
@@ -980,6 +1079,18 @@ func (r *run) endAll(ctx context.Context) {
 		r.t.Logf("left: %s %s status %q finalizers %v conditions %+v; its game session %s %s conditions %+v", ps.Name, ps.Spec.PlayerID,
 			ps.Status.Status, ps.Finalizers, ps.Status.Conditions, gs.Name, gs.Status.Status, gs.Status.Conditions)
 	}
+}
+
+// unarchived are the player sessions still custom resources, refused ones excepted (a refusal is kept as
+// a custom resource for the retention period: it never was a player session to archive).
+func (r *run) unarchived(ctx context.Context) []gamev1.PlayerSession {
+	var list gamev1.PlayerSessionList
+	if err := r.admin.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return []gamev1.PlayerSession{{}}
+	}
+	return slices.DeleteFunc(list.Items, func(ps gamev1.PlayerSession) bool {
+		return ps.Status.Status == "" && meta.IsStatusConditionFalse(ps.Status.Conditions, gamev1.AdmittedCondition)
+	})
 }
 
 // finalDescribes describes every player whose reservation was answered: each must be found once, in a
