@@ -3,14 +3,17 @@ package soak
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/gamelift"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/internal/agones"
@@ -33,10 +36,12 @@ type gameInfo struct {
 	port   int32  // where the SDK game server takes players
 }
 
-// createGame creates a game session of the kind: an Agones one's GameServer first (Allocated, with a
-// players List), an SDK one's game server process first (a compute registered for it, its token in its
-// environment, connected through the SDK proxy).
-func (r *run) createGame(ctx context.Context, name string, max int, kind string) error {
+// createGame creates a game session of the kind and returns its object name: an Agones one's GameServer
+// first (Allocated, with a players List), then the game session with kubectl; an SDK one's game server
+// process first (a compute registered for it, its token in its environment, connected through the SDK
+// proxy), then the game session with kubectl or, half the time, GameLift's CreateGameSession (named after
+// the request: found by its name).
+func (r *run) createGame(ctx context.Context, name string, max int, kind string) (string, error) {
 	gs := &gamev1.GameSession{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: gamev1.GameSessionSpec{FleetID: "fleet-soak", MaximumPlayerSessionCount: int32(max), Endpoint: gamev1.Endpoint{IPAddress: "10.0.0.1", Port: 7777}}}
 	info := &gameInfo{kind: kind}
@@ -45,7 +50,7 @@ func (r *run) createGame(ctx context.Context, name string, max int, kind string)
 		info.server = "gs-" + name
 		if _, err := agonestest.CreateGameServer(ctx, r.admin, agonestest.GameServerOptions{Namespace: ns, Name: info.server,
 			State: agones.StateAllocated, Address: "10.0.0.2", Lists: []string{"players"}}); err != nil {
-			return err
+			return "", err
 		}
 		gs.Spec.FleetID, gs.Spec.Endpoint = "fleet-agones", gamev1.Endpoint{}
 		gs.Spec.Agones = &gamev1.AgonesGameServer{GameServerName: info.server}
@@ -62,17 +67,49 @@ func (r *run) createGame(ctx context.Context, name string, max int, kind string)
 			return err
 		})
 		if err != nil {
-			return err
+			return "", err
 		}
 		gametest.Start(r.t, "GAMELIFT_SDK_WEBSOCKET_URL=ws://"+r.sdk.Addr(), "GAMELIFT_SDK_AUTH_TOKEN="+aws.ToString(token.AuthToken),
 			"GAMELIFT_SDK_FLEET_ID=fleet-sdk", "GAMELIFT_SDK_HOST_ID="+compute, "GAMELIFT_SDK_PROCESS_ID=proc-"+name)
 		gs.Spec.FleetID, gs.Spec.Endpoint = "fleet-sdk", gamev1.Endpoint{}
+		if r.rng.IntN(2) == 0 {
+			return r.createWithGameLift(ctx, name, max, info)
+		}
 	}
 	r.mu.Lock()
 	r.info[name] = info
 	r.mu.Unlock()
 	r.count(r.work, "game sessions created with kubectl, "+kind)
-	return r.admin.Create(ctx, gs)
+	return name, r.admin.Create(ctx, gs)
+}
+
+// createWithGameLift creates an SDK game session with CreateGameSession, once (a retry would be another
+// request: another game session), and finds its object by its name, also when the answer was lost.
+func (r *run) createWithGameLift(ctx context.Context, name string, max int, info *gameInfo) (string, error) {
+	_, err := r.pick(r.rng).api.CreateGameSession(ctx, &gamelift.CreateGameSessionInput{FleetId: aws.String("fleet-sdk"),
+		MaximumPlayerSessionCount: aws.Int32(int32(max)), Name: aws.String(name)})
+	var found string
+	serr := retry(func() error {
+		var list gamev1.GameSessionList
+		if err := r.admin.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		for _, gs := range list.Items {
+			if gs.Spec.Name == name {
+				found = gs.Name
+				return nil
+			}
+		}
+		return fmt.Errorf("no game session named %s", name)
+	})
+	if serr != nil {
+		return "", errors.Join(err, serr)
+	}
+	r.mu.Lock()
+	r.info[found] = info
+	r.mu.Unlock()
+	r.count(r.work, "game sessions created with GameLift CreateGameSession, sdk")
+	return found, nil
 }
 
 // retry calls f until it succeeds, for 30 s at most.
@@ -87,30 +124,84 @@ func retry(f func() error) error {
 }
 
 // agonesPlayer accepts or removes a player as an Agones game server does: its SDK appends the player
-// session id to the GameServer's players List, or deletes it. The game server learns nothing of what the
-// operator makes of it, so the operation's outcome is unknown (it may take effect at any time after).
+// session id to the GameServer's players List when the player connects (a RESERVED one), deletes it when
+// the player leaves (an ACTIVE one). The game server is not told what the operator made of it: the
+// operation returns when a read of the player session shows the move (ACTIVE, COMPLETED; TIMEDOUT if the
+// reservation ran out first), and its outcome is unknown if none shows within 3 s. One move per player at
+// a time, as a player connects once, so that the move seen is this operation's.
 func (r *run) agonesPlayer(ctx context.Context, client int, key string, info gameInfo, op, player string, rec playerRecord) {
+	unlock, ok := r.lockPlayer(player)
+	if !ok {
+		return
+	}
+	defer unlock()
+	before, err := r.playerStatus(ctx, rec)
+	if err != nil || (op == OpAccept && before != gamev1.PlayerSessionReserved) || (op == OpRemove && before != gamev1.PlayerSessionActive) {
+		return // a game server sends only players that connect, and removes only those in
+	}
 	r.count(r.work, "Agones game servers: players List "+op)
 	done := r.hist.Invoke(client, key, Input{Op: op, PS: player})
 	change := agonestest.AppendListValues
 	if op == OpRemove {
 		change = agonestest.DeleteListValues
 	}
-	err := change(ctx, r.admin, ns, info.server, "players", rec.psID)
-	result := OutUnknown
-	if err != nil {
+	if err := change(ctx, r.admin, ns, info.server, "players", rec.psID); err != nil {
 		r.count(r.errs, "Agones List "+op+": "+errorKind(err))
 		if refused(err) {
-			result = OutRejected
+			done(Output{Result: OutRejected})
+			return
 		}
 	}
-	done(Output{Result: result})
+	done(Output{Result: r.moved(ctx, rec, before)})
+}
+
+// moved waits (3 s at most) for the player session to leave status before, and is the outcome of the move
+// that made it leave: ok (ACTIVE or COMPLETED), TIMEDOUT, or unknown when it did not.
+func (r *run) moved(ctx context.Context, rec playerRecord, before gamev1.PlayerSessionStatusValue) string {
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		switch now, err := r.playerStatus(ctx, rec); {
+		case err != nil, now == before:
+		case now == gamev1.PlayerSessionTimedOut:
+			return "TIMEDOUT"
+		default:
+			return OutOK
+		}
+	}
+	return OutUnknown
+}
+
+// playerStatus reads a player session's status from kube-apiserver (a consistent read).
+func (r *run) playerStatus(ctx context.Context, rec playerRecord) (gamev1.PlayerSessionStatusValue, error) {
+	var list gamev1.PlayerSessionList
+	if err := r.admin.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{"status.playerSessionId": rec.psID}); err != nil {
+		return "", err
+	}
+	for _, ps := range list.Items {
+		if ps.Status.PlayerSessionID == rec.psID {
+			return ps.Status.Status, nil
+		}
+	}
+	return "", fmt.Errorf("player session %s not found", rec.psID)
+}
+
+// lockPlayer takes the player's lock (false: another move of the player is under way).
+func (r *run) lockPlayer(player string) (func(), bool) {
+	m, _ := r.moving.LoadOrStore(player, &sync.Mutex{})
+	if !m.(*sync.Mutex).TryLock() {
+		return nil, false
+	}
+	return m.(*sync.Mutex).Unlock, true
 }
 
 // sdkPlayer connects a player to its SDK game server, which accepts it (AcceptPlayerSession) and answers
 // OK or REFUSED; or disconnects one, whom the game server then removes (RemovePlayerSession: the player
-// is not told, the outcome is unknown).
-func (r *run) sdkPlayer(client int, key string, info gameInfo, op, player string, rec playerRecord) {
+// is not told; the operation returns when a read shows it COMPLETED, unknown if not within 3 s).
+func (r *run) sdkPlayer(ctx context.Context, client int, key string, info gameInfo, op, player string, rec playerRecord) {
+	unlock, ok := r.lockPlayer(player)
+	if !ok {
+		return
+	}
+	defer unlock()
 	connKey := strings.TrimPrefix(key, ns+"/") + "/" + player
 	if op == OpRemove {
 		c, ok := r.conns.LoadAndDelete(connKey)
@@ -120,7 +211,7 @@ func (r *run) sdkPlayer(client int, key string, info gameInfo, op, player string
 		r.count(r.work, "SDK game servers: a player disconnected (RemovePlayerSession)")
 		done := r.hist.Invoke(client, key, Input{Op: OpRemove, PS: player})
 		_ = c.(net.Conn).Close()
-		done(Output{Result: OutUnknown})
+		done(Output{Result: r.moved(ctx, rec, gamev1.PlayerSessionActive)})
 		return
 	}
 	if _, ok := r.conns.Load(connKey); ok {

@@ -128,12 +128,14 @@ type run struct {
 	inflight map[string]int    // object name -> calls on it not answered yet (a game session ends once none is)
 	info     map[string]*gameInfo
 	conns    sync.Map       // "game/player" -> the player's connection to an SDK game server
+	moving   sync.Map       // player -> *sync.Mutex, held during a game server's move of the player
 	ended    sync.WaitGroup // game sessions being ended
 	max      sync.Map       // object name -> maximum (int)
 	players  sync.Map       // player id -> playerRecord
 	faults   map[string]int
 	errs     map[string]int
 	work     map[string]int // the workload by path
+	gameSeq  int
 }
 
 type playerRecord struct {
@@ -555,7 +557,7 @@ func (r *run) operate(ctx context.Context, rng *rand.Rand, client int, player st
 			r.agonesPlayer(ctx, client, key, info, op, name, rec)
 			return
 		case kindSDK:
-			r.sdkPlayer(client, key, info, op, name, rec)
+			r.sdkPlayer(ctx, client, key, info, op, name, rec)
 			return
 		}
 		done := r.hist.Invoke(client, key, Input{Op: op, PS: name})
@@ -661,7 +663,8 @@ func (r *run) newGameSessions(ctx context.Context, n int) error {
 	var names []string
 	for range n {
 		r.mu.Lock()
-		name := fmt.Sprint("game-", len(r.games)+len(names))
+		r.gameSeq++
+		name := fmt.Sprint("game-", r.gameSeq)
 		max := 1 + r.rng.IntN(4)
 		r.mu.Unlock()
 		kind := kindPlain
@@ -671,7 +674,8 @@ func (r *run) newGameSessions(ctx context.Context, n int) error {
 		case 1:
 			kind = kindSDK
 		}
-		if err := r.createGame(ctx, name, max, kind); err != nil {
+		name, err := r.createGame(ctx, name, max, kind)
+		if err != nil {
 			return err
 		}
 		r.max.Store(name, max)
