@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/gamelift"
+	"github.com/aws/smithy-go"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -34,6 +35,7 @@ type gameInfo struct {
 	kind   string
 	server string // the Agones GameServer
 	port   int32  // where the SDK game server takes players
+	proc   *gametest.Process
 }
 
 // createGame creates a game session of the kind and returns its object name: an Agones one's GameServer
@@ -69,7 +71,7 @@ func (r *run) createGame(ctx context.Context, name string, max int, kind string)
 		if err != nil {
 			return "", err
 		}
-		gametest.Start(r.t, "GAMELIFT_SDK_WEBSOCKET_URL=ws://"+r.sdk.Addr(), "GAMELIFT_SDK_AUTH_TOKEN="+aws.ToString(token.AuthToken),
+		info.proc = gametest.Start(r.t, "GAMELIFT_SDK_WEBSOCKET_URL=ws://"+r.sdk.Addr(), "GAMELIFT_SDK_AUTH_TOKEN="+aws.ToString(token.AuthToken),
 			"GAMELIFT_SDK_FLEET_ID=fleet-sdk", "GAMELIFT_SDK_HOST_ID="+compute, "GAMELIFT_SDK_PROCESS_ID=proc-"+name)
 		gs.Spec.FleetID, gs.Spec.Endpoint = "fleet-sdk", gamev1.Endpoint{}
 		if r.rng.IntN(2) == 0 {
@@ -86,8 +88,15 @@ func (r *run) createGame(ctx context.Context, name string, max int, kind string)
 // createWithGameLift creates an SDK game session with CreateGameSession, once (a retry would be another
 // request: another game session), and finds its object by its name, also when the answer was lost.
 func (r *run) createWithGameLift(ctx context.Context, name string, max int, info *gameInfo) (string, error) {
-	_, err := r.pick(r.rng).api.CreateGameSession(ctx, &gamelift.CreateGameSessionInput{FleetId: aws.String("fleet-sdk"),
-		MaximumPlayerSessionCount: aws.Int32(int32(max)), Name: aws.String(name)})
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		_, err = r.pick(r.rng).api.CreateGameSession(ctx, &gamelift.CreateGameSessionInput{FleetId: aws.String("fleet-sdk"),
+			MaximumPlayerSessionCount: aws.Int32(int32(max)), Name: aws.String(name)})
+		var api smithy.APIError
+		if !errors.As(err, &api) || (code(api) != "FleetCapacityExceededException" && !refused(err)) {
+			break // created, or perhaps: found by its name below
+		} // no process ready yet (the game server is starting), or the replica down: nothing created, again
+	}
 	var found string
 	serr := retry(func() error {
 		var list gamev1.GameSessionList

@@ -730,7 +730,25 @@ func (r *run) newGameSessions(ctx context.Context, n int) error {
 			conds = append(conds, c.Type+"="+string(c.Status)+" "+c.Reason)
 		}
 		why = append(why, fmt.Sprintf("%s (%s): %q %v", name, kind, gs.Status.Status, conds))
-		r.t.Logf("game session %s (%s) not ACTIVE within 60 s: %+v", name, kind, gs.Status)
+		r.t.Logf("game session %s (%s) not ACTIVE within 60 s: %s %v", name, kind, gs.Status.Status, conds)
+		r.mu.Lock()
+		if p := r.info[name].proc; p != nil {
+			out := p.Out.String()
+			r.t.Logf("its game server's output (the end):\n%s", out[max(0, len(out)-1500):])
+		}
+		r.mu.Unlock()
+		if kind == kindSDK { // where the fleet's processes are, and who claimed them
+			var computes gamev1.ComputeList
+			_ = r.admin.List(ctx, &computes, client.InNamespace(ns))
+			for _, c := range computes.Items {
+				r.t.Logf("compute %s: %+v", c.Name, c.Status.Processes)
+			}
+			var claims gamev1.ProcessClaimList
+			_ = r.admin.List(ctx, &claims, client.InNamespace(ns))
+			for _, c := range claims.Items {
+				r.t.Logf("claim %s: %+v", c.Name, c.Spec)
+			}
+		}
 	}
 	for _, name := range names {
 		r.ended.Go(func() { r.end(ctx, name) })
@@ -760,6 +778,9 @@ func (r *run) end(ctx context.Context, name string) {
 			}
 			continue
 		case kindSDK: // the game ends: ProcessEnding
+			if info.port == 0 {
+				break // never placed: ended by a status write
+			}
 			if err := r.tell(info.port, "END"); err == nil {
 				r.conns.Range(func(k, v any) bool {
 					if strings.HasPrefix(k.(string), name+"/") {
