@@ -329,6 +329,7 @@ func (r *run) start() {
 		QuerySnapshotWindow: time.Minute, QueryFreshnessTimeout: 3 * time.Second,
 		WebhookHost: "127.0.0.1", WebhookPort: webhookPort, WebhookCertDir: r.cp.WebhookCertDir, WebhookClientCAName: r.cp.WebhookClientCAName,
 		HistoryStore: r.pg.URL,
+		ReplicaName:  name, // unique among the running replicas, as a pod's name is
 	}
 	opts.Controllers.PlayerSessionTimeout = psTimeout
 	opts.Controllers.HistoryGrace = historyGrace
