@@ -24,6 +24,7 @@ import (
 	"github.com/playersessions/operator/internal/history"
 	"github.com/playersessions/operator/internal/ids"
 	"github.com/playersessions/operator/internal/index"
+	"github.com/playersessions/operator/internal/metrics"
 	"github.com/playersessions/operator/internal/search"
 )
 
@@ -159,8 +160,20 @@ func (s *Server) Start(ctx context.Context) error {
 
 // ServeHTTP answers one GameLift call in the protocol the client speaks.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var c codec
+	start := time.Now()
+	var c codec = jsonCodec{}
 	var action string
+	code := "ok"
+	defer func() {
+		if _, known := operations[action]; !known {
+			action = "unknown" // the label's values stay bounded
+		}
+		metrics.GameLiftCall(action, code, time.Since(start))
+	}()
+	fail := func(status int, e *Error) {
+		code = e.Type
+		writeError(w, c, status, e)
+	}
 	switch {
 	case r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, cborPathPrefix):
 		c, action = cborCodec{}, strings.TrimPrefix(r.URL.Path, cborPathPrefix)
@@ -168,31 +181,31 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodPost && r.URL.Path == "/" && strings.HasPrefix(r.Header.Get("X-Amz-Target"), jsonTarget):
 		c, action = jsonCodec{}, strings.TrimPrefix(r.Header.Get("X-Amz-Target"), jsonTarget)
 	default:
-		writeError(w, jsonCodec{}, http.StatusNotFound, errorf(UnknownOperationException, "No GameLift operation at "+r.Method+" "+r.URL.Path))
+		fail(http.StatusNotFound, errorf(UnknownOperationException, "No GameLift operation at "+r.Method+" "+r.URL.Path))
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil || len(body) > maxBody {
-		writeError(w, c, http.StatusBadRequest, errorf(InvalidRequestException, "Request body unreadable or larger than 1 MiB"))
+		fail(http.StatusBadRequest, errorf(InvalidRequestException, "Request body unreadable or larger than 1 MiB"))
 		return
 	}
 	who, aerr := s.authenticate(r.Context(), r, body)
 	if aerr != nil {
-		writeError(w, c, http.StatusBadRequest, aerr)
+		fail(http.StatusBadRequest, aerr)
 		return
 	}
 	namespace := who.namespace
 	if !s.keyRates.allow(who.keyID, s.RatePerKey, s.BurstPerKey, s.Clock.Now()) {
-		writeError(w, c, http.StatusBadRequest, errorf(ThrottlingException, "Rate exceeded for access key "+who.keyID+"; retry with backoff"))
+		fail(http.StatusBadRequest, errorf(ThrottlingException, "Rate exceeded for access key "+who.keyID+"; retry with backoff"))
 		return
 	}
 	operation, ok := operations[action]
 	if !ok {
-		writeError(w, c, http.StatusBadRequest, errorf(UnknownOperationException, "Unknown operation "+action))
+		fail(http.StatusBadRequest, errorf(UnknownOperationException, "Unknown operation "+action))
 		return
 	}
 	if operation.changes && !s.replays.first(who.signature, who.signedAt, s.Clock.Now()) {
-		writeError(w, c, http.StatusBadRequest, replayed())
+		fail(http.StatusBadRequest, replayed())
 		return
 	}
 	out, aerr := operation.serve(s, r.Context(), who, func(v any) *Error {
@@ -207,12 +220,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusInternalServerError
 			ctrl.Log.WithName("gamelift").Error(aerr, "GameLift call failed", "action", action, "namespace", namespace)
 		}
-		writeError(w, c, status, aerr)
+		fail(status, aerr)
 		return
 	}
 	payload, err := c.encode(out)
 	if err != nil {
-		writeError(w, c, http.StatusInternalServerError, errorf(InternalServiceException, err.Error()))
+		fail(http.StatusInternalServerError, errorf(InternalServiceException, err.Error()))
 		return
 	}
 	w.Header().Set("Content-Type", c.contentType())

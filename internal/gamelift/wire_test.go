@@ -16,7 +16,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/fxamacker/cbor/v2"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/playersessions/operator/internal/metrics"
 )
 
 var t0 = time.Date(2026, 11, 25, 12, 0, 30, 219_000_000, time.UTC)
@@ -246,5 +249,39 @@ func TestRatePerKey(t *testing.T) {
 	clk.Step(time.Second) // 10 more tokens
 	if got := throttled("AKID", "s3cret", 12); got != 2 {
 		t.Fatalf("a second later, 12 calls: %d throttled, want 2", got)
+	}
+}
+
+// TestCallMetrics: every call is counted by action and by the code answered (ok, or the error type), an
+// action the endpoint does not serve as "unknown", so that the label's values stay bounded.
+func TestCallMetrics(t *testing.T) {
+	s := fakeServer(t)
+	count := func(action, code string) float64 {
+		return testutil.ToFloat64(metrics.GameLiftRequests.WithLabelValues(action, code))
+	}
+	okBefore := count("DescribePlayerSessions", "ok")
+	unknownBefore := count("unknown", UnknownOperationException)
+	unauthorizedBefore := count("DescribePlayerSessions", UnauthorizedException)
+
+	s.ServeHTTP(httptest.NewRecorder(), signedCall(t, false, "DescribePlayerSessions", []byte(`{"PlayerId":"alice"}`)))
+	s.ServeHTTP(httptest.NewRecorder(), signedCall(t, false, "NoSuchAction"+strings.Repeat("x", 5), []byte(`{}`)))
+	unsigned := httptest.NewRequest(http.MethodPost, "http://gamelift.local/", strings.NewReader(`{"PlayerId":"alice"}`))
+	unsigned.Header.Set("X-Amz-Target", jsonTarget+"DescribePlayerSessions")
+	s.ServeHTTP(httptest.NewRecorder(), unsigned)
+
+	for _, c := range []struct {
+		action, code string
+		before       float64
+	}{
+		{"DescribePlayerSessions", "ok", okBefore},
+		{"unknown", UnknownOperationException, unknownBefore},
+		{"DescribePlayerSessions", UnauthorizedException, unauthorizedBefore},
+	} {
+		if got := count(c.action, c.code) - c.before; got != 1 {
+			t.Errorf("%s %s counted %v times, want 1", c.action, c.code, got)
+		}
+	}
+	if n := testutil.CollectAndCount(metrics.GameLiftDuration); n == 0 {
+		t.Error("no latency observed")
 	}
 }

@@ -65,6 +65,15 @@ var (
 		Name: "playersessions_agones_unknown_list_values_total",
 		Help: "Values seen in a GameServer's players List that match none of its game session's player sessions (each counted once).",
 	})
+	GameLiftRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "playersessions_gamelift_requests_total",
+		Help: "GameLift endpoint calls, by action (unknown for an action it does not serve) and code (ok, or the error type answered: InternalServiceException is a 5xx).",
+	}, []string{"action", "code"})
+	GameLiftDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "playersessions_gamelift_request_duration_seconds",
+		Help:    "Time the GameLift endpoint took to answer a call, by action.",
+		Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+	}, []string{"action"})
 	playerSessionsDesc = prometheus.NewDesc("playersessions_player_sessions",
 		"Player sessions in the manager's cache by status (PENDING: waiting for or refused a seat).", []string{"status"}, nil)
 	gameSessionsDesc = prometheus.NewDesc("playersessions_game_sessions",
@@ -119,6 +128,13 @@ func Refused(reason string) {
 	Refusals.WithLabelValues(reason).Inc()
 }
 
+// GameLiftCall records one call of the GameLift endpoint: its action, the code answered ("ok" or the
+// error type) and how long it took.
+func GameLiftCall(action, code string, d time.Duration) {
+	GameLiftRequests.WithLabelValues(action, code).Inc()
+	GameLiftDuration.WithLabelValues(action).Observe(d.Seconds())
+}
+
 // ObserveReconcile records the latency of one reconcile of controller that started at start.
 func ObserveReconcile(controller string, start time.Time) {
 	reconcileDuration.WithLabelValues(controller).Observe(time.Since(start).Seconds())
@@ -130,7 +146,7 @@ func Register(reader client.Reader) {
 	registerOnce.Do(func() {
 		ctrlmetrics.Registry.MustRegister(Admissions, Refusals, Timeouts, TimeoutLateness,
 			reconcileDuration, collector, AgonesAllocations, AgonesBinds, AgonesPlayerTransitions, AgonesUnknownListValues,
-			Archived, ArchiveErrors)
+			Archived, ArchiveErrors, GameLiftRequests, GameLiftDuration)
 	})
 	collector.reader.Store(&reader)
 }
