@@ -93,7 +93,8 @@ func (r *run) createWithGameLift(ctx context.Context, name string, max int, info
 		_, err = r.pick(r.rng).api.CreateGameSession(ctx, &gamelift.CreateGameSessionInput{FleetId: aws.String("fleet-sdk"),
 			MaximumPlayerSessionCount: aws.Int32(int32(max)), Name: aws.String(name)})
 		var api smithy.APIError
-		if !errors.As(err, &api) || (code(api) != "FleetCapacityExceededException" && !refused(err)) {
+		noCapacity := errors.As(err, &api) && code(api) == "FleetCapacityExceededException"
+		if err == nil || !(noCapacity || refused(err)) {
 			break // created, or perhaps: found by its name below
 		} // no process ready yet (the game server is starting), or the replica down: nothing created, again
 	}
