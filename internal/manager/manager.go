@@ -291,7 +291,11 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 			return nil, nil, err
 		}
 	}
-	metrics.Register(mgr.GetCache())
+	var grace time.Duration
+	if o.HistoryStore != "" {
+		grace = o.Controllers.HistoryGrace
+	}
+	metrics.Register(mgr.GetCache(), grace)
 	if o.DisableControllers {
 		if err := indexes.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
 			return nil, nil, err

@@ -78,16 +78,24 @@ var (
 		"Player sessions in the manager's cache by status (PENDING: waiting for or refused a seat).", []string{"status"}, nil)
 	gameSessionsDesc = prometheus.NewDesc("playersessions_game_sessions",
 		"Game sessions in the manager's cache by status.", []string{"status"}, nil)
+	capacityDesc = prometheus.NewDesc("playersessions_seats_capacity",
+		"Seats of the ACTIVE game sessions (the sum of their maximumPlayerSessionCount); those in use are playersessions_player_sessions{status=~\"RESERVED|ACTIVE\"}.", nil, nil)
+	backlogDesc = prometheus.NewDesc("playersessions_history_backlog",
+		"Ended player sessions still custom resources more than the history grace (and a minute) after their game session ended: the history store's archive backlog (absent without a history store).", nil, nil)
 )
 
 // sessionCollector counts sessions by status from the cache's status index at scrape time.
 type sessionCollector struct {
 	reader atomic.Pointer[client.Reader]
+	grace  atomic.Int64 // the history grace (ns); 0: no history store
+	now    func() time.Time
 }
 
 func (c *sessionCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- playerSessionsDesc
 	ch <- gameSessionsDesc
+	ch <- capacityDesc
+	ch <- backlogDesc
 }
 
 func (c *sessionCollector) Collect(ch chan<- prometheus.Metric) {
@@ -97,6 +105,7 @@ func (c *sessionCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	reader := *rp
+	backlog := 0
 	for _, s := range []string{indexes.StatusPending, string(gamev1.PlayerSessionReserved), string(gamev1.PlayerSessionActive),
 		string(gamev1.PlayerSessionCompleted), string(gamev1.PlayerSessionTimedOut)} {
 		var list gamev1.PlayerSessionList
@@ -104,22 +113,38 @@ func (c *sessionCollector) Collect(ch chan<- prometheus.Metric) {
 			return
 		}
 		ch <- prometheus.MustNewConstMetric(playerSessionsDesc, prometheus.GaugeValue, float64(len(list.Items)), s)
+		if grace := time.Duration(c.grace.Load()); grace > 0 && (s == string(gamev1.PlayerSessionCompleted) || s == string(gamev1.PlayerSessionTimedOut)) {
+			due := c.now().Add(-grace - time.Minute)
+			for i := range list.Items {
+				if t := list.Items[i].Status.GameSessionTerminationTime; t != nil && t.Time.Before(due) {
+					backlog++
+				}
+			}
+		}
+	}
+	if c.grace.Load() > 0 {
+		ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, float64(backlog))
 	}
 	var games gamev1.GameSessionList
 	if err := reader.List(ctx, &games, client.UnsafeDisableDeepCopy); err != nil {
 		return
 	}
 	counts := map[string]int{}
+	capacity := 0
 	for i := range games.Items {
 		counts[string(games.Items[i].Status.Status)]++
+		if games.Items[i].Status.Status == gamev1.GameSessionActive {
+			capacity += int(games.Items[i].Spec.MaximumPlayerSessionCount)
+		}
 	}
+	ch <- prometheus.MustNewConstMetric(capacityDesc, prometheus.GaugeValue, float64(capacity))
 	for s, n := range counts {
 		ch <- prometheus.MustNewConstMetric(gameSessionsDesc, prometheus.GaugeValue, float64(n), s)
 	}
 }
 
 var (
-	collector    = &sessionCollector{}
+	collector    = &sessionCollector{now: time.Now}
 	registerOnce sync.Once
 )
 
@@ -141,12 +166,14 @@ func ObserveReconcile(controller string, start time.Time) {
 }
 
 // Register adds the operator's metrics to controller-runtime's registry; the session gauges are read
-// from reader, the manager's cache.
-func Register(reader client.Reader) {
+// from reader, the manager's cache. historyGrace is the history store's grace (0: no store), for the
+// archive backlog.
+func Register(reader client.Reader, historyGrace time.Duration) {
 	registerOnce.Do(func() {
 		ctrlmetrics.Registry.MustRegister(Admissions, Refusals, Timeouts, TimeoutLateness,
 			reconcileDuration, collector, AgonesAllocations, AgonesBinds, AgonesPlayerTransitions, AgonesUnknownListValues,
 			Archived, ArchiveErrors, GameLiftRequests, GameLiftDuration)
 	})
 	collector.reader.Store(&reader)
+	collector.grace.Store(int64(historyGrace))
 }
