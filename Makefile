@@ -42,9 +42,13 @@ verify: ## Fail if generated files are stale or code is not gofmt-ed.
 envtest: ## Build (once, cached outside the repo) kube-apiserver and etcd from their Go modules.
 	hack/envtest-binaries.sh >/dev/null
 
+.PHONY: promtool
+promtool: ## Build (once, cached outside the repo) promtool from its Go module, for the alerts' unit tests.
+	hack/promtool.sh >/dev/null
+
 .PHONY: test
-test: verify vet envtest ## Run every test (unit, envtest integration) with the race detector.
-	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" go test -race -count=1 -timeout 40m $(GOTEST_ARGS) ./...
+test: verify vet envtest promtool ## Run every test (unit, envtest integration, the alerts with promtool) with the race detector.
+	KUBEBUILDER_ASSETS="$$(hack/envtest-binaries.sh)" PROMTOOL="$$(hack/promtool.sh)" go test -race -count=1 -timeout 40m $(GOTEST_ARGS) ./...
 	test/e2e/gamelift.sh
 
 .PHONY: e2e

@@ -56,6 +56,7 @@ var layers = map[string]int{
 	"test/gameserver/gametest":     2,
 	"test/gameserver":              8,
 	"test/docs":                    8,
+	"test/alerts":                  8,
 	"test/gitops":                  8,
 	"test/history":                 8,
 	"test/image":                   8,
