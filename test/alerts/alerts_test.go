@@ -44,7 +44,9 @@ func cases() []alertCase {
 		return metric + "{" + job + ", " + labels + "}"
 	}
 	leader := `name="playersessions-manager.game.playersessions.dev"`
-	bucket := func(metric, labels, le string) string { return s(metric+"_bucket", strings.TrimPrefix(labels+`, le="`+le+`"`, ", ")) }
+	bucket := func(metric, labels, le string) string {
+		return s(metric+"_bucket", strings.TrimPrefix(labels+`, le="`+le+`"`, ", "))
+	}
 	return []alertCase{
 		{name: "no replica up", alert: "PlayerSessionsManagerDown", eval: "10m",
 			series: map[string]string{s("up", `instance="a"`): "0x15", s("up", `instance="b"`): "0x15"},
@@ -67,10 +69,10 @@ func cases() []alertCase {
 
 		{name: "one reconcile in ten fails", alert: "PlayerSessionsReconcileErrors", eval: "30m",
 			series: map[string]string{s("controller_runtime_reconcile_total", `controller="gamesession", result="error"`): "0+10x40",
-				s("controller_runtime_reconcile_total", `controller="gamesession", result="success"`): "0+90x40",
-				s("controller_runtime_reconcile_errors_total", `controller="gamesession"`): "0+10x40",
+				s("controller_runtime_reconcile_total", `controller="gamesession", result="success"`):   "0+90x40",
+				s("controller_runtime_reconcile_errors_total", `controller="gamesession"`):              "0+10x40",
 				s("controller_runtime_reconcile_total", `controller="playersession", result="success"`): "0+100x40",
-				s("controller_runtime_reconcile_errors_total", `controller="playersession"`): "0x40"},
+				s("controller_runtime_reconcile_errors_total", `controller="playersession"`):            "0x40"},
 			fire: []map[string]string{{"controller": "gamesession"}}},
 		{name: "one in a thousand", alert: "PlayerSessionsReconcileErrors", eval: "30m",
 			series: map[string]string{s("controller_runtime_reconcile_total", `controller="gamesession", result="success"`): "0+1000x40",
@@ -112,16 +114,16 @@ func cases() []alertCase {
 
 		{name: "a slow action", alert: "PlayerSessionsGameLiftSlow", eval: "30m",
 			series: map[string]string{
-				bucket("playersessions_gamelift_request_duration_seconds", `action="CreatePlayerSession"`, "0.1"): "0x40",
-				bucket("playersessions_gamelift_request_duration_seconds", `action="CreatePlayerSession"`, "1"): "0x40",
-				bucket("playersessions_gamelift_request_duration_seconds", `action="CreatePlayerSession"`, "2.5"): "0+10x40",
-				bucket("playersessions_gamelift_request_duration_seconds", `action="CreatePlayerSession"`, "+Inf"): "0+10x40",
-				bucket("playersessions_gamelift_request_duration_seconds", `action="DescribePlayerSessions"`, "0.1"): "0+10x40",
+				bucket("playersessions_gamelift_request_duration_seconds", `action="CreatePlayerSession"`, "0.1"):     "0x40",
+				bucket("playersessions_gamelift_request_duration_seconds", `action="CreatePlayerSession"`, "1"):       "0x40",
+				bucket("playersessions_gamelift_request_duration_seconds", `action="CreatePlayerSession"`, "2.5"):     "0+10x40",
+				bucket("playersessions_gamelift_request_duration_seconds", `action="CreatePlayerSession"`, "+Inf"):    "0+10x40",
+				bucket("playersessions_gamelift_request_duration_seconds", `action="DescribePlayerSessions"`, "0.1"):  "0+10x40",
 				bucket("playersessions_gamelift_request_duration_seconds", `action="DescribePlayerSessions"`, "+Inf"): "0+10x40"},
 			fire: []map[string]string{{"action": "CreatePlayerSession"}}},
 		{name: "fast actions", alert: "PlayerSessionsGameLiftSlow", eval: "30m",
 			series: map[string]string{
-				bucket("playersessions_gamelift_request_duration_seconds", `action="CreatePlayerSession"`, "0.1"): "0+10x40",
+				bucket("playersessions_gamelift_request_duration_seconds", `action="CreatePlayerSession"`, "0.1"):  "0+10x40",
 				bucket("playersessions_gamelift_request_duration_seconds", `action="CreatePlayerSession"`, "+Inf"): "0+10x40"}},
 
 		{name: "allocations failing", alert: "PlayerSessionsAgonesAllocationFailures", eval: "30m",
