@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,6 +75,11 @@ var (
 		Help:    "Time the GameLift endpoint took to answer a call, by action.",
 		Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
 	}, []string{"action"})
+	QueryDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "playersessions_query_request_duration_seconds",
+		Help:    "Time the query API (query.playersessions.dev) took to answer a request, by verb, resource and status code (a watch: to its start).",
+		Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
+	}, []string{"verb", "resource", "code"})
 	playerSessionsDesc = prometheus.NewDesc("playersessions_player_sessions",
 		"Player sessions in the manager's cache by status (PENDING: waiting for or refused a seat).", []string{"status"}, nil)
 	gameSessionsDesc = prometheus.NewDesc("playersessions_game_sessions",
@@ -160,6 +166,11 @@ func GameLiftCall(action, code string, d time.Duration) {
 	GameLiftDuration.WithLabelValues(action).Observe(d.Seconds())
 }
 
+// QueryRequest records one request of the query API.
+func QueryRequest(verb, resource string, status int, d time.Duration) {
+	QueryDuration.WithLabelValues(verb, resource, strconv.Itoa(status)).Observe(d.Seconds())
+}
+
 // ObserveReconcile records the latency of one reconcile of controller that started at start.
 func ObserveReconcile(controller string, start time.Time) {
 	reconcileDuration.WithLabelValues(controller).Observe(time.Since(start).Seconds())
@@ -172,7 +183,7 @@ func Register(reader client.Reader, historyGrace time.Duration) {
 	registerOnce.Do(func() {
 		ctrlmetrics.Registry.MustRegister(Admissions, Refusals, Timeouts, TimeoutLateness,
 			reconcileDuration, collector, AgonesAllocations, AgonesBinds, AgonesPlayerTransitions, AgonesUnknownListValues,
-			Archived, ArchiveErrors, GameLiftRequests, GameLiftDuration)
+			Archived, ArchiveErrors, GameLiftRequests, GameLiftDuration, QueryDuration)
 	})
 	collector.reader.Store(&reader)
 	collector.grace.Store(int64(historyGrace))

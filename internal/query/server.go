@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -11,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
+	apirequest "k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/apiserver/pkg/endpoints/responsewriter"
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
@@ -18,6 +22,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/playersessions/operator/internal/index"
+	"github.com/playersessions/operator/internal/metrics"
 	"github.com/playersessions/operator/internal/query/openapi"
 	queryv1 "github.com/playersessions/operator/internal/query/v1alpha1"
 	"github.com/playersessions/operator/internal/search"
@@ -108,8 +113,61 @@ func newConfig() *genericapiserver.RecommendedConfig {
 	cfg.OpenAPIConfig.Info.Title, cfg.OpenAPIConfig.Info.Version = "playersessions query", "v1alpha1"
 	cfg.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(openapi.GetOpenAPIDefinitions, namer)
 	cfg.OpenAPIV3Config.Info.Title, cfg.OpenAPIV3Config.Info.Version = "playersessions query", "v1alpha1"
+	cfg.BuildHandlerChainFunc = func(api http.Handler, c *genericapiserver.Config) http.Handler {
+		return genericapiserver.DefaultBuildHandlerChain(instrumented(api), c)
+	}
 	return cfg
 }
+
+// instrumented times each request the API answers (after authentication and authorization), by verb and
+// resource, with its status code, for playersessions_query_request_duration_seconds. A watch is timed to
+// its start, not its end.
+func instrumented(api http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		info, ok := apirequest.RequestInfoFrom(r.Context())
+		if !ok || !info.IsResourceRequest {
+			api.ServeHTTP(w, r)
+			return
+		}
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		if info.Verb == "watch" {
+			rec.onHeader = func(status int) { metrics.QueryRequest(info.Verb, info.Resource, status, time.Since(start)) }
+		}
+		api.ServeHTTP(responsewriter.WrapForHTTP1Or2(rec), r) // keeps the writer's Flusher, Hijacker and CloseNotifier
+		if info.Verb != "watch" || !rec.wrote {
+			metrics.QueryRequest(info.Verb, info.Resource, rec.status, time.Since(start))
+		}
+	})
+}
+
+// statusRecorder remembers the status a handler wrote (and calls onHeader when it writes it).
+type statusRecorder struct {
+	http.ResponseWriter
+	status   int
+	wrote    bool
+	onHeader func(int)
+}
+
+func (s *statusRecorder) WriteHeader(status int) {
+	if !s.wrote {
+		s.status, s.wrote = status, true
+		if s.onHeader != nil {
+			s.onHeader(status)
+		}
+	}
+	s.ResponseWriter.WriteHeader(status)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if !s.wrote {
+		s.WriteHeader(http.StatusOK)
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap is the writer it decorates (responsewriter.UserProvidedDecorator).
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // newServer builds the server from a complete configuration and installs the query API over index.
 func newServer(cfg *genericapiserver.RecommendedConfig, ix *index.Index, games *search.Index, tokens *index.Tokens, h index.History, watches *watchLimits) (*Server, error) {
