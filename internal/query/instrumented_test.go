@@ -50,4 +50,3 @@ func TestInstrumented(t *testing.T) {
 		}
 	}
 }
-
