@@ -26,6 +26,10 @@ generate: ## Generate the deepcopy functions and the query API's OpenAPI definit
 		k8s.io/apimachinery/pkg/apis/meta/v1 k8s.io/apimachinery/pkg/runtime k8s.io/apimachinery/pkg/version \
 		github.com/playersessions/operator/api/v1alpha1 github.com/playersessions/operator/internal/query/v1alpha1
 
+.PHONY: dashboard
+dashboard: ## Generate the Grafana dashboard (config/grafana/playersessions.json) with the Grafana Foundation SDK.
+	go run ./hack/dashboard
+
 .PHONY: fmt
 fmt: ## go fmt the code.
 	go fmt ./...

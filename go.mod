@@ -36,6 +36,7 @@ require (
 	github.com/DataDog/datadog-go/v5 v5.6.0 // indirect
 	github.com/Microsoft/go-winio v0.5.0 // indirect
 	github.com/golang/mock v1.6.0 // indirect
+	github.com/grafana/grafana-foundation-sdk/go v0.0.22 // indirect
 	github.com/sethvargo/go-retry v0.2.4 // indirect
 )
 

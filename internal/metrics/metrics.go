@@ -184,6 +184,13 @@ func Register(reader client.Reader, historyGrace time.Duration) {
 		ctrlmetrics.Registry.MustRegister(Admissions, Refusals, Timeouts, TimeoutLateness,
 			reconcileDuration, collector, AgonesAllocations, AgonesBinds, AgonesPlayerTransitions, AgonesUnknownListValues,
 			Archived, ArchiveErrors, GameLiftRequests, GameLiftDuration, QueryDuration)
+		// Known label values start at zero, so that a rate (and an alert on it) sees the first event.
+		for _, outcome := range []string{"Allocated", "UnAllocated", "Contention", "Failed"} {
+			AgonesAllocations.WithLabelValues(outcome)
+		}
+		for _, status := range []gamev1.PlayerSessionStatusValue{gamev1.PlayerSessionActive, gamev1.PlayerSessionCompleted} {
+			AgonesPlayerTransitions.WithLabelValues(string(status))
+		}
 	})
 	collector.reader.Store(&reader)
 	collector.grace.Store(int64(historyGrace))
