@@ -30,6 +30,10 @@ generate: ## Generate the deepcopy functions and the query API's OpenAPI definit
 dashboard: ## Generate the Grafana dashboard (config/grafana/playersessions.json) with the Grafana Foundation SDK.
 	go run ./hack/dashboard
 
+.PHONY: image
+image: ## Build the manager's image without a container engine (go-containerregistry) as an OCI layout in bin/manager-oci.
+	go run ./hack/image -o bin/manager-oci -tag $(IMG)
+
 .PHONY: fmt
 fmt: ## go fmt the code.
 	go fmt ./...

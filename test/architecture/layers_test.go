@@ -52,6 +52,7 @@ var layers = map[string]int{
 	"hack/benchretention":          8,
 	"hack/benchsearch":             8,
 	"hack/dashboard":               8,
+	"hack/image":                   8,
 	"test/architecture":            8,
 	"test/gameserver/game":         1,
 	"test/gameserver/gametest":     2,
