@@ -2,9 +2,9 @@ package image
 
 import (
 	"archive/tar"
-	"debug/elf"
 	"bufio"
 	"bytes"
+	"debug/elf"
 	"encoding/json"
 	"errors"
 	"io"
