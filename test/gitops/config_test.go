@@ -102,6 +102,33 @@ func TestConfigDefaultServerDryRun(t *testing.T) {
 	}
 }
 
+// TestConfigPrometheusServerDryRun: config/prometheus (the PodMonitor, its scraper identity and the
+// alerts) is accepted by a real API server with the Prometheus Operator's CRDs, on top of config/default.
+func TestConfigPrometheusServerDryRun(t *testing.T) {
+	cp := testenv.ControlPlane(t, localcp.Options{CRDDirectoryPaths: []string{testenv.Path("test", "crds", "prometheus-operator")}})
+	c, err := client.New(cp.Config, client.Options{Scheme: manager.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "playersessions-system"}}); err != nil {
+		t.Fatal(err)
+	}
+	objs := build(t, testenv.Path("config", "prometheus"))
+	kinds := map[string]bool{}
+	for _, u := range objs {
+		kinds[u.GetKind()] = true
+		if err := c.Patch(ctx, u, client.Apply, client.DryRunAll, client.FieldOwner("dry-run-test"), client.ForceOwnership); err != nil {
+			t.Errorf("config/prometheus: %s %s/%s: %v", u.GetKind(), u.GetNamespace(), u.GetName(), err)
+		}
+	}
+	for _, kind := range []string{"PodMonitor", "PrometheusRule", "ServiceAccount", "Secret", "ClusterRoleBinding"} {
+		if !kinds[kind] {
+			t.Errorf("config/prometheus has no %s", kind)
+		}
+	}
+}
+
 // TestWebhookClientAuthOverlay: config/webhook-client-auth makes the manager's webhook require a client
 // certificate signed by the CA it projects into the webhook's certificate folder, and issues kube-apiserver a
 // client certificate from that CA (finding 6; the mechanism itself is tested through kube-apiserver in
