@@ -153,11 +153,11 @@ func soak(t *testing.T, seed uint64, duration time.Duration) {
 	}
 	r := &run{t: t, cp: cp, pg: historytest.Start(t), admin: admin, hist: NewHistory(), obs: &Observer{Timeout: psTimeout}, rng: rand.New(rand.NewPCG(seed, 99)),
 		games: map[string]string{}, inflight: map[string]int{}, info: map[string]*gameInfo{}, faults: map[string]int{}, errs: map[string]int{}, work: map[string]int{}}
-	if r.sdk, err = NewProxy("127.0.0.1:0", r.sdkTarget); err != nil {
+	if r.sdk, err = NewProxy("127.0.0.1:0", r.liveAddr(func(rep *replica) string { return rep.sdk })); err != nil {
 		t.Fatal(err)
 	}
 	defer r.sdk.Close()
-	if r.webhook, err = NewProxy(net.JoinHostPort(cp.WebhookHost, strconv.Itoa(cp.WebhookPort)), r.webhookTarget); err != nil {
+	if r.webhook, err = NewProxy(net.JoinHostPort(cp.WebhookHost, strconv.Itoa(cp.WebhookPort)), r.liveAddr(func(rep *replica) string { return rep.webhook })); err != nil {
 		t.Fatal(err)
 	}
 	defer r.webhook.Close()
@@ -247,32 +247,21 @@ func soak(t *testing.T, seed uint64, duration time.Duration) {
 	r.report(seed, duration, res, len(violations)+len(r.obs.Violations())+lost)
 }
 
-// sdkTarget is a live replica's Server SDK WebSocket (as a Service in front of the replicas picks one).
-func (r *run) sdkTarget() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, rep := range r.replicas {
-		select {
-		case <-rep.Done:
-		default:
-			return rep.sdk
+// liveAddr is an address of a live replica (as a Service in front of the replicas picks a ready pod): its
+// webhook's or its Server SDK WebSocket's; none is refused.
+func (r *run) liveAddr(addr func(*replica) string) func() string {
+	return func() string {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, rep := range r.replicas {
+			select {
+			case <-rep.Done:
+			default:
+				return addr(rep)
+			}
 		}
+		return "127.0.0.1:1"
 	}
-	return "127.0.0.1:1"
-}
-
-// webhookTarget is a live replica's webhook (the Service in front of the webhook picks a ready pod).
-func (r *run) webhookTarget() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, rep := range r.replicas {
-		select {
-		case <-rep.Done:
-		default:
-			return rep.webhook
-		}
-	}
-	return "127.0.0.1:1" // none: refused
 }
 
 // sampleRevisions reads etcd's revision every 20 ms, for the history's reads (see History).
