@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -71,8 +72,12 @@ func (r *run) createGame(ctx context.Context, name string, max int, kind string)
 		if err != nil {
 			return "", err
 		}
-		info.proc = gametest.Start(r.t, "GAMELIFT_SDK_WEBSOCKET_URL=ws://"+r.sdk.Addr(), "GAMELIFT_SDK_AUTH_TOKEN="+aws.ToString(token.AuthToken),
-			"GAMELIFT_SDK_FLEET_ID=fleet-sdk", "GAMELIFT_SDK_HOST_ID="+compute, "GAMELIFT_SDK_PROCESS_ID=proc-"+name)
+		launch := func(n int) *gametest.Process {
+			return gametest.Start(r.t, "GAMELIFT_SDK_WEBSOCKET_URL=ws://"+r.sdk.Addr(), "GAMELIFT_SDK_AUTH_TOKEN="+aws.ToString(token.AuthToken),
+				"GAMELIFT_SDK_FLEET_ID=fleet-sdk", "GAMELIFT_SDK_HOST_ID="+compute, fmt.Sprintf("GAMELIFT_SDK_PROCESS_ID=proc-%s-%d", name, n))
+		}
+		info.proc = launch(0)
+		go r.relaunch(info, launch)
 		gs.Spec.FleetID, gs.Spec.Endpoint = "fleet-sdk", gamev1.Endpoint{}
 		if r.rng.IntN(2) == 0 {
 			return r.createWithGameLift(ctx, name, max, info)
@@ -83,6 +88,38 @@ func (r *run) createGame(ctx context.Context, name string, max int, kind string)
 	r.mu.Unlock()
 	r.count(r.work, "game sessions created with kubectl, "+kind)
 	return name, r.admin.Create(ctx, gs)
+}
+
+// relaunch starts the game server again, as a GameLift fleet relaunches a process that exits, while its
+// game session is not placed yet: the example game exits when ProcessReady fails (its request timed out:
+// the replica holding its connection was killed or cut off by a fault).
+func (r *run) relaunch(info *gameInfo, launch func(int) *gametest.Process) {
+	for n := 1; n < 10; {
+		time.Sleep(500 * time.Millisecond)
+		r.mu.Lock()
+		placed, proc := info.port != 0, info.proc
+		r.mu.Unlock()
+		if placed {
+			return
+		}
+		if exited(proc) {
+			r.count(r.faults, "an SDK game server exited before its game session was placed (ProcessReady failed through a fault); the fleet relaunched it")
+			r.mu.Lock()
+			info.proc = launch(n)
+			r.mu.Unlock()
+			n++
+		}
+	}
+}
+
+// exited reports whether a game server process has exited (a zombie until the test reaps it).
+func exited(p *gametest.Process) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Cmd.Process.Pid))
+	if err != nil {
+		return true
+	}
+	_, after, _ := strings.Cut(string(stat), ") ")
+	return strings.HasPrefix(after, "Z")
 }
 
 // createWithGameLift creates an SDK game session with CreateGameSession, once (a retry would be another
