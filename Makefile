@@ -13,10 +13,12 @@ all: build
 ##@ Development
 
 .PHONY: manifests
-manifests: ## Generate the CRDs, the RBAC role and the webhook configuration from the markers.
+manifests: ## Generate the CRDs, the RBAC role and the webhook configuration from the markers, then the Helm chart's and the dashboard.
 	$(CONTROLLER_GEN) crd paths="./api/..." output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) webhook paths="./internal/webhook/..." output:webhook:artifacts:config=config/webhook
 	$(CONTROLLER_GEN) rbac:roleName=manager-role paths="./controllers/...;./internal/gamelift/...;./internal/index/..." output:rbac:artifacts:config=config/rbac
+	go run ./hack/chart
+	go run ./hack/dashboard
 
 .PHONY: generate
 generate: ## Generate the deepcopy functions and the query API's OpenAPI definitions.
@@ -25,6 +27,10 @@ generate: ## Generate the deepcopy functions and the query API's OpenAPI definit
 		--output-file zz_generated.openapi.go --go-header-file hack/boilerplate.go.txt --report-filename /dev/null \
 		k8s.io/apimachinery/pkg/apis/meta/v1 k8s.io/apimachinery/pkg/runtime k8s.io/apimachinery/pkg/version \
 		github.com/playersessions/operator/api/v1alpha1 github.com/playersessions/operator/internal/query/v1alpha1
+
+.PHONY: chart
+chart: ## Generate the Helm chart's CRDs and templates (charts/playersessions) from config/default and config/prometheus.
+	go run ./hack/chart
 
 .PHONY: dashboard
 dashboard: ## Generate the Grafana dashboard (config/grafana/playersessions.json) with the Grafana Foundation SDK.
