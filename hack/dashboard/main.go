@@ -63,6 +63,8 @@ func build() (dashboard.Dashboard, error) {
 			query{`max(playersessions_seats_capacity{job="playersessions"})`, "capacity"},
 			query{`max(sum without (status) (playersessions_player_sessions{job="playersessions", status=~"RESERVED|ACTIVE"}))`, "in use"},
 			query{`max(playersessions_player_sessions{job="playersessions", status="RESERVED"})`, "reserved (waiting for their player)"})).
+		WithPanel(panel("Reservation age", "s", "The oldest RESERVED player session's age: under the reservation timeout while timeouts keep up.",
+			query{`max(playersessions_reservation_oldest_age_seconds{job="playersessions"})`, "oldest reservation"})).
 		WithPanel(panel("Reservations timed out", "ops", "RESERVED player sessions not accepted in time.",
 			query{`sum(rate(playersessions_player_session_timeouts_total{job="playersessions"}[$__rate_interval]))`, "timed out"})).
 		WithPanel(panel("Timeout lateness", "s", "How long after its deadline a reservation became TIMEDOUT.",

@@ -86,6 +86,8 @@ var (
 		"Game sessions in the manager's cache by status.", []string{"status"}, nil)
 	capacityDesc = prometheus.NewDesc("playersessions_seats_capacity",
 		"Seats of the ACTIVE game sessions (the sum of their maximumPlayerSessionCount); those in use are playersessions_player_sessions{status=~\"RESERVED|ACTIVE\"}.", nil, nil)
+	reservationAgeDesc = prometheus.NewDesc("playersessions_reservation_oldest_age_seconds",
+		"Age of the oldest RESERVED player session (since its reservation): it stays under the reservation timeout while timeouts keep up.", nil, nil)
 	backlogDesc = prometheus.NewDesc("playersessions_history_backlog",
 		"Ended player sessions still custom resources more than the history grace (and a minute) after their game session ended: the history store's archive backlog (absent without a history store).", nil, nil)
 )
@@ -102,6 +104,7 @@ func (c *sessionCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- gameSessionsDesc
 	ch <- capacityDesc
 	ch <- backlogDesc
+	ch <- reservationAgeDesc
 }
 
 func (c *sessionCollector) Collect(ch chan<- prometheus.Metric) {
@@ -119,6 +122,15 @@ func (c *sessionCollector) Collect(ch chan<- prometheus.Metric) {
 			return
 		}
 		ch <- prometheus.MustNewConstMetric(playerSessionsDesc, prometheus.GaugeValue, float64(len(list.Items)), s)
+		if s == string(gamev1.PlayerSessionReserved) {
+			oldest := 0.0
+			for i := range list.Items {
+				if t := list.Items[i].Status.CreationTime; t != nil {
+					oldest = max(oldest, c.now().Sub(t.Time).Seconds())
+				}
+			}
+			ch <- prometheus.MustNewConstMetric(reservationAgeDesc, prometheus.GaugeValue, oldest)
+		}
 		if grace := time.Duration(c.grace.Load()); grace > 0 && (s == string(gamev1.PlayerSessionCompleted) || s == string(gamev1.PlayerSessionTimedOut)) {
 			due := c.now().Add(-grace - time.Minute)
 			for i := range list.Items {

@@ -19,6 +19,7 @@ import (
 // their game session ended (the archive backlog); without a store no backlog is reported.
 func TestSessionCollector(t *testing.T) {
 	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	reservedAt := metav1.NewMicroTime(now.Add(-42 * time.Second))
 	scheme := runtime.NewScheme()
 	_ = gamev1.AddToScheme(scheme)
 	ended := func(name string, status gamev1.PlayerSessionStatusValue, ago time.Duration) client.Object {
@@ -27,7 +28,8 @@ func TestSessionCollector(t *testing.T) {
 			Status: gamev1.PlayerSessionStatus{Status: status, GameSessionTerminationTime: &t}}
 	}
 	objs := []client.Object{
-		&gamev1.PlayerSession{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "reserved"}, Status: gamev1.PlayerSessionStatus{Status: gamev1.PlayerSessionReserved}},
+		&gamev1.PlayerSession{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "reserved"}, Status: gamev1.PlayerSessionStatus{Status: gamev1.PlayerSessionReserved,
+			CreationTime: &reservedAt}},
 		&gamev1.PlayerSession{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "active"}, Status: gamev1.PlayerSessionStatus{Status: gamev1.PlayerSessionActive}},
 		ended("due", gamev1.PlayerSessionCompleted, 10*time.Minute),
 		ended("due-too", gamev1.PlayerSessionTimedOut, 7*time.Minute),
@@ -47,7 +49,7 @@ func TestSessionCollector(t *testing.T) {
 		want  map[string]float64
 	}{
 		{"with a history store", 5 * time.Minute, map[string]float64{
-			"playersessions_history_backlog": 2, "playersessions_seats_capacity": 4,
+			"playersessions_history_backlog": 2, "playersessions_seats_capacity": 4, "playersessions_reservation_oldest_age_seconds": 42,
 			"playersessions_player_sessions{RESERVED}": 1, "playersessions_player_sessions{COMPLETED}": 2,
 			"playersessions_game_sessions{ACTIVE}": 1, "playersessions_game_sessions{TERMINATED}": 1}},
 		{"without", 0, map[string]float64{"playersessions_history_backlog": -1, "playersessions_seats_capacity": 4}},
