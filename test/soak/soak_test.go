@@ -918,6 +918,18 @@ func code(api smithy.APIError) string {
 	return c[strings.LastIndex(c, "#")+1:]
 }
 
+// retryability says whether a client should try an error's call again: retryable (no answer, a refused
+// connection, a server error, throttling: an AWS SDK retries them), or final (a refusal: full, the wrong
+// state, invalid).
+func retryability(kind string) string {
+	for _, r := range []string{"no answer", "connection refused", "InternalServiceException", "ThrottlingException", "connecting"} {
+		if strings.Contains(kind, r) {
+			return "retryable"
+		}
+	}
+	return "final"
+}
+
 func errorKind(err error) string {
 	if refused(err) {
 		return "connection refused"
@@ -999,7 +1011,7 @@ func (r *run) report(seed uint64, duration time.Duration, res *resources, violat
 		fmt.Fprintf(&b, "| fault: %s | %d |\n", k, n)
 	}
 	for k, n := range r.errs {
-		fmt.Fprintf(&b, "| error seen by clients: %s | %d |\n", k, n)
+		fmt.Fprintf(&b, "| error seen by clients (%s): %s | %d |\n", retryability(k), k, n)
 	}
 	r.mu.Unlock()
 	for _, line := range res.summary() {
