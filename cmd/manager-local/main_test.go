@@ -33,12 +33,19 @@ func TestKilledManagerLeavesNothingRunning(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd.Stderr = nil
+		logs := filepath.Join(t.TempDir(), "stderr")
+		stderr, err := os.Create(logs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stderr.Close()
+		cmd.Stderr = stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		up := make(chan bool, 1)
+		up, gone := make(chan bool, 1), make(chan bool)
 		go func() {
+			defer close(gone)
 			s := bufio.NewScanner(stdout)
 			for s.Scan() {
 				if strings.Contains(s.Text(), "Local control plane is up") {
@@ -46,11 +53,18 @@ func TestKilledManagerLeavesNothingRunning(t *testing.T) {
 				}
 			}
 		}()
+		// A bound on a hang, not on speed: a cold `make test` compiles every package on two cores while
+		// this starts etcd and kube-apiserver (each has two minutes, internal/localcp).
 		select {
 		case <-up:
-		case <-time.After(60 * time.Second):
+		case <-gone:
+			_ = cmd.Wait()
+			b, _ := os.ReadFile(logs)
+			t.Fatalf("the manager exited before the local control plane came up: %v\n%s", cmd.ProcessState, tail(b))
+		case <-time.After(5 * time.Minute):
 			_ = cmd.Process.Kill()
-			t.Fatal("the local control plane did not come up")
+			b, _ := os.ReadFile(logs)
+			t.Fatalf("the local control plane did not come up\n%s", tail(b))
 		}
 		kids := children(cmd.Process.Pid)
 		if len(kids) != 2 {
@@ -93,6 +107,14 @@ func TestKilledManagerLeavesNothingRunning(t *testing.T) {
 			t.Errorf("%s (pid %d) still runs after the manager stopped", comm(pid), pid)
 		}
 	}
+}
+
+// tail is the end of a log, enough to see why.
+func tail(b []byte) []byte {
+	if len(b) > 4000 {
+		return b[len(b)-4000:]
+	}
+	return b
 }
 
 // children are the etcd and kube-apiserver processes whose parent is pid.

@@ -86,6 +86,9 @@ const (
 	QueryAPIService  = "v1alpha1.query.playersessions.dev"
 )
 
+// startTimeout bounds the start of etcd and of kube-apiserver, each.
+const startTimeout = 2 * time.Minute
+
 // Start starts etcd and kube-apiserver, installs the CRDs and writes an admin kubeconfig.
 func Start(o Options) (*ControlPlane, error) {
 	env := &envtest.Environment{
@@ -94,10 +97,18 @@ func Start(o Options) (*ControlPlane, error) {
 		BinaryAssetsDirectory: o.BinaryAssetsDirectory,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: o.WebhookDirectoryPaths},
 	}
+	// envtest gives each process 20 s to come up; a machine busy compiling (a cold `make test` on two
+	// cores) needs more. KUBEBUILDER_CONTROLPLANE_START_TIMEOUT still overrides.
+	if os.Getenv("KUBEBUILDER_CONTROLPLANE_START_TIMEOUT") == "" {
+		env.ControlPlaneStartTimeout = startTimeout
+	}
 	if env.BinaryAssetsDirectory == "" && os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return nil, fmt.Errorf("no kube-apiserver/etcd: set KUBEBUILDER_ASSETS to the folder hack/envtest-binaries.sh prints")
 	}
 	cp := &ControlPlane{env: env}
+	if env.ControlPlane.Etcd == nil {
+		env.ControlPlane.Etcd = &envtest.Etcd{}
+	}
 	if o.DieWithParent {
 		assets := env.BinaryAssetsDirectory
 		if assets == "" {
@@ -119,9 +130,6 @@ func Start(o Options) (*ControlPlane, error) {
 		return nil, err
 	}
 	cp.stateDir = stateDir
-	if env.ControlPlane.Etcd == nil {
-		env.ControlPlane.Etcd = &envtest.Etcd{}
-	}
 	env.ControlPlane.GetAPIServer().CertDir = filepath.Join(stateDir, "kube-apiserver")
 	// A stop that takes longer (kube-apiserver drains its connections) ends with SIGKILL.
 	env.ControlPlane.GetAPIServer().StopTimeout, env.ControlPlane.Etcd.StopTimeout = 5*time.Second, 5*time.Second
