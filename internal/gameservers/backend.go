@@ -350,12 +350,8 @@ func (b *Backend) push(ctx context.Context, gs *gamev1.GameSession) {
 	if gs.Status.GameSessionID == "" || !b.awaitsPush(key, uid) {
 		return // not connected here, or pushed already: no need to read its compute
 	}
-	c := &gamev1.Compute{} // the cache's object, read only
-	if err := b.Reader.Get(ctx, client.ObjectKey{Namespace: gs.Namespace, Name: ref.Compute}, c, client.UnsafeDisableDeepCopy); err != nil {
-		return
-	}
-	i := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == ref.ProcessID })
-	if i < 0 || c.Status.Processes[i].Status != gamev1.ServerProcessActive {
+	c, i := b.activeProcess(ctx, gs.Namespace, ref)
+	if c == nil {
 		return
 	}
 	conns := b.connections(key, func(conn *connection) bool {
@@ -382,6 +378,39 @@ func (b *Backend) push(ctx context.Context, gs *gamev1.GameSession) {
 		}
 	}
 	ctrl.LoggerFrom(ctx).Info("Pushed a game session to its process", "gameSession", klog.KObj(gs), "compute", klog.KObj(c), "process", ref.ProcessID)
+}
+
+// activeProcess is the compute of the process ref (in namespace) and the process's index in its status,
+// when the process is ACTIVE; nil otherwise. It reads the cache, and the API server when the cache does not
+// show the process ACTIVE: the push is made on a GameSession event, and this replica's Compute informer may
+// be behind its GameSession informer (each relists on its own after a partition or a compaction), while
+// the leader placed the game session only on a process it saw ACTIVE. Nothing would retry a push skipped
+// on a stale Compute, and the game session would wait in ACTIVATING for its activation timeout.
+func (b *Backend) activeProcess(ctx context.Context, namespace string, ref *gamev1.ServerProcessRef) (*gamev1.Compute, int) {
+	key := client.ObjectKey{Namespace: namespace, Name: ref.Compute}
+	active := func(c *gamev1.Compute) int {
+		i := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == ref.ProcessID })
+		if i < 0 || c.Status.Processes[i].Status != gamev1.ServerProcessActive {
+			return -1
+		}
+		return i
+	}
+	c := &gamev1.Compute{} // the cache's object, read only
+	if err := b.Reader.Get(ctx, key, c, client.UnsafeDisableDeepCopy); err == nil {
+		if i := active(c); i >= 0 {
+			return c, i
+		}
+	} else if !apierrors.IsNotFound(err) {
+		return nil, -1
+	}
+	c = &gamev1.Compute{}
+	if err := b.APIReader.Get(ctx, key, c); err != nil {
+		return nil, -1
+	}
+	if i := active(c); i >= 0 {
+		return c, i
+	}
+	return nil, -1
 }
 
 // endpointOf is where players reach the process sp of c that gs is placed on: the endpoint its placement

@@ -92,7 +92,7 @@ func TestSoak(t *testing.T) {
 	}
 	for _, seed := range seeds {
 		t.Run(fmt.Sprint("seed-", seed), func(t *testing.T) {
-			t.Logf("seed %d (reproduce: SOAK_SEED=%d SOAK_DURATION=%s make soak)", seed, seed, duration)
+			t.Logf("seed %d (reproduce: make soak SEED=%d DURATION=%s)", seed, seed, duration)
 			soak(t, seed, duration)
 		})
 	}
@@ -723,8 +723,14 @@ func (r *run) newGameSessions(ctx context.Context, n int) error {
 		r.t.Logf("game session %s (%s) not ACTIVE within 60 s: %s %v", name, kind, gs.Status.Status, conds)
 		r.mu.Lock()
 		if p := r.info[name].proc; p != nil {
-			out := p.Out.String()
-			r.t.Logf("its game server's output (the end):\n%s", out[max(0, len(out)-1500):])
+			var lines []string // without the SDK's heartbeats, which would fill it
+			for line := range strings.Lines(p.Out.String()) {
+				if !strings.Contains(line, "HeartbeatServerProcess") {
+					lines = append(lines, line)
+				}
+			}
+			out := strings.Join(lines[max(0, len(lines)-40):], "")
+			r.t.Logf("its game server's output (the end, heartbeats left out):\n%s", out)
 		}
 		r.mu.Unlock()
 		if kind == kindSDK { // where the fleet's processes are, and who claimed them
