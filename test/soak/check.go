@@ -179,8 +179,9 @@ func (v Violation) String() string {
 }
 
 // Check checks every game session's history against Model, each within timeout, on every CPU; an illegal
-// one is saved as porcupine's visualisation in dir. The violations come in game session order.
-func (h *History) Check(dir string, timeout time.Duration) []Violation {
+// one is saved as porcupine's visualisation in dir. The violations come in game session order. progress,
+// when not nil, is told after each history how many are checked, of how many, and the longest so far.
+func (h *History) Check(dir string, timeout time.Duration, progress func(checked, of int, longest string)) []Violation {
 	h.mu.Lock()
 	histories := map[string][]porcupine.Operation{}
 	for name := range h.ops {
@@ -191,10 +192,22 @@ func (h *History) Check(dir string, timeout time.Duration) []Violation {
 	results := make([]*Violation, len(names))
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	var told sync.Mutex
+	checked, longest, longestTook := 0, "", time.Duration(0)
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for i := int(next.Add(1)) - 1; i < len(names); i = int(next.Add(1)) - 1 {
+				began := time.Now()
 				results[i] = h.check(dir, names[i], histories[names[i]], timeout)
+				if progress != nil {
+					told.Lock()
+					checked++
+					if took := time.Since(began); took > longestTook {
+						longest, longestTook = fmt.Sprintf("%s (%d operations, %s)", names[i], len(histories[names[i]]), took.Round(time.Millisecond)), took
+					}
+					progress(checked, len(names), longest)
+					told.Unlock()
+				}
 			}
 		})
 	}

@@ -82,7 +82,7 @@ func TestModelCatchesViolations(t *testing.T) {
 	hist.ops["ns/g"] = []porcupine.Operation{op(0, OpReserve, "a", OutOK, 0, 1), op(1, OpReserve, "b", OutOK, 2, 3),
 		op(0, OpDescribe, "a", "RESERVED", 4, 5), op(1, OpDescribe, "b", "RESERVED", 6, 7)}
 	dir := t.TempDir()
-	v := hist.Check(dir, 10*time.Second)
+	v := hist.Check(dir, 10*time.Second, nil)
 	if len(v) != 1 || v[0].Result != porcupine.Illegal {
 		t.Fatalf("violations %v", v)
 	}
@@ -186,7 +186,7 @@ func TestStaleReads(t *testing.T) {
 		hist.ops["ns/g"] = []porcupine.Operation{op(0, OpReserve, "a", OutOK, 2, 3), op(1, OpDescribe, "a", "", 6, 7)}
 		hist.reads["ns/g"] = map[int]uint64{1: c.rv}
 		var got porcupine.CheckResult = porcupine.Ok
-		if v := hist.Check(t.TempDir(), 10*time.Second); len(v) > 0 {
+		if v := hist.Check(t.TempDir(), 10*time.Second, nil); len(v) > 0 {
 			got = v[0].Result
 		}
 		if got != c.want {

@@ -233,7 +233,14 @@ func soak(t *testing.T, seed uint64, duration time.Duration) {
 	if raceEnabled {
 		checkTimeout = 20 * time.Second
 	}
-	for _, v := range r.hist.Check(dir, checkTimeout) {
+	last := time.Now()
+	progress := func(checked, of int, longest string) { // a long run's check takes minutes: say how far it is
+		if time.Since(last) > 30*time.Second || checked == of {
+			last = time.Now()
+			t.Logf("checked %d of %d histories; the longest: %s", checked, of, longest)
+		}
+	}
+	for _, v := range r.hist.Check(dir, checkTimeout, progress) {
 		if v.Result != porcupine.Illegal { // the checker ran out of time: undecided, reported
 			r.count(r.faults, "a history the checker could not decide in time (not a violation; reported)")
 			continue
