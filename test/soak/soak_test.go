@@ -227,6 +227,8 @@ func soak(t *testing.T, seed uint64, duration time.Duration) {
 	dir := os.Getenv("SOAK_ARTIFACTS") // where violations are saved (default: the test's temporary directory)
 	if dir == "" {
 		dir = t.TempDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Error(err)
 	}
 	var violations []Violation
 	checkTimeout := time.Minute
