@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -14,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
@@ -332,20 +335,50 @@ func (s *Server) createPlayerSessions(ctx context.Context, who caller, in *creat
 
 // gameSessionByID finds a game session of the tenant by its GameSessionId.
 func (s *Server) gameSessionByID(ctx context.Context, namespace, id string) (*gamev1.GameSession, *Error) {
-	var list gamev1.GameSessionList
-	if err := s.Reader.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{indexes.GameSessionID: id}); err != nil {
+	return s.gameSessionWithin(ctx, namespace, id, 0, nil)
+}
+
+// gameSessionWithin is gameSessionByID, waiting up to wait for this replica's cache to hold the game
+// session, and to show it done (when done is not nil).
+func (s *Server) gameSessionWithin(ctx context.Context, namespace, id string, wait time.Duration, done func(*gamev1.GameSession) bool) (*gamev1.GameSession, *Error) {
+	var found *gamev1.GameSession
+	lookup := func() (bool, error) {
+		var list gamev1.GameSessionList
+		if err := s.Reader.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{indexes.GameSessionID: id}); err != nil {
+			return false, err
+		}
+		if len(list.Items) > 0 {
+			found = &list.Items[0]
+		}
+		return found != nil && (done == nil || done(found)), nil
+	}
+	ok, err := lookup()
+	if !ok && err == nil && wait > 0 && s.GameSessionChanges != nil {
+		waitCtx, cancel := context.WithTimeout(ctx, wait)
+		err = await(waitCtx, s.GameSessionChanges, lookup)
+		cancel()
+	}
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		err = nil // not there (or not done) in time: as it is
+	}
+	if err != nil {
 		return nil, internal(err)
 	}
-	if len(list.Items) == 0 {
+	if found == nil {
 		return nil, errorf(NotFoundException, "Game session "+id+" not found")
 	}
-	return &list.Items[0], nil
+	return found, nil
 }
 
 // acceptingGameSession checks up front what GameLift refuses synchronously: the operator's admission
-// remains the authority (seats are decided under optimistic concurrency there).
+// remains the authority (seats are decided under optimistic concurrency there). A game session this
+// replica's cache does not hold yet, or holds ACTIVATING, is waited for (transitions.AppearWait at most): a
+// backend reserves seats right after another replica created or activated it, and that write reaches this
+// replica's cache a moment later.
 func (s *Server) acceptingGameSession(ctx context.Context, namespace, id string, players int) (*gamev1.GameSession, *Error) {
-	gs, aerr := s.gameSessionByID(ctx, namespace, id)
+	gs, aerr := s.gameSessionWithin(ctx, namespace, id, transitions.AppearWait, func(gs *gamev1.GameSession) bool {
+		return gs.Status.Status != "" && gs.Status.Status != gamev1.GameSessionActivating
+	})
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -364,10 +397,14 @@ func (s *Server) acceptingGameSession(ctx context.Context, namespace, id string,
 type seatRequest struct{ playerID, playerData string }
 
 // reserve creates the player sessions of one call and waits for the operator's decision on each. Several
-// players form a group (spec.group), which the operator admits or refuses as one; a call that fails
-// leaves no player session behind, as in GameLift, so no seat is held by a half-done call. Each player
-// session is named after the signed request (who.requestName), so the same request served again, by any
-// replica, finds them and is refused as a replay.
+// players form a group (spec.group), which the operator admits or refuses as one; a refused call, or one
+// whose creates failed, leaves no undecided or refused player session behind. A call that sees no decision
+// in time (InternalServiceException: the caller cannot know whether it was applied) leaves its player
+// sessions to the operator: this replica's index may be behind a decision already taken, and deleting a
+// granted reservation would erase one that other callers saw hold a seat, with its record. Granted, it
+// times out as any reservation whose player never connects. Each player session is named after the signed
+// request (who.requestName), so the same request served again, by any replica, finds them and is refused
+// as a replay.
 func (s *Server) reserve(ctx context.Context, who caller, gs *gamev1.GameSession, players []seatRequest) ([]*gamev1.PlayerSession, *Error) {
 	var group *gamev1.PlayerSessionGroup
 	if len(players) > 1 {
@@ -406,7 +443,6 @@ func (s *Server) reserve(ctx context.Context, who caller, gs *gamev1.GameSession
 			cur = s.Index.Get(ps.Namespace, ps.Name)
 			return cur != nil && (cur.Status.Status != "" || admission.IsRefused(cur)), nil
 		}); err != nil {
-			s.withdraw(created)
 			return nil, internal(fmt.Errorf("no admission decision for player session %s/%s within %s", ps.Namespace, ps.Name, timeout))
 		}
 		if cond := meta.FindStatusCondition(cur.Status.Conditions, gamev1.AdmittedCondition); cond != nil && cond.Status == metav1.ConditionFalse {
@@ -442,15 +478,43 @@ func createError(errs []error) *Error {
 	return kubeError(first, "Player session")
 }
 
-// withdraw deletes the player sessions of a call that failed. It runs even when the caller has gone (a
-// fresh context), and a player session it cannot delete is refused by the operator anyway: an incomplete
-// group is refused whole once its window closes.
+// withdraw deletes the player sessions of a call that failed, each only while it is undecided or refused:
+// the delete is conditional on the resourceVersion at which it was known to be so (its create's: the
+// operator writes nothing on a waiting player session; or a refusal this replica's index shows), and on a
+// conflict it is read again from the API server. A player session the operator has granted a seat
+// meanwhile is kept, to time out if nobody accepts it: deleting it would erase a reservation that others
+// saw hold a seat, and its record. It runs even when the caller has gone (a fresh context), and a player
+// session it cannot delete is refused by the operator anyway: an incomplete group is refused whole once
+// its window closes.
 func (s *Server) withdraw(created []*gamev1.PlayerSession) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	var live client.Reader = s.Client
+	if s.APIReader != nil {
+		live = s.APIReader
+	}
 	for _, ps := range created {
-		if ps != nil {
-			_ = s.Client.Delete(ctx, ps, client.Preconditions{UID: &ps.UID})
+		if ps == nil {
+			continue
+		}
+		known := ps
+		if cur := s.Index.Get(ps.Namespace, ps.Name); cur != nil && cur.UID == ps.UID && admission.IsRefused(cur) {
+			known = cur
+		}
+		for range 3 {
+			err := s.Client.Delete(ctx, ps, client.Preconditions{UID: &ps.UID, ResourceVersion: &known.ResourceVersion})
+			if !apierrors.IsConflict(err) {
+				break // deleted, gone, or the API server unreachable (then the operator refuses what is incomplete)
+			}
+			cur := &gamev1.PlayerSession{}
+			if err := live.Get(ctx, client.ObjectKeyFromObject(ps), cur); err != nil || cur.UID != ps.UID {
+				break
+			}
+			if !admission.IsRefused(cur) && !admission.IsPending(cur) {
+				ctrl.Log.WithName("gamelift").V(1).Info("Player session of a failed call kept: the operator granted it a seat", "playerSession", klog.KObj(ps))
+				break
+			}
+			known = cur
 		}
 	}
 }

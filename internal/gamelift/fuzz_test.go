@@ -49,7 +49,7 @@ var gameLiftErrors = map[string]bool{InvalidRequestException: true, NotFoundExce
 // "tenant"), and keys that must never authenticate: one without a tenant, one outside the key namespace
 // (AKIDNOTENANT, AKIDPLANTED, secret s3cret). "tenant" holds the game session "claimed", which another game
 // server claimed, with the RESERVED player session psess-claimed.
-func fakeServer(t testing.TB) *Server {
+func fakeServer(t testing.TB, with ...func(*fake.ClientBuilder)) *Server {
 	t.Helper()
 	scheme := runtime.NewScheme()
 	_ = corev1.AddToScheme(scheme)
@@ -65,6 +65,9 @@ func fakeServer(t testing.TB) *Server {
 	b := fake.NewClientBuilder().WithScheme(scheme).WithStatusSubresource(&gamev1.GameSession{}, &gamev1.PlayerSession{}, &gamev1.Compute{}).
 		WithObjects(NewAccessKey("keys", "key", "tenant", "AKID", "s3cret"), noTenant, NewAccessKey("tenant", "planted", "tenant", "AKIDPLANTED", "s3cret"), claimed, player).
 		WithIndex(&corev1.Secret{}, IndexAccessKeyID, AccessKeyIDOf)
+	for _, f := range with {
+		f(b)
+	}
 	if err := indexes.Setup(context.Background(), fakeIndexer{b}); err != nil {
 		t.Fatal(err)
 	}
