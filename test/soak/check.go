@@ -33,6 +33,20 @@ type History struct {
 	reads   map[string]map[int]uint64 // game session -> index in ops -> the snapshot the read saw at least
 	max     map[string]int
 	samples []sample
+
+	// Checking during the run (CheckSealed): histories sealed, and the results of checks so far.
+	sealed     chan string
+	background sync.WaitGroup
+	dir        string
+	timeout    time.Duration
+	results    map[string]result
+}
+
+// result is the check of a history's first n operations.
+type result struct {
+	n    int
+	v    *Violation
+	took time.Duration
 }
 
 // sample is etcd's revision as read by a request sent at sent (ns since the start).
@@ -43,7 +57,53 @@ type sample struct {
 
 // NewHistory starts recording.
 func NewHistory() *History {
-	return &History{start: time.Now(), ops: map[string][]porcupine.Operation{}, reads: map[string]map[int]uint64{}, max: map[string]int{}}
+	return &History{start: time.Now(), ops: map[string][]porcupine.Operation{}, reads: map[string]map[int]uint64{}, max: map[string]int{},
+		results: map[string]result{}}
+}
+
+// CheckSealed checks each history sealed from now on (Seal) in the background, one at a time, while the
+// run goes on, so that a long run's check is mostly done when it ends; illegal ones are saved in dir.
+func (h *History) CheckSealed(dir string, timeout time.Duration) {
+	h.dir, h.timeout = dir, timeout
+	h.sealed = make(chan string, 1<<16)
+	h.background.Go(func() {
+		for name := range h.sealed {
+			h.mu.Lock()
+			ops := h.operations(name)
+			h.mu.Unlock()
+			began := time.Now()
+			v := h.check(dir, name, ops, timeout)
+			h.mu.Lock()
+			h.results[name] = result{n: len(ops), v: v, took: time.Since(began)}
+			h.mu.Unlock()
+		}
+	})
+}
+
+// Checked is how far CheckSealed is: histories checked, how many of them were not decided in time or
+// illegal, and the longest check.
+func (h *History) Checked() (n, failed int, longest string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var took time.Duration
+	for name, r := range h.results {
+		n++
+		if r.v != nil {
+			failed++
+		}
+		if r.took > took {
+			longest, took = fmt.Sprintf("%s (%d operations, %s)", name, r.n, r.took.Round(time.Millisecond)), r.took
+		}
+	}
+	return n, failed, longest
+}
+
+// Seal says a game session's history is complete (no call on it is waiting for an answer): with
+// CheckSealed, it is checked now. One that grows afterwards is checked again by Check.
+func (h *History) Seal(name string) {
+	if h.sealed != nil {
+		h.sealed <- name
+	}
 }
 
 // Revision records etcd's revision rev, read by a request sent at sent. Call it in order of sent.
@@ -120,7 +180,8 @@ func (h *History) GameSession(name string, max int) {
 	h.max[name] = max
 }
 
-// Invoke marks an operation's start; the returned func records it with its output when it returns.
+// Invoke marks an operation's start; the returned func records it with its output when it returns. A
+// reservation that returned ok is followed by OpWritten for each of its player sessions.
 func (h *History) Invoke(client int, gameSession string, in Input) func(Output) {
 	call := time.Since(h.start).Nanoseconds()
 	return func(out Output) {
@@ -130,8 +191,23 @@ func (h *History) Invoke(client int, gameSession string, in Input) func(Output) 
 		}
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		h.ops[gameSession] = append(h.ops[gameSession], porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret})
+		op := porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret}
+		h.ops[gameSession] = append(append(h.ops[gameSession], op), written(op)...)
 	}
+}
+
+// written is what a recorded operation tells of the writes before its return: for a reservation that
+// returned ok, OpWritten for each of its player sessions (the call waited until it saw its status).
+func written(op porcupine.Operation) []porcupine.Operation {
+	in := op.Input.(Input)
+	if op.Output.(Output).Result != OutOK || (in.Op != OpReserve && in.Op != OpGroup) {
+		return nil
+	}
+	var out []porcupine.Operation
+	for _, id := range strings.Split(in.PS, ",") {
+		out = append(out, porcupine.Operation{ClientId: op.ClientId, Input: Input{Op: OpWritten, PS: id}, Call: op.Return + 1, Output: Output{Result: OutOK}, Return: op.Return + 2})
+	}
+	return out
 }
 
 // Count is the number of operations recorded, by kind and outcome ("reserve ok", "accept TIMEDOUT", ...).
@@ -141,6 +217,9 @@ func (h *History) Count() map[string]int {
 	out := map[string]int{}
 	for _, ops := range h.ops {
 		for _, op := range ops {
+			if op.Input.(Input).Op == OpWritten {
+				continue // not a client's
+			}
 			result := op.Output.(Output).Result
 			if in := op.Input.(Input); in.Op == OpList && result != OutRejected {
 				result = "ok"
@@ -178,22 +257,39 @@ func (v Violation) String() string {
 	return fmt.Sprintf("game session %s: %s (%s)", v.GameSession, v.Result, v.Visualization)
 }
 
-// Check checks every game session's history against Model, each within timeout, on every CPU; an illegal
-// one is saved as porcupine's visualisation in dir. The violations come in game session order. progress,
-// when not nil, is told after each history how many are checked, of how many, and the longest so far.
+// Check checks every game session's history against Model, each within timeout, on every CPU (those
+// CheckSealed has checked already, unchanged since, are not checked again); an illegal one is saved as
+// porcupine's visualisation in dir. The violations come in game session order. progress, when not nil, is
+// told after each history how many are checked, of how many, and the longest so far.
 func (h *History) Check(dir string, timeout time.Duration, progress func(checked, of int, longest string)) []Violation {
+	if h.sealed != nil { // what CheckSealed has not checked yet is checked here
+		close(h.sealed)
+		h.background.Wait()
+	}
 	h.mu.Lock()
 	histories := map[string][]porcupine.Operation{}
+	var out []Violation
+	checked, longest, longestTook := 0, "", time.Duration(0)
 	for name := range h.ops {
+		if r, ok := h.results[name]; ok && r.n == len(h.ops[name]) {
+			checked++
+			if r.v != nil {
+				out = append(out, *r.v)
+			}
+			if r.took > longestTook {
+				longest, longestTook = fmt.Sprintf("%s (%d operations, %s)", name, r.n, r.took.Round(time.Millisecond)), r.took
+			}
+			continue
+		}
 		histories[name] = h.operations(name)
 	}
 	h.mu.Unlock()
 	names := slices.Sorted(maps.Keys(histories))
+	of := checked + len(names)
 	results := make([]*Violation, len(names))
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var told sync.Mutex
-	checked, longest, longestTook := 0, "", time.Duration(0)
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for i := int(next.Add(1)) - 1; i < len(names); i = int(next.Add(1)) - 1 {
@@ -205,19 +301,22 @@ func (h *History) Check(dir string, timeout time.Duration, progress func(checked
 					if took := time.Since(began); took > longestTook {
 						longest, longestTook = fmt.Sprintf("%s (%d operations, %s)", names[i], len(histories[names[i]]), took.Round(time.Millisecond)), took
 					}
-					progress(checked, len(names), longest)
+					progress(checked, of, longest)
 					told.Unlock()
 				}
 			}
 		})
 	}
 	wg.Wait()
-	var out []Violation
+	if progress != nil && len(names) == 0 {
+		progress(checked, of, longest)
+	}
 	for _, v := range results {
 		if v != nil {
 			out = append(out, *v)
 		}
 	}
+	slices.SortFunc(out, func(a, b Violation) int { return cmp.Compare(a.GameSession, b.GameSession) })
 	return out
 }
 
@@ -230,6 +329,9 @@ func (h *History) check(dir, name string, ops []porcupine.Operation, timeout tim
 		return nil
 	}
 	v := &Violation{GameSession: name, Result: res}
+	if res != porcupine.Illegal && os.Getenv("SOAK_DUMP") != "" { // not decided in time: keep it, to see why
+		dump(filepath.Join(dir, strings.ReplaceAll(name, "/", "_")+".undecided.txt"), ops)
+	}
 	if res == porcupine.Illegal {
 		if os.Getenv("SOAK_DUMP") != "" {
 			dump(filepath.Join(dir, strings.ReplaceAll(name, "/", "_")+".txt"), ops)

@@ -1,7 +1,10 @@
 package soak
 
 import (
+	"context"
+	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -9,9 +12,22 @@ import (
 	"github.com/anishathalye/porcupine"
 )
 
-// op is a recorded operation from call to ret (in arbitrary units).
+// op is a recorded operation from call to ret (in arbitrary units: 10 apart, as written adds its
+// operations 1 and 2 after a return).
 func op(client int, kind, ps, result string, call, ret int64) porcupine.Operation {
-	return porcupine.Operation{ClientId: client, Input: Input{Op: kind, PS: ps}, Output: Output{Result: result}, Call: call, Return: ret}
+	if ret < 1<<62 {
+		ret *= 10
+	}
+	return porcupine.Operation{ClientId: client, Input: Input{Op: kind, PS: ps}, Output: Output{Result: result}, Call: 10 * call, Return: ret}
+}
+
+// recorded is a history as History records it: each reservation that returned ok followed by OpWritten.
+func recorded(h []porcupine.Operation) []porcupine.Operation {
+	var out []porcupine.Operation
+	for _, o := range h {
+		out = append(append(out, o), written(o)...)
+	}
+	return out
 }
 
 // TestModelAcceptsWhatTheOperatorMayDo: histories the operator may produce are linearizable: a full game
@@ -43,7 +59,7 @@ func TestModelAcceptsWhatTheOperatorMayDo(t *testing.T) {
 			op(0, OpReserve, "a", OutOK, 0, 1), op(0, OpRemove, "a", OutOK, 2, 3), op(0, OpDescribe, "a", "COMPLETED", 4, 5),
 		},
 	} {
-		if res := porcupine.CheckOperationsTimeout(Model(1), h, 10*time.Second); res != porcupine.Ok {
+		if res := porcupine.CheckOperationsTimeout(Model(1), recorded(h), 10*time.Second); res != porcupine.Ok {
 			t.Errorf("%s: %s", name, res)
 		}
 	}
@@ -73,14 +89,14 @@ func TestModelCatchesViolations(t *testing.T) {
 			op(0, OpGroup, "a,b", OutOK, 0, 1), op(0, OpDescribe, "a", "RESERVED", 2, 3), op(0, OpDescribe, "b", "", 4, 5),
 		},
 	} {
-		if res := porcupine.CheckOperationsTimeout(Model(1), h, 10*time.Second); res != porcupine.Illegal {
+		if res := porcupine.CheckOperationsTimeout(Model(1), recorded(h), 10*time.Second); res != porcupine.Illegal {
 			t.Errorf("%s: %s, want Illegal", name, res)
 		}
 	}
 	hist := NewHistory()
 	hist.GameSession("ns/g", 1)
-	hist.ops["ns/g"] = []porcupine.Operation{op(0, OpReserve, "a", OutOK, 0, 1), op(1, OpReserve, "b", OutOK, 2, 3),
-		op(0, OpDescribe, "a", "RESERVED", 4, 5), op(1, OpDescribe, "b", "RESERVED", 6, 7)}
+	hist.ops["ns/g"] = recorded([]porcupine.Operation{op(0, OpReserve, "a", OutOK, 0, 1), op(1, OpReserve, "b", OutOK, 2, 3),
+		op(0, OpDescribe, "a", "RESERVED", 4, 5), op(1, OpDescribe, "b", "RESERVED", 6, 7)})
 	dir := t.TempDir()
 	v := hist.Check(dir, 10*time.Second, nil)
 	if len(v) != 1 || v[0].Result != porcupine.Illegal {
@@ -146,21 +162,40 @@ func TestListOperation(t *testing.T) {
 		"a list during a reservation": {
 			op(0, OpReserve, "a", OutOK, 0, 10), list(1, map[string]string{}, 1, 2), list(1, map[string]string{"a": "RESERVED"}, 3, 4),
 		},
+		// The two writes of a reservation: its seat granted in the ledger (b refused), its status not yet
+		// written (listed undecided), then written.
+		"a seat granted before its status is written": {
+			op(0, OpReserve, "a", OutOK, 0, 10), op(1, OpReserve, "b", OutFull, 2, 3), list(1, map[string]string{"a": ""}, 4, 5),
+			list(1, map[string]string{"a": "RESERVED"}, 6, 7),
+		},
+		"a refusal not yet written, listed undecided": {
+			op(0, OpReserve, "a", OutOK, 0, 1), op(1, OpReserve, "b", OutFull, 2, 10), list(1, map[string]string{"a": "RESERVED", "b": ""}, 3, 4),
+		},
 	}
 	for name, h := range legal {
-		if res := porcupine.CheckOperationsTimeout(Model(1), h, 10*time.Second); res != porcupine.Ok {
+		if res := porcupine.CheckOperationsTimeout(Model(1), recorded(h), 10*time.Second); res != porcupine.Ok {
 			t.Errorf("%s: %s, want Ok", name, res)
 		}
 	}
 	illegal := map[string][]porcupine.Operation{
-		"a reserved one missing": {op(0, OpReserve, "a", OutOK, 0, 1), list(1, map[string]string{}, 2, 3)},
-		"one never reserved":     {list(1, map[string]string{"a": "RESERVED"}, 0, 1)},
-		"a refused one listed":   {op(0, OpReserve, "a", OutOK, 0, 1), op(1, OpReserve, "b", OutFull, 2, 3), list(1, map[string]string{"a": "RESERVED", "b": "RESERVED"}, 4, 5)},
-		"a wrong state":          {op(0, OpReserve, "a", OutOK, 0, 1), list(1, map[string]string{"a": "ACTIVE"}, 2, 3)},
-		"back in time":           {op(0, OpReserve, "a", OutOK, 0, 1), op(0, OpAccept, "a", OutOK, 2, 3), list(1, map[string]string{"a": "RESERVED"}, 4, 5)},
+		"a reserved one missing":                   {op(0, OpReserve, "a", OutOK, 0, 1), list(1, map[string]string{}, 2, 3)},
+		"one never reserved":                       {list(1, map[string]string{"a": "RESERVED"}, 0, 1)},
+		"a refused one listed":                     {op(0, OpReserve, "a", OutOK, 0, 1), op(1, OpReserve, "b", OutFull, 2, 3), list(1, map[string]string{"a": "RESERVED", "b": "RESERVED"}, 4, 5)},
+		"a wrong state":                            {op(0, OpReserve, "a", OutOK, 0, 1), list(1, map[string]string{"a": "ACTIVE"}, 2, 3)},
+		"back in time":                             {op(0, OpReserve, "a", OutOK, 0, 1), op(0, OpAccept, "a", OutOK, 2, 3), list(1, map[string]string{"a": "RESERVED"}, 4, 5)},
+		"undecided after its reservation returned": {op(0, OpReserve, "a", OutOK, 0, 1), list(1, map[string]string{"a": ""}, 2, 3)},
+		"a granted seat missing from a list": {
+			op(0, OpReserve, "a", OutOK, 0, 10), op(1, OpReserve, "b", OutFull, 2, 3), list(1, map[string]string{}, 4, 5),
+		},
+		"undecided again after reserved": {
+			op(0, OpReserve, "a", OutOK, 0, 10), list(1, map[string]string{"a": "RESERVED"}, 1, 2), list(1, map[string]string{"a": ""}, 3, 4),
+		},
+		"a refused one listed with a status": {
+			op(0, OpReserve, "a", OutOK, 0, 1), op(1, OpReserve, "b", OutFull, 2, 3), list(1, map[string]string{"a": "RESERVED", "b": "TIMEDOUT"}, 4, 5),
+		},
 	}
 	for name, h := range illegal {
-		if res := porcupine.CheckOperationsTimeout(Model(1), h, 10*time.Second); res != porcupine.Illegal {
+		if res := porcupine.CheckOperationsTimeout(Model(1), recorded(h), 10*time.Second); res != porcupine.Illegal {
 			t.Errorf("%s: %s, want Illegal", name, res)
 		}
 	}
@@ -181,10 +216,10 @@ func TestStaleReads(t *testing.T) {
 	} {
 		hist := NewHistory()
 		hist.GameSession("ns/g", 1)
-		// etcd at revision 10 when a sample was sent at 0, 11 (the reservation) when one was sent at 5.
-		hist.samples = []sample{{sent: 0, rev: 10}, {sent: 5, rev: 11}}
-		hist.ops["ns/g"] = []porcupine.Operation{op(0, OpReserve, "a", OutOK, 2, 3), op(1, OpDescribe, "a", "", 6, 7)}
-		hist.reads["ns/g"] = map[int]uint64{1: c.rv}
+		// etcd at revision 10 when a sample was sent at 0, 11 (the reservation) when one was sent at 5 (50).
+		hist.samples = []sample{{sent: 0, rev: 10}, {sent: 50, rev: 11}}
+		hist.ops["ns/g"] = recorded([]porcupine.Operation{op(0, OpReserve, "a", OutOK, 2, 3), op(1, OpDescribe, "a", "", 6, 7)})
+		hist.reads["ns/g"] = map[int]uint64{2: c.rv} // after the reservation and its OpWritten
 		var got porcupine.CheckResult = porcupine.Ok
 		if v := hist.Check(t.TempDir(), 10*time.Second, nil); len(v) > 0 {
 			got = v[0].Result
@@ -195,9 +230,67 @@ func TestStaleReads(t *testing.T) {
 	}
 	hist := NewHistory()
 	hist.samples = []sample{{sent: 0, rev: 10}, {sent: int64(2 * time.Second), rev: 11}}
-	hist.ops["ns/g"] = []porcupine.Operation{op(1, OpDescribe, "a", "", int64(3*time.Second), int64(4*time.Second))}
+	hist.ops["ns/g"] = []porcupine.Operation{{ClientId: 1, Input: Input{Op: OpDescribe, PS: "a"}, Output: Output{}, Call: int64(3 * time.Second), Return: int64(4 * time.Second)}}
 	hist.reads["ns/g"] = map[int]uint64{0: 10}
 	if _, _, max, n := hist.ReadLag(); n != 1 || max != 3*time.Second {
 		t.Errorf("read lag %s of %d reads, want 3s of 1", max, n)
+	}
+}
+
+// TestCheckSealed: a history sealed during the run is checked then, and again at the end if it grew.
+func TestCheckSealed(t *testing.T) {
+	hist := NewHistory()
+	for _, name := range []string{"ns/legal", "ns/illegal", "ns/grew"} {
+		hist.GameSession(name, 1)
+	}
+	hist.ops["ns/legal"] = recorded([]porcupine.Operation{op(0, OpReserve, "a", OutOK, 0, 1), op(0, OpDescribe, "a", "RESERVED", 2, 3)})
+	hist.ops["ns/illegal"] = recorded([]porcupine.Operation{op(0, OpReserve, "a", OutOK, 0, 1), op(0, OpDescribe, "a", "", 2, 3)})
+	hist.ops["ns/grew"] = recorded([]porcupine.Operation{op(0, OpReserve, "a", OutOK, 0, 1)})
+	hist.CheckSealed(t.TempDir(), 10*time.Second)
+	for _, name := range []string{"ns/legal", "ns/illegal", "ns/grew"} {
+		hist.Seal(name)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		hist.mu.Lock()
+		n := len(hist.results)
+		hist.mu.Unlock()
+		if n == 3 || time.Now().After(deadline) {
+			break
+		}
+	}
+	hist.mu.Lock()
+	hist.ops["ns/grew"] = append(hist.ops["ns/grew"], recorded([]porcupine.Operation{op(1, OpReserve, "b", OutOK, 4, 5), // oversubscribed
+		op(0, OpDescribe, "a", "RESERVED", 6, 7), op(1, OpDescribe, "b", "RESERVED", 8, 9)})...)
+	hist.mu.Unlock()
+	var got []string
+	var progressed int
+	for _, v := range hist.Check(t.TempDir(), 10*time.Second, func(checked, of int, _ string) { progressed = checked }) {
+		got = append(got, v.GameSession)
+	}
+	if !slices.Equal(got, []string{"ns/grew", "ns/illegal"}) || progressed != 3 {
+		t.Errorf("violations %v, %d checked; want ns/grew and ns/illegal, 3", got, progressed)
+	}
+}
+
+// TestStepStopsWhenTheTimeIsUp: a step over a set of states stops once the check's context is done (so a
+// history's timeout holds however large its sets grow), and merges equal states.
+func TestStepStopsWhenTheTimeIsUp(t *testing.T) {
+	var states []state
+	for i := range 1000 {
+		states = append(states, state{max: 4, ps: map[string]string{}}.with(fmt.Sprint("p", i), "RESERVED"), state{max: 4, ps: map[string]string{}}.with(fmt.Sprint("p", i), "RESERVED"))
+	}
+	big := newSet(states)
+	if len(big.states) != 1000 {
+		t.Fatalf("%d states after merging, want 1000", len(big.states))
+	}
+	m := Model(4)
+	in, out := Input{Op: OpReserve, PS: "x"}, Output{Result: OutOK}
+	if ok, _ := m.StepContext(context.Background(), big, in, out); !ok {
+		t.Fatal("a reservation with free seats refused")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if ok, _ := m.StepContext(ctx, big, in, out); ok {
+		t.Error("a step went on after its context was done")
 	}
 }

@@ -6,8 +6,10 @@
 package soak
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
-	"hash/fnv"
 	"maps"
 	"slices"
 	"strings"
@@ -23,8 +25,12 @@ const (
 	OpRemove   = "remove"   // the game server's RemovePlayerSession (ACTIVE -> COMPLETED)
 	OpDescribe = "describe" // DescribePlayerSessions of one player session: its status
 	// OpList is a paged list of the game session's player sessions (the query API, each page from any
-	// replica): every player session with a status, as "id=STATUS" sorted and space-separated (ListResult).
+	// replica): every player session not refused, as "id=STATUS" sorted and space-separated (ListResult),
+	// STATUS empty while admission has not decided it.
 	OpList = "list"
+	// OpWritten is recorded by History right after a reservation returned ok (not by a client): its
+	// player session's status is written by then (the call waited to see it), so it is no longer granted.
+	OpWritten = "written"
 )
 
 // Outcomes an operation's output may be besides a status.
@@ -49,9 +55,15 @@ type Output struct {
 	Result string
 }
 
-// state is the model's game session: its maximum, and each player session's status. RESERVED and ACTIVE
-// hold a seat; so does a player session that ended (COMPLETED, TIMEDOUT) until the operator releases its
-// seat from the ledger, which it does after the end, not with it: such a status carries a held mark.
+// state is the model's game session: its maximum, and each player session's status. GRANTED, RESERVED and
+// ACTIVE hold a seat; so does a player session that ended (COMPLETED, TIMEDOUT) until the operator
+// releases its seat from the ledger, which it does after the end, not with it: such a status carries a
+// held mark.
+//
+// A reservation takes effect in two writes (docs/design.md): admission grants the seat in the game
+// session's ledger, then the player session's status is written RESERVED. Between them the seat is held
+// (others are refused: full) while reads show the player session undecided (no status): that is GRANTED.
+// It becomes RESERVED on its own, at the latest when its reservation returned (OpWritten).
 type state struct {
 	max  int
 	ps   map[string]string
@@ -61,10 +73,13 @@ type state struct {
 // held marks an ended player session whose seat is not released yet.
 const held = "+seat"
 
+// granted is a player session whose seat is granted, its status not yet written.
+const granted = "GRANTED"
+
 func (s state) seats() int {
 	n := 0
 	for _, v := range s.ps {
-		if v == "RESERVED" || v == "ACTIVE" || strings.HasSuffix(v, held) {
+		if v == granted || v == "RESERVED" || v == "ACTIVE" || strings.HasSuffix(v, held) {
 			n++
 		}
 	}
@@ -109,7 +124,7 @@ func (s state) freed(except string) []state {
 	for id, v := range s.ps {
 		switch {
 		case id == except:
-		case v == "RESERVED":
+		case v == "RESERVED" || v == granted:
 			out = append(out, s.with(id, "TIMEDOUT"))
 		case strings.HasSuffix(v, held):
 			out = append(out, s.with(id, strings.TrimSuffix(v, held)))
@@ -124,7 +139,7 @@ func admit(s state, ids []string) []state {
 	if s.seats()+len(ids) <= s.max {
 		next := s
 		for _, id := range ids {
-			next = next.with(id, "RESERVED")
+			next = next.with(id, granted)
 		}
 		return []state{next}
 	}
@@ -138,6 +153,9 @@ func admit(s state, ids []string) []state {
 // step is every state the model may reach from s with in observed as out (none: the observation is
 // impossible from s).
 func step(s state, in Input, out Output) []state {
+	if (in.Op == OpAccept || in.Op == OpRemove) && s.ps[in.PS] == granted {
+		s = s.with(in.PS, "RESERVED") // a game server learnt the id from a reservation that returned: written
+	}
 	cur := s.status(in.PS)
 	if out.Result == OutRejected {
 		return []state{s}
@@ -174,11 +192,11 @@ func step(s state, in Input, out Output) []state {
 		switch out.Result {
 		case OutOK:
 			if s.seats() < s.max {
-				return []state{s.with(in.PS, "RESERVED")}
+				return []state{s.with(in.PS, granted)}
 			}
 			var next []state // full, unless a seat was freed first
 			for _, t := range s.freed(in.PS) {
-				next = append(next, t.with(in.PS, "RESERVED"))
+				next = append(next, t.with(in.PS, granted))
 			}
 			return next
 		case OutFull, OutRefused:
@@ -206,13 +224,25 @@ func step(s state, in Input, out Output) []state {
 		case out.Result == OutRefused && cur == "RESERVED": // it timed out meanwhile
 			return []state{s.with(in.PS, "TIMEDOUT"+held)}
 		}
+	case OpWritten:
+		switch cur {
+		case "", "REFUSED":
+		case granted:
+			return []state{s.with(in.PS, "RESERVED")}
+		default:
+			return []state{s}
+		}
 	case OpList:
 		return listed(s, out.Result)
 	case OpDescribe:
 		switch {
 		case out.Result == cur:
 			return []state{s}
-		case cur == "RESERVED" && out.Result == "TIMEDOUT":
+		case cur == granted && out.Result == "":
+			return []state{s} // its status not written yet
+		case cur == granted && out.Result == "RESERVED":
+			return []state{s.with(in.PS, "RESERVED")}
+		case (cur == "RESERVED" || cur == granted) && out.Result == "TIMEDOUT":
 			return []state{s.with(in.PS, "TIMEDOUT"+held)}
 		case cur == "REFUSED" && out.Result == "":
 			return []state{s} // a refused player session is not found
@@ -231,8 +261,9 @@ func ListResult(statuses map[string]string) string {
 }
 
 // listed is the state after a list that saw result from s (none: impossible): every player session the
-// model holds with a status is listed with it (a RESERVED one may have timed out meanwhile) and nothing
-// else is; a refused one is not listed.
+// model holds is listed in its state (a GRANTED one undecided or RESERVED, a RESERVED one may have timed
+// out meanwhile); a refused one is not (or undecided: its refusal not written yet); others may be listed
+// undecided only (created, not decided yet).
 func listed(s state, result string) []state {
 	seen := map[string]string{}
 	for _, kv := range strings.Fields(result) {
@@ -242,48 +273,94 @@ func listed(s state, result string) []state {
 	next := s
 	for id := range s.ps {
 		cur := s.status(id)
-		if cur == "REFUSED" {
-			continue
-		}
 		got, ok := seen[id]
+		delete(seen, id)
 		switch {
+		case cur == "REFUSED":
+			if ok && got != "" {
+				return nil
+			}
 		case !ok:
 			return nil
 		case got == cur:
-		case cur == "RESERVED" && got == "TIMEDOUT":
+		case cur == granted && got == "":
+		case cur == granted && got == "RESERVED":
+			next = next.with(id, "RESERVED")
+		case (cur == "RESERVED" || cur == granted) && got == "TIMEDOUT":
 			next = next.with(id, "TIMEDOUT"+held)
 		default:
 			return nil
 		}
-		delete(seen, id)
 	}
-	if len(seen) > 0 {
-		return nil // listed, never reserved
+	for _, got := range seen {
+		if got != "" {
+			return nil // listed with a status, never reserved
+		}
 	}
 	return []state{next}
 }
 
 // Model is the porcupine model of one game session of maximum max: its history must be linearizable.
+//
+// The model is nondeterministic (which reservation timed out, whether a call without an answer took
+// effect); this is its power set construction, a state being the set of the states the game session may be
+// in. It is porcupine's NondeterministicModel.ToModel made fit for large sets: states merged through a map
+// rather than pairwise, sets compared by a digest rather than element by element, and a step that stops
+// when the check's time is up (porcupine's own waits for a step to end, so a step over a huge set made the
+// timeout powerless).
 func Model(max int) porcupine.Model {
-	nm := porcupine.NondeterministicModel{
-		Init: func() []any { return []any{state{max: max, ps: map[string]string{}}} },
-		Step: func(s, in, out any) []any {
-			var next []any
-			for _, n := range step(s.(state), in.(Input), out.(Output)) {
-				next = append(next, n)
+	return porcupine.Model{
+		Init: func() any { return newSet([]state{{max: max, ps: map[string]string{}}}) },
+		StepContext: func(ctx context.Context, cur, in, out any) (bool, any) {
+			var next []state
+			for i, s := range cur.(set).states {
+				if i%64 == 0 && ctx.Err() != nil {
+					return false, nil
+				}
+				next = append(next, step(s, in.(Input), out.(Output))...)
 			}
-			return next
+			if len(next) == 0 {
+				return false, nil
+			}
+			return true, newSet(next)
 		},
-		Equal: func(a, b any) bool { return a.(state).String() == b.(state).String() },
+		Equal: func(a, b any) bool { return a.(set).digest == b.(set).digest },
 		Hash: func(s any) uint64 {
-			h := fnv.New64a()
-			_, _ = h.Write([]byte(s.(state).String()))
-			return h.Sum64()
+			d := s.(set).digest
+			return binary.LittleEndian.Uint64(d[:8])
 		},
 		DescribeOperation: func(in, out any) string {
 			return fmt.Sprintf("%s(%s) -> %s", in.(Input).Op, in.(Input).PS, out.(Output).Result)
 		},
-		DescribeState: func(s any) string { return s.(state).String() },
+		DescribeState: func(s any) string {
+			var parts []string
+			for _, st := range s.(set).states {
+				parts = append(parts, st.String())
+			}
+			return "{" + strings.Join(parts, ", ") + "}"
+		},
 	}
-	return nm.ToModel()
+}
+
+// set is a set of states, without duplicates, in the order of their descriptions, with a digest of them.
+type set struct {
+	states []state
+	digest [sha256.Size]byte
+}
+
+func newSet(states []state) set {
+	seen := make(map[string]state, len(states))
+	for _, s := range states {
+		seen[s.String()] = s
+	}
+	keys := slices.Sorted(maps.Keys(seen))
+	h := sha256.New()
+	out := set{states: make([]state, 0, len(keys))}
+	for _, k := range keys {
+		out.states = append(out.states, seen[k])
+		h.Write([]byte(k))
+		h.Write([]byte{0})
+	}
+	h.Sum(out.digest[:0])
+	return out
 }

@@ -178,6 +178,30 @@ func soak(t *testing.T, seed uint64, duration time.Duration) {
 	go r.sampleRevisions(ctx, sampled)
 	res := &resources{}
 	go res.sample(ctx, r)
+	// Each game session's history is checked as soon as it is complete (its game session ended), one at a
+	// time while the run goes on; the rest at the end.
+	dir := os.Getenv("SOAK_ARTIFACTS") // where violations are saved (default: the test's temporary directory)
+	if dir == "" {
+		dir = t.TempDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Error(err)
+	}
+	checkTimeout := time.Minute
+	if raceEnabled {
+		checkTimeout = 20 * time.Second
+	}
+	r.hist.CheckSealed(dir, checkTimeout)
+	go func() { // a long run says how its check keeps up
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(5 * time.Minute):
+			}
+			n, failed, longest := r.hist.Checked()
+			t.Logf("checked during the run: %d histories, %d not linearizable or undecided; the longest: %s", n, failed, longest)
+		}
+	}()
 
 	// The workload and the faults, for duration.
 	stop := make(chan struct{})
@@ -215,7 +239,10 @@ func soak(t *testing.T, seed uint64, duration time.Duration) {
 	// The end: every reservation has timed out, been accepted or completed; both replicas list the same
 	// pages at one resourceVersion; then every game session ends, its player sessions move to PostgreSQL,
 	// and each player is found, once, in a final state.
-	time.Sleep(psTimeout + 2*time.Second)
+	time.Sleep(max(psTimeout+2*time.Second, 6*time.Second+lease)) // the last fault (a stall: 6 s at most) is over too
+	// A replica partitioned by the last fault may have lost its Lease and exited after replace stopped
+	// watching: restart it, as its pod would be, before the replicas are compared.
+	r.restartExited()
 	r.comparePages(ctx)
 	r.endAll(ctx)
 	lost := r.finalDescribes(ctx)
@@ -224,17 +251,7 @@ func soak(t *testing.T, seed uint64, duration time.Duration) {
 	<-watched
 	<-sampled
 
-	dir := os.Getenv("SOAK_ARTIFACTS") // where violations are saved (default: the test's temporary directory)
-	if dir == "" {
-		dir = t.TempDir()
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Error(err)
-	}
 	var violations []Violation
-	checkTimeout := time.Minute
-	if raceEnabled {
-		checkTimeout = 20 * time.Second
-	}
 	last := time.Now()
 	progress := func(checked, of int, longest string) { // a long run's check takes minutes: say how far it is
 		if time.Since(last) > 30*time.Second || checked == of {
@@ -372,22 +389,27 @@ func (r *run) replace(stop <-chan struct{}) {
 			return
 		case <-time.After(200 * time.Millisecond):
 		}
-		r.mu.Lock()
-		var gone []*replica
-		r.replicas = slices.DeleteFunc(r.replicas, func(rep *replica) bool {
-			select {
-			case <-rep.Done:
-				gone = append(gone, rep)
-				return true
-			default:
-				return false
-			}
-		})
-		r.mu.Unlock()
-		for range gone {
-			r.count(r.faults, "a replica exited on its own (its Lease lost through a fault) and was restarted")
-			r.start()
+		r.restartExited()
+	}
+}
+
+// restartExited starts a replica in the place of each one that exited on its own.
+func (r *run) restartExited() {
+	r.mu.Lock()
+	var gone []*replica
+	r.replicas = slices.DeleteFunc(r.replicas, func(rep *replica) bool {
+		select {
+		case <-rep.Done:
+			gone = append(gone, rep)
+			return true
+		default:
+			return false
 		}
+	})
+	r.mu.Unlock()
+	for range gone {
+		r.count(r.faults, "a replica exited on its own (its Lease lost through a fault) and was restarted")
+		r.start()
 	}
 }
 
@@ -528,16 +550,12 @@ func (r *run) operate(ctx context.Context, rng *rand.Rand, client int, player st
 			return
 		}
 		out, err := r.pick(rng).api.CreatePlayerSession(ctx, &gamelift.CreatePlayerSessionInput{GameSessionId: aws.String(gameID), PlayerId: aws.String(player)})
-		result := outcome(err)
 		if err == nil {
 			rec.psID = aws.ToString(out.PlayerSession.PlayerSessionId)
 		} else {
 			r.count(r.errs, "CreatePlayerSession: "+errorKind(err))
 		}
-		if result == "TIMEDOUT" {
-			result = OutRefused
-		}
-		done(Output{Result: result})
+		done(Output{Result: reservation(err)})
 		r.players.Store(player, rec)
 	case x < 60, x < 75:
 		rec, name, ok := r.somePlayer(rng, game)
@@ -599,8 +617,8 @@ func (r *run) list(ctx context.Context, rng *rand.Rand, client int, game string)
 		}
 		for _, it := range page.Items {
 			player, _, _ := unstructured.NestedString(it.Object, "spec", "playerId")
-			if status, _, _ := unstructured.NestedString(it.Object, "status", "status"); status != "" {
-				statuses[player] = status
+			if !refusedObject(it.Object) { // an undecided one is listed without a status
+				statuses[player], _, _ = unstructured.NestedString(it.Object, "status", "status")
 			}
 		}
 		if opts.Continue = page.GetContinue(); opts.Continue == "" {
@@ -608,6 +626,17 @@ func (r *run) list(ctx context.Context, rng *rand.Rand, client int, game string)
 		}
 	}
 	done(Output{Result: ListResult(statuses)}, rv)
+}
+
+// refusedObject reports whether a player session (as the query API serves it) was refused by admission.
+func refusedObject(obj map[string]any) bool {
+	conditions, _, _ := unstructured.NestedSlice(obj, "status", "conditions")
+	for _, c := range conditions {
+		if c, ok := c.(map[string]any); ok && c["type"] == gamev1.AdmittedCondition && c["status"] == string(metav1.ConditionFalse) {
+			return true
+		}
+	}
+	return false
 }
 
 // group reserves seats for n players at once with CreatePlayerSessions, recorded as one operation.
@@ -618,14 +647,10 @@ func (r *run) group(ctx context.Context, rng *rand.Rand, client int, key, gameID
 	}
 	done := r.hist.Invoke(client, key, Input{Op: OpGroup, PS: strings.Join(ids, ",")})
 	out, err := r.pick(rng).api.CreatePlayerSessions(ctx, &gamelift.CreatePlayerSessionsInput{GameSessionId: aws.String(gameID), PlayerIds: ids})
-	result := outcome(err)
 	if err != nil {
 		r.count(r.errs, "CreatePlayerSessions: "+errorKind(err))
 	}
-	if result == "TIMEDOUT" {
-		result = OutRefused
-	}
-	done(Output{Result: result})
+	done(Output{Result: reservation(err)})
 	psIDs := map[string]string{}
 	if err == nil {
 		for _, ps := range out.PlayerSessions {
@@ -772,6 +797,7 @@ func (r *run) end(ctx context.Context, name string) {
 			break
 		}
 	}
+	r.hist.Seal(ns + "/" + name)
 	r.mu.Lock()
 	info := *r.info[name]
 	r.mu.Unlock()
@@ -916,10 +942,29 @@ func outcome(err error) string {
 	switch {
 	case code(api) == "UnauthorizedException" || code(api) == "ThrottlingException" || strings.Contains(api.ErrorMessage(), "concurrently"):
 		return OutRejected
+	case code(api) == "NotFoundException":
+		// The replica does not hold what the call names yet (a player session created through the other
+		// replica: it waits 2 s for it, a partitioned one may not catch up): nothing applied, nothing learnt.
+		return OutRejected
 	case code(api) == "GameSessionFullException":
 		return OutFull
 	case strings.Contains(api.ErrorMessage(), "TIMEDOUT"):
 		return "TIMEDOUT"
+	}
+	return OutRefused
+}
+
+// reservation is the outcome of a CreatePlayerSession(s): a game session the replica does not know yet, or
+// not yet ACTIVE (its cache behind another replica's write: it waits 2 s for it, a partitioned one may not
+// catch up in time) turned the call away before any seat was considered: nothing applied, nothing learnt
+// of the seats.
+func reservation(err error) string {
+	var api smithy.APIError
+	if errors.As(err, &api) && code(api) == "InvalidGameSessionStatusException" {
+		return OutRejected
+	}
+	if result := outcome(err); result != "TIMEDOUT" {
+		return result
 	}
 	return OutRefused
 }
