@@ -40,6 +40,8 @@ type History struct {
 	dir        string
 	timeout    time.Duration
 	results    map[string]result
+
+	sighting func(gameSession, player string) Sighting // Resolve's
 }
 
 // result is the check of a history's first n operations.
@@ -69,12 +71,12 @@ func (h *History) CheckSealed(dir string, timeout time.Duration) {
 	h.background.Go(func() {
 		for name := range h.sealed {
 			h.mu.Lock()
-			ops := h.operations(name)
+			ops, n := h.operations(name), len(h.ops[name])
 			h.mu.Unlock()
 			began := time.Now()
 			v := h.check(dir, name, ops, timeout)
 			h.mu.Lock()
-			h.results[name] = result{n: len(ops), v: v, took: time.Since(began)}
+			h.results[name] = result{n: n, v: v, took: time.Since(began)}
 			h.mu.Unlock()
 		}
 	})
@@ -143,7 +145,7 @@ func (h *History) since(rv uint64) int64 {
 }
 
 // operations is a game session's history as checked: each read invoked no later than its snapshot was
-// the cluster's newest.
+// the cluster's newest; with Resolve, reservations without an answer narrowed by what the watch saw.
 func (h *History) operations(name string) []porcupine.Operation {
 	ops := slices.Clone(h.ops[name])
 	for i, rv := range h.reads[name] {
@@ -153,7 +155,44 @@ func (h *History) operations(name string) []porcupine.Operation {
 		}
 		ops[i].Call = min(ops[i].Call, h.since(rv))
 	}
-	return ops
+	if h.sighting == nil {
+		return ops
+	}
+	out := ops[:0]
+	for _, op := range ops {
+		in := op.Input.(Input)
+		if op.Output.(Output).Result == OutUnknown && (in.Op == OpReserve || in.Op == OpGroup) {
+			seen, decided := false, time.Time{}
+			for _, id := range strings.Split(in.PS, ",") {
+				s := h.sighting(name, id)
+				seen = seen || s.Seen
+				if !s.Decided.IsZero() && (decided.IsZero() || s.Decided.Before(decided)) {
+					decided = s.Decided
+				}
+			}
+			if !seen {
+				continue // it created nothing: no effect
+			}
+			if !decided.IsZero() { // its seat, if any, was granted before the watch delivered a decision
+				op.Return = max(op.Call+1, decided.Sub(h.start).Nanoseconds())
+			}
+		}
+		out = append(out, op)
+	}
+	return out
+}
+
+// Resolve narrows the reservations without an answer (a 5xx, a lost connection) by what a watch of every
+// player session revision saw, so that their histories are decided: one of which no player session was
+// ever seen created nothing and is left out; one seen decided took effect, if at all, before the watch
+// delivered the decision (its return, instead of any time). Call it once the watch has seen every
+// revision; Check then checks again the histories CheckSealed did not decide. A player session created
+// and deleted while the watch was relisting is missed: its reservation is left out, which can only make a
+// history fail, never pass.
+func (h *History) Resolve(sighting func(gameSession, player string) Sighting) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.sighting = sighting
 }
 
 // ReadLag is how far reads were moved back (how stale the replicas that served them could be): p50, p99,
@@ -271,7 +310,7 @@ func (h *History) Check(dir string, timeout time.Duration, progress func(checked
 	var out []Violation
 	checked, longest, longestTook := 0, "", time.Duration(0)
 	for name := range h.ops {
-		if r, ok := h.results[name]; ok && r.n == len(h.ops[name]) {
+		if r, ok := h.results[name]; ok && r.n == len(h.ops[name]) && (r.v == nil || h.sighting == nil) {
 			checked++
 			if r.v != nil {
 				out = append(out, *r.v)

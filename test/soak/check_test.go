@@ -3,6 +3,7 @@ package soak
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -292,5 +293,37 @@ func TestStepStopsWhenTheTimeIsUp(t *testing.T) {
 	cancel()
 	if ok, _ := m.StepContext(ctx, big, in, out); ok {
 		t.Error("a step went on after its context was done")
+	}
+}
+
+// TestResolve: a reservation without an answer whose player session the watch never saw is left out; one
+// seen decided returns when the decision was delivered; one seen undecided keeps an open end; the others
+// are untouched.
+func TestResolve(t *testing.T) {
+	hist := NewHistory()
+	hist.GameSession("ns/g", 2)
+	at := func(d time.Duration) int64 { return int64(d) }
+	hist.ops["ns/g"] = []porcupine.Operation{
+		{Input: Input{Op: OpReserve, PS: "never"}, Output: Output{Result: OutUnknown}, Call: at(time.Second), Return: 1 << 62},
+		{Input: Input{Op: OpReserve, PS: "decided"}, Output: Output{Result: OutUnknown}, Call: at(time.Second), Return: 1 << 62},
+		{Input: Input{Op: OpGroup, PS: "g0,g1"}, Output: Output{Result: OutUnknown}, Call: at(time.Second), Return: 1 << 62},
+		{Input: Input{Op: OpReserve, PS: "pending"}, Output: Output{Result: OutUnknown}, Call: at(time.Second), Return: 1 << 62},
+		{Input: Input{Op: OpReserve, PS: "answered"}, Output: Output{Result: OutOK}, Call: at(time.Second), Return: at(2 * time.Second)},
+	}
+	seen := map[string]Sighting{
+		"ns/g/decided":  {Seen: true, Decided: hist.start.Add(3 * time.Second)},
+		"ns/g/g1":       {Seen: true, Decided: hist.start.Add(4 * time.Second)},
+		"ns/g/g0":       {Seen: true, Decided: hist.start.Add(5 * time.Second)},
+		"ns/g/pending":  {Seen: true},
+		"ns/g/answered": {Seen: true, Decided: hist.start.Add(time.Second)},
+	}
+	hist.Resolve(func(game, player string) Sighting { return seen[game+"/"+player] })
+	got := map[string]int64{}
+	for _, op := range hist.operations("ns/g") {
+		got[op.Input.(Input).PS] = op.Return
+	}
+	want := map[string]int64{"decided": at(3 * time.Second), "g0,g1": at(4 * time.Second), "pending": 1 << 62, "answered": at(2 * time.Second)}
+	if !maps.Equal(got, want) {
+		t.Errorf("returns %v, want %v", got, want)
 	}
 }

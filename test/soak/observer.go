@@ -3,13 +3,14 @@ package soak
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
 
 // Revision is one revision of a player session as a watch of every revision delivers it, in order.
 type Revision struct {
-	Namespace, Name, GameSession string
+	Namespace, Name, GameSession, PlayerID string
 	// Status is its status ("" before a decision; RESERVED, ACTIVE, COMPLETED, TIMEDOUT), Refused whether
 	// admission refused it, Deleted whether this revision is its deletion.
 	Status           string
@@ -36,6 +37,7 @@ type Observer struct {
 	mu         sync.Mutex
 	status     map[string]string          // namespace/name -> status
 	holding    map[string]map[string]bool // namespace/game session -> holders
+	players    map[string]Sighting        // namespace/game session/player -> what was seen of its player session
 	violations []string
 	lateness   []time.Duration
 	revisions  int
@@ -46,9 +48,18 @@ func (o *Observer) Observe(r Revision) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.status == nil {
-		o.status, o.holding = map[string]string{}, map[string]map[string]bool{}
+		o.status, o.holding, o.players = map[string]string{}, map[string]map[string]bool{}, map[string]Sighting{}
 	}
 	o.revisions++
+	if r.PlayerID != "" {
+		pkey := r.Namespace + "/" + r.GameSession + "/" + r.PlayerID
+		seen := o.players[pkey]
+		seen.Seen = true
+		if seen.Decided.IsZero() && (r.Status != "" || r.Refused) {
+			seen.Decided = r.Seen
+		}
+		o.players[pkey] = seen
+	}
 	key, game := r.Namespace+"/"+r.Name, r.Namespace+"/"+r.GameSession
 	before := o.status[key]
 	after := r.Status
@@ -82,6 +93,39 @@ func (o *Observer) Observe(r Revision) {
 	if n := len(o.holding[game]); r.Max > 0 && n > r.Max {
 		o.violations = append(o.violations, fmt.Sprintf("game session %s holds %d seats, above its maximum %d", game, n, r.Max))
 	}
+}
+
+// Sighting is what the watch saw of a player's player session in a game session: any revision of it, and
+// when the first one with admission's decision (a status, or refused) was delivered.
+type Sighting struct {
+	Seen    bool
+	Decided time.Time
+}
+
+// Sighting is what was seen of player's player session in gameSession ("namespace/name").
+func (o *Observer) Sighting(gameSession, player string) Sighting {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.players[gameSession+"/"+player]
+}
+
+// Holds reports whether the watch holds exactly the player sessions of namespace that statuses lists (name
+// -> status): when nothing changes any more, that it has seen every revision up to now.
+func (o *Observer) Holds(namespace string, statuses map[string]string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := 0
+	for key, status := range o.status {
+		name, ok := strings.CutPrefix(key, namespace+"/")
+		if !ok {
+			continue
+		}
+		if want, ok := statuses[name]; !ok || want != status {
+			return false
+		}
+		n++
+	}
+	return n == len(statuses)
 }
 
 // Violations are what the revisions broke.

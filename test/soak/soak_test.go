@@ -247,6 +247,24 @@ func soak(t *testing.T, seed uint64, duration time.Duration) {
 	r.endAll(ctx)
 	lost := r.finalDescribes(ctx)
 	lost += r.checkArchive(ctx)
+	// Once the watch holds what the API server holds (nothing changes any more: the game sessions ended,
+	// their player sessions moved to the history store, the refused ones kept), it has seen every revision:
+	// what it saw resolves the reservations that got no answer.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var list gamev1.PlayerSessionList
+		if err := r.admin.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			continue
+		}
+		statuses := map[string]string{}
+		for _, ps := range list.Items {
+			statuses[ps.Name] = string(ps.Status.Status)
+		}
+		if r.obs.Holds(ns, statuses) {
+			r.hist.Resolve(r.obs.Sighting)
+			r.count(r.faults, "end: reservations without an answer resolved from the watch")
+			break
+		}
+	}
 	cancel()
 	<-watched
 	<-sampled
@@ -1038,8 +1056,8 @@ func (r *run) watch(ctx context.Context, done chan<- struct{}) {
 }
 
 func (r *run) observe(ps *gamev1.PlayerSession, deleted bool) {
-	rev := Revision{Namespace: ps.Namespace, Name: ps.Name, GameSession: ps.Spec.GameSessionName, Status: string(ps.Status.Status),
-		Deleted: deleted, Seen: time.Now()}
+	rev := Revision{Namespace: ps.Namespace, Name: ps.Name, GameSession: ps.Spec.GameSessionName, PlayerID: ps.Spec.PlayerID,
+		Status: string(ps.Status.Status), Refused: meta.IsStatusConditionFalse(ps.Status.Conditions, gamev1.AdmittedCondition), Deleted: deleted, Seen: time.Now()}
 	if max, ok := r.max.Load(ps.Spec.GameSessionName); ok {
 		rev.Max = max.(int)
 	}
