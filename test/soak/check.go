@@ -37,8 +37,6 @@ type History struct {
 	// Checking during the run (CheckSealed): histories sealed, and the results of checks so far.
 	sealed     chan string
 	background sync.WaitGroup
-	dir        string
-	timeout    time.Duration
 	results    map[string]result
 
 	sighting func(gameSession, player string) Sighting // Resolve's
@@ -66,7 +64,6 @@ func NewHistory() *History {
 // CheckSealed checks each history sealed from now on (Seal) in the background, one at a time, while the
 // run goes on, so that a long run's check is mostly done when it ends; illegal ones are saved in dir.
 func (h *History) CheckSealed(dir string, timeout time.Duration) {
-	h.dir, h.timeout = dir, timeout
 	h.sealed = make(chan string, 1<<16)
 	h.background.Go(func() {
 		for name := range h.sealed {
