@@ -209,6 +209,13 @@ func (h *History) ReadLag() (p50, p99, max time.Duration, n int) {
 	return percentiles(lags)
 }
 
+// Histories is how many game sessions have a history.
+func (h *History) Histories() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.ops)
+}
+
 // GameSession declares a game session of maximum max before its operations are recorded.
 func (h *History) GameSession(name string, max int) {
 	h.mu.Lock()

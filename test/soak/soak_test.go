@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -1072,26 +1073,21 @@ func (r *run) report(seed uint64, duration time.Duration, res *resources, violat
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n### Soak, seed %d, %s\n\n| what | count |\n|---|---|\n", seed, duration)
 	counts := r.hist.Count()
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range counts {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
 		fmt.Fprintf(&b, "| operation: %s | %d |\n", k, counts[k])
 	}
 	r.mu.Lock()
-	for k, n := range r.work {
-		fmt.Fprintf(&b, "| workload: %s | %d |\n", k, n)
+	for _, k := range slices.Sorted(maps.Keys(r.work)) {
+		fmt.Fprintf(&b, "| workload: %s | %d |\n", k, r.work[k])
 	}
-	for k, n := range r.faults {
-		fmt.Fprintf(&b, "| fault: %s | %d |\n", k, n)
+	for _, k := range slices.Sorted(maps.Keys(r.faults)) {
+		fmt.Fprintf(&b, "| fault: %s | %d |\n", k, r.faults[k])
 	}
-	for k, n := range r.errs {
-		fmt.Fprintf(&b, "| error seen by clients (%s): %s | %d |\n", retryability(k), k, n)
+	for _, k := range slices.Sorted(maps.Keys(r.errs)) {
+		fmt.Fprintf(&b, "| error seen by clients (%s): %s | %d |\n", retryability(k), k, r.errs[k])
 	}
 	r.mu.Unlock()
+	fmt.Fprintf(&b, "| game session histories checked for linearizability | %d |\n", r.hist.Histories())
 	for _, line := range res.summary() {
 		fmt.Fprintln(&b, line)
 	}
