@@ -327,7 +327,7 @@ func (r *GameSessionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&gamev1.GameSession{}, builder.WithPredicates(notOwnLedgerWrite())).
 		Watches(&gamev1.PlayerSession{}, r.playerSessionEvents()).
 		Watches(&gamev1.Compute{}, r.computeEvents()).
-		Watches(&gamev1.ProcessClaim{}, claimEvents()).
+		Watches(&gamev1.ProcessClaim{}, r.claimEvents()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Named("gamesession").
 		Build(r)

@@ -312,9 +312,7 @@ func (r *GameSessionReconciler) computeEvents() handler.EventHandler {
 	return handler.Funcs{
 		CreateFunc: func(ctx context.Context, e event.CreateEvent, q queue) {
 			if c, ok := e.Object.(*gamev1.Compute); ok {
-				if claimed, err := computes.Claims(ctx, r.Client, c); err == nil {
-					r.enqueueWaiting(ctx, c, claimed, q)
-				}
+				r.enqueueWaiting(ctx, c.Namespace, c.Spec.FleetID, q)
 			}
 		},
 		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q queue) {
@@ -333,7 +331,7 @@ func (r *GameSessionReconciler) computeEvents() handler.EventHandler {
 					q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: c.Namespace, Name: cl.Spec.GameSessionName}})
 				}
 			}
-			r.enqueueWaiting(ctx, c, claimed, q)
+			r.enqueueWaiting(ctx, c.Namespace, c.Spec.FleetID, q)
 		},
 		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q queue) {
 			c, ok := e.Object.(*gamev1.Compute)
@@ -353,9 +351,22 @@ func (r *GameSessionReconciler) computeEvents() handler.EventHandler {
 
 // claimEvents wakes the game session of a claim deleted (its compute's process entry is gone, or someone
 // deleted it): the game session ends with its process (reconcileProcessEnd). A claim's creation is the
-// placement's own write: the reconcile that made it records it.
-func claimEvents() handler.EventHandler {
+// placement's own write, which the reconcile that made it records; it wakes the fleet's next waiting game
+// sessions if processes are still idle.
+func (r *GameSessionReconciler) claimEvents() handler.EventHandler {
 	return handler.Funcs{
+		// A claim made: the next waiting game sessions of the fleet, if processes are still idle (two
+		// processes becoming idle at once may both have woken the same, oldest, game session).
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			cl, ok := e.Object.(*gamev1.ProcessClaim)
+			if !ok {
+				return
+			}
+			c := &gamev1.Compute{}
+			if err := r.Get(ctx, client.ObjectKey{Namespace: cl.Namespace, Name: cl.Spec.Compute}, c); err == nil {
+				r.enqueueWaiting(ctx, c.Namespace, c.Spec.FleetID, q)
+			}
+		},
 		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			if cl, ok := e.Object.(*gamev1.ProcessClaim); ok {
 				q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: cl.Namespace, Name: cl.Spec.GameSessionName}})
@@ -395,24 +406,46 @@ func changedProcesses(old, c *gamev1.Compute) []string {
 	return ids
 }
 
-// enqueueWaiting wakes the oldest game sessions of c's fleet waiting for a process, as many as c has idle
-// (claimed: the claims on c's processes).
-func (r *GameSessionReconciler) enqueueWaiting(ctx context.Context, c *gamev1.Compute, claimed map[string]*gamev1.ProcessClaim, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+// enqueueWaiting wakes as many of the fleet's game sessions waiting for a process, oldest first, as the
+// fleet has idle processes; one that holds a claim already (placed, its status not in the cache yet) is
+// passed over, so that the wake-up goes to one that needs it.
+func (r *GameSessionReconciler) enqueueWaiting(ctx context.Context, namespace, fleet string, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	var fleetComputes gamev1.ComputeList
+	if err := r.List(ctx, &fleetComputes, client.InNamespace(namespace), client.MatchingFields{indexes.ComputeFleetID: fleet}, client.UnsafeDisableDeepCopy); err != nil {
+		return
+	}
 	idle := 0
-	for _, sp := range c.Status.Processes {
-		if computes.Idle(sp, claimed[sp.ProcessID] != nil) {
-			idle++
+	for i := range fleetComputes.Items {
+		c := &fleetComputes.Items[i]
+		claimed, err := computes.Claims(ctx, r.Client, c)
+		if err != nil {
+			return
+		}
+		for _, sp := range c.Status.Processes {
+			if computes.Idle(sp, claimed[sp.ProcessID] != nil) {
+				idle++
+			}
 		}
 	}
 	if idle == 0 {
 		return
 	}
 	var waiting gamev1.GameSessionList
-	if err := r.List(ctx, &waiting, client.InNamespace(c.Namespace), client.MatchingFields{indexes.GameSessionAwaitingProcess: c.Spec.FleetID}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.List(ctx, &waiting, client.InNamespace(namespace), client.MatchingFields{indexes.GameSessionAwaitingProcess: fleet}, client.UnsafeDisableDeepCopy); err != nil {
 		return
 	}
-	slices.SortFunc(waiting.Items, func(a, b gamev1.GameSession) int { return a.CreationTimestamp.Compare(b.CreationTimestamp.Time) })
-	for i := range waiting.Items[:min(idle, len(waiting.Items))] {
+	slices.SortFunc(waiting.Items, func(a, b gamev1.GameSession) int {
+		return cmp.Or(a.CreationTimestamp.Compare(b.CreationTimestamp.Time), cmp.Compare(a.Name, b.Name))
+	})
+	for i := range waiting.Items {
+		if idle == 0 {
+			return
+		}
+		var mine gamev1.ProcessClaimList
+		if err := r.List(ctx, &mine, client.InNamespace(namespace), client.MatchingFields{indexes.ProcessClaimGameSessionUID: string(waiting.Items[i].UID)}, client.UnsafeDisableDeepCopy); err != nil || len(mine.Items) > 0 {
+			continue
+		}
 		q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&waiting.Items[i])})
+		idle--
 	}
 }

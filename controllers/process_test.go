@@ -13,11 +13,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/internal/computes"
@@ -312,4 +314,65 @@ func TestClaimsReleased(t *testing.T) {
 	}
 	reconcile()
 	expect(t, fmt.Sprint(names()), "[compute-2-abcd/elsewhere]")
+}
+
+// TestWaitingGameSessionsWoken: processes that become idle wake as many waiting game sessions of their fleet
+// as the fleet has idle processes, passing over one that holds a claim already (its placement not in the
+// cache yet); a claim made wakes the next one. Found by the 60-minute soak: two SDK game servers started
+// together, both processes became ACTIVE in the same second, each Compute event woke the oldest waiting game
+// session (one per idle process of that compute), and the other game session waited in NoIdleProcess, a
+// process idle beside it, until its activation timeout.
+func TestWaitingGameSessionsWoken(t *testing.T) {
+	now := metav1.NewTime(t0)
+	compute := func(name string, active bool) *gamev1.Compute {
+		c := &gamev1.Compute{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name},
+			Spec: gamev1.ComputeSpec{FleetID: "fleet-1", ComputeName: name, IPAddress: "10.0.0.5"}}
+		if active {
+			c.Status.Processes = []gamev1.ServerProcess{{ProcessID: "p0", Status: gamev1.ServerProcessActive, Port: 7000, ActivationTime: &now}}
+		}
+		return c
+	}
+	older, newer := newGS("older", 4, false), newGS("newer", 4, false)
+	newer.CreationTimestamp = metav1.NewTime(t0.Add(time.Second))
+	for _, gs := range []*gamev1.GameSession{older, newer} {
+		gs.Status.Status = gamev1.GameSessionActivating
+	}
+	c1, c2 := compute("compute-1", true), compute("compute-2", true)
+	f := newFixture(t, older, newer, c1, c2)
+	woken := func(fire func(q workqueue.TypedRateLimitingInterface[reconcile.Request])) []string {
+		q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
+		defer q.ShutDown()
+		fire(q)
+		var names []string
+		for q.Len() > 0 {
+			item, _ := q.Get()
+			names = append(names, item.Name)
+			q.Done(item)
+		}
+		slices.Sort(names)
+		return names
+	}
+	computeEvents := f.gsr.computeEvents()
+	got := woken(func(q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		computeEvents.Update(t.Context(), event.UpdateEvent{ObjectOld: compute("compute-1", false), ObjectNew: c1}, q)
+		computeEvents.Update(t.Context(), event.UpdateEvent{ObjectOld: compute("compute-2", false), ObjectNew: c2}, q)
+	})
+	expect(t, fmt.Sprint(got), fmt.Sprint([]string{"newer", "older"}))
+
+	// older claims compute-1's process; the cache does not show its placement yet. The claim wakes newer,
+	// not older again, and a Compute event does the same.
+	claim := computes.Claim(c1, "p0", older)
+	if err := f.c.Create(t.Context(), claim); err != nil {
+		t.Fatal(err)
+	}
+	got = woken(func(q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		f.gsr.claimEvents().Create(t.Context(), event.CreateEvent{Object: claim}, q)
+	})
+	expect(t, fmt.Sprint(got), fmt.Sprint([]string{"newer"}))
+	got = woken(func(q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		computeEvents.Update(t.Context(), event.UpdateEvent{ObjectOld: compute("compute-2", false), ObjectNew: c2}, q)
+	})
+	expect(t, fmt.Sprint(got), fmt.Sprint([]string{"newer"}))
+	f.reconcileGS(t, "newer")
+	expect(t, f.gs(t, "newer").Status.Process.Compute, "compute-2")
 }
