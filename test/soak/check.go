@@ -37,6 +37,7 @@ type History struct {
 	// Checking during the run (CheckSealed): histories sealed, and the results of checks so far.
 	sealed     chan string
 	background sync.WaitGroup
+	stopping   atomic.Bool // Check has begun: what is left in sealed is checked there, in parallel
 	results    map[string]result
 
 	sighting func(gameSession, player string) Sighting // Resolve's
@@ -67,6 +68,9 @@ func (h *History) CheckSealed(dir string, timeout time.Duration) {
 	h.sealed = make(chan string, 1<<16)
 	h.background.Go(func() {
 		for name := range h.sealed {
+			if h.stopping.Load() {
+				continue
+			}
 			h.mu.Lock()
 			ops, n := h.operations(name), len(h.ops[name])
 			h.mu.Unlock()
@@ -183,7 +187,7 @@ func (h *History) operations(name string) []porcupine.Operation {
 // player session revision saw, so that their histories are decided: one of which no player session was
 // ever seen created nothing and is left out; one seen decided took effect, if at all, before the watch
 // delivered the decision (its return, instead of any time). Call it once the watch has seen every
-// revision; Check then checks again the histories CheckSealed did not decide. A player session created
+// revision. A player session created
 // and deleted while the watch was relisting is missed: its reservation is left out, which can only make a
 // history fail, never pass.
 func (h *History) Resolve(sighting func(gameSession, player string) Sighting) {
@@ -306,6 +310,7 @@ func (v Violation) String() string {
 // told after each history how many are checked, of how many, and the longest so far.
 func (h *History) Check(dir string, timeout time.Duration, progress func(checked, of int, longest string)) []Violation {
 	if h.sealed != nil { // what CheckSealed has not checked yet is checked here
+		h.stopping.Store(true)
 		close(h.sealed)
 		h.background.Wait()
 	}
@@ -314,7 +319,9 @@ func (h *History) Check(dir string, timeout time.Duration, progress func(checked
 	var out []Violation
 	checked, longest, longestTook := 0, "", time.Duration(0)
 	for name := range h.ops {
-		if r, ok := h.results[name]; ok && r.n == len(h.ops[name]) && (r.v == nil || h.sighting == nil) {
+		// Decided during the run (and unchanged since): kept; an undecided one is checked again, with the
+		// whole time and what the watch resolved (which only narrows: an illegal one stays illegal).
+		if r, ok := h.results[name]; ok && r.n == len(h.ops[name]) && (r.v == nil || r.v.Result == porcupine.Illegal) {
 			checked++
 			if r.v != nil {
 				out = append(out, *r.v)
