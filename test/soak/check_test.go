@@ -327,3 +327,23 @@ func TestResolve(t *testing.T) {
 		t.Errorf("returns %v, want %v", got, want)
 	}
 }
+
+// TestObserverRelisted: what a relist no longer shows (deleted while the watch was down) is forgotten, so
+// that the observer can be found to hold what the API server holds.
+func TestObserverRelisted(t *testing.T) {
+	o := &Observer{Timeout: time.Minute}
+	for _, name := range []string{"a", "b"} {
+		o.Observe(Revision{Namespace: "ns", Name: name, GameSession: "g", Status: "RESERVED", Max: 2})
+	}
+	if o.Holds("ns", map[string]string{"a": "RESERVED"}) {
+		t.Fatal("holds a without b")
+	}
+	o.Relisted("ns", map[string]bool{"a": true})
+	if !o.Holds("ns", map[string]string{"a": "RESERVED"}) {
+		t.Error("b, deleted while the watch was down, still held")
+	}
+	o.Observe(Revision{Namespace: "ns", Name: "c", GameSession: "g", Status: "RESERVED", Max: 2})
+	if v := o.Violations(); len(v) != 0 {
+		t.Errorf("b's seat still counted: %v", v)
+	}
+}

@@ -109,6 +109,21 @@ func (o *Observer) Sighting(gameSession, player string) Sighting {
 	return o.players[gameSession+"/"+player]
 }
 
+// Relisted forgets the player sessions of namespace that a new list (after the watch broke: a compaction,
+// a lost connection) no longer shows: they were deleted while the watch was down.
+func (o *Observer) Relisted(namespace string, names map[string]bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for key := range o.status {
+		if name, ok := strings.CutPrefix(key, namespace+"/"); ok && !names[name] {
+			delete(o.status, key)
+			for _, holders := range o.holding {
+				delete(holders, key)
+			}
+		}
+	}
+}
+
 // Holds reports whether the watch holds exactly the player sessions of namespace that statuses lists (name
 // -> status): when nothing changes any more, that it has seen every revision up to now.
 func (o *Observer) Holds(namespace string, statuses map[string]string) bool {

@@ -1039,9 +1039,12 @@ func (r *run) watch(ctx context.Context, done chan<- struct{}) {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
+		names := map[string]bool{}
 		for i := range list.Items {
 			r.observe(&list.Items[i], false)
+			names[list.Items[i].Name] = true
 		}
+		r.obs.Relisted(ns, names)
 		w, err := r.admin.Watch(ctx, &gamev1.PlayerSessionList{}, client.InNamespace(ns), &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.ResourceVersion}})
 		if err != nil {
 			continue
