@@ -1003,7 +1003,8 @@ func code(api smithy.APIError) string {
 // connection, a server error, throttling: an AWS SDK retries them), or final (a refusal: full, the wrong
 // state, invalid).
 func retryability(kind string) string {
-	for _, r := range []string{"no answer", "connection refused", "InternalServiceException", "ThrottlingException", "connecting"} {
+	for _, r := range []string{"no answer", "connection refused", "InternalServiceException", "ThrottlingException", "connecting",
+		"Internal service exception", "Throttling exception"} { // the last two: as the Server SDK names them
 		if strings.Contains(kind, r) {
 			return "retryable"
 		}
