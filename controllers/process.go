@@ -85,32 +85,16 @@ func (r *GameSessionReconciler) reconcileProcess(ctx context.Context, fx *effect
 		r.placedOn(gs, mine.Items[0].Spec.Compute, mine.Items[0].Spec.ProcessID)
 		return r.reconcileActivationTimeout(ctx, fx, gs), nil
 	}
-	var list gamev1.ComputeList // the cache's objects: read only
-	if err := r.List(ctx, &list, client.InNamespace(gs.Namespace), client.MatchingFields{indexes.ComputeFleetID: gs.Spec.FleetID}, client.UnsafeDisableDeepCopy); err != nil {
+	idle, err := computes.IdleProcesses(ctx, r.Client, gs.Namespace, gs.Spec.FleetID) // the cache's objects: read only
+	if err != nil {
 		return 0, err
 	}
-	var idle []processChoice
-	for i := range list.Items {
-		c := &list.Items[i]
-		claimed, err := computes.Claims(ctx, r.Client, c)
-		if err != nil {
-			return 0, err
-		}
-		for _, sp := range c.Status.Processes {
-			if computes.Idle(sp, claimed[sp.ProcessID] != nil) {
-				idle = append(idle, processChoice{compute: c, process: sp})
-			}
-		}
-	}
-	slices.SortFunc(idle, func(a, b processChoice) int {
-		return cmp.Or(cmp.Compare(a.compute.Name, b.compute.Name), cmp.Compare(a.process.ProcessID, b.process.ProcessID))
-	})
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(gs.UID))
-	var chosen *processChoice
+	var chosen *computes.IdleProcess
 	for k := range idle { // from the game session's own starting point, the first connected one
 		candidate := &idle[(int(h.Sum32()%uint32(len(idle)))+k)%len(idle)]
-		if _, lost, err := processLost(ctx, r.Client, r.ReplicaNamespace, candidate.process.Connection, r.Clock.Now()); err != nil {
+		if _, lost, err := processLost(ctx, r.Client, r.ReplicaNamespace, candidate.Process.Connection, r.Clock.Now()); err != nil {
 			return 0, err
 		} else if !lost { // a process without its connection would not get the push
 			chosen = candidate
@@ -122,16 +106,16 @@ func (r *GameSessionReconciler) reconcileProcess(ctx context.Context, fx *effect
 			Reason: gamev1.NoIdleProcessReason, Message: fmt.Sprintf("No idle game server process in fleet %s; waiting for one", gs.Spec.FleetID)})
 		return 0, nil
 	}
-	if err := r.Create(ctx, computes.Claim(chosen.compute, chosen.process.ProcessID, gs)); err != nil {
+	if err := r.Create(ctx, computes.Claim(chosen.Compute, chosen.Process.ProcessID, gs)); err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			return cacheLagRetry, nil // claimed since the cache saw it: choose again
 		}
 		return 0, err
 	}
 	ctrl.LoggerFrom(ctx).Info("Placed the game session on a game server process", "gameSession", klog.KObj(gs),
-		"compute", klog.KObj(chosen.compute), "process", chosen.process.ProcessID)
-	r.claims.Store(client.ObjectKeyFromObject(gs), claim{uid: gs.UID, ref: gamev1.ServerProcessRef{Compute: chosen.compute.Name, ProcessID: chosen.process.ProcessID}})
-	r.placedOn(gs, chosen.compute.Name, chosen.process.ProcessID)
+		"compute", klog.KObj(chosen.Compute), "process", chosen.Process.ProcessID)
+	r.claims.Store(client.ObjectKeyFromObject(gs), claim{uid: gs.UID, ref: gamev1.ServerProcessRef{Compute: chosen.Compute.Name, ProcessID: chosen.Process.ProcessID}})
+	r.placedOn(gs, chosen.Compute.Name, chosen.Process.ProcessID)
 	return r.reconcileActivationTimeout(ctx, fx, gs), nil
 }
 
@@ -284,11 +268,6 @@ type claim struct {
 	ref gamev1.ServerProcessRef
 }
 
-type processChoice struct {
-	compute *gamev1.Compute
-	process gamev1.ServerProcess
-}
-
 // placedOn records in gs its placement on process processID of the Compute named compute.
 func (r *GameSessionReconciler) placedOn(gs *gamev1.GameSession, compute, processID string) {
 	gs.Status.Process = &gamev1.ServerProcessRef{Compute: compute, ProcessID: processID}
@@ -410,24 +389,9 @@ func changedProcesses(old, c *gamev1.Compute) []string {
 // fleet has idle processes; one that holds a claim already (placed, its status not in the cache yet) is
 // passed over, so that the wake-up goes to one that needs it.
 func (r *GameSessionReconciler) enqueueWaiting(ctx context.Context, namespace, fleet string, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	var fleetComputes gamev1.ComputeList
-	if err := r.List(ctx, &fleetComputes, client.InNamespace(namespace), client.MatchingFields{indexes.ComputeFleetID: fleet}, client.UnsafeDisableDeepCopy); err != nil {
-		return
-	}
-	idle := 0
-	for i := range fleetComputes.Items {
-		c := &fleetComputes.Items[i]
-		claimed, err := computes.Claims(ctx, r.Client, c)
-		if err != nil {
-			return
-		}
-		for _, sp := range c.Status.Processes {
-			if computes.Idle(sp, claimed[sp.ProcessID] != nil) {
-				idle++
-			}
-		}
-	}
-	if idle == 0 {
+	processes, err := computes.IdleProcesses(ctx, r.Client, namespace, fleet)
+	idle := len(processes)
+	if err != nil || idle == 0 {
 		return
 	}
 	var waiting gamev1.GameSessionList

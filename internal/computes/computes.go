@@ -4,11 +4,13 @@
 package computes
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"slices"
 	"strings"
 	"time"
 
@@ -142,6 +144,38 @@ func IdleIn(ctx context.Context, r client.Reader, namespace, fleet string) (regi
 		}
 	}
 	return len(list.Items) > 0, false, nil
+}
+
+// IdleProcess is an idle process (Idle) of a compute.
+type IdleProcess struct {
+	Compute *gamev1.Compute
+	Process gamev1.ServerProcess
+}
+
+// IdleProcesses are the idle processes (Idle) of fleet's computes in namespace as r (the cache) shows them,
+// by compute name and process id; the computes are r's objects: read only.
+func IdleProcesses(ctx context.Context, r client.Reader, namespace, fleet string) ([]IdleProcess, error) {
+	var list gamev1.ComputeList
+	if err := r.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{indexes.ComputeFleetID: fleet}, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, err
+	}
+	var idle []IdleProcess
+	for i := range list.Items {
+		c := &list.Items[i]
+		claimed, err := Claims(ctx, r, c)
+		if err != nil {
+			return nil, err
+		}
+		for _, sp := range c.Status.Processes {
+			if Idle(sp, claimed[sp.ProcessID] != nil) {
+				idle = append(idle, IdleProcess{Compute: c, Process: sp})
+			}
+		}
+	}
+	slices.SortFunc(idle, func(a, b IdleProcess) int {
+		return cmp.Or(cmp.Compare(a.Compute.Name, b.Compute.Name), cmp.Compare(a.Process.ProcessID, b.Process.ProcessID))
+	})
+	return idle, nil
 }
 
 // Holds reports whether claim cl (nil: none) places the game session gs on its process.
