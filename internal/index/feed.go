@@ -10,21 +10,28 @@ import (
 )
 
 // Feed keeps index in step with the PlayerSession informer of c, the manager's cache: the index shares the
-// cache's objects, it does not copy them.
+// cache's objects, it does not copy them. For the index to hold its snapshot while the informer relists, the
+// cache must build its informers with index.NewInformer (cache.Options.NewInformer).
 func Feed(ctx context.Context, c cache.Cache, index *Index) error {
 	inf, err := c.GetInformer(ctx, &gamev1.PlayerSession{})
 	if err != nil {
 		return err
 	}
-	_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+	_, err = inf.AddEventHandler(index.Handler())
+	return err
+}
+
+// Handler is the informer event handler that feeds the index.
+func (ix *Index) Handler() toolscache.ResourceEventHandler {
+	return toolscache.ResourceEventHandlerFuncs{
 		AddFunc: func(o any) {
 			if ps, ok := o.(*gamev1.PlayerSession); ok {
-				index.Upsert(ps)
+				ix.Upsert(ps)
 			}
 		},
 		UpdateFunc: func(_, o any) {
 			if ps, ok := o.(*gamev1.PlayerSession); ok {
-				index.Upsert(ps)
+				ix.Upsert(ps)
 			}
 		},
 		DeleteFunc: func(o any) {
@@ -32,9 +39,8 @@ func Feed(ctx context.Context, c cache.Cache, index *Index) error {
 				o = t.Obj
 			}
 			if ps, ok := o.(*gamev1.PlayerSession); ok {
-				index.Delete(ps)
+				ix.Delete(ps)
 			}
 		},
-	})
-	return err
+	}
 }

@@ -121,6 +121,9 @@ type Index struct {
 	maxEvents   int
 	watchMu     sync.Mutex // the watchers: registered under a read lock of mu, notified under its write lock
 	watchers    map[*watcher]struct{}
+	// relist, while the informer relists (relist.go), holds the snapshot at rv until the relist is applied
+	// whole: a relist delivers objects in key order, not revision order.
+	relist *relist
 }
 
 // NewIndex returns an empty index that keeps superseded versions and events for window.
@@ -218,9 +221,10 @@ func (ix *Index) apply(key string, rv uint64, obj *gamev1.PlayerSession) {
 			return // deleted already
 		case obj == nil && rv <= last.rv:
 			// A deletion whose revision is unknown: a relist found the object gone and hands over its last
-			// known state. It happened after last.rv and before the relist; record it in the newest snapshot
-			// rather than invent a revision, which another replica would not share.
-			rv = max(ix.rv, last.rv)
+			// known state. It happened after last.rv and no later than the relist; record it at the relist's
+			// revision (or, without one, in the newest snapshot) rather than invent a revision, which another
+			// replica would not share.
+			rv = ix.unknownDeletionRV(last.rv)
 		case rv < last.rv:
 			return // older than what we have (an out-of-order relist): never go back
 		}
@@ -241,13 +245,21 @@ func (ix *Index) apply(key string, rv uint64, obj *gamev1.PlayerSession) {
 			ix.bucket(f, fieldValue(obj, f), true).insert(key)
 		}
 	}
-	if rv > ix.rv {
-		// A relist can deliver objects out of revision order; the newest revision seen is the snapshot.
-		ix.rv = rv
+	ev := Event{RV: rv, Type: eventType(old, obj), Old: old, New: obj}
+	if r := ix.relist; r != nil {
+		// Mid-relist: the snapshot and the watchers wait for the relist to be applied whole.
+		r.held = append(r.held, ev)
+		r.applied(key, rv, obj)
+		if r.done(rv) {
+			ix.endRelist(rv)
+		}
+	} else {
+		// Outside a relist the informer delivers writes in revision order: this one is the snapshot.
+		ix.rv = max(ix.rv, rv)
+		ix.changed.Notify()
+		ix.notify(ev)
 	}
-	ix.changed.Notify()
 	ix.compact(now)
-	ix.notify(Event{RV: rv, Type: eventType(old, obj), Old: old, New: obj})
 }
 
 func eventType(old, obj *gamev1.PlayerSession) watch.EventType {

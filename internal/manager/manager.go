@@ -239,6 +239,21 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 			o.ReplicaName, _ = os.Hostname()
 		}
 	}
+	// The player sessions' index (the query API's and the GameLift endpoint's), fed by the cache; it builds
+	// the cache's informers to learn when the PlayerSession informer relists.
+	var ix *index.Index
+	var newInformer func(toolscache.ListerWatcher, runtime.Object, time.Duration, toolscache.Indexers) toolscache.SharedIndexInformer
+	if o.QueryPort != 0 || o.GameLiftAddr != "" {
+		window := o.QuerySnapshotWindow
+		if window == 0 {
+			window = 5 * time.Minute
+		}
+		ix = index.NewIndex(o.Clock, window)
+		if o.QueryFreshnessTimeout > 0 {
+			ix.SetFreshnessTimeout(o.QueryFreshnessTimeout)
+		}
+		newInformer = ix.NewInformer
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  Scheme(),
 		Metrics:                 metricsOptions(o),
@@ -250,7 +265,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 		LeaseDuration:           nonZero(o.LeaseDuration),
 		RenewDeadline:           nonZero(o.RenewDeadline),
 		RetryPeriod:             nonZero(o.RetryPeriod),
-		Cache: cache.Options{DefaultTransform: indexes.StripForCache, ByObject: map[client.Object]cache.ByObject{
+		Cache: cache.Options{DefaultTransform: indexes.StripForCache, NewInformer: newInformer, ByObject: map[client.Object]cache.ByObject{
 			// Only access-key Secrets are cached, and only in the key namespace (the one namespace where the
 			// manager's RBAC may read Secrets).
 			&corev1.Secret{}: {Namespaces: map[string]cache.Config{o.GameLiftKeyNamespace: {}},
@@ -322,14 +337,6 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 	}
 	if o.QueryPort == 0 && o.GameLiftAddr == "" {
 		return mgr, nil, nil
-	}
-	window := o.QuerySnapshotWindow
-	if window == 0 {
-		window = 5 * time.Minute
-	}
-	ix := index.NewIndex(o.Clock, window)
-	if o.QueryFreshnessTimeout > 0 {
-		ix.SetFreshnessTimeout(o.QueryFreshnessTimeout)
 	}
 	if err := index.Feed(ctx, mgr.GetCache(), ix); err != nil {
 		return nil, nil, err
