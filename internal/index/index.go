@@ -249,8 +249,7 @@ func (ix *Index) apply(key string, rv uint64, obj *gamev1.PlayerSession) {
 	if r := ix.relist; r != nil {
 		// Mid-relist: the snapshot and the watchers wait for the relist to be applied whole.
 		r.held = append(r.held, ev)
-		r.applied(key, rv, obj)
-		if r.done(rv) {
+		if r.applied(key, rv, obj) {
 			ix.endRelist(rv)
 		}
 	} else {

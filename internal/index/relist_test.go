@@ -2,7 +2,6 @@ package index
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/internal/relists"
 )
 
 // seen is what a list at the newest snapshot returned: the snapshot and name@resourceVersion of each item.
@@ -135,8 +135,8 @@ func TestRelistNeverChangesASnapshot(t *testing.T) {
 			}
 			deliver(tc.before)
 			before := ix.RV()
-			ix.beginRelist()
-			ix.relisted(tc.listed, tc.listRV)
+			ix.BeginRelist()
+			ix.Relisted(tc.listed, tc.listRV)
 			looks = append(looks, look(t, ix))
 			for i, d := range tc.relist {
 				deliver([]delivery{d})
@@ -161,13 +161,13 @@ func TestRelistNeverChangesASnapshot(t *testing.T) {
 func TestRelistAbandoned(t *testing.T) {
 	ix := NewIndex(clocktesting.NewFakeClock(t0), time.Minute)
 	ix.Upsert(psAt("a", "alice", 10))
-	ix.beginRelist()                  // this list fails
+	ix.BeginRelist()                  // this list fails
 	ix.Upsert(psAt("a", "alice", 12)) // the watch's tail
-	ix.beginRelist()
+	ix.BeginRelist()
 	if ix.RV() != 10 || !ix.Relisting() {
 		t.Fatalf("index at %d, relisting %v; want 10, held", ix.RV(), ix.Relisting())
 	}
-	ix.relisted(map[string]uint64{"ns/a": 12}, 30)
+	ix.Relisted(map[string]uint64{"ns/a": 12}, 30)
 	if ix.RV() != 30 || ix.Relisting() {
 		t.Errorf("index at %d, relisting %v; want 30, not held", ix.RV(), ix.Relisting())
 	}
@@ -183,8 +183,8 @@ func TestWatchersSeeARelistInRevisionOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Stop()
-	ix.beginRelist()
-	ix.relisted(map[string]uint64{"ns/a": 30, "ns/b": 20, "ns/c": 25}, 40)
+	ix.BeginRelist()
+	ix.Relisted(map[string]uint64{"ns/a": 30, "ns/b": 20, "ns/c": 25}, 40)
 	ix.Upsert(psAt("a", "alice", 30))
 	ix.Upsert(psAt("b", "alice", 20))
 	select {
@@ -216,20 +216,12 @@ type fakeLW struct {
 	mu      sync.Mutex
 	lists   [][]*gamev1.PlayerSessionList // the lists to come, each as pages
 	cur     []*gamev1.PlayerSessionList   // the list being paged
-	listErr error
-	calls   int
 	watches chan *watch.FakeWatcher
 }
 
 func (f *fakeLW) ListWithContext(_ context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls++
-	if f.listErr != nil {
-		err := f.listErr
-		f.listErr = nil
-		return nil, err
-	}
 	page := 0
 	if opts.Continue != "" {
 		page, _ = strconv.Atoi(opts.Continue)
@@ -261,42 +253,7 @@ func psList(rv uint64, cont string, items ...*gamev1.PlayerSession) *gamev1.Play
 	return l
 }
 
-// TestRelistingLister: every page of a list goes to the informer; the first tells the index a relist
-// begins, the last what it returned; a failed list leaves the snapshot held.
-func TestRelistingLister(t *testing.T) {
-	ix := NewIndex(clocktesting.NewFakeClock(t0), time.Minute)
-	ix.Upsert(psAt("a", "alice", 10))
-	inner := &fakeLW{lists: [][]*gamev1.PlayerSessionList{{
-		psList(40, "1", psAt("a", "alice", 30)),
-		psList(40, "", psAt("b", "alice", 20)),
-	}}, listErr: errors.New("connection refused")}
-	lw := &relistingLW{inner: inner, ix: ix}
-	if _, err := lw.ListWithContext(ctx, metav1.ListOptions{Limit: 1}); err == nil {
-		t.Fatal("the failing list did not fail")
-	}
-	if !ix.Relisting() {
-		t.Fatal("a failed list let go of the snapshot")
-	}
-	if _, err := lw.ListWithContext(ctx, metav1.ListOptions{Limit: 1}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := lw.ListWithContext(ctx, metav1.ListOptions{Limit: 1, Continue: "1"}); err != nil {
-		t.Fatal(err)
-	}
-	ix.Upsert(psAt("a", "alice", 30))
-	if ix.RV() != 10 || !ix.Relisting() {
-		t.Fatalf("index at %d, relisting %v after part of the relist; want 10, held", ix.RV(), ix.Relisting())
-	}
-	ix.Upsert(psAt("b", "alice", 20))
-	if ix.RV() != 40 || ix.Relisting() {
-		t.Errorf("index at %d, relisting %v after the relist; want 40, not held", ix.RV(), ix.Relisting())
-	}
-	if !lw.IsWatchListSemanticsUnSupported() {
-		t.Error("the lister must list: the index reads the end of a relist from its last page")
-	}
-}
-
-// TestInformerRelistKeepsSnapshots drives client-go's own informer, built by Index.NewInformer, through a
+// TestInformerRelistKeepsSnapshots drives client-go's own informer, built by relists.Informers, through a
 // first list, a watch, a watch that expires (410) and the relist that follows, which delivers a newer
 // object before an older one. A client lists the index between every two events it gets; every snapshot
 // it was given must read the same at the end.
@@ -307,7 +264,9 @@ func TestInformerRelistKeepsSnapshots(t *testing.T) {
 		{psList(40, "", psAt("a", "alice", 30), psAt("b", "alice", 12), psAt("c", "alice", 13), psAt("d", "alice", 20))},
 	}, watches: make(chan *watch.FakeWatcher, 4)}
 
-	inf := ix.NewInformer(lw, &gamev1.PlayerSession{}, 0, toolscache.Indexers{})
+	var informers relists.Informers
+	informers.Observe(&gamev1.PlayerSession{}, ix)
+	inf := informers.NewInformer(lw, &gamev1.PlayerSession{}, 0, toolscache.Indexers{})
 	var mu sync.Mutex
 	var looks []seen
 	h := ix.Handler()

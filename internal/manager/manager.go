@@ -45,6 +45,7 @@ import (
 	"github.com/playersessions/operator/internal/indexes"
 	"github.com/playersessions/operator/internal/metrics"
 	"github.com/playersessions/operator/internal/query"
+	"github.com/playersessions/operator/internal/relists"
 	"github.com/playersessions/operator/internal/replicas"
 	"github.com/playersessions/operator/internal/search"
 	"github.com/playersessions/operator/internal/serversdk"
@@ -239,10 +240,12 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 			o.ReplicaName, _ = os.Hostname()
 		}
 	}
-	// The player sessions' index (the query API's and the GameLift endpoint's), fed by the cache; it builds
-	// the cache's informers to learn when the PlayerSession informer relists.
+	// The player sessions' index (the query API's and the GameLift endpoint's) and the game sessions'
+	// (SearchGameSessions and the query API's gamesessions), fed by the cache, whose informers of their
+	// types tell them when they relist.
 	var ix *index.Index
-	var newInformer func(toolscache.ListerWatcher, runtime.Object, time.Duration, toolscache.Indexers) toolscache.SharedIndexInformer
+	var games *search.Index
+	var informers relists.Informers
 	if o.QueryPort != 0 || o.GameLiftAddr != "" {
 		window := o.QuerySnapshotWindow
 		if window == 0 {
@@ -252,7 +255,9 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 		if o.QueryFreshnessTimeout > 0 {
 			ix.SetFreshnessTimeout(o.QueryFreshnessTimeout)
 		}
-		newInformer = ix.NewInformer
+		games = search.NewIndex()
+		informers.Observe(&gamev1.PlayerSession{}, ix)
+		informers.Observe(&gamev1.GameSession{}, games)
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  Scheme(),
@@ -265,7 +270,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 		LeaseDuration:           nonZero(o.LeaseDuration),
 		RenewDeadline:           nonZero(o.RenewDeadline),
 		RetryPeriod:             nonZero(o.RetryPeriod),
-		Cache: cache.Options{DefaultTransform: indexes.StripForCache, NewInformer: newInformer, ByObject: map[client.Object]cache.ByObject{
+		Cache: cache.Options{DefaultTransform: indexes.StripForCache, NewInformer: informers.NewInformer, ByObject: map[client.Object]cache.ByObject{
 			// Only access-key Secrets are cached, and only in the key namespace (the one namespace where the
 			// manager's RBAC may read Secrets).
 			&corev1.Secret{}: {Namespaces: map[string]cache.Config{o.GameLiftKeyNamespace: {}},
@@ -359,12 +364,8 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 		_, _ = rand.Read(key)
 	}
 	tokens := index.NewTokens(key)
-	// The game sessions' index: SearchGameSessions and the query API's gamesessions, fed by the same cache.
-	games := search.NewIndex()
-	if o.QueryPort != 0 || o.GameLiftAddr != "" {
-		if err := search.Feed(ctx, mgr.GetCache(), games); err != nil {
-			return nil, nil, err
-		}
+	if err := search.Feed(ctx, mgr.GetCache(), games); err != nil {
+		return nil, nil, err
 	}
 	if o.QueryPort != 0 {
 		server, err := query.NewServer(query.ServerOptions{

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -17,6 +18,7 @@ import (
 	"github.com/playersessions/operator/internal/index"
 	"github.com/playersessions/operator/internal/localcp"
 	"github.com/playersessions/operator/internal/manager"
+	"github.com/playersessions/operator/internal/metrics"
 	"github.com/playersessions/operator/internal/testenv"
 )
 
@@ -87,4 +89,30 @@ func TestEnsureTokenKeyConcurrentStarts(t *testing.T) {
 	g.Expect(c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: "broken"}})).To(Succeed())
 	_, err = index.EnsureTokenKey(ctx, c, types.NamespacedName{Namespace: key.Namespace, Name: "broken"})
 	g.Expect(err).To(MatchError(ContainSubstring("holds no continue-token key")))
+}
+
+// TestIndexesLearnOfRelists: the cache's PlayerSession and GameSession informers list through the lister
+// that tells the indexes of relists (internal/relists): after the first list, with no player session
+// written, the index is at the list's resourceVersion (it would be at 0 had it only seen writes), no longer
+// relisting, and the relists are counted.
+func TestIndexesLearnOfRelists(t *testing.T) {
+	g := NewWithT(t)
+	cp := testenv.ControlPlane(t, localcp.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	before := testutil.ToFloat64(metrics.Relists.WithLabelValues("PlayerSession"))
+	beforeGames := testutil.ToFloat64(metrics.Relists.WithLabelValues("GameSession"))
+	mgr, ix, err := manager.New(ctx, cp.Config, manager.Options{Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0",
+		GameLiftAddr: "127.0.0.1:0", DisableAgones: true, SkipNameValidation: true})
+	g.Expect(err).NotTo(HaveOccurred())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	defer func() { cancel(); <-done }()
+	g.Expect(mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())
+	g.Eventually(func(g Gomega) {
+		g.Expect(ix.Relisting()).To(BeFalse())
+		g.Expect(ix.RV()).To(BeNumerically(">", 0))
+		g.Expect(testutil.ToFloat64(metrics.Relists.WithLabelValues("PlayerSession"))).To(BeNumerically(">", before))
+		g.Expect(testutil.ToFloat64(metrics.Relists.WithLabelValues("GameSession"))).To(BeNumerically(">", beforeGames))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
 }

@@ -36,6 +36,10 @@ var (
 		Name: "playersessions_history_archive_errors_total",
 		Help: "Failed writes to the history store (the object stays a custom resource and is retried).",
 	})
+	Relists = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "playersessions_informer_relists_total",
+		Help: "Lists by the informers that feed the query indexes, by kind: the first list, then one after every watch that broke or expired; the index holds its resourceVersion while a relist is applied.",
+	}, []string{"kind"})
 	Timeouts = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "playersessions_player_session_timeouts_total",
 		Help: "RESERVED player sessions that were not accepted in time (TIMEDOUT).",
@@ -195,7 +199,7 @@ func Register(reader client.Reader, historyGrace time.Duration) {
 	registerOnce.Do(func() {
 		ctrlmetrics.Registry.MustRegister(Admissions, Refusals, Timeouts, TimeoutLateness,
 			reconcileDuration, collector, AgonesAllocations, AgonesBinds, AgonesPlayerTransitions, AgonesUnknownListValues,
-			Archived, ArchiveErrors, GameLiftRequests, GameLiftDuration, QueryDuration)
+			Archived, ArchiveErrors, GameLiftRequests, GameLiftDuration, QueryDuration, Relists)
 		// Known label values start at zero, so that a rate (and an alert on it) sees the first event.
 		for _, outcome := range []string{"Allocated", "UnAllocated", "Contention", "Failed"} {
 			AgonesAllocations.WithLabelValues(outcome)

@@ -1,6 +1,7 @@
 package search
 
 import (
+	"cmp"
 	"slices"
 	"strconv"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
+	"github.com/playersessions/operator/internal/relists"
 )
 
 // The query API's side of the index (gamesessions.query.playersessions.dev): lists of any status, by
@@ -102,14 +104,42 @@ type changes struct {
 	events   []Event
 	trimmed  uint64 // the resourceVersion of the newest event no longer kept (0: none dropped)
 	watchers map[*Watcher]struct{}
+	// relist, while the informer relists (internal/relists), holds rv and the events until the relist is
+	// applied whole: a relist delivers objects in key order, not revision order, and an event filed under
+	// a resourceVersion a list has already returned would be missed by a watch from that list.
+	relist *relist
 }
 
-// record files a change (under the index's lock) and hands it to the watchers.
+// relist is a relist in progress: what it still lacks (nil until the list has returned) and the changes
+// held meanwhile.
+type relist struct {
+	pending *relists.Pending
+	held    []Event // RV: the object's own revision, until filed
+}
+
+// record files a change (under the index's lock) and hands it to the watchers; mid-relist it holds it.
 func (ix *Index) record(t watch.EventType, old, cur *gamev1.GameSession) {
-	if rv, err := strconv.ParseUint(cur.ResourceVersion, 10, 64); err == nil && rv > ix.rv {
-		ix.rv = rv
+	rv, _ := strconv.ParseUint(cur.ResourceVersion, 10, 64)
+	e := Event{Type: t, Old: old, New: cur, RV: rv}
+	r := ix.relist
+	if r == nil {
+		ix.file(e)
+		return
 	}
-	e := Event{Type: t, Old: old, New: cur, RV: ix.rv}
+	r.held = append(r.held, e)
+	if r.pending != nil {
+		r.pending.Applied(relists.Key(cur.Namespace, cur.Name), rv, t == watch.Deleted)
+		if r.pending.Done(rv) {
+			ix.endRelist()
+		}
+	}
+}
+
+// file files e, whose RV is its object's revision, under the newest resourceVersion (a deletion a relist
+// discovers carries an older revision than the index's) and hands it to the watchers.
+func (ix *Index) file(e Event) {
+	ix.rv = max(ix.rv, e.RV)
+	e.RV = ix.rv
 	if len(ix.events) == maxEvents {
 		ix.trimmed = ix.events[maxEvents/4-1].RV
 		ix.events = slices.Delete(ix.events, 0, maxEvents/4)
@@ -123,6 +153,54 @@ func (ix *Index) record(t watch.EventType, old, cur *gamev1.GameSession) {
 			w.overflow()
 		}
 	}
+}
+
+// BeginRelist holds the resourceVersion and the events: the informer is listing (relists.Observer).
+func (ix *Index) BeginRelist() {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.relist == nil {
+		ix.relist = &relist{}
+	}
+	ix.relist.pending = nil
+}
+
+// Relisted records what the list returned (relists.Observer).
+func (ix *Index) Relisted(listed map[string]uint64, rv uint64) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.relist == nil {
+		ix.relist = &relist{}
+	}
+	ix.relist.pending = relists.NewPending(listed, rv, func(yield func(string, uint64) bool) {
+		for name, e := range ix.byName {
+			rv, _ := strconv.ParseUint(e.obj.ResourceVersion, 10, 64)
+			if !yield(relists.Key(name.Namespace, name.Name), rv) {
+				return
+			}
+		}
+	})
+	if ix.relist.pending.Done(0) {
+		ix.endRelist()
+	}
+}
+
+// endRelist files the held changes in revision order, then takes the list's resourceVersion.
+func (ix *Index) endRelist() {
+	r := ix.relist
+	ix.relist = nil
+	slices.SortStableFunc(r.held, func(a, b Event) int { return cmp.Compare(a.RV, b.RV) })
+	for _, e := range r.held {
+		ix.file(e)
+	}
+	ix.rv = max(ix.rv, r.pending.RV())
+}
+
+// Relisting reports whether a relist is being applied (the resourceVersion is held).
+func (ix *Index) Relisting() bool {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return ix.relist != nil
 }
 
 // Watcher receives the index's events after a resourceVersion.

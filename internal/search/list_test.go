@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
@@ -120,5 +121,44 @@ func TestWatchReplaysAndExpires(t *testing.T) {
 	}
 	if _, replay, _, ok := ix.Watch(uint64(5 + maxEvents - 1)); !ok || len(replay) != 1 {
 		t.Errorf("a recent resourceVersion: ok %v, %d replayed", ok, len(replay))
+	}
+}
+
+// TestRelistLosesNoChange: a relist delivers game-a at 30 before game-b at 20. A list taken between the two
+// answers with the resourceVersion before the relist, and a watch from it sees both changes, in revision
+// order; after the relist the index is at the list's resourceVersion.
+func TestRelistLosesNoChange(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 9))
+	at := func(name string, rv int) *gamev1.GameSession {
+		gs := randomGS(r, "ns", "fleet-1", rv)
+		gs.Name, gs.ResourceVersion = name, fmt.Sprint(rv)
+		gs.UID = types.UID(name)
+		return gs
+	}
+	ix := NewIndex()
+	ix.Upsert(at("game-a", 10))
+	ix.BeginRelist()
+	ix.Relisted(map[string]uint64{"ns/game-a": 30, "ns/game-b": 20}, 40)
+	ix.Upsert(at("game-a", 30))
+	_, _, listRV := ix.List(ListQuery{})
+	if listRV != 10 || !ix.Relisting() {
+		t.Fatalf("mid-relist a list answers at %d (relisting %v), want 10", listRV, ix.Relisting())
+	}
+	w, replay, _, ok := ix.Watch(listRV)
+	if !ok || len(replay) != 0 {
+		t.Fatalf("watch from %d: ok %v, replay %+v", listRV, ok, replay)
+	}
+	defer w.Stop()
+	ix.Upsert(at("game-b", 20))
+	var got []string
+	for range 2 {
+		e := <-w.Events()
+		got = append(got, fmt.Sprintf("%s@%s/%d", e.New.Name, e.New.ResourceVersion, e.RV))
+	}
+	if want := []string{"game-b@20/20", "game-a@30/30"}; !slices.Equal(got, want) {
+		t.Errorf("the watch saw %v, want %v", got, want)
+	}
+	if _, _, rv := ix.List(ListQuery{}); rv != 40 || ix.Relisting() {
+		t.Errorf("after the relist the index is at %d (relisting %v), want 40", rv, ix.Relisting())
 	}
 }
