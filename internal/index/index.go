@@ -18,6 +18,7 @@ import (
 
 	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/internal/indexes"
+	"github.com/playersessions/operator/internal/relists"
 )
 
 // Indexed fields, by their canonical field-selector names.
@@ -123,7 +124,7 @@ type Index struct {
 	watchers    map[*watcher]struct{}
 	// relist, while the informer relists (relist.go), holds the snapshot at rv until the relist is applied
 	// whole: a relist delivers objects in key order, not revision order.
-	relist *relist
+	relist *relists.Hold[Event]
 }
 
 // NewIndex returns an empty index that keeps superseded versions and events for window.
@@ -248,8 +249,8 @@ func (ix *Index) apply(key string, rv uint64, obj *gamev1.PlayerSession) {
 	ev := Event{RV: rv, Type: eventType(old, obj), Old: old, New: obj}
 	if r := ix.relist; r != nil {
 		// Mid-relist: the snapshot and the watchers wait for the relist to be applied whole.
-		r.held = append(r.held, ev)
-		if r.applied(key, rv, obj) {
+		r.Held = append(r.Held, ev)
+		if r.Applied(key, rv, obj == nil) {
 			ix.endRelist(rv)
 		}
 	} else {

@@ -5,7 +5,6 @@ import (
 	"iter"
 	"slices"
 
-	gamev1 "github.com/playersessions/operator/api/v1alpha1"
 	"github.com/playersessions/operator/internal/relists"
 )
 
@@ -15,44 +14,10 @@ import (
 // list's resourceVersion and the held events go to the watchers in revision order. Until then the index
 // answers from the snapshot before the relist: older, never inconsistent.
 
-// relist is a relist in progress.
-type relist struct {
-	pending *relists.Pending // nil until the list has returned
-	held    []Event          // the events applied since the relist began, shown to watchers at its end
-}
-
-// applied records that key reached revision rv (obj nil: deleted) and reports whether the relist is
-// applied whole.
-func (r *relist) applied(key string, rv uint64, obj *gamev1.PlayerSession) bool {
-	if r.pending == nil {
-		return false
-	}
-	r.pending.Applied(key, rv, obj == nil)
-	return r.pending.Done(rv)
-}
-
-// BeginRelist holds the snapshot: the informer is listing (relists.Observer).
-func (ix *Index) BeginRelist() {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	if ix.relist == nil {
-		ix.relist = &relist{}
-	}
-	ix.relist.pending = nil
-}
-
-// Relisted records what the list returned (relists.Observer); what the index already holds is not
-// waited for.
-func (ix *Index) Relisted(listed map[string]uint64, rv uint64) {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	if ix.relist == nil {
-		ix.relist = &relist{}
-	}
-	ix.relist.pending = relists.NewPending(listed, rv, ix.live())
-	if ix.relist.pending.Done(0) {
-		ix.endRelist(0)
-	}
+// Relists is the index's relists.Observer: a list holds the snapshot; what the index already holds of it
+// is not waited for.
+func (ix *Index) Relists() relists.Observer {
+	return relists.Guarded[Event]{Lock: &ix.mu, Hold: &ix.relist, Live: ix.live, End: func() { ix.endRelist(0) }}
 }
 
 // live yields the key and newest revision of every player session the index holds, deleted ones
@@ -72,9 +37,9 @@ func (ix *Index) live() iter.Seq2[string, uint64] {
 func (ix *Index) endRelist(rv uint64) {
 	r := ix.relist
 	ix.relist = nil
-	ix.rv = max(ix.rv, r.pending.RV(), rv)
-	slices.SortStableFunc(r.held, func(a, b Event) int { return cmp.Compare(a.RV, b.RV) })
-	for _, e := range r.held {
+	ix.rv = max(ix.rv, r.Pending.RV(), rv)
+	slices.SortStableFunc(r.Held, func(a, b Event) int { return cmp.Compare(a.RV, b.RV) })
+	for _, e := range r.Held {
 		ix.notify(e)
 	}
 	ix.changed.Notify()
@@ -86,8 +51,8 @@ func (ix *Index) endRelist(rv uint64) {
 // already. Called with ix.mu held.
 func (ix *Index) unknownDeletionRV(last uint64) uint64 {
 	if r := ix.relist; r != nil {
-		if r.pending != nil {
-			return r.pending.RV()
+		if r.Pending != nil {
+			return r.Pending.RV()
 		}
 		return max(ix.rv, last) + 1
 	}

@@ -135,8 +135,8 @@ func TestRelistNeverChangesASnapshot(t *testing.T) {
 			}
 			deliver(tc.before)
 			before := ix.RV()
-			ix.BeginRelist()
-			ix.Relisted(tc.listed, tc.listRV)
+			ix.Relists().BeginRelist()
+			ix.Relists().Relisted(tc.listed, tc.listRV)
 			looks = append(looks, look(t, ix))
 			for i, d := range tc.relist {
 				deliver([]delivery{d})
@@ -161,13 +161,13 @@ func TestRelistNeverChangesASnapshot(t *testing.T) {
 func TestRelistAbandoned(t *testing.T) {
 	ix := NewIndex(clocktesting.NewFakeClock(t0), time.Minute)
 	ix.Upsert(psAt("a", "alice", 10))
-	ix.BeginRelist()                  // this list fails
+	ix.Relists().BeginRelist()        // this list fails
 	ix.Upsert(psAt("a", "alice", 12)) // the watch's tail
-	ix.BeginRelist()
+	ix.Relists().BeginRelist()
 	if ix.RV() != 10 || !ix.Relisting() {
 		t.Fatalf("index at %d, relisting %v; want 10, held", ix.RV(), ix.Relisting())
 	}
-	ix.Relisted(map[string]uint64{"ns/a": 12}, 30)
+	ix.Relists().Relisted(map[string]uint64{"ns/a": 12}, 30)
 	if ix.RV() != 30 || ix.Relisting() {
 		t.Errorf("index at %d, relisting %v; want 30, not held", ix.RV(), ix.Relisting())
 	}
@@ -183,8 +183,8 @@ func TestWatchersSeeARelistInRevisionOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Stop()
-	ix.BeginRelist()
-	ix.Relisted(map[string]uint64{"ns/a": 30, "ns/b": 20, "ns/c": 25}, 40)
+	ix.Relists().BeginRelist()
+	ix.Relists().Relisted(map[string]uint64{"ns/a": 30, "ns/b": 20, "ns/c": 25}, 40)
 	ix.Upsert(psAt("a", "alice", 30))
 	ix.Upsert(psAt("b", "alice", 20))
 	select {
@@ -265,7 +265,7 @@ func TestInformerRelistKeepsSnapshots(t *testing.T) {
 	}, watches: make(chan *watch.FakeWatcher, 4)}
 
 	var informers relists.Informers
-	informers.Observe(&gamev1.PlayerSession{}, ix)
+	informers.Observe(&gamev1.PlayerSession{}, ix.Relists())
 	inf := informers.NewInformer(lw, &gamev1.PlayerSession{}, 0, toolscache.Indexers{})
 	var mu sync.Mutex
 	var looks []seen

@@ -256,8 +256,8 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 			ix.SetFreshnessTimeout(o.QueryFreshnessTimeout)
 		}
 		games = search.NewIndex()
-		informers.Observe(&gamev1.PlayerSession{}, ix)
-		informers.Observe(&gamev1.GameSession{}, games)
+		informers.Observe(&gamev1.PlayerSession{}, ix.Relists())
+		informers.Observe(&gamev1.GameSession{}, games.Relists())
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  Scheme(),

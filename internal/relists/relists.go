@@ -211,3 +211,66 @@ func (p *Pending) Applied(key string, rv uint64, deleted bool) {
 // Done reports whether the relist is applied whole, given that the write at revision rv was the last
 // applied (0: none).
 func (p *Pending) Done(rv uint64) bool { return len(p.want) == 0 || rv > p.rv }
+
+// Hold is what an index keeps while a relist is applied: what the list still lacks (nil until the list
+// has returned) and the events held meanwhile, of the index's own type. An index outside a relist has none.
+type Hold[E any] struct {
+	Pending *Pending
+	Held    []E
+}
+
+// Begin is h (a new Hold if nil) with no list returned yet: the start of a list, which replaces one that
+// failed or was overtaken; the events held stay held.
+func Begin[E any](h *Hold[E]) *Hold[E] {
+	if h == nil {
+		h = &Hold[E]{}
+	}
+	h.Pending = nil
+	return h
+}
+
+// Listed records in h (a new Hold if nil) what the list returned, compared with what the index holds (held:
+// every live object's key and revision), and reports whether the relist is applied already.
+func Listed[E any](h *Hold[E], listed map[string]uint64, rv uint64, held iter.Seq2[string, uint64]) (*Hold[E], bool) {
+	h = Begin(h)
+	h.Pending = NewPending(listed, rv, held)
+	return h, h.Pending.Done(0)
+}
+
+// Applied records that the index applied key at revision rv (deleted or not) and reports whether the
+// relist is applied whole.
+func (h *Hold[E]) Applied(key string, rv uint64, deleted bool) bool {
+	if h.Pending == nil {
+		return false
+	}
+	h.Pending.Applied(key, rv, deleted)
+	return h.Pending.Done(rv)
+}
+
+// Guarded is the Observer of an index that keeps its Hold under its lock: Begin and Listed under Lock,
+// End (under it too) once the relist is applied already when the list returns.
+type Guarded[E any] struct {
+	Lock sync.Locker
+	Hold **Hold[E]
+	// Live yields every live object's key and revision (called under Lock).
+	Live func() iter.Seq2[string, uint64]
+	// End ends the relist: the index takes the list's resourceVersion and files the held events.
+	End func()
+}
+
+// BeginRelist begins a relist (Observer).
+func (g Guarded[E]) BeginRelist() {
+	g.Lock.Lock()
+	defer g.Lock.Unlock()
+	*g.Hold = Begin(*g.Hold)
+}
+
+// Relisted records what the list returned (Observer).
+func (g Guarded[E]) Relisted(listed map[string]uint64, rv uint64) {
+	g.Lock.Lock()
+	defer g.Lock.Unlock()
+	var done bool
+	if *g.Hold, done = Listed(*g.Hold, listed, rv, g.Live()); done {
+		g.End()
+	}
+}

@@ -2,6 +2,7 @@ package search
 
 import (
 	"cmp"
+	"iter"
 	"slices"
 	"strconv"
 	"sync"
@@ -107,14 +108,7 @@ type changes struct {
 	// relist, while the informer relists (internal/relists), holds rv and the events until the relist is
 	// applied whole: a relist delivers objects in key order, not revision order, and an event filed under
 	// a resourceVersion a list has already returned would be missed by a watch from that list.
-	relist *relist
-}
-
-// relist is a relist in progress: what it still lacks (nil until the list has returned) and the changes
-// held meanwhile.
-type relist struct {
-	pending *relists.Pending
-	held    []Event // RV: the object's own revision, until filed
+	relist *relists.Hold[Event] // held events' RV: the object's own revision, until filed
 }
 
 // record files a change (under the index's lock) and hands it to the watchers; mid-relist it holds it.
@@ -126,12 +120,9 @@ func (ix *Index) record(t watch.EventType, old, cur *gamev1.GameSession) {
 		ix.file(e)
 		return
 	}
-	r.held = append(r.held, e)
-	if r.pending != nil {
-		r.pending.Applied(relists.Key(cur.Namespace, cur.Name), rv, t == watch.Deleted)
-		if r.pending.Done(rv) {
-			ix.endRelist()
-		}
+	r.Held = append(r.Held, e)
+	if r.Applied(relists.Key(cur.Namespace, cur.Name), rv, t == watch.Deleted) {
+		ix.endRelist()
 	}
 }
 
@@ -155,33 +146,20 @@ func (ix *Index) file(e Event) {
 	}
 }
 
-// BeginRelist holds the resourceVersion and the events: the informer is listing (relists.Observer).
-func (ix *Index) BeginRelist() {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	if ix.relist == nil {
-		ix.relist = &relist{}
-	}
-	ix.relist.pending = nil
+// Relists is the index's relists.Observer: a list holds the resourceVersion and the events.
+func (ix *Index) Relists() relists.Observer {
+	return relists.Guarded[Event]{Lock: &ix.mu, Hold: &ix.relist, Live: ix.live, End: ix.endRelist}
 }
 
-// Relisted records what the list returned (relists.Observer).
-func (ix *Index) Relisted(listed map[string]uint64, rv uint64) {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	if ix.relist == nil {
-		ix.relist = &relist{}
-	}
-	ix.relist.pending = relists.NewPending(listed, rv, func(yield func(string, uint64) bool) {
+// live yields the key and revision of every game session the index holds. Called with ix.mu held.
+func (ix *Index) live() iter.Seq2[string, uint64] {
+	return func(yield func(string, uint64) bool) {
 		for name, e := range ix.byName {
 			rv, _ := strconv.ParseUint(e.obj.ResourceVersion, 10, 64)
 			if !yield(relists.Key(name.Namespace, name.Name), rv) {
 				return
 			}
 		}
-	})
-	if ix.relist.pending.Done(0) {
-		ix.endRelist()
 	}
 }
 
@@ -189,11 +167,11 @@ func (ix *Index) Relisted(listed map[string]uint64, rv uint64) {
 func (ix *Index) endRelist() {
 	r := ix.relist
 	ix.relist = nil
-	slices.SortStableFunc(r.held, func(a, b Event) int { return cmp.Compare(a.RV, b.RV) })
-	for _, e := range r.held {
+	slices.SortStableFunc(r.Held, func(a, b Event) int { return cmp.Compare(a.RV, b.RV) })
+	for _, e := range r.Held {
 		ix.file(e)
 	}
-	ix.rv = max(ix.rv, r.pending.RV())
+	ix.rv = max(ix.rv, r.Pending.RV())
 }
 
 // Relisting reports whether a relist is being applied (the resourceVersion is held).

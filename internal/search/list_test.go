@@ -137,8 +137,8 @@ func TestRelistLosesNoChange(t *testing.T) {
 	}
 	ix := NewIndex()
 	ix.Upsert(at("game-a", 10))
-	ix.BeginRelist()
-	ix.Relisted(map[string]uint64{"ns/game-a": 30, "ns/game-b": 20}, 40)
+	ix.Relists().BeginRelist()
+	ix.Relists().Relisted(map[string]uint64{"ns/game-a": 30, "ns/game-b": 20}, 40)
 	ix.Upsert(at("game-a", 30))
 	_, _, listRV := ix.List(ListQuery{})
 	if listRV != 10 || !ix.Relisting() {
