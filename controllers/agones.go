@@ -384,7 +384,8 @@ func gameSessionsOfGameServer(ctx context.Context, c client.Reader, o client.Obj
 
 // gameSessionsForGameServer maps a GameServer event to its game sessions: those bound to it, the one an
 // allocation labelled it for, and, when it is Ready, the oldest game sessions waiting for a GameServer of its
-// fleet that it could serve, as many as the fleet has Ready GameServers (the others wait for the next).
+// fleet that it could serve, as many as the fleet has Ready GameServers (the others wait for the next),
+// passing over those the cache shows a GameServer allocated to already.
 func (r *GameSessionReconciler) gameSessionsForGameServer(ctx context.Context, o client.Object) []reconcile.Request {
 	var reqs []reconcile.Request
 	for _, gs := range gameSessionsOfGameServer(ctx, r.Client, o) {
@@ -417,6 +418,10 @@ func (r *GameSessionReconciler) gameSessionsForGameServer(ctx context.Context, o
 	for i := range waiting.Items {
 		gs := &waiting.Items[i]
 		if !agones.Matches(o.GetLabels(), selectorsOf(gs.Spec.Agones)) {
+			continue
+		}
+		if found, err := r.Agones.AllocatedForCached(ctx, gs.Namespace, string(gs.UID)); err != nil || found != nil {
+			// Allocated already (its status not yet in the cache): the wake-up goes to the next one.
 			continue
 		}
 		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(gs)})

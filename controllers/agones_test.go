@@ -150,6 +150,18 @@ func TestEmptyFleetCostsNoAllocation(t *testing.T) {
 	expect(t, strings.Join(woken(forest), ","), "oldest,forest-only")
 	f.reconcileGS(t, "forest-only")
 	expect(t, *calls, 1)
+
+	// The oldest was allocated a GameServer, which the cache shows before the game session's status says so:
+	// wake-ups pass over it to the next waiting ones, which would otherwise wait for their next look.
+	taken, err := agonestest.GameServerObject(agonestest.GameServerOptions{Namespace: "ns", Name: "a-0", Fleet: "fleet-a", State: agones.StateAllocated,
+		Labels: map[string]string{agones.GameSessionUIDLabel: string(f.gs(t, "oldest").UID)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.c.Create(context.Background(), taken); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, strings.Join(woken(desert), ","), "middle,newest") // two Ready: the two oldest still waiting
 }
 
 // TestAgonesReservationNeverReportedTimesOut: a reservation its GameServer never lists still times out
