@@ -210,6 +210,10 @@ func (ix *Index) Delete(ps *gamev1.PlayerSession) {
 func (ix *Index) apply(key string, rv uint64, obj *gamev1.PlayerSession) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
+	ix.applyLocked(key, rv, obj)
+}
+
+func (ix *Index) applyLocked(key string, rv uint64, obj *gamev1.PlayerSession) {
 	h := ix.objects[key]
 	var old *gamev1.PlayerSession
 	if h != nil {
@@ -222,10 +226,16 @@ func (ix *Index) apply(key string, rv uint64, obj *gamev1.PlayerSession) {
 			return // deleted already
 		case obj == nil && rv <= last.rv:
 			// A deletion whose revision is unknown: a relist found the object gone and hands over its last
-			// known state. It happened after last.rv and no later than the relist; record it at the relist's
-			// revision (or, without one, in the newest snapshot) rather than invent a revision, which another
-			// replica would not share.
-			rv = ix.unknownDeletionRV(last.rv)
+			// known state. Mid-relist it is filed when the relist ends, under its snapshot; otherwise in the
+			// newest snapshot. Never under a revision of this replica's own, which another would not share.
+			if r := ix.relist; r != nil {
+				r.Deferred = append(r.Deferred, Event{Type: watch.Deleted, Old: old})
+				if r.Applied(key, 0, true) {
+					ix.endRelist(0)
+				}
+				return
+			}
+			rv = max(ix.rv, last.rv)
 		case rv < last.rv:
 			return // older than what we have (an out-of-order relist): never go back
 		}

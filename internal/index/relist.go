@@ -11,7 +11,7 @@ import (
 // Relists (internal/relists: why). From the start of a list to the moment everything it brings is
 // applied, the index holds its snapshot where it was: it applies what arrives, but neither advances its
 // resourceVersion nor shows the events to watchers. When the relist is whole, the snapshot becomes the
-// list's resourceVersion and the held events go to the watchers in revision order. Until then the index
+// newest write it brought and the held events go to the watchers in revision order. Until then the index
 // answers from the snapshot before the relist: older, never inconsistent.
 
 // Relists is the index's relists.Observer: a list holds the snapshot; what the index already holds of it
@@ -32,31 +32,21 @@ func (ix *Index) live() iter.Seq2[string, uint64] {
 	}
 }
 
-// endRelist makes the relist's resourceVersion (or rv, a newer write applied with it) the snapshot and
-// shows the held events to the watchers in revision order. Called with ix.mu held.
+// endRelist makes the snapshot the newest write the relist brought (or rv, a newer write applied with
+// it), shows the held events to the watchers in revision order, then files the deletions the relist found
+// under that snapshot. Called with ix.mu held.
 func (ix *Index) endRelist(rv uint64) {
 	r := ix.relist
 	ix.relist = nil
-	ix.rv = max(ix.rv, r.Pending.RV(), rv)
+	ix.rv = max(ix.rv, r.Pending.Snapshot(), rv)
 	slices.SortStableFunc(r.Held, func(a, b Event) int { return cmp.Compare(a.RV, b.RV) })
 	for _, e := range r.Held {
 		ix.notify(e)
 	}
-	ix.changed.Notify()
-}
-
-// unknownDeletionRV is the revision to record a deletion at whose revision the informer does not know (a
-// relist found the object gone; its last known version is at last): the relist's resourceVersion, by
-// which it had happened; outside a relist the newest snapshot. Never a snapshot the index has handed out
-// already. Called with ix.mu held.
-func (ix *Index) unknownDeletionRV(last uint64) uint64 {
-	if r := ix.relist; r != nil {
-		if r.Pending != nil {
-			return r.Pending.RV()
-		}
-		return max(ix.rv, last) + 1
+	for _, e := range r.Deferred {
+		ix.applyLocked(Key(e.Old.Namespace, e.Old.Name), ix.rv, nil)
 	}
-	return max(ix.rv, last)
+	ix.changed.Notify()
 }
 
 // Relisting reports whether a relist is being applied (the snapshot is held).

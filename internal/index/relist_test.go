@@ -88,24 +88,24 @@ func TestRelistNeverChangesASnapshot(t *testing.T) {
 		before: []delivery{up("game-a", 10)},
 		listRV: 40, listed: map[string]uint64{"ns/game-a": 30, "ns/p4": 20},
 		relist: []delivery{up("game-a", 30), up("p4", 20)},
-		wantRV: 40, want: []string{"game-a@30", "p4@20"},
+		wantRV: 30, want: []string{"game-a@30", "p4@20"},
 	}, {
 		name:   "a deletion the relist found",
 		before: []delivery{up("a", 10), up("b", 11)},
 		listRV: 50, listed: map[string]uint64{"ns/b": 11, "ns/c": 45},
 		relist: []delivery{gone("a", 10), up("c", 45)},
-		wantRV: 50, want: []string{"b@11", "c@45"},
+		wantRV: 45, want: []string{"b@11", "c@45"},
 	}, {
 		name:   "nothing changed",
 		before: []delivery{up("a", 10)},
 		listRV: 60, listed: map[string]uint64{"ns/a": 10},
-		wantRV: 60, want: []string{"a@10"},
+		wantRV: 10, want: []string{"a@10"},
 	}, {
 		name:   "the watch's tail arrives after the list returned",
 		before: []delivery{up("a", 10)},
 		listRV: 70, listed: map[string]uint64{"ns/a": 10, "ns/b": 30, "ns/c": 20},
 		relist: []delivery{up("b", 30), up("c", 20)},
-		wantRV: 70, want: []string{"a@10", "b@30", "c@20"},
+		wantRV: 30, want: []string{"a@10", "b@30", "c@20"},
 	}, {
 		name:   "a write newer than the list",
 		before: []delivery{up("a", 10)},
@@ -117,7 +117,7 @@ func TestRelistNeverChangesASnapshot(t *testing.T) {
 		name:   "the first list",
 		listRV: 90, listed: map[string]uint64{"ns/a": 80, "ns/b": 12},
 		relist: []delivery{up("a", 80), up("b", 12)},
-		wantRV: 90, want: []string{"a@80", "b@12"},
+		wantRV: 80, want: []string{"a@80", "b@12"},
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -168,8 +168,8 @@ func TestRelistAbandoned(t *testing.T) {
 		t.Fatalf("index at %d, relisting %v; want 10, held", ix.RV(), ix.Relisting())
 	}
 	ix.Relists().Relisted(map[string]uint64{"ns/a": 12}, 30)
-	if ix.RV() != 30 || ix.Relisting() {
-		t.Errorf("index at %d, relisting %v; want 30, not held", ix.RV(), ix.Relisting())
+	if ix.RV() != 12 || ix.Relisting() {
+		t.Errorf("index at %d, relisting %v; want 12, not held", ix.RV(), ix.Relisting())
 	}
 }
 
@@ -315,5 +315,38 @@ func waitUntil(t *testing.T, cond func() bool) {
 			t.Fatal("timed out")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRelistHandsOutOnlyRevisionsOfWrites: a replica that relisted is at the same resourceVersion as one
+// that watched the same writes, not at the list's (etcd's whole revision, which other resources' writes
+// move): a continue token from either pages on the other with no write to come. The soak found a replica
+// that had taken its list's resourceVersion, which the other could not reach in a quiet cluster.
+func TestRelistHandsOutOnlyRevisionsOfWrites(t *testing.T) {
+	clk := clocktesting.NewFakeClock(t0)
+	watched, relisted := newReplica(clk), newReplica(clk)
+	for _, ix := range []*Index{watched, relisted} {
+		ix.Upsert(psAt("a", "alice", 10))
+		ix.Upsert(psAt("b", "alice", 11))
+	}
+	watched.Upsert(psAt("c", "alice", 20))
+	relisted.Relists().BeginRelist()
+	relisted.Relists().Relisted(map[string]uint64{"ns/a": 10, "ns/b": 11, "ns/c": 20}, 90)
+	relisted.Upsert(psAt("c", "alice", 20))
+	if watched.RV() != 20 || relisted.RV() != 20 {
+		t.Fatalf("watched at %d, relisted at %d; want both at 20 (the newest write, not the list's 90)", watched.RV(), relisted.RV())
+	}
+	// A token of the relisted replica serves on the watched one at once.
+	tokens := NewTokens([]byte("shared"))
+	p, err := relisted.List(ctx, Query{}, ListOptions{Limit: 1}, tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := watched.List(ctx, Query{}, ListOptions{Limit: 2, Continue: p.Continue}, tokens)
+	if err != nil {
+		t.Fatalf("a token of the relisted replica on the watched one: %v", err)
+	}
+	if got := append(itemsAt(p.Items), itemsAt(next.Items)...); !slices.Equal(got, []string{"a@10", "b@11", "c@20"}) {
+		t.Errorf("paged across replicas at 20: %v, want a@10 b@11 c@20", got)
 	}
 }

@@ -176,8 +176,9 @@ func parseRV(s string) (uint64, error) {
 // listed revision or later and every object the list no longer holds is deleted, or once a write newer
 // than the list arrives (the informer delivers those only after all of the list).
 type Pending struct {
-	rv   uint64            // the list's resourceVersion
-	want map[string]uint64 // key → the listed revision, 0 for a deletion
+	rv       uint64            // the list's resourceVersion
+	snapshot uint64            // the newest revision of a listed object
+	want     map[string]uint64 // key → the listed revision, 0 for a deletion
 }
 
 // NewPending compares a list's objects (listed, at resourceVersion rv) with what the index holds (held:
@@ -186,6 +187,7 @@ func NewPending(listed map[string]uint64, rv uint64, held iter.Seq2[string, uint
 	p := &Pending{rv: max(rv, 1), want: make(map[string]uint64, len(listed))}
 	for key, want := range listed {
 		p.want[key] = want
+		p.snapshot = max(p.snapshot, want)
 	}
 	for key, have := range held {
 		if want, ok := listed[key]; !ok {
@@ -197,8 +199,11 @@ func NewPending(listed map[string]uint64, rv uint64, held iter.Seq2[string, uint
 	return p
 }
 
-// RV is the list's resourceVersion.
-func (p *Pending) RV() uint64 { return p.rv }
+// Snapshot is the revision an index that applied the list whole is at: the newest write of a listed
+// object, not the list's resourceVersion. A list's resourceVersion is etcd's whole revision, which writes of
+// other resources move; another replica fed the same writes of this resource reaches the one, not
+// necessarily the other, so an index hands out only revisions of writes of its resource.
+func (p *Pending) Snapshot() uint64 { return p.snapshot }
 
 // Applied records that the index applied key at revision rv (deleted or not).
 func (p *Pending) Applied(key string, rv uint64, deleted bool) {
@@ -217,6 +222,9 @@ func (p *Pending) Done(rv uint64) bool { return len(p.want) == 0 || rv > p.rv }
 type Hold[E any] struct {
 	Pending *Pending
 	Held    []E
+	// Deferred are changes without a revision of their own (deletions the relist found, which the informer
+	// hands over with the last known state), for the index to file under the snapshot the relist ends at.
+	Deferred []E
 }
 
 // Begin is h (a new Hold if nil) with no list returned yet: the start of a list, which replaces one that
@@ -254,7 +262,7 @@ type Guarded[E any] struct {
 	Hold **Hold[E]
 	// Live yields every live object's key and revision (called under Lock).
 	Live func() iter.Seq2[string, uint64]
-	// End ends the relist: the index takes the list's resourceVersion and files the held events.
+	// End ends the relist: the index takes the relist's snapshot and files the held events.
 	End func()
 }
 

@@ -163,7 +163,8 @@ func (ix *Index) live() iter.Seq2[string, uint64] {
 	}
 }
 
-// endRelist files the held changes in revision order, then takes the list's resourceVersion.
+// endRelist files the held changes in revision order, then takes the relist's snapshot (the newest write
+// it brought).
 func (ix *Index) endRelist() {
 	r := ix.relist
 	ix.relist = nil
@@ -171,7 +172,7 @@ func (ix *Index) endRelist() {
 	for _, e := range r.Held {
 		ix.file(e)
 	}
-	ix.rv = max(ix.rv, r.Pending.RV())
+	ix.rv = max(ix.rv, r.Pending.Snapshot())
 }
 
 // Relisting reports whether a relist is being applied (the resourceVersion is held).
