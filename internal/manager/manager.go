@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -245,7 +246,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 	// types tell them when they relist.
 	var ix *index.Index
 	var games *search.Index
-	var informers relists.Informers
+	informers := relists.Informers{Lists: func(kind string) prometheus.Counter { return metrics.Relists.WithLabelValues(kind) }}
 	if o.QueryPort != 0 || o.GameLiftAddr != "" {
 		window := o.QuerySnapshotWindow
 		if window == 0 {

@@ -29,8 +29,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	toolscache "k8s.io/client-go/tools/cache"
-
-	"github.com/playersessions/operator/internal/metrics"
 )
 
 // Observer is an index fed by an informer that needs to know when the informer relists.
@@ -50,6 +48,9 @@ func Key(namespace, name string) string { return namespace + "/" + name }
 // list through a lister that tells their observers of relists; every other one is client-go's own.
 type Informers struct {
 	observers map[reflect.Type][]Observer
+	// Lists, if set, is the counter of the lists of an observed kind (its Go type's name): the first list,
+	// then one after every watch that broke or expired.
+	Lists func(kind string) prometheus.Counter
 }
 
 // Observe has o told of the relists of the informer of obj's type. Call it before the cache builds that
@@ -70,7 +71,9 @@ func (i *Informers) NewInformer(lw toolscache.ListerWatcher, obj runtime.Object,
 func (i *Informers) lister(lw toolscache.ListerWatcher, obj runtime.Object) toolscache.ListerWatcher {
 	if obs := i.observers[reflect.TypeOf(obj)]; len(obs) > 0 {
 		l := NewLister(lw, obs...)
-		l.relists = metrics.Relists.WithLabelValues(reflect.Indirect(reflect.ValueOf(obj)).Type().Name())
+		if i.Lists != nil {
+			l.relists = i.Lists(reflect.Indirect(reflect.ValueOf(obj)).Type().Name())
+		}
 		return l
 	}
 	return lw
