@@ -17,6 +17,9 @@ func Feed(ctx context.Context, c cache.Cache, index *Index) error {
 	if err != nil {
 		return err
 	}
+	if si, ok := inf.(toolscache.SharedIndexInformer); ok {
+		index.SetSource(si.GetIndexer())
+	}
 	_, err = inf.AddEventHandler(index.Handler())
 	return err
 }

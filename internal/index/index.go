@@ -125,6 +125,10 @@ type Index struct {
 	// relist, while the informer relists (relist.go), holds the snapshot at rv until the relist is applied
 	// whole: a relist delivers objects in key order, not revision order.
 	relist *relists.Hold[Event]
+	// source is the informer's store the index is fed from; confirmed the newest revision of it the index
+	// was found to hold whole (progress.go).
+	source    Source
+	confirmed uint64
 }
 
 // NewIndex returns an empty index that keeps superseded versions and events for window.
@@ -160,16 +164,38 @@ func (ix *Index) RV() uint64 {
 // WaitFor waits until the index holds snapshot rv (every write up to revision rv), for at most the
 // freshness timeout. It returns kube-apiserver's "Too large resource version" error (a 504 Timeout with
 // cause ResourceVersionTooLarge, which client-go's reflector recognises) if the index is still behind.
+//
+// The index holds snapshot rv once its newest write is at rv or later, or once it holds exactly what the
+// informer's store holds and the store is at rv or later (caughtUp): the writes after the index's newest
+// may be of other resources, or deletions a relist found without their revision, which no write of a
+// player session will ever move the index past.
 func (ix *Index) WaitFor(ctx context.Context, rv uint64) error {
-	if ix.RV() >= rv {
+	if ix.holds(rv) {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, ix.freshness)
 	defer cancel()
-	if err := Until(ctx, ix.changed.Next, func() (bool, error) { return ix.RV() >= rv, nil }); err != nil {
-		return storage.NewTooLargeResourceVersionError(rv, ix.RV(), 1)
+	tick := time.NewTicker(caughtUpPoll)
+	defer tick.Stop()
+	for {
+		changed := ix.changed.Next()
+		if ix.holds(rv) || ix.caughtUp(rv) {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-tick.C:
+		case <-ctx.Done():
+			return storage.NewTooLargeResourceVersionError(rv, ix.RV(), 1)
+		}
 	}
-	return nil
+}
+
+// holds reports whether the index holds snapshot rv.
+func (ix *Index) holds(rv uint64) bool {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return max(ix.rv, ix.confirmed) >= rv
 }
 
 // Changes returns the signal of the index's changes: its channel closes at the next one.

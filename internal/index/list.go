@@ -146,7 +146,7 @@ func (ix *Index) List(ctx context.Context, q Query, opts ListOptions, tokens *To
 
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	rv := ix.rv
+	rv := max(ix.rv, want) // a snapshot newer than the newest write: WaitFor found the index holds it
 	if exact {
 		if want < ix.compactedRV {
 			if opts.Continue == "" {
