@@ -93,7 +93,8 @@ func TestEnsureTokenKeyConcurrentStarts(t *testing.T) {
 
 // TestIndexesLearnOfRelists: the cache's PlayerSession and GameSession informers list through the lister
 // that tells the indexes of relists (internal/relists): the first lists are counted (only that lister
-// counts them), and the index, held while its first list is applied, lets go.
+// counts them), and the index, held while its first list is applied, lets go; the index reads its
+// informer's store to serve snapshots past its newest write.
 func TestIndexesLearnOfRelists(t *testing.T) {
 	g := NewWithT(t)
 	cp := testenv.ControlPlane(t, localcp.Options{})
@@ -113,4 +114,8 @@ func TestIndexesLearnOfRelists(t *testing.T) {
 		g.Expect(testutil.ToFloat64(metrics.Relists.WithLabelValues("PlayerSession"))).To(BeNumerically(">", before))
 		g.Expect(testutil.ToFloat64(metrics.Relists.WithLabelValues("GameSession"))).To(BeNumerically(">", beforeGames))
 	}).WithTimeout(20 * time.Second).Should(Succeed())
+	// No player session written: the index's newest write is none, yet it holds snapshot 1 (and every one up
+	// to its informer's list), since it holds what the informer's store holds: the store is its source.
+	g.Expect(ix.RV()).To(BeZero())
+	g.Expect(ix.WaitFor(ctx, 1)).To(Succeed())
 }
