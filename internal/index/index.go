@@ -113,6 +113,7 @@ type Index struct {
 	rv          uint64 // the newest resourceVersion applied
 	changed     Signal // every change, for WaitFor and the GameLift endpoint's waits
 	compactedRV uint64 // snapshots older than this are no longer consistent
+	gaps        []gap  // snapshots a relist skipped: this replica never held them (relist.go)
 	objects     map[string]*chain
 	buckets     map[string]map[string]*bucket
 	all         *bucket

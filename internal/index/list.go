@@ -148,7 +148,7 @@ func (ix *Index) List(ctx context.Context, q Query, opts ListOptions, tokens *To
 	defer ix.mu.RUnlock()
 	rv := max(ix.rv, want) // a snapshot newer than the newest write: WaitFor found the index holds it
 	if exact {
-		if want < ix.compactedRV {
+		if want < ix.compactedRV || ix.skipped(want) {
 			if opts.Continue == "" {
 				return Page{}, errTooOld(want, ix.compactedRV)
 			}

@@ -38,7 +38,11 @@ func (ix *Index) live() iter.Seq2[string, uint64] {
 func (ix *Index) endRelist(rv uint64) {
 	r := ix.relist
 	ix.relist = nil
+	before := ix.rv
 	ix.rv = max(ix.rv, r.Pending.Snapshot(), rv)
+	if ix.rv > before+1 {
+		ix.gaps = append(slices.DeleteFunc(ix.gaps, func(g gap) bool { return g.until <= ix.compactedRV }), gap{after: before, until: ix.rv})
+	}
 	slices.SortStableFunc(r.Held, func(a, b Event) int { return cmp.Compare(a.RV, b.RV) })
 	for _, e := range r.Held {
 		ix.notify(e)
@@ -47,6 +51,23 @@ func (ix *Index) endRelist(rv uint64) {
 		ix.applyLocked(Key(e.Old.Namespace, e.Old.Name), ix.rv, nil)
 	}
 	ix.changed.Notify()
+}
+
+// gap is the snapshots a relist skipped, after and until exclusive: the index went from snapshot after
+// to snapshot until at once, and learned of what changed between only at its newest version (an object
+// created and changed meanwhile shows up at its last state), so it never held them. A read of one
+// exactly (a continue token from another replica, a resourceVersion with Exact) is refused as a
+// compacted one is, never answered without the object; the soak found such reads.
+type gap struct{ after, until uint64 }
+
+// skipped reports whether snapshot rv is one a relist skipped. Called with ix.mu held.
+func (ix *Index) skipped(rv uint64) bool {
+	for _, g := range ix.gaps {
+		if rv > g.after && rv < g.until {
+			return true
+		}
+	}
+	return false
 }
 
 // Relisting reports whether a relist is being applied (the snapshot is held).
