@@ -36,16 +36,27 @@ func (ix *Index) caughtUp(rv uint64) bool {
 	if err != nil || at < rv || s.LastStoreSyncResourceVersion() != before {
 		return false
 	}
+	if !ix.holdsAll(objs) {
+		return false
+	}
+	// The index held the store's state at that moment; what it holds later only grows from it.
 	ix.mu.Lock()
-	defer ix.mu.Unlock()
+	ix.confirmed = max(ix.confirmed, at)
+	ix.mu.Unlock()
+	return true
+}
+
+// holdsAll reports whether the index, outside a relist, holds exactly objs: every one at its revision and
+// no other live player session. Under a read lock: lists and watches go on during the walk.
+func (ix *Index) holdsAll(objs []any) bool {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
 	if ix.relist != nil {
 		return false
 	}
 	live := 0
-	for _, h := range ix.objects {
-		if h.latest() != nil {
-			live++
-		}
+	for range ix.live() {
+		live++
 	}
 	if live != len(objs) {
 		return false
@@ -60,6 +71,5 @@ func (ix *Index) caughtUp(rv uint64) bool {
 			return false
 		}
 	}
-	ix.confirmed = max(ix.confirmed, at)
 	return true
 }
