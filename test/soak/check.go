@@ -287,7 +287,11 @@ func dump(path string, ops []porcupine.Operation) {
 		if op.Return < 1<<62 {
 			ret = fmt.Sprint(op.Return / 1e6)
 		}
-		fmt.Fprintf(&b, "%6d..%6s c%d %s(%s) -> %s\n", op.Call/1e6, ret, op.ClientId, op.Input.(Input).Op, op.Input.(Input).PS, op.Output.(Output).Result)
+		served := ""
+		if s := op.Output.(Output).Served; s != "" {
+			served = " [" + s + "]"
+		}
+		fmt.Fprintf(&b, "%6d..%6s c%d %s(%s) -> %s%s\n", op.Call/1e6, ret, op.ClientId, op.Input.(Input).Op, op.Input.(Input).PS, op.Output.(Output).Result, served)
 	}
 	_ = os.WriteFile(path, []byte(b.String()), 0o644)
 }

@@ -347,3 +347,24 @@ func TestObserverRelisted(t *testing.T) {
 		t.Errorf("b's seat still counted: %v", v)
 	}
 }
+
+// TestDumpSaysWhereReadsWereServed: a dumped history names, for each read, the replicas and revisions that
+// served it, so that a list missing a record can be traced to the index that answered it.
+func TestDumpSaysWhereReadsWereServed(t *testing.T) {
+	list := porcupine.Operation{ClientId: 2, Input: Input{Op: OpList}, Call: 3e6, Return: 5e6,
+		Output: Output{Result: ListResult(map[string]string{"a": "RESERVED"}), Served: "r1@120(ix 118) 1; r2@120(ix 125) 0"}}
+	path := t.TempDir() + "/h.txt"
+	dump(path, []porcupine.Operation{op(1, OpReserve, "a", OutOK, 0, 1), list})
+	text, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"reserve(a) -> ok\n", "[r1@120(ix 118) 1; r2@120(ix 125) 0]\n"} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("dump lacks %q:\n%s", want, text)
+		}
+	}
+	if got := Model(2).DescribeOperation(list.Input, list.Output); !strings.Contains(got, "[r1@120") {
+		t.Errorf("the visualisation does not say where the list was served: %s", got)
+	}
+}

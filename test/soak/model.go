@@ -53,6 +53,10 @@ type Input struct {
 // Output is what the client saw: an outcome, or for describe the status.
 type Output struct {
 	Result string
+	// Served says where a read was served from, for reading a history (the model ignores it): for a list,
+	// each page's replica, the resourceVersion it answered at, the index's own revision when it was asked
+	// and how many items it held; for a describe, the replica and its index's revision.
+	Served string
 }
 
 // state is the model's game session: its maximum, and each player session's status. GRANTED, RESERVED and
@@ -330,6 +334,9 @@ func Model(max int) porcupine.Model {
 			return binary.LittleEndian.Uint64(d[:8])
 		},
 		DescribeOperation: func(in, out any) string {
+			if served := out.(Output).Served; served != "" {
+				return fmt.Sprintf("%s(%s) -> %s [%s]", in.(Input).Op, in.(Input).PS, out.(Output).Result, served)
+			}
 			return fmt.Sprintf("%s(%s) -> %s", in.(Input).Op, in.(Input).PS, out.(Output).Result)
 		},
 		DescribeState: func(s any) string {

@@ -626,13 +626,17 @@ func (r *run) list(ctx context.Context, rng *rand.Rand, client int, game string)
 	statuses := map[string]string{}
 	opts := metav1.ListOptions{FieldSelector: "spec.gameSessionName=" + game, Limit: 2}
 	var rv uint64
+	var served []string // each page: replica@answered (index revision when asked) items
 	for {
-		page, err := r.pick(rng).query.Namespace(ns).List(ctx, opts)
+		rep := r.pick(rng)
+		asked := rep.Index.RV()
+		page, err := rep.query.Namespace(ns).List(ctx, opts)
 		if err != nil {
 			r.count(r.errs, "query API list: "+errorKind(err))
 			done(Output{Result: OutRejected}, 0) // a read that failed changed nothing and taught nothing
 			return
 		}
+		served = append(served, fmt.Sprintf("%s@%s(ix %d) %d", rep.name, page.GetResourceVersion(), asked, len(page.Items)))
 		if rv == 0 {
 			rv, _ = strconv.ParseUint(page.GetResourceVersion(), 10, 64)
 		}
@@ -646,7 +650,7 @@ func (r *run) list(ctx context.Context, rng *rand.Rand, client int, game string)
 			break
 		}
 	}
-	done(Output{Result: ListResult(statuses)}, rv)
+	done(Output{Result: ListResult(statuses), Served: strings.Join(served, "; ")}, rv)
 }
 
 // refusedObject reports whether a player session (as the query API serves it) was refused by admission.
@@ -907,7 +911,7 @@ func (r *run) describe(ctx context.Context, rng *rand.Rand, client int, player s
 	if len(out.PlayerSessions) > 0 {
 		status = string(out.PlayerSessions[0].Status)
 	}
-	done(Output{Result: status}, rv)
+	done(Output{Result: status, Served: fmt.Sprintf("%s (ix %d)", rep.name, rv)}, rv)
 }
 
 // gameServer calls one of the game server's actions, signed, as a game server without an SDK does.
