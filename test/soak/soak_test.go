@@ -779,7 +779,7 @@ func (r *run) newGameSessions(ctx context.Context, n int) error {
 			conds = append(conds, c.Type+"="+string(c.Status)+" "+c.Reason)
 		}
 		why = append(why, fmt.Sprintf("%s (%s): %q %v", name, kind, gs.Status.Status, conds))
-		r.t.Logf("game session %s (%s) not ACTIVE within 60 s: %s %v", name, kind, gs.Status.Status, conds)
+		r.t.Logf("game session %s (%s) not ACTIVE within 60 s: %s %v at resourceVersion %s; %s", name, kind, gs.Status.Status, conds, gs.ResourceVersion, r.caches(ctx, name))
 		r.mu.Lock()
 		if p := r.info[name].proc; p != nil {
 			var lines []string // without the SDK's heartbeats, which would fill it
@@ -809,6 +809,31 @@ func (r *run) newGameSessions(ctx context.Context, n int) error {
 		r.ended.Go(func() { r.end(ctx, name) })
 	}
 	return fmt.Errorf("game sessions not ACTIVE within 60 s: %s", strings.Join(why, "; "))
+}
+
+// caches says, for each replica, whether it leads and what its cache shows of the game session: a leader
+// whose cache lacks a game session kube-apiserver holds has an informer behind (after repeated faults
+// client-go's reflector waits 30 to 60 s between attempts).
+func (r *run) caches(ctx context.Context, name string) string {
+	r.mu.Lock()
+	replicas := slices.Clone(r.replicas)
+	r.mu.Unlock()
+	var out []string
+	for _, rep := range replicas {
+		role := "follower"
+		select {
+		case <-rep.Elected():
+			role = "leader"
+		default:
+		}
+		gs := &gamev1.GameSession{}
+		seen := "its cache lacks it"
+		if err := rep.GetCache().Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, gs); err == nil {
+			seen = fmt.Sprintf("its cache shows %q at resourceVersion %s", gs.Status.Status, gs.ResourceVersion)
+		}
+		out = append(out, fmt.Sprintf("replica %s (%s): %s", rep.name, role, seen))
+	}
+	return strings.Join(out, "; ")
 }
 
 // end ends a game session the workers no longer use, as its game server would (TERMINATED), once no call
