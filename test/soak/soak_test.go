@@ -15,7 +15,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -291,6 +293,12 @@ func soak(t *testing.T, seed uint64, duration time.Duration) {
 	for _, v := range r.obs.Violations() {
 		t.Errorf("invariant: %s", v)
 	}
+	if os.Getenv("SOAK_ARTIFACTS") != "" { // what the test process's goroutines are, by stack: a slope's cause
+		if f, err := os.Create(filepath.Join(dir, "goroutines.txt")); err == nil {
+			_ = pprof.Lookup("goroutine").WriteTo(f, 1)
+			_ = f.Close()
+		}
+	}
 	r.report(seed, duration, res, len(violations)+len(r.obs.Violations())+lost)
 }
 
@@ -428,7 +436,8 @@ func (r *run) restartExited() {
 		}
 	})
 	r.mu.Unlock()
-	for range gone {
+	for _, rep := range gone {
+		rep.link.Close() // its proxy to kube-apiserver goes with it, as a pod's network does
 		r.count(r.faults, "a replica exited on its own (its Lease lost through a fault) and was restarted")
 		r.start()
 	}
@@ -482,6 +491,7 @@ func (r *run) injectFaults(ctx context.Context, stop <-chan struct{}, done chan<
 				continue
 			}
 			leader.Stop()
+			leader.link.Close()
 			r.start()
 		case 1:
 			err = r.compact(ctx)
