@@ -259,10 +259,41 @@ func (b *Backend) Disconnected(ctx context.Context, p *serversdk.Process) {
 	if b.Replica == "" {
 		return
 	}
+	b.recordDisconnection(ctx, p, key)
+}
+
+// recordDisconnection records the connection of p (key) as closed, if this replica's run still holds it in
+// its compute's status and no connection of it is open here. Disconnected calls it, and OnCompute for a
+// process that its status shows held here but that is not connected here: a record that Disconnected
+// missed (its write failed in a fault while this replica lived on, or a ProcessReady the process had
+// given up on landed after it) would otherwise leave an ACTIVE process no one is connected to, and
+// game sessions would be placed on it.
+func (b *Backend) recordDisconnection(ctx context.Context, p *serversdk.Process, key processKey) {
+	errStop := &serversdk.Error{}
+	var aerr *serversdk.Error
+	for attempt := 1; ; attempt++ { // a fault on the way to the API server (a few seconds) is waited out
+		aerr = b.recordDisconnectionOnce(ctx, p, key, errStop)
+		if aerr == nil || aerr == errStop || attempt == disconnectionAttempts {
+			break
+		}
+		time.Sleep(2 * time.Second)
+	}
+	switch {
+	case aerr == errStop:
+	case aerr != nil:
+		ctrl.LoggerFrom(ctx).Info("Could not record a closed connection; the compute's next change or the replica's Lease will tell", "process", p.ID, "reason", aerr.Message)
+	default:
+		ctrl.LoggerFrom(ctx).V(1).Info("Recorded a process's closed connection", "compute", p.ComputeName, "process", p.ID)
+	}
+}
+
+// disconnectionAttempts is how many times a closed connection's record is tried, 2 s apart.
+const disconnectionAttempts = 3
+
+func (b *Backend) recordDisconnectionOnce(ctx context.Context, p *serversdk.Process, key processKey, errStop *serversdk.Error) *serversdk.Error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	errStop := &serversdk.Error{}
-	aerr := b.patchCompute(ctx, p, func(c *gamev1.Compute) *serversdk.Error {
+	return b.patchCompute(ctx, p, func(c *gamev1.Compute) *serversdk.Error {
 		i := slices.IndexFunc(c.Status.Processes, func(sp gamev1.ServerProcess) bool { return sp.ProcessID == p.ID })
 		b.mu.Lock()
 		reconnected := len(b.connected[key]) > 0 // checked again on each read: a reconnection here writes after it registers
@@ -274,12 +305,28 @@ func (b *Backend) Disconnected(ctx context.Context, p *serversdk.Process) {
 		c.Status.Processes[i].Connection.DisconnectionTime = &now
 		return nil
 	})
-	switch {
-	case aerr == errStop:
-	case aerr != nil:
-		ctrl.LoggerFrom(ctx).Info("Could not record a closed connection; the replica's Lease will tell", "process", p.ID, "reason", aerr.Message)
-	default:
-		ctrl.LoggerFrom(ctx).V(1).Info("Recorded a process's closed connection", "compute", p.ComputeName, "process", p.ID)
+}
+
+// OnCompute records as closed the connections that c's status shows held by this replica's run but that
+// are not open here (recordDisconnection says why). The manager calls it on every change of a Compute in
+// its cache, on every replica; the records are written in the background.
+func (b *Backend) OnCompute(ctx context.Context, c *gamev1.Compute) {
+	if b.Replica == "" {
+		return
+	}
+	for _, sp := range c.Status.Processes {
+		if sp.Status != gamev1.ServerProcessActive || !b.holds(sp.Connection) {
+			continue
+		}
+		key := processKey{c.Namespace, c.Name, sp.ProcessID}
+		b.mu.Lock()
+		open := len(b.connected[key]) > 0
+		b.mu.Unlock()
+		if open {
+			continue
+		}
+		p := &serversdk.Process{Identity: serversdk.Identity{Namespace: c.Namespace, FleetID: c.Spec.FleetID, ComputeName: c.Spec.ComputeName}, ID: sp.ProcessID}
+		go b.recordDisconnection(context.WithoutCancel(ctx), p, key)
 	}
 }
 

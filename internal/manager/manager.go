@@ -445,6 +445,19 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 			if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: on, UpdateFunc: func(_, o any) { on(o) }}); err != nil {
 				return nil, nil, err
 			}
+			// Every replica records the connections it lost that its Computes still show open.
+			computeInf, err := mgr.GetCache().GetInformer(ctx, &gamev1.Compute{})
+			if err != nil {
+				return nil, nil, err
+			}
+			onCompute := func(o any) {
+				if c, ok := o.(*gamev1.Compute); ok {
+					backend.OnCompute(ctx, c)
+				}
+			}
+			if _, err := computeInf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: onCompute, UpdateFunc: func(_, o any) { onCompute(o) }}); err != nil {
+				return nil, nil, err
+			}
 			if _, err := mgr.GetCache().GetInformer(ctx, &gamev1.ProcessClaim{}); err != nil {
 				return nil, nil, err
 			}
