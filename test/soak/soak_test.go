@@ -792,9 +792,9 @@ func (r *run) newGameSessions(ctx context.Context, n int) error {
 		r.t.Logf("game session %s (%s) not ACTIVE within 60 s: %s %v at resourceVersion %s; %s", name, kind, gs.Status.Status, conds, gs.ResourceVersion, r.caches(ctx, name))
 		r.mu.Lock()
 		if p := r.info[name].proc; p != nil {
-			var lines []string // without the SDK's heartbeats, which would fill it
+			var lines []string // without the SDK's heartbeats and health checks, which would fill it
 			for line := range strings.Lines(p.Out.String()) {
-				if !strings.Contains(line, "HeartbeatServerProcess") {
+				if !strings.Contains(line, "HeartbeatServerProcess") && !strings.Contains(line, "OnHealthCheck") && !strings.Contains(line, "health response") {
 					lines = append(lines, line)
 				}
 			}
