@@ -92,7 +92,9 @@ func (r *run) createGame(ctx context.Context, name string, max int, kind string)
 
 // relaunch starts the game server again, as a GameLift fleet relaunches a process that exits, while its
 // game session is not placed yet: the example game exits when ProcessReady fails (its request timed out:
-// the replica holding its connection was killed or cut off by a fault).
+// the replica holding its connection was killed or cut off by a fault). Not once the test ends: its
+// cleanups kill the game servers, and a new one's directory would be made while the test's are removed
+// (a 60-minute run failed so).
 func (r *run) relaunch(info *gameInfo, launch func(int) *gametest.Process) {
 	for n := 1; n < 10; {
 		time.Sleep(500 * time.Millisecond)
@@ -103,10 +105,14 @@ func (r *run) relaunch(info *gameInfo, launch func(int) *gametest.Process) {
 			return
 		}
 		if exited(proc) {
-			r.count(r.faults, "an SDK game server exited before its game session was placed (ProcessReady failed through a fault); the fleet relaunched it")
 			r.mu.Lock()
+			if r.t.Context().Err() != nil { // the test is ending: its cleanups kill the game servers
+				r.mu.Unlock()
+				return
+			}
 			info.proc = launch(n)
 			r.mu.Unlock()
+			r.count(r.faults, "an SDK game server exited before its game session was placed (ProcessReady failed through a fault); the fleet relaunched it")
 			n++
 		}
 	}
