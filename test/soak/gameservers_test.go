@@ -73,8 +73,11 @@ func (r *run) createGame(ctx context.Context, name string, max int, kind string)
 			return "", err
 		}
 		launch := func(n int) *gametest.Process {
-			return gametest.Start(r.t, "GAMELIFT_SDK_WEBSOCKET_URL=ws://"+r.sdk.Addr(), "GAMELIFT_SDK_AUTH_TOKEN="+aws.ToString(token.AuthToken),
-				"GAMELIFT_SDK_FLEET_ID=fleet-sdk", "GAMELIFT_SDK_HOST_ID="+compute, fmt.Sprintf("GAMELIFT_SDK_PROCESS_ID=proc-%s-%d", name, n))
+			id := fmt.Sprintf("proc-%s-%d", name, n)
+			p := gametest.Start(r.t, "GAMELIFT_SDK_WEBSOCKET_URL=ws://"+r.sdk.Addr(), "GAMELIFT_SDK_AUTH_TOKEN="+aws.ToString(token.AuthToken),
+				"GAMELIFT_SDK_FLEET_ID=fleet-sdk", "GAMELIFT_SDK_HOST_ID="+compute, "GAMELIFT_SDK_PROCESS_ID="+id)
+			r.procs.Store(id, p)
+			return p
 		}
 		info.proc = launch(0)
 		go r.relaunch(info, launch)

@@ -57,6 +57,7 @@ import (
 	queryv1 "github.com/playersessions/operator/internal/query/v1alpha1"
 	"github.com/playersessions/operator/internal/testenv"
 	"github.com/playersessions/operator/test/gameserver/game"
+	"github.com/playersessions/operator/test/gameserver/gametest"
 )
 
 // The soak's settings: SOAK_DURATION (a Go duration; default 40 s per seed) and SOAK_SEED (a fixed seed
@@ -129,6 +130,7 @@ type run struct {
 	games    map[string]string // GameSessionId -> object name
 	current  []string          // the GameSessionIds the workers use now (rotated, so that each history stays short)
 	inflight map[string]int    // object name -> calls on it not answered yet (a game session ends once none is)
+	procs    sync.Map          // SDK process id -> its game server (*gametest.Process)
 	info     map[string]*gameInfo
 	conns    sync.Map       // "game/player" -> the player's connection to an SDK game server
 	moving   sync.Map       // player -> *sync.Mutex, held during a game server's move of the player
@@ -792,14 +794,7 @@ func (r *run) newGameSessions(ctx context.Context, n int) error {
 		r.t.Logf("game session %s (%s) not ACTIVE within 60 s: %s %v at resourceVersion %s; %s", name, kind, gs.Status.Status, conds, gs.ResourceVersion, r.caches(ctx, name))
 		r.mu.Lock()
 		if p := r.info[name].proc; p != nil {
-			var lines []string // without the SDK's heartbeats and health checks, which would fill it
-			for line := range strings.Lines(p.Out.String()) {
-				if !strings.Contains(line, "HeartbeatServerProcess") && !strings.Contains(line, "OnHealthCheck") && !strings.Contains(line, "health response") {
-					lines = append(lines, line)
-				}
-			}
-			out := strings.Join(lines[max(0, len(lines)-40):], "")
-			r.t.Logf("its game server's output (the end, heartbeats left out):\n%s", out)
+			r.t.Logf("its game server's output (the end, heartbeats left out):\n%s", gameServerOutput(p))
 		}
 		r.mu.Unlock()
 		if kind == kindSDK { // where the fleet's processes are, and who claimed them
@@ -812,6 +807,9 @@ func (r *run) newGameSessions(ctx context.Context, n int) error {
 			_ = r.admin.List(ctx, &claims, client.InNamespace(ns))
 			for _, c := range claims.Items {
 				r.t.Logf("claim %s: %+v", c.Name, c.Spec)
+				if p, ok := r.procs.Load(c.Spec.ProcessID); ok && c.Spec.GameSessionName == name { // the process it was placed on
+					r.t.Logf("the output of %s, where it was placed (the end, heartbeats left out):\n%s", c.Spec.ProcessID, gameServerOutput(p.(*gametest.Process)))
+				}
 			}
 		}
 	}
@@ -819,6 +817,18 @@ func (r *run) newGameSessions(ctx context.Context, n int) error {
 		r.ended.Go(func() { r.end(ctx, name) })
 	}
 	return fmt.Errorf("game sessions not ACTIVE within 60 s: %s", strings.Join(why, "; "))
+}
+
+// gameServerOutput is the end of a game server's output, without the SDK's heartbeats and health checks,
+// which would fill it.
+func gameServerOutput(p *gametest.Process) string {
+	var lines []string
+	for line := range strings.Lines(p.Out.String()) {
+		if !strings.Contains(line, "HeartbeatServerProcess") && !strings.Contains(line, "OnHealthCheck") && !strings.Contains(line, "health response") {
+			lines = append(lines, line)
+		}
+	}
+	return strings.Join(lines[max(0, len(lines)-40):], "")
 }
 
 // caches says, for each replica, whether it leads and what its cache shows of the game session: a leader
