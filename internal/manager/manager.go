@@ -432,30 +432,12 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 				Duration: o.ReplicaLeaseDuration, Clock: o.Clock}); err != nil {
 				return nil, nil, err
 			}
-			// Every replica pushes the game sessions placed on the processes connected to it; it reads claims.
-			inf, err := mgr.GetCache().GetInformer(ctx, &gamev1.GameSession{})
-			if err != nil {
+			// Every replica pushes the game sessions placed on the processes connected to it, and records the
+			// connections it lost that its Computes still show open; it reads claims.
+			if err := onChange(ctx, mgr.GetCache(), &gamev1.GameSession{}, func(gs *gamev1.GameSession) { backend.OnGameSession(ctx, gs) }); err != nil {
 				return nil, nil, err
 			}
-			on := func(o any) {
-				if gs, ok := o.(*gamev1.GameSession); ok {
-					backend.OnGameSession(ctx, gs)
-				}
-			}
-			if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: on, UpdateFunc: func(_, o any) { on(o) }}); err != nil {
-				return nil, nil, err
-			}
-			// Every replica records the connections it lost that its Computes still show open.
-			computeInf, err := mgr.GetCache().GetInformer(ctx, &gamev1.Compute{})
-			if err != nil {
-				return nil, nil, err
-			}
-			onCompute := func(o any) {
-				if c, ok := o.(*gamev1.Compute); ok {
-					backend.OnCompute(ctx, c)
-				}
-			}
-			if _, err := computeInf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: onCompute, UpdateFunc: func(_, o any) { onCompute(o) }}); err != nil {
+			if err := onChange(ctx, mgr.GetCache(), &gamev1.Compute{}, func(c *gamev1.Compute) { backend.OnCompute(ctx, c) }); err != nil {
 				return nil, nil, err
 			}
 			if _, err := mgr.GetCache().GetInformer(ctx, &gamev1.ProcessClaim{}); err != nil {
@@ -468,4 +450,19 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 		}
 	}
 	return mgr, ix, nil
+}
+
+// onChange calls fn with every object of obj's kind the cache adds or updates.
+func onChange[T client.Object](ctx context.Context, c cache.Cache, obj T, fn func(T)) error {
+	inf, err := c.GetInformer(ctx, obj)
+	if err != nil {
+		return err
+	}
+	on := func(o any) {
+		if t, ok := o.(T); ok {
+			fn(t)
+		}
+	}
+	_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: on, UpdateFunc: func(_, o any) { on(o) }})
+	return err
 }
