@@ -45,6 +45,7 @@ func TestHistoryStore(t *testing.T) {
 
 	// Two managers, both archiving (no leader election: they race on every ended player session).
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	var managers []*testenv.Manager
 	for i := range 2 {
 		opts := manager.Options{Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", DisableAgones: true, HistoryStore: url}
 		opts.Controllers.PlayerSessionTimeout = time.Hour
@@ -53,7 +54,7 @@ func TestHistoryStore(t *testing.T) {
 			opts.QueryPort, opts.QueryBindAddress, opts.QueryCertDir, opts.QueryKubeconfig = queryPort, net.ParseIP("127.0.0.1"), cp.ServingCertDir, cp.Kubeconfig
 			opts.GameLiftAddr = addr
 		}
-		testenv.StartManager(t, cp, opts)
+		managers = append(managers, testenv.StartManager(t, cp, opts))
 	}
 
 	g.Expect(admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
@@ -232,5 +233,23 @@ func TestHistoryStore(t *testing.T) {
 			g.Expect(fleet[0].id < fleet[1].id).To(BeTrue(), "a reused name is ordered by id")
 			g.Expect(fleet[2].status).To(Equal("ACTIVE"), "then arena-2")
 		}).WithTimeout(10 * time.Second).Should(Succeed())
+	})
+
+	// Last: the managers stop. A replica restarted in the same process (the soak restarts them after a lost
+	// Lease) must not leave its pool's connections behind.
+	t.Run("a stopped manager closes its connections to the store", func(t *testing.T) {
+		g := NewWithT(t)
+		conn, err := pgx.Connect(ctx, url)
+		g.Expect(err).NotTo(HaveOccurred())
+		defer conn.Close(ctx)
+		others := func() (n int) {
+			g.Expect(conn.QueryRow(ctx, `SELECT COUNT(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`).Scan(&n)).To(Succeed())
+			return n
+		}
+		g.Expect(others()).To(BeNumerically(">", 0), "the managers' pools are connected")
+		for _, m := range managers {
+			m.Stop()
+		}
+		g.Eventually(others).WithTimeout(10 * time.Second).Should(BeZero())
 	})
 }
