@@ -801,7 +801,8 @@ func (r *run) newGameSessions(ctx context.Context, n int) error {
 			var computes gamev1.ComputeList
 			_ = r.admin.List(ctx, &computes, client.InNamespace(ns))
 			for _, c := range computes.Items {
-				r.t.Logf("compute %s: %+v", c.Name, c.Status.Processes)
+				processes, _ := json.Marshal(c.Status.Processes) // with each connection's replica, run and times
+				r.t.Logf("compute %s: %s", c.Name, processes)
 			}
 			var claims gamev1.ProcessClaimList
 			_ = r.admin.List(ctx, &claims, client.InNamespace(ns))
