@@ -779,7 +779,9 @@ func (r *run) newGameSessions(ctx context.Context, n int) error {
 	var why []string
 	for _, name := range names { // they are ended, never used
 		gs := &gamev1.GameSession{}
-		_ = r.admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, gs)
+		if err := retried(ctx, func() error { return r.admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, gs) }); err != nil {
+			r.t.Logf("game session %s: not read: %v", name, err)
+		}
 		if gs.Status.Status == gamev1.GameSessionActive {
 			continue
 		}
@@ -799,13 +801,17 @@ func (r *run) newGameSessions(ctx context.Context, n int) error {
 		r.mu.Unlock()
 		if kind == kindSDK { // where the fleet's processes are, and who claimed them
 			var computes gamev1.ComputeList
-			_ = r.admin.List(ctx, &computes, client.InNamespace(ns))
+			if err := retried(ctx, func() error { return r.admin.List(ctx, &computes, client.InNamespace(ns)) }); err != nil {
+				r.t.Logf("computes not listed: %v", err)
+			}
 			for _, c := range computes.Items {
 				processes, _ := json.Marshal(c.Status.Processes) // with each connection's replica, run and times
 				r.t.Logf("compute %s: %s", c.Name, processes)
 			}
 			var claims gamev1.ProcessClaimList
-			_ = r.admin.List(ctx, &claims, client.InNamespace(ns))
+			if err := retried(ctx, func() error { return r.admin.List(ctx, &claims, client.InNamespace(ns)) }); err != nil {
+				r.t.Logf("claims not listed: %v", err)
+			}
 			for _, c := range claims.Items {
 				r.t.Logf("claim %s: %+v", c.Name, c.Spec)
 				if p, ok := r.procs.Load(c.Spec.ProcessID); ok && c.Spec.GameSessionName == name { // the process it was placed on
@@ -855,6 +861,20 @@ func (r *run) caches(ctx context.Context, name string) string {
 		out = append(out, fmt.Sprintf("replica %s (%s): %s", rep.name, role, seen))
 	}
 	return strings.Join(out, "; ")
+}
+
+// retried tries read again, a second apart, for up to 30 s: a report is made while the faults restart
+// kube-apiserver, and a read that failed once would report nothing (the eighth 60-minute run reported two
+// game sessions so, with an empty status).
+func retried(ctx context.Context, read func() error) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := read()
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(time.Second)
+	}
 }
 
 // end ends a game session the workers no longer use, as its game server would (TERMINATED), once no call
