@@ -925,6 +925,7 @@ func (r *run) end(ctx context.Context, name string) {
 			return
 		}
 	}
+	r.t.Logf("game session %s (%s, game server port %d): not ended within 60 s", name, info.kind, info.port)
 	r.count(r.errs, "ending a game session: not done within 60 s")
 }
 
