@@ -2,9 +2,11 @@ package gamelift
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -147,5 +149,30 @@ func TestReservationWaitsForTheGameSession(t *testing.T) {
 				t.Errorf("answered %d %s, want the reservation made", w.Code, w.Body)
 			}
 		})
+	}
+}
+
+// TestServerErrorsWithoutAddresses: an InternalServiceException from a failed request to kube-apiserver
+// tells the caller what failed and why, not the cluster's address or the object's path (the soak's report
+// listed dozens of them, each naming the API server's address and port).
+func TestServerErrorsWithoutAddresses(t *testing.T) {
+	const gsid = `"arn:aws:gamelift:local::gamesession/fleet-a/gsess-claimed"`
+	s := fakeServer(t, func(b *fake.ClientBuilder) {
+		b.WithInterceptorFuncs(interceptor.Funcs{Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			if _, ok := obj.(*gamev1.PlayerSession); ok {
+				return &url.Error{Op: "Post", URL: "https://10.96.0.1:443/apis/game.playersessions.dev/v1alpha1/namespaces/tenant/playersessions",
+					Err: errors.New("dial tcp 10.96.0.1:443: connect: connection refused")}
+			}
+			return c.Create(ctx, obj, opts...)
+		}})
+	})
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, signedCall(t, false, "CreatePlayerSession", []byte(`{"GameSessionId":`+gsid+`,"PlayerId":"a"}`)))
+	if w.Code != http.StatusInternalServerError {
+		t.Fatalf("answered %d %s, want InternalServiceException", w.Code, w.Body)
+	}
+	body := w.Body.String()
+	if strings.Contains(body, "10.96.0.1") || strings.Contains(body, "namespaces/tenant") || !strings.Contains(body, "Post (cluster API): dial tcp: connect: connection refused") {
+		t.Errorf("answered %s", body)
 	}
 }

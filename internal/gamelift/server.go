@@ -25,6 +25,7 @@ import (
 	"github.com/playersessions/operator/internal/ids"
 	"github.com/playersessions/operator/internal/index"
 	"github.com/playersessions/operator/internal/metrics"
+	"github.com/playersessions/operator/internal/redact"
 	"github.com/playersessions/operator/internal/search"
 )
 
@@ -220,7 +221,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusInternalServerError
 			ctrl.Log.WithName("gamelift").Error(aerr, "GameLift call failed", "action", action, "namespace", namespace)
 		}
-		fail(status, aerr)
+		fail(status, errorf(aerr.Type, redact.Addresses(aerr.Message))) // the log has where; the caller is told what
 		return
 	}
 	payload, err := c.encode(out)

@@ -184,3 +184,25 @@ func TestConnectedRefusesAndPushToAClosedProcess(t *testing.T) {
 	<-b.gone
 	g.Expect(p.Push("TerminateProcess", nil)).To(MatchError(serversdk.ErrClosed))
 }
+
+// TestServerErrorsWithoutAddresses: an error answer tells the process what failed, not the cluster's
+// address or the object's path that a failed request to kube-apiserver names.
+func TestServerErrorsWithoutAddresses(t *testing.T) {
+	g := NewWithT(t)
+	const failed = `Patch "https://10.96.0.1:443/apis/game.playersessions.dev/v1alpha1/namespaces/team-a/computes/c-1/status": read tcp 10.0.0.7:40664->10.96.0.1:443: read: connection reset by peer`
+	url, _ := rawServer(t, func(s *serversdk.Server) {
+		s.Actions["Fail"] = func(_ context.Context, _ *serversdk.Process, body json.RawMessage) (any, *serversdk.Error) {
+			var in struct{ Status int }
+			_ = json.Unmarshal(body, &in)
+			return nil, serversdk.Errorf(in.Status, "writing the compute failed: %s", failed)
+		}
+	})
+	c, _, err := dial(t, url, goodQuery)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(c.WriteJSON(map[string]any{"Action": "Fail", "RequestId": "r1", "Status": 500})).To(Succeed())
+	m := read(t, c)
+	g.Expect(m["StatusCode"]).To(BeEquivalentTo(500))
+	g.Expect(m["ErrorMessage"]).To(Equal("writing the compute failed: Patch (cluster API): read tcp: read: connection reset by peer"))
+	g.Expect(c.WriteJSON(map[string]any{"Action": "Fail", "RequestId": "r2", "Status": 400})).To(Succeed())
+	g.Expect(read(t, c)["ErrorMessage"]).To(Equal("writing the compute failed: Patch (cluster API): read tcp: read: connection reset by peer"))
+}

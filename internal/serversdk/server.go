@@ -24,6 +24,8 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
+
+	"github.com/playersessions/operator/internal/redact"
 )
 
 // The connect query's parameters (the SDK's common/consts.go).
@@ -237,7 +239,8 @@ func (s *Server) serve(ctx context.Context, p *Process) {
 			}
 			r := response{Action: env.Action, RequestID: env.RequestID, StatusCode: http.StatusOK}
 			if aerr != nil {
-				r.StatusCode, r.ErrorMessage, result = aerr.Status, aerr.Message, nil
+				// The log has where a failed request went; the process is told what failed.
+				r.StatusCode, r.ErrorMessage, result = aerr.Status, redact.Addresses(aerr.Message), nil
 				log.V(1).Info("Server process request refused", "action", env.Action, "status", aerr.Status, "message", aerr.Message)
 			}
 			a.payload = p.answer(r, result)

@@ -29,6 +29,7 @@ var layers = map[string]int{
 	"internal/gameservers":         5,
 	"internal/localcp":             1,
 	"internal/relists":             1,
+	"internal/redact":              1,
 	"internal/query/openapi":       1,
 	"internal/query/v1alpha1":      2,
 	"internal/metrics":             3,
