@@ -382,6 +382,11 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, *index
 		if err := mgr.Add(server); err != nil {
 			return nil, nil, err
 		}
+		if o.ProbeAddr != "" && o.ProbeAddr != "0" { // not ready to kube-apiserver's aggregator before it can authenticate it
+			if err := mgr.AddReadyzCheck("query-authentication", server.AuthenticationReady); err != nil {
+				return nil, nil, err
+			}
+		}
 	}
 	if o.GameLiftAddr != "" {
 		if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Secret{}, gamelift.IndexAccessKeyID, gamelift.AccessKeyIDOf); err != nil {

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -13,9 +14,13 @@ import (
 	"testing"
 	"time"
 
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/authentication/authenticatorfactory"
 	"k8s.io/apiserver/pkg/authentication/request/headerrequest"
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
+	kubefake "k8s.io/client-go/kubernetes/fake"
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
@@ -197,4 +202,29 @@ func BenchmarkFrontProxyAuthenticator(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestAuthenticationReady: the replica is not ready until its query server has loaded the front proxy's
+// CA from kube-system/extension-apiserver-authentication (k8s.io/apiserver's own controller, as
+// NewServer builds it): before, every request kube-apiserver's aggregator proxies would be anonymous and
+// refused. A server built without a front proxy CA has nothing to wait for.
+func TestAuthenticationReady(t *testing.T) {
+	g := NewWithT(t)
+	g.Expect((&Server{}).AuthenticationReady(nil)).To(Succeed())
+
+	clients := kubefake.NewClientset(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "extension-apiserver-authentication"},
+		Data: map[string]string{"client-ca-file": "not this one"}})
+	ca, err := dynamiccertificates.NewDynamicCAFromConfigMapController("request-header", "kube-system", "extension-apiserver-authentication", "requestheader-client-ca-file", clients)
+	g.Expect(err).NotTo(HaveOccurred())
+	s := &Server{frontProxyCA: ca}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go ca.Run(ctx, 1)
+	g.Consistently(func() error { return s.AuthenticationReady(nil) }).WithTimeout(300 * time.Millisecond).Should(MatchError(ContainSubstring("not loaded yet")))
+
+	pemCA := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issue(t, nil, "front-proxy-ca", time.Now().AddDate(1, 0, 0)).cert.Raw})
+	_, err = clients.CoreV1().ConfigMaps("kube-system").Update(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "extension-apiserver-authentication"},
+		Data: map[string]string{"client-ca-file": "not this one", "requestheader-client-ca-file": string(pemCA)}}, metav1.UpdateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Eventually(func() error { return s.AuthenticationReady(nil) }).WithTimeout(10 * time.Second).Should(Succeed())
 }

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apiserver/pkg/endpoints/responsewriter"
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/component-base/compatibility"
 	"k8s.io/utils/clock"
@@ -64,6 +65,22 @@ type ServerOptions struct {
 // Server is the aggregated query API server, a manager Runnable on every replica.
 type Server struct {
 	server *genericapiserver.GenericAPIServer
+	// frontProxyCA is the CA of kube-apiserver's aggregator (its front proxy), which every kubectl request
+	// comes through; nil when the server was built without one.
+	frontProxyCA dynamiccertificates.CAContentProvider
+}
+
+// AuthenticationReady is a readiness check: an error until the server holds the front proxy's CA. It reads
+// it from the kube-system/extension-apiserver-authentication ConfigMap once it starts (k8s.io/apiserver
+// fails closed meanwhile), and until then every request the aggregator proxies is anonymous and refused:
+// a replica that its Service marked ready that early answered kubectl with 403 for system:anonymous (the
+// soak's end check met it, through the cluster's client CA, loaded the same way, on a replica it had just
+// restarted).
+func (s *Server) AuthenticationReady(*http.Request) error {
+	if s.frontProxyCA != nil && len(s.frontProxyCA.CurrentCABundleContent()) == 0 {
+		return fmt.Errorf("the front proxy's CA (%s) is not loaded yet", s.frontProxyCA.Name())
+	}
+	return nil
 }
 
 // NeedLeaderElection is false: every replica serves reads.
@@ -100,7 +117,14 @@ func NewServer(o ServerOptions, ix *index.Index, games *search.Index, tokens *in
 	}
 	// Verify the front proxy's certificate chain once per chain, not once per request (see authn.go).
 	cfg.Authentication.Authenticator = withFrontProxyCache(cfg.Authentication.Authenticator, cfg.Authentication.RequestHeaderConfig, clock.RealClock{})
-	return newServer(cfg, ix, games, tokens, o.History, newWatchLimits(o.MaxWatches, o.MaxWatchesPerUser))
+	s, err := newServer(cfg, ix, games, tokens, o.History, newWatchLimits(o.MaxWatches, o.MaxWatchesPerUser))
+	if err != nil {
+		return nil, err
+	}
+	if rh := cfg.Authentication.RequestHeaderConfig; rh != nil {
+		s.frontProxyCA = rh.CAContentProvider
+	}
+	return s, nil
 }
 
 // newConfig is the query API server's configuration before authentication, authorization and serving are

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -45,6 +46,7 @@ func TestHistoryStore(t *testing.T) {
 
 	// Two managers, both archiving (no leader election: they race on every ended player session).
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	probes := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	var managers []*testenv.Manager
 	for i := range 2 {
 		opts := manager.Options{Controllers: controllers.DefaultOptions(), MetricsAddr: "0", ProbeAddr: "0", DisableAgones: true, HistoryStore: url}
@@ -52,10 +54,18 @@ func TestHistoryStore(t *testing.T) {
 		opts.Controllers.HistoryGrace = time.Second
 		if i == 0 {
 			opts.QueryPort, opts.QueryBindAddress, opts.QueryCertDir, opts.QueryKubeconfig = queryPort, net.ParseIP("127.0.0.1"), cp.ServingCertDir, cp.Kubeconfig
-			opts.GameLiftAddr = addr
+			opts.GameLiftAddr, opts.ProbeAddr = addr, probes
 		}
 		managers = append(managers, testenv.StartManager(t, cp, opts))
 	}
+
+	// The query server's readiness: ready once it can authenticate kube-apiserver's aggregator.
+	g.Eventually(func(g Gomega) {
+		resp, err := http.Get("http://" + probes + "/readyz/query-authentication")
+		g.Expect(err).NotTo(HaveOccurred())
+		resp.Body.Close()
+		g.Expect(resp.StatusCode).To(Equal(http.StatusOK))
+	}).WithTimeout(30 * time.Second).Should(Succeed())
 
 	g.Expect(admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
 	g.Expect(gl.CreateAccessKey(ctx, admin, gl.DefaultKeyNamespace, "gamelift-key", ns, "AKIDHISTORY", "secret")).To(Succeed())

@@ -1199,7 +1199,13 @@ func (r *run) comparePages(ctx context.Context) {
 			opts.ResourceVersionMatch = metav1.ResourceVersionMatchExact
 		}
 		for {
-			page, err := rep.query.Namespace(ns).List(ctx, opts)
+			// A replica the end restarted answers 403 (anonymous) until it has loaded the cluster's CAs; a
+			// Service would not send it requests before its readiness says so (query-authentication).
+			var page *unstructured.UnstructuredList
+			err := retried(ctx, func() (err error) {
+				page, err = rep.query.Namespace(ns).List(ctx, opts)
+				return err
+			})
 			if err != nil {
 				r.t.Errorf("replica %s: listing at resourceVersion %q: %v", rep.name, rv, err)
 				return
